@@ -1,0 +1,1 @@
+//! eBPF accelerators for disgrafs' network IO (see ARCHITECTURE.md). Only this crate knows BPF.

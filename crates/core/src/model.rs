@@ -1,0 +1,311 @@
+//! The records that travel between the store, the server, the client and the page.
+//!
+//! These are plain data: they serialize to the JSON the HTTP API speaks, so a field renamed here
+//! is an API change.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Longest file name we accept, in bytes (what most file systems allow).
+pub const MAX_NAME_BYTES: usize = 255;
+/// Longest tag name, in bytes.
+pub const MAX_TAG_BYTES: usize = 128;
+
+/// A stored file as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    /// BLAKE3 of the content, lowercase hex.
+    pub hash: String,
+    pub mime: String,
+    pub kind: FileKind,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub modified: OffsetDateTime,
+    pub tags: Vec<TagRef>,
+    /// Where automatic tagging of this content stands.
+    pub tagging: TaggingState,
+}
+
+/// One tag on one file: the edge of the graph, seen from the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagRef {
+    pub name: String,
+    pub kind: TagKind,
+    /// The extractor that made an automatic tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extractor: Option<String>,
+    /// Edge weight: the extractor's confidence for automatic tags, 1.0 for user tags.
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagKind {
+    /// Made by an extractor from the content; belongs to the content hash.
+    Auto,
+    /// Added by a person; belongs to the file record.
+    User,
+}
+
+impl TagKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagKind::Auto => "auto",
+            TagKind::User => "user",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(TagKind::Auto),
+            "user" => Some(TagKind::User),
+            _ => None,
+        }
+    }
+}
+
+/// Coarse kind of a file, from its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Document,
+    Image,
+    Audio,
+    Video,
+    Archive,
+    Code,
+    Data,
+    #[default]
+    Other,
+}
+
+impl FileKind {
+    pub const ALL: [FileKind; 8] = [
+        FileKind::Document,
+        FileKind::Image,
+        FileKind::Audio,
+        FileKind::Video,
+        FileKind::Archive,
+        FileKind::Code,
+        FileKind::Data,
+        FileKind::Other,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Document => "document",
+            FileKind::Image => "image",
+            FileKind::Audio => "audio",
+            FileKind::Video => "video",
+            FileKind::Archive => "archive",
+            FileKind::Code => "code",
+            FileKind::Data => "data",
+            FileKind::Other => "other",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaggingState {
+    Pending,
+    Done,
+    Failed,
+}
+
+impl TaggingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaggingState::Pending => "pending",
+            TaggingState::Done => "done",
+            TaggingState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(TaggingState::Pending),
+            "done" => Some(TaggingState::Done),
+            "failed" => Some(TaggingState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("name is empty")]
+    Empty,
+    #[error("name is {0} bytes; at most {max} are allowed", max = MAX_NAME_BYTES)]
+    TooLong(usize),
+    #[error("name contains a control character (U+{0:04X})")]
+    Control(u32),
+    #[error("name contains '/' or '\\'; upload a folder's files one by one, each with its own name")]
+    Separator,
+    #[error("name '{0}' is reserved")]
+    Reserved(String),
+}
+
+/// Checks a file name given by a client. Names are labels, never paths: blobs are stored under
+/// their hash, so a name cannot reach the file system, but we still refuse names that would be
+/// dangerous when a person saves the file again (`..`, separators, control characters).
+pub fn validate_file_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(NameError::TooLong(name.len()));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(NameError::Control(c as u32));
+    }
+    if name.contains('/') || name.contains('\\') {
+        return Err(NameError::Separator);
+    }
+    if name == "." || name == ".." || name.trim().is_empty() {
+        return Err(NameError::Reserved(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Why a tag was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagNameError {
+    #[error("tag is empty")]
+    Empty,
+    #[error("tag is {0} bytes; at most {max} are allowed", max = MAX_TAG_BYTES)]
+    TooLong(usize),
+    #[error("tag contains a control character (U+{0:04X})")]
+    Control(u32),
+    #[error("tag contains '{0}', which the query language reserves")]
+    Reserved(char),
+}
+
+/// Normalizes a tag name: trimmed, inner white space folded to one space, lowercased.
+/// Tags compare by this form, so `Rust` and ` rust ` are one tag.
+pub fn normalize_tag(raw: &str) -> Result<String, TagNameError> {
+    let folded = raw.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    if folded.is_empty() {
+        return Err(TagNameError::Empty);
+    }
+    if folded.len() > MAX_TAG_BYTES {
+        return Err(TagNameError::TooLong(folded.len()));
+    }
+    if let Some(c) = folded.chars().find(|c| c.is_control()) {
+        return Err(TagNameError::Control(c as u32));
+    }
+    if let Some(c) = folded.chars().find(|c| matches!(c, '"' | '(' | ')')) {
+        return Err(TagNameError::Reserved(c));
+    }
+    Ok(folded)
+}
+
+/// A file's neighbour: another file that shares tags with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Related {
+    pub file: FileRecord,
+    /// Weighted overlap of the two files' tags (see [`crate::rank`]).
+    pub score: f64,
+    pub shared_tags: Vec<String>,
+}
+
+/// A tag with how many files carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagCount {
+    pub name: String,
+    pub kind: TagKind,
+    pub files: u64,
+}
+
+/// Two tags that appear on the same files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoOccurrence {
+    pub a: String,
+    pub b: String,
+    pub files: u64,
+}
+
+/// A bounded piece of the graph, for drawing.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Graph {
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+    /// True when the limit cut nodes off.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum GraphNode {
+    File {
+        /// `f:<file id>`
+        id: String,
+        name: String,
+        kind: FileKind,
+        mime: String,
+        size: u64,
+    },
+    Tag {
+        /// `t:<tag name>`
+        id: String,
+        name: String,
+        kind: TagKind,
+        /// Files that carry this tag in the whole store.
+        degree: u64,
+    },
+}
+
+impl GraphNode {
+    pub fn id(&self) -> &str {
+        match self {
+            GraphNode::File { id, .. } | GraphNode::Tag { id, .. } => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphEdge {
+    pub source: String,
+    pub target: String,
+    pub kind: TagKind,
+    pub weight: f64,
+}
+
+pub fn file_node_id(file_id: &str) -> String {
+    format!("f:{file_id}")
+}
+
+pub fn tag_node_id(tag: &str) -> String {
+    format!("t:{tag}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(validate_file_name("report.pdf"), Ok(()));
+        assert_eq!(validate_file_name("报告 2026.md"), Ok(()));
+        assert_eq!(validate_file_name(""), Err(NameError::Empty));
+        assert_eq!(validate_file_name(".."), Err(NameError::Reserved("..".into())));
+        assert_eq!(validate_file_name("../etc/passwd"), Err(NameError::Separator));
+        assert_eq!(validate_file_name("a\\b"), Err(NameError::Separator));
+        assert_eq!(validate_file_name("a\0b"), Err(NameError::Control(0)));
+        assert_eq!(validate_file_name("a\nb"), Err(NameError::Control(10)));
+        assert_eq!(validate_file_name(&"x".repeat(4096)), Err(NameError::TooLong(4096)));
+    }
+
+    #[test]
+    fn tags() {
+        assert_eq!(normalize_tag("  Rust   Lang "), Ok("rust lang".into()));
+        assert_eq!(normalize_tag("中文"), Ok("中文".into()));
+        assert_eq!(normalize_tag(" "), Err(TagNameError::Empty));
+        assert_eq!(normalize_tag("a(b"), Err(TagNameError::Reserved('(')));
+    }
+}
