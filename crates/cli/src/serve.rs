@@ -20,7 +20,7 @@ pub struct ServeArgs {
     /// Largest accepted upload, in bytes (units allowed: 10GiB, 500MB).
     #[arg(long, value_parser = parse_size)]
     max_upload: Option<u64>,
-    /// Tagging workers running at once.
+    /// Tagging workers running at once (0: this process only serves; another one tags).
     #[arg(long)]
     workers: Option<usize>,
     /// Automatic tags below this confidence (0 to 1) are kept but not shown.
@@ -63,7 +63,6 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     let min_confidence = args.min_confidence.or(file.min_confidence).unwrap_or(d.min_confidence);
     anyhow::ensure!((0.0..=1.0).contains(&min_confidence), "min_confidence must be between 0 and 1");
     let workers = args.workers.or(file.workers).unwrap_or(d.workers);
-    anyhow::ensure!(workers >= 1, "workers must be at least 1");
     Ok(Config {
         listen: args.listen.or(file.listen).unwrap_or(d.listen),
         data_dir: args.data_dir.or(file.data_dir).unwrap_or(d.data_dir),

@@ -77,8 +77,9 @@ pub(crate) async fn content(
     let ranges = match range_header {
         None => None,
         Some(r) => match http_range_header::parse_range_header(r).and_then(|p| p.validate(len)) {
-            Ok(v) => Some(v),
-            Err(_) => {
+            // No byte of an empty file can be addressed.
+            Ok(v) if !v.is_empty() && len > 0 => Some(v),
+            _ => {
                 let mut resp = ApiError::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     "range_not_satisfiable",

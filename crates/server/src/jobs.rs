@@ -92,7 +92,10 @@ async fn run(state: &AppState, job: Job) {
                     state.events.send("file.tagged", &f);
                 }
             }
-            Err(e) => tracing::warn!(hash = %job.hash, "cannot record tags: {e}"),
+            Err(e) => {
+                tracing::warn!(hash = %job.hash, "cannot record tags: {e}");
+                let _ = state.store.meta.fail_job(&job, &format!("cannot record tags: {e}"), MAX_ATTEMPTS).await;
+            }
         },
         Err(e) => {
             tracing::warn!(hash = %job.hash, attempt = job.attempts, "tagging failed: {e}");
