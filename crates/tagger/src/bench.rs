@@ -1,0 +1,1 @@
+//! Keyword extraction benchmark (stub).
