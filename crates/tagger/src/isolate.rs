@@ -283,7 +283,9 @@ mod tests {
     #[test]
     fn thread_mode_contains_panics_and_hangs() {
         let p = Path::new("/nonexistent");
-        assert!(matches!(run_in_thread(Job::TestPanic, p, &quick()), Err(Failure::Panicked(m)) if m.contains("on purpose")));
+        // A generous timeout for the panic: printing a backtrace (RUST_BACKTRACE=1) is slow.
+        let patient = Limits { timeout: Duration::from_secs(30), ..quick() };
+        assert!(matches!(run_in_thread(Job::TestPanic, p, &patient), Err(Failure::Panicked(m)) if m.contains("on purpose")));
         let t = Instant::now();
         assert!(matches!(run_in_thread(Job::TestHang, p, &quick()), Err(Failure::TimedOut(_))));
         assert!(t.elapsed() < Duration::from_secs(2));
