@@ -10,6 +10,7 @@ mod tokenize;
 mod yake;
 
 pub use tokenize::{Piece, is_cjk, tokenize as for_each_piece};
+pub use whatlang::Lang;
 pub use yake::{Yake, YakeConfig, confidence};
 
 /// Version of the keyword extractor: raise it when its output for the same bytes changes

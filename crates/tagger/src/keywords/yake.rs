@@ -106,11 +106,28 @@ const MAX_N: usize = 4;
 type CandKey = [u32; MAX_N];
 
 #[derive(Debug)]
-struct Candidate {
+struct Candidate<'s> {
     tf: u32,
-    /// The lowercased surface form of its first occurrence.
-    text: String,
+    /// The words of its first occurrence, borrowed from the text: the display form is built only
+    /// for the few candidates that make the output.
+    words: [&'s str; MAX_N],
+    n: u8,
     valid: bool,
+}
+
+impl Candidate<'_> {
+    /// Lowercased; Chinese words joined without a space, as they are written.
+    fn text(&self) -> String {
+        let words = &self.words[..usize::from(self.n)];
+        let mut text = String::new();
+        for (i, w) in words.iter().enumerate() {
+            if i > 0 && !(w.starts_with(is_cjk) && words[i - 1].starts_with(is_cjk)) {
+                text.push(' ');
+            }
+            text.extend(w.chars().flat_map(char::to_lowercase));
+        }
+        text
+    }
 }
 
 /// One document's scan state.
@@ -120,7 +137,7 @@ struct Scan<'s> {
     ids: FxHashMap<String, u32>,
     /// (left, right) → times `left` was seen right before `right` within the window.
     edges: FxHashMap<(u32, u32), u32>,
-    candidates: FxHashMap<CandKey, Candidate>,
+    candidates: FxHashMap<CandKey, Candidate<'s>>,
     sentence: u32,
     sentence_pos: u32,
     /// The current block: (term id, tag, surface).
@@ -261,11 +278,11 @@ impl<'s> Scan<'s> {
 }
 
 /// Counts one occurrence of the n-gram `words` (whose term ids are `key`).
-fn bump_candidate(
-    candidates: &mut FxHashMap<CandKey, Candidate>,
+fn bump_candidate<'s>(
+    candidates: &mut FxHashMap<CandKey, Candidate<'s>>,
     terms: &[Term],
     key: CandKey,
-    words: &[(u32, Tag, &str)],
+    words: &[(u32, Tag, &'s str)],
 ) {
     if let Some(c) = candidates.get_mut(&key) {
         c.tf += 1;
@@ -275,16 +292,11 @@ fn bump_candidate(
     let valid = !words.iter().any(|w| matches!(w.1, Tag::Digit | Tag::Unparsable))
         && !terms[key[0] as usize].stop
         && !terms[key[n - 1] as usize].stop;
-    // Chinese words are joined without a space, as they are written.
-    let mut text = String::new();
-    for (i, w) in words.iter().enumerate() {
-        let cjk = w.2.starts_with(is_cjk);
-        if i > 0 && !(cjk && words[i - 1].2.starts_with(is_cjk)) {
-            text.push(' ');
-        }
-        text.extend(w.2.chars().flat_map(char::to_lowercase));
+    let mut surface = [""; MAX_N];
+    for (slot, w) in surface.iter_mut().zip(words) {
+        *slot = w.2;
     }
-    candidates.insert(key, Candidate { tf: 1, text, valid });
+    candidates.insert(key, Candidate { tf: 1, words: surface, n: n as u8, valid });
 }
 
 fn median(sorted: &[u32]) -> f64 {
@@ -391,17 +403,26 @@ impl Yake {
             .map(|(k, c)| (scan.score(k, c.tf), c))
             .filter(|(s, _)| s.is_finite())
             .collect();
-        // Ties broken by text so results do not depend on hash order.
-        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.text.cmp(&b.1.text)));
+        scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let mut out: Vec<Keyword> = Vec::with_capacity(top);
-        for (score, cand) in scored {
-            if out.len() >= top {
-                break;
+        // Walk runs of equal score, each ordered by text so that results never depend on hash
+        // order; text is built only for the candidates looked at.
+        let mut i = 0;
+        while i < scored.len() && out.len() < top {
+            let score = scored[i].0;
+            let run = scored[i..].iter().take_while(|(s, _)| *s == score).count();
+            let mut texts: Vec<String> = scored[i..i + run].iter().map(|(_, c)| c.text()).collect();
+            texts.sort_unstable();
+            for text in texts {
+                if out.len() >= top {
+                    break;
+                }
+                if out.iter().any(|k| similarity(&k.text, &text) > cfg.dedup_threshold) {
+                    continue;
+                }
+                out.push(Keyword { text, score, confidence: 0.0 });
             }
-            if out.iter().any(|k| similarity(&k.text, &cand.text) > cfg.dedup_threshold) {
-                continue;
-            }
-            out.push(Keyword { text: cand.text.clone(), score, confidence: 0.0 });
+            i += run;
         }
         let best = out.first().map_or(0.0, |k| k.score);
         for k in &mut out {
