@@ -256,7 +256,9 @@ pub(crate) fn tag_archive(c: &mut Collector, path: &Path, mime: &str) {
     }
     c.field("entries", format!("{}{}", listing.names.len(), if listing.truncated { "+" } else { "" }));
     let ranked = name_keywords(&listing.names, crate::MAX_KEYWORDS);
-    let Some(&(_, most)) = ranked.first() else { return };
+    let Some(&(_, most)) = ranked.first() else {
+        return;
+    };
     // Confidence grows with the share of entries a word names and with the archive's size
     // (one file's name says less than a shared folder name across a hundred).
     let evidence = (listing.names.len() as f64 / 20.0).min(1.0);

@@ -127,7 +127,11 @@ pub fn chinese_corpus(n: usize) -> Vec<Doc> {
             let pool = &topics[i % topics.len().max(1)];
             let mut text = String::new();
             while text.len() < 6000 {
-                let s = if next(5) == 0 && !generic.is_empty() { generic[next(generic.len())] } else { pool[next(pool.len())] };
+                let s = if next(5) == 0 && !generic.is_empty() {
+                    generic[next(generic.len())]
+                } else {
+                    pool[next(pool.len())]
+                };
                 text.push_str(s);
                 if next(4) == 0 {
                     text.push_str("\n\n");
@@ -223,7 +227,11 @@ fn run_python(python: &Path, docs: &[Doc], repeats: usize) -> Result<PythonResul
         .as_array()
         .map(|docs| {
             docs.iter()
-                .map(|kws| kws.as_array().map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect()).unwrap_or_default())
+                .map(|kws| {
+                    kws.as_array()
+                        .map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect())
+                        .unwrap_or_default()
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -317,7 +325,12 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>, BenchError> {
             (py_name.clone(), base(|p| p.seconds_en + p.seconds_zh, en_bytes + zh_bytes)),
             (ours, mbps(en_bytes + zh_bytes, (en_time + zh_time).as_secs_f64())),
         )
-        .with_note(format!("{} English docs ({en_bytes} B), {} Chinese docs ({zh_bytes} B), best of {}", en.len(), zh.len(), opts.repeats)),
+        .with_note(format!(
+            "{} English docs ({en_bytes} B), {} Chinese docs ({zh_bytes} B), best of {}",
+            en.len(),
+            zh.len(),
+            opts.repeats
+        )),
     ];
     if let Ok(p) = &py {
         let share = |ours: &[Vec<Keyword>], offset: usize| {
@@ -326,12 +339,24 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>, BenchError> {
             if shares.is_empty() { 0.0 } else { 100.0 * shares.iter().sum::<f64>() / shares.len() as f64 }
         };
         rows.push(
-            BenchRow::new("top-10 agreement english", "%", Better::Higher, (py_name.clone(), None), (ours, share(&en_kw, 0)))
-                .with_note("share of python yake's top 10 also in ours, mean over documents"),
+            BenchRow::new(
+                "top-10 agreement english",
+                "%",
+                Better::Higher,
+                (py_name.clone(), None),
+                (ours, share(&en_kw, 0)),
+            )
+            .with_note("share of python yake's top 10 also in ours, mean over documents"),
         );
         rows.push(
-            BenchRow::new("top-10 agreement chinese", "%", Better::Higher, (py_name, None), (ours, share(&zh_kw, en.len())))
-                .with_note("python yake treats words under 3 characters as stop words: most Chinese words"),
+            BenchRow::new(
+                "top-10 agreement chinese",
+                "%",
+                Better::Higher,
+                (py_name, None),
+                (ours, share(&zh_kw, en.len())),
+            )
+            .with_note("python yake treats words under 3 characters as stop words: most Chinese words"),
         );
     }
     if let Some(note) = py_note {

@@ -22,13 +22,25 @@ pub struct ImageFacts {
     pub height: Option<u64>,
     pub make: Option<String>,
     pub model: Option<String>,
-    /// Date taken: (year, month, day, hour, minute, second, UTC offset in minutes).
-    pub taken: Option<(u16, u8, u8, u8, u8, u8, Option<i16>)>,
+    pub taken: Option<Taken>,
     /// Decimal degrees, when both coordinates parse.
     pub gps: Option<(f64, f64)>,
     /// GPS tags are present (even if their values do not parse).
     pub has_gps: bool,
     pub warnings: Vec<String>,
+}
+
+/// The date and time a photo was taken, as the camera recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+    /// Minutes east of UTC, when the camera recorded it (EXIF 2.31 `OffsetTimeOriginal`).
+    pub offset_minutes: Option<i16>,
 }
 
 /// Reads dimensions and EXIF from an image stream.
@@ -57,14 +69,18 @@ pub fn inspect<R: BufRead + Seek>(r: &mut R) -> ImageFacts {
 
 fn ascii(exif: &exif::Exif, tag: Tag) -> Option<String> {
     let field = exif.get_field(tag, In::PRIMARY)?;
-    let Value::Ascii(ref parts) = field.value else { return None };
+    let Value::Ascii(ref parts) = field.value else {
+        return None;
+    };
     let s = String::from_utf8_lossy(parts.first()?).trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string();
     (!s.is_empty()).then_some(s)
 }
 
 fn degrees(exif: &exif::Exif, tag: Tag, reference: Tag, negative: u8) -> Option<f64> {
     let field = exif.get_field(tag, In::PRIMARY)?;
-    let Value::Rational(ref v) = field.value else { return None };
+    let Value::Rational(ref v) = field.value else {
+        return None;
+    };
     let part = |i: usize| v.get(i).filter(|r| r.denom != 0).map(|r| r.to_f64());
     let deg = part(0)? + part(1).unwrap_or(0.0) / 60.0 + part(2).unwrap_or(0.0) / 3600.0;
     let sign = match exif.get_field(reference, In::PRIMARY).map(|f| &f.value) {
@@ -81,37 +97,50 @@ fn read_exif(exif: &exif::Exif, f: &mut ImageFacts) {
         .get_field(Tag::DateTimeOriginal, In::PRIMARY)
         .or_else(|| exif.get_field(Tag::DateTime, In::PRIMARY))
         .map(|field| (field.tag, &field.value));
-    if let Some((tag, Value::Ascii(parts))) = date {
-        if let Some(Ok(mut dt)) = parts.first().map(|p| exif::DateTime::from_ascii(p)) {
-            let offset_tag = if tag == Tag::DateTimeOriginal { Tag::OffsetTimeOriginal } else { Tag::OffsetTime };
-            if let Some(Value::Ascii(o)) = exif.get_field(offset_tag, In::PRIMARY).map(|f| &f.value) {
-                if let Some(o) = o.first() {
-                    let _ = dt.parse_offset(o);
-                }
-            }
-            let valid = (1826..=2200).contains(&dt.year)
-                && (1..=12).contains(&dt.month)
-                && (1..=31).contains(&dt.day)
-                && dt.hour < 24
-                && dt.minute < 60
-                && dt.second < 61;
-            if valid {
-                f.taken = Some((dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.offset));
-            } else {
-                f.warnings.push("exif: date taken out of range".into());
-            }
+    if let Some((tag, Value::Ascii(parts))) = date
+        && let Some(Ok(mut dt)) = parts.first().map(|p| exif::DateTime::from_ascii(p))
+    {
+        let offset_tag = if tag == Tag::DateTimeOriginal { Tag::OffsetTimeOriginal } else { Tag::OffsetTime };
+        if let Some(Value::Ascii(o)) = exif.get_field(offset_tag, In::PRIMARY).map(|f| &f.value)
+            && let Some(o) = o.first()
+        {
+            let _ = dt.parse_offset(o);
+        }
+        let valid = (1826..=2200).contains(&dt.year)
+            && (1..=12).contains(&dt.month)
+            && (1..=31).contains(&dt.day)
+            && dt.hour < 24
+            && dt.minute < 60
+            && dt.second < 61;
+        if valid {
+            f.taken = Some(Taken {
+                year: dt.year,
+                month: dt.month,
+                day: dt.day,
+                hour: dt.hour,
+                minute: dt.minute,
+                second: dt.second,
+                offset_minutes: dt.offset,
+            });
+        } else {
+            f.warnings.push("exif: date taken out of range".into());
         }
     }
-    f.has_gps = exif.get_field(Tag::GPSLatitude, In::PRIMARY).is_some() || exif.get_field(Tag::GPSLongitude, In::PRIMARY).is_some();
+    f.has_gps = exif.get_field(Tag::GPSLatitude, In::PRIMARY).is_some()
+        || exif.get_field(Tag::GPSLongitude, In::PRIMARY).is_some();
     let lat = degrees(exif, Tag::GPSLatitude, Tag::GPSLatitudeRef, b'S');
     let lon = degrees(exif, Tag::GPSLongitude, Tag::GPSLongitudeRef, b'W');
-    if let (Some(lat), Some(lon)) = (lat, lon) {
-        if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) {
-            f.gps = Some((lat, lon));
-        }
+    if let (Some(lat), Some(lon)) = (lat, lon)
+        && (-90.0..=90.0).contains(&lat)
+        && (-180.0..=180.0).contains(&lon)
+    {
+        f.gps = Some((lat, lon));
     }
     // Orientations 5-8 are rotated by 90°: the displayed image is the stored one turned.
-    let rotated = exif.get_field(Tag::Orientation, In::PRIMARY).and_then(|o| o.value.get_uint(0)).is_some_and(|o| (5..=8).contains(&o));
+    let rotated = exif
+        .get_field(Tag::Orientation, In::PRIMARY)
+        .and_then(|o| o.value.get_uint(0))
+        .is_some_and(|o| (5..=8).contains(&o));
     if rotated {
         std::mem::swap(&mut f.width, &mut f.height);
     }
@@ -154,19 +183,25 @@ pub(crate) fn tag_image(c: &mut Collector, path: &Path) {
     }
     let camera = match (&f.make, &f.model) {
         // Many models repeat the make ("Canon" + "Canon EOS 5D").
-        (Some(make), Some(model)) if model.to_lowercase().starts_with(&make_tag(make).unwrap_or_default()) => model.clone(),
+        (Some(make), Some(model)) if model.to_lowercase().starts_with(&make_tag(make).unwrap_or_default()) => {
+            model.clone()
+        }
         (Some(make), Some(model)) => format!("{make} {model}"),
         (Some(one), None) | (None, Some(one)) => one.clone(),
         (None, None) => String::new(),
     };
     c.field("camera", camera);
-    if let Some((y, mo, d, h, mi, s, offset)) = f.taken {
+    if let Some(Taken { year: y, month: mo, day: d, hour: h, minute: mi, second: s, offset_minutes: offset }) = f.taken
+    {
         c.tag("exif", EXIF_VERSION, &y.to_string(), 0.9);
         c.field("taken", format!("{y:04}-{mo:02}-{d:02}"));
         if let Some(off) = offset {
             let sign = if off < 0 { '-' } else { '+' };
             let off = off.unsigned_abs();
-            c.field("taken_at", format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{sign}{:02}:{:02}", off / 60, off % 60));
+            c.field(
+                "taken_at",
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{sign}{:02}:{:02}", off / 60, off % 60),
+            );
         }
     }
     if f.has_gps {

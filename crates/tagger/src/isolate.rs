@@ -158,10 +158,10 @@ fn child_main(job: &str) -> i32 {
 /// Runs `job` on `path` within `limits`, in a child process when the executable supports it,
 /// else on a thread.
 pub fn run(job: Job, path: &Path, limits: &Limits) -> Result<Vec<u8>, Failure> {
-    if CHILD_CAPABLE.load(Ordering::Relaxed) {
-        if let Ok(exe) = std::env::current_exe() {
-            return run_child(&exe, job, path, limits);
-        }
+    if CHILD_CAPABLE.load(Ordering::Relaxed)
+        && let Ok(exe) = std::env::current_exe()
+    {
+        return run_child(&exe, job, path, limits);
     }
     run_in_thread(job, path, limits)
 }
@@ -223,13 +223,18 @@ fn run_child(exe: &PathBuf, job: Job, path: &Path, limits: &Limits) -> Result<Ve
     let (out, _) = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
     let (err, _) = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
     let err = String::from_utf8_lossy(&err).trim().to_string();
-    let Some(status) = status else { return Err(Failure::TimedOut(limits.timeout)) };
+    let Some(status) = status else {
+        return Err(Failure::TimedOut(limits.timeout));
+    };
     match status.code() {
         Some(0) => Ok(out),
         Some(1) => Err(Failure::Failed(err)),
         // Rust's panic exit code is 101.
         Some(101) => Err(Failure::Panicked(panic_line(&err))),
-        _ => Err(Failure::Crashed(format!("{status}{}", if err.is_empty() { String::new() } else { format!(": {}", panic_line(&err)) }))),
+        _ => Err(Failure::Crashed(format!(
+            "{status}{}",
+            if err.is_empty() { String::new() } else { format!(": {}", panic_line(&err)) }
+        ))),
     }
 }
 
@@ -285,7 +290,9 @@ mod tests {
         let p = Path::new("/nonexistent");
         // A generous timeout for the panic: printing a backtrace (RUST_BACKTRACE=1) is slow.
         let patient = Limits { timeout: Duration::from_secs(30), ..quick() };
-        assert!(matches!(run_in_thread(Job::TestPanic, p, &patient), Err(Failure::Panicked(m)) if m.contains("on purpose")));
+        assert!(
+            matches!(run_in_thread(Job::TestPanic, p, &patient), Err(Failure::Panicked(m)) if m.contains("on purpose"))
+        );
         let t = Instant::now();
         assert!(matches!(run_in_thread(Job::TestHang, p, &quick()), Err(Failure::TimedOut(_))));
         assert!(t.elapsed() < Duration::from_secs(2));

@@ -145,7 +145,10 @@ mod tests {
         let d = detect(png, "fake.pdf");
         assert_eq!((d.kind, d.agreeing_ext), (FileKind::Image, None));
         let d = detect(b"%PDF-1.7\n", "paper.pdf");
-        assert_eq!((d.mime.as_str(), d.kind, d.agreeing_ext.as_deref()), ("application/pdf", FileKind::Document, Some("pdf")));
+        assert_eq!(
+            (d.mime.as_str(), d.kind, d.agreeing_ext.as_deref()),
+            ("application/pdf", FileKind::Document, Some("pdf"))
+        );
     }
 
     #[test]

@@ -56,12 +56,13 @@ pub fn inspect<R: Read + Seek>(r: R) -> Result<MediaFacts, lofty::error::FilePar
         f.year = tag.date().map(|d| d.year).filter(|y| (1800..=2200).contains(y));
         // Several genres are often packed in one value.
         if let Some(g) = clean(tag.genre()) {
-            f.genres = g.split([';', '/', ',', '\0']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            f.genres =
+                g.split([';', '/', ',', '\0']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         }
     }
     let p = file.properties();
     let d = p.duration();
-    f.duration_ms = (!d.is_zero()).then(|| d.as_millis());
+    f.duration_ms = (!d.is_zero()).then_some(d.as_millis());
     f.bitrate_kbps = p.audio_bitrate().filter(|&b| b > 0);
     f.sample_rate = p.sample_rate().filter(|&s| s > 0);
     Ok(f)

@@ -46,7 +46,11 @@ fn parse_output(out: &[u8]) -> Option<(u32, String)> {
 pub(crate) fn tag_pdf(c: &mut Collector, path: &Path) {
     match std::fs::metadata(path) {
         Ok(m) if m.len() > MAX_PDF_BYTES => {
-            c.warn(format!("pdf: {} MiB is over the {} MiB limit; text not extracted", m.len() >> 20, MAX_PDF_BYTES >> 20));
+            c.warn(format!(
+                "pdf: {} MiB is over the {} MiB limit; text not extracted",
+                m.len() >> 20,
+                MAX_PDF_BYTES >> 20
+            ));
             return;
         }
         Ok(_) => {}

@@ -45,12 +45,11 @@ pub fn read_prefix(path: &Path, limit: usize) -> std::io::Result<(Vec<u8>, bool)
 /// Decodes UTF-8 leniently. Returns the text and whether invalid sequences were replaced; a
 /// multi-byte character cut by `truncated` reading is dropped silently rather than reported.
 pub fn decode(mut bytes: Vec<u8>, truncated: bool) -> (String, bool) {
-    if truncated {
-        if let Err(e) = std::str::from_utf8(&bytes) {
-            if e.error_len().is_none() {
-                bytes.truncate(e.valid_up_to());
-            }
-        }
+    if truncated
+        && let Err(e) = std::str::from_utf8(&bytes)
+        && e.error_len().is_none()
+    {
+        bytes.truncate(e.valid_up_to());
     }
     match String::from_utf8(bytes) {
         Ok(s) => (s, false),
@@ -115,8 +114,30 @@ fn markdown_text(md: &str) -> String {
 const SKIPPED_ELEMENTS: [&str; 4] = ["script", "style", "noscript", "template"];
 /// Elements that end a block of text (a keyphrase must not run across them).
 const BLOCK_ELEMENTS: [&str; 24] = [
-    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "title", "tr", "td", "th", "table",
-    "section", "article", "header", "footer", "nav", "blockquote", "pre",
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "title",
+    "tr",
+    "td",
+    "th",
+    "table",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "nav",
+    "blockquote",
+    "pre",
 ];
 
 /// HTML's text: tags, comments, scripts and styles removed, common entities decoded. A lenient
@@ -154,7 +175,9 @@ fn html_text(html: &str) -> String {
             // Skip to the matching close tag, case-insensitively.
             rest = rest
                 .match_indices("</")
-                .find(|(i, _)| rest.as_bytes()[i + 2..].get(..name.len()).is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes())))
+                .find(|(i, _)| {
+                    rest.as_bytes()[i + 2..].get(..name.len()).is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+                })
                 .map_or("", |(i, _)| &rest[i..]);
             continue;
         }
@@ -167,7 +190,9 @@ fn html_text(html: &str) -> String {
 /// Decodes the entity at the start of `s` (which starts with `&`): the text and bytes consumed.
 fn entity(s: &str) -> (Option<String>, usize) {
     // Byte search: slicing the str at a fixed length could cut a character.
-    let Some(semi) = s.as_bytes()[..s.len().min(12)].iter().position(|&b| b == b';') else { return (None, 1) };
+    let Some(semi) = s.as_bytes()[..s.len().min(12)].iter().position(|&b| b == b';') else {
+        return (None, 1);
+    };
     let body = &s[1..semi];
     let named = match body {
         "amp" => Some('&'),
@@ -198,17 +223,133 @@ fn entity(s: &str) -> (Option<String>, usize) {
 /// Reserved words of common languages: they say which language a file is in, not what it is
 /// about.
 const CODE_KEYWORDS: &[&str] = &[
-    "abstract", "as", "async", "await", "bool", "boolean", "break", "byte", "case", "catch", "char", "class",
-    "const", "continue", "crate", "def", "default", "defer", "del", "delete", "do", "double", "dyn", "elif", "else",
-    "enum", "except", "export", "extends", "extern", "false", "final", "finally", "float", "fn", "for", "from",
-    "func", "function", "go", "goto", "if", "impl", "implements", "import", "in", "include", "instanceof", "int",
-    "interface", "is", "lambda", "let", "long", "loop", "match", "mod", "mut", "namespace", "new", "nil", "none",
-    "None", "not", "null", "or", "package", "pass", "private", "protected", "pub", "public", "raise", "ref",
-    "return", "self", "Self", "short", "signed", "static", "str", "String", "struct", "super", "switch", "this",
-    "throw", "throws", "trait", "true", "True", "False", "try", "type", "typedef", "u8", "u16", "u32", "u64",
-    "usize", "i32", "i64", "isize", "f32", "f64", "undefined", "union", "unsafe", "unsigned", "use", "var", "void",
-    "where", "while", "with", "yield", "std", "println", "printf", "vec", "Vec", "Option", "Result", "Some", "Ok",
-    "Err", "unwrap",
+    "abstract",
+    "as",
+    "async",
+    "await",
+    "bool",
+    "boolean",
+    "break",
+    "byte",
+    "case",
+    "catch",
+    "char",
+    "class",
+    "const",
+    "continue",
+    "crate",
+    "def",
+    "default",
+    "defer",
+    "del",
+    "delete",
+    "do",
+    "double",
+    "dyn",
+    "elif",
+    "else",
+    "enum",
+    "except",
+    "export",
+    "extends",
+    "extern",
+    "false",
+    "final",
+    "finally",
+    "float",
+    "fn",
+    "for",
+    "from",
+    "func",
+    "function",
+    "go",
+    "goto",
+    "if",
+    "impl",
+    "implements",
+    "import",
+    "in",
+    "include",
+    "instanceof",
+    "int",
+    "interface",
+    "is",
+    "lambda",
+    "let",
+    "long",
+    "loop",
+    "match",
+    "mod",
+    "mut",
+    "namespace",
+    "new",
+    "nil",
+    "none",
+    "None",
+    "not",
+    "null",
+    "or",
+    "package",
+    "pass",
+    "private",
+    "protected",
+    "pub",
+    "public",
+    "raise",
+    "ref",
+    "return",
+    "self",
+    "Self",
+    "short",
+    "signed",
+    "static",
+    "str",
+    "String",
+    "struct",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "throws",
+    "trait",
+    "true",
+    "True",
+    "False",
+    "try",
+    "type",
+    "typedef",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "usize",
+    "i32",
+    "i64",
+    "isize",
+    "f32",
+    "f64",
+    "undefined",
+    "union",
+    "unsafe",
+    "unsigned",
+    "use",
+    "var",
+    "void",
+    "where",
+    "while",
+    "with",
+    "yield",
+    "std",
+    "println",
+    "printf",
+    "vec",
+    "Vec",
+    "Option",
+    "Result",
+    "Some",
+    "Ok",
+    "Err",
+    "unwrap",
 ];
 
 /// Source code as words: identifiers split (`parseHttpRequest` → `parse Http Request`),

@@ -62,7 +62,10 @@ fn chinese_text_main_subject_is_a_top_keyword() {
 #[test]
 fn html_markdown_and_code_give_words_not_markup() {
     let dir = tempfile::tempdir().unwrap();
-    let html = format!("<html><head><style>.honey{{color:gold}}</style><script>var tracking=1;</script></head><body><p>{}</p></body></html>", ENGLISH.replace("\n\n", "</p><p>"));
+    let html = format!(
+        "<html><head><style>.honey{{color:gold}}</style><script>var tracking=1;</script></head><body><p>{}</p></body></html>",
+        ENGLISH.replace("\n\n", "</p><p>")
+    );
     let t = tag(&write(dir.path(), "bees.html", html.as_bytes()), "bees.html");
     let k = keywords(&t);
     assert!(k.iter().take(5).any(|(w, _)| w.contains("honey bee") || w.contains("colonies")), "{k:?}");
@@ -258,7 +261,8 @@ fn zip_bomb_is_not_inflated() {
 #[test]
 fn zip_with_more_entries_than_the_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let names: Vec<String> = (0..disgrafs_tagger::archive::MAX_ENTRIES + 50).map(|i| format!("logs/day{i}.log")).collect();
+    let names: Vec<String> =
+        (0..disgrafs_tagger::archive::MAX_ENTRIES + 50).map(|i| format!("logs/day{i}.log")).collect();
     let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
     let t = tag(&write(dir.path(), "many.zip", &zip(&entries)), "many.zip");
     assert_eq!(t.fields.get("entries").map(String::as_str), Some("10000+"));
@@ -293,7 +297,10 @@ fn two_gib_text_file_reads_a_bounded_prefix() {
     let t = tag(&path, "huge.log");
     assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
     assert!(t.warnings.iter().any(|w| w.contains("only the first")), "{:?}", t.warnings);
-    assert!(keywords(&t).iter().take(5).any(|(w, _)| w.contains("honey") || w.contains("bee") || w.contains("colon")), "{t:?}");
+    assert!(
+        keywords(&t).iter().take(5).any(|(w, _)| w.contains("honey") || w.contains("bee") || w.contains("colon")),
+        "{t:?}"
+    );
 }
 
 #[test]

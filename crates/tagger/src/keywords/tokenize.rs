@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 /// What the tokenizer found, in text order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece<'a> {
-    Word { text: &'a str, cjk: bool },
+    Word {
+        text: &'a str,
+        cjk: bool,
+    },
     /// Punctuation inside a sentence: ends the current block.
     BlockBreak,
     /// End of a sentence (`.`, `!`, `?`, `。`, a blank line).
@@ -62,6 +65,10 @@ pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
                 if j < bytes.len() && bytes[j] == b'\n' {
                     f(Piece::SentenceBreak);
                     j += 1;
+                } else if text[..i].trim_end().ends_with(is_cjk) || text[j..].starts_with(is_cjk) {
+                    // Chinese is not wrapped with newlines: a line end there ends a heading or
+                    // a list item, which a keyphrase must not run across.
+                    f(Piece::BlockBreak);
                 }
                 i = j;
             } else if b.is_ascii_whitespace() {
@@ -81,7 +88,9 @@ pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
             continue;
         }
         // `i` is on a char boundary: every branch advances by whole chars.
-        let Some(c) = text[i..].chars().next() else { break };
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
         if is_cjk(c) {
             let start = i;
             let mut end = i;
@@ -159,7 +168,21 @@ mod tests {
     fn english_words_blocks_and_sentences() {
         assert_eq!(
             pieces("The state-of-the-art graph's store, v3.14 works. Don't stop!\n\nNext"),
-            ["The", "state-of-the-art", "graph", "store", "|", "v3.14", "works", "/", "Don't", "stop", "/", "/", "Next"]
+            [
+                "The",
+                "state-of-the-art",
+                "graph",
+                "store",
+                "|",
+                "v3.14",
+                "works",
+                "/",
+                "Don't",
+                "stop",
+                "/",
+                "/",
+                "Next"
+            ]
         );
         assert_eq!(pieces("a.b e.g. x"), ["a", "|", "b", "e", "|", "g", "/", "x"]);
     }
@@ -170,6 +193,8 @@ mod tests {
         assert!(p.contains(&"大熊猫".to_string()) || p.contains(&"熊猫".to_string()), "{p:?}");
         assert!(p.contains(&"/".to_string()));
         assert_eq!(p.last().map(String::as_str), Some("很快"));
+        assert_eq!(pieces("熊猫\n竹子"), ["熊猫", "|", "竹子"]);
+        assert_eq!(pieces("bamboo\nforest"), ["bamboo", "forest"]);
         assert!(p.contains(&"Rust".to_string()));
     }
 }

@@ -103,7 +103,8 @@ pub fn jpeg_with_exif(orientation: u16) -> Vec<u8> {
     let mut tiff = Cursor::new(Vec::new());
     w.write(&mut tiff, false).expect("write exif");
     let (width, height) = (64u16, 48u16);
-    let pixels: Vec<u8> = (0..usize::from(width) * usize::from(height)).flat_map(|i| [(i % 256) as u8, 80, 160]).collect();
+    let pixels: Vec<u8> =
+        (0..usize::from(width) * usize::from(height)).flat_map(|i| [(i % 256) as u8, 80, 160]).collect();
     let mut out = Vec::new();
     let mut enc = jpeg_encoder::Encoder::new(&mut out, 85);
     enc.add_exif_metadata(&tiff.into_inner()).expect("add exif");
