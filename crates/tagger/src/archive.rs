@@ -226,13 +226,7 @@ pub fn name_keywords(names: &[String], top: usize) -> Vec<(String, usize)> {
 }
 
 pub(crate) fn tag_archive(c: &mut Collector, path: &Path, mime: &str) {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => {
-            c.warn(format!("archive: cannot open: {e}"));
-            return;
-        }
-    };
+    let Some(mut file) = c.open("archive", path) else { return };
     let listing = match mime {
         "application/zip" => match zip_names(&mut file) {
             Ok(l) => l,

@@ -153,13 +153,7 @@ fn make_tag(make: &str) -> Option<String> {
 }
 
 pub(crate) fn tag_image(c: &mut Collector, path: &Path) {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => {
-            c.warn(format!("image: cannot open: {e}"));
-            return;
-        }
-    };
+    let Some(file) = c.open("image", path) else { return };
     let f = inspect(&mut BufReader::new(file));
     for w in f.warnings {
         c.warn(w);

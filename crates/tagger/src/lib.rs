@@ -144,6 +144,11 @@ impl Collector {
         }
     }
 
+    /// Opens the content for an extractor; a failure is that extractor's warning.
+    pub(crate) fn open(&mut self, extractor: &str, path: &Path) -> Option<std::fs::File> {
+        std::fs::File::open(path).map_err(|e| self.warn(format!("{extractor}: cannot open: {e}"))).ok()
+    }
+
     pub(crate) fn warn(&mut self, msg: impl Into<String>) {
         let msg = msg.into();
         tracing::warn!(target: "disgrafs_tagger", "{msg}");
@@ -179,7 +184,9 @@ pub fn tag_file(path: &Path, name: &str) -> Result<Tagging, TagError> {
     } else {
         match d.kind {
             FileKind::Image => guarded(&mut c, "image", |c| image::tag_image(c, path)),
-            FileKind::Audio | FileKind::Video => guarded(&mut c, "media", |c| media::tag_media(c, path)),
+            FileKind::Audio | FileKind::Video if media::supports(mime) => {
+                guarded(&mut c, "media", |c| media::tag_media(c, path))
+            }
             FileKind::Archive => guarded(&mut c, "archive", |c| archive::tag_archive(c, path, mime)),
             _ => {}
         }

@@ -32,6 +32,32 @@ pub struct MediaFacts {
     pub sample_rate: Option<u32>,
 }
 
+/// The detected MIME types lofty reads (others, such as Matroska or AVI, would only give a
+/// useless "unknown format" warning).
+pub fn supports(mime: &str) -> bool {
+    matches!(
+        mime,
+        "audio/mpeg"
+            | "audio/m4a"
+            | "audio/x-m4a"
+            | "audio/mp4"
+            | "audio/ogg"
+            | "audio/opus"
+            | "audio/x-flac"
+            | "audio/flac"
+            | "audio/x-wav"
+            | "audio/wav"
+            | "audio/aac"
+            | "audio/x-aiff"
+            | "audio/x-ape"
+            | "audio/x-wavpack"
+            | "audio/x-musepack"
+            | "video/mp4"
+            | "video/x-m4v"
+            | "video/quicktime"
+    )
+}
+
 fn configure_lofty() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -69,13 +95,7 @@ pub fn inspect<R: Read + Seek>(r: R) -> Result<MediaFacts, lofty::error::FilePar
 }
 
 pub(crate) fn tag_media(c: &mut Collector, path: &Path) {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => {
-            c.warn(format!("media: cannot open: {e}"));
-            return;
-        }
-    };
+    let Some(file) = c.open("media", path) else { return };
     let f = match inspect(file) {
         Ok(f) => f,
         Err(e) => {
