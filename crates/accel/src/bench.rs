@@ -1,0 +1,1 @@
+//! `disgrafs bench cpu-balance`.
