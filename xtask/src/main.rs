@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail};
 const BUILD_DIR: &str = "/tmp/disgrafs-bpf-build";
 const CLANG: &str = "clang-19";
 const STRIP: &str = "llvm-strip-19";
-const CFLAGS: &[&str] = &["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-Wall", "-Werror", "-I."];
+const CFLAGS: &[&str] = &["-g", "-O2", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-Wall", "-Werror", "-I."];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -95,10 +95,10 @@ static __always_inline __u32 mix32(__u32 h)
 }
 
 /*
- * Hashes the flow of the frame in [data, data_end). Returns 0 when the frame is not IPv4/IPv6 (it
- * is then passed on the receiving CPU): 0 is never a flow hash (mix32 output is forced odd).
+ * Hashes the flow of the frame in [data, data_end) into *out. Returns 0 when the frame is not
+ * IPv4/IPv6 (it is then passed on the receiving CPU), 1 otherwise.
  */
-static __always_inline __u32 flow_hash(void *data, void *data_end)
+static __always_inline int flow_hash(void *data, void *data_end, __u32 *out)
 {
 	struct ethhdr *eth = data;
 	__u32 off = sizeof(*eth);
@@ -109,7 +109,7 @@ static __always_inline __u32 flow_hash(void *data, void *data_end)
 
 	if ((void *)(eth + 1) > data_end)
 		return 0;
-	proto = bpf_ntohs(BPF_CORE_READ(eth, h_proto));
+	proto = bpf_ntohs(eth->h_proto);
 #pragma unroll
 	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
 		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
@@ -117,7 +117,7 @@ static __always_inline __u32 flow_hash(void *data, void *data_end)
 		struct vlan_hdr *vh = data + off;
 		if ((void *)(vh + 1) > data_end)
 			return 0;
-		proto = bpf_ntohs(BPF_CORE_READ(vh, h_vlan_encapsulated_proto));
+		proto = bpf_ntohs(vh->h_vlan_encapsulated_proto);
 		off += sizeof(*vh);
 	}
 
@@ -128,17 +128,17 @@ static __always_inline __u32 flow_hash(void *data, void *data_end)
 		__u32 ihl = (*(__u8 *)ip & 0x0F) * 4;
 		if (ihl < sizeof(*ip))
 			return 0;
-		l4proto = BPF_CORE_READ(ip, protocol);
-		h = mix32(BPF_CORE_READ(ip, saddr) ^ mix32(BPF_CORE_READ(ip, daddr) ^ l4proto));
+		l4proto = ip->protocol;
+		h = mix32(ip->saddr ^ mix32(ip->daddr ^ l4proto));
 		/* Fragments hash on addresses only, so all fragments of a datagram stay together. */
-		if (bpf_ntohs(BPF_CORE_READ(ip, frag_off)) & (IP_MF_ | IP_OFFSET_))
+		if (bpf_ntohs(ip->frag_off) & (IP_MF_ | IP_OFFSET_))
 			ports_ok = 0;
 		off += ihl;
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr *ip6 = data + off;
 		if ((void *)(ip6 + 1) > data_end)
 			return 0;
-		l4proto = BPF_CORE_READ(ip6, nexthdr);
+		l4proto = ip6->nexthdr;
 		__u32 *a = (__u32 *)&ip6->saddr;
 		/* saddr and daddr: 8 words, adjacent. */
 		h = l4proto;
@@ -159,7 +159,8 @@ static __always_inline __u32 flow_hash(void *data, void *data_end)
 		if ((void *)(ports + 1) <= data_end)
 			h = mix32(h ^ *ports);
 	}
-	return h | 1;
+	*out = h;
+	return 1;
 }
 
 SEC("xdp")
@@ -177,8 +178,8 @@ int cpu_balance(struct xdp_md *ctx)
 	struct cb_config *cfg = bpf_map_lookup_elem(&cb_config, &zero);
 	if (!cfg || cfg->nslots == 0 || cfg->nslots > SLOTS)
 		goto pass;
-	__u32 h = flow_hash(data, data_end);
-	if (h == 0)
+	__u32 h = 0;
+	if (!flow_hash(data, data_end, &h))
 		goto pass;
 	__u32 slot = h % cfg->nslots;
 	__u32 *cpu = bpf_map_lookup_elem(&cpu_slots, &slot);
@@ -204,9 +205,9 @@ int cpu_balance_on_cpu(struct xdp_md *ctx)
 		st->delivered++;
 	struct cb_config *cfg = bpf_map_lookup_elem(&cb_config, &zero);
 	if (cfg && cfg->track_flows) {
-		__u32 h = flow_hash((void *)(long)ctx->data, (void *)(long)ctx->data_end);
+		__u32 h = 0;
 		__u32 me = bpf_get_smp_processor_id();
-		if (h && me < 64) {
+		if (flow_hash((void *)(long)ctx->data, (void *)(long)ctx->data_end, &h) && me < 64) {
 			__u64 bit = 1ULL << me;
 			__u64 *seen = bpf_map_lookup_elem(&flow_cpus, &h);
 			if (seen)

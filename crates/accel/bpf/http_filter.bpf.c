@@ -94,7 +94,7 @@ static __always_inline int tcp_payload(struct __sk_buff *skb, __u32 *len)
 
 	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
 		return -HF_MALFORMED;
-	proto = bpf_ntohs(BPF_CORE_READ(&eth, h_proto));
+	proto = bpf_ntohs(eth.h_proto);
 	off = sizeof(eth);
 
 	/* In-band VLAN tags. (Tags the driver moved to skb->vlan_tci are not in the data at all.) */
@@ -105,7 +105,7 @@ static __always_inline int tcp_payload(struct __sk_buff *skb, __u32 *len)
 		struct vlan_hdr vh;
 		if (bpf_skb_load_bytes(skb, off, &vh, sizeof(vh)) < 0)
 			return -HF_MALFORMED;
-		proto = bpf_ntohs(BPF_CORE_READ(&vh, h_vlan_encapsulated_proto));
+		proto = bpf_ntohs(vh.h_vlan_encapsulated_proto);
 		off += sizeof(vh);
 	}
 
@@ -118,12 +118,12 @@ static __always_inline int tcp_payload(struct __sk_buff *skb, __u32 *len)
 		__u32 ihl = (vihl & 0x0F) * 4;
 		if ((vihl >> 4) != 4 || ihl < sizeof(ip))
 			return -HF_MALFORMED;
-		if (BPF_CORE_READ(&ip, protocol) != IPPROTO_TCP_)
+		if (ip.protocol != IPPROTO_TCP_)
 			return -HF_NOT_TCP;
 		/* Only a first fragment carries the TCP header. */
-		if (bpf_ntohs(BPF_CORE_READ(&ip, frag_off)) & IP_OFFSET_)
+		if (bpf_ntohs(ip.frag_off) & IP_OFFSET_)
 			return -HF_NOT_TCP;
-		__u32 tot = bpf_ntohs(BPF_CORE_READ(&ip, tot_len));
+		__u32 tot = bpf_ntohs(ip.tot_len);
 		if (tot < ihl)
 			return -HF_MALFORMED;
 		/* The IP total length, not the frame length, bounds the payload: short frames are
@@ -137,8 +137,8 @@ static __always_inline int tcp_payload(struct __sk_buff *skb, __u32 *len)
 			return -HF_MALFORMED;
 		if ((*(__u8 *)&ip6 >> 4) != 6)
 			return -HF_MALFORMED;
-		l4_end = off + sizeof(ip6) + bpf_ntohs(BPF_CORE_READ(&ip6, payload_len));
-		l4proto = BPF_CORE_READ(&ip6, nexthdr);
+		l4_end = off + sizeof(ip6) + bpf_ntohs(ip6.payload_len);
+		l4proto = ip6.nexthdr;
 		off += sizeof(ip6);
 #pragma unroll
 		for (int i = 0; i < MAX_IPV6_EXT; i++) {
@@ -147,16 +147,16 @@ static __always_inline int tcp_payload(struct __sk_buff *skb, __u32 *len)
 				struct ipv6_opt_hdr oh;
 				if (bpf_skb_load_bytes(skb, off, &oh, sizeof(oh)) < 0)
 					return -HF_MALFORMED;
-				l4proto = BPF_CORE_READ(&oh, nexthdr);
-				off += (BPF_CORE_READ(&oh, hdrlen) + 1) * 8;
+				l4proto = oh.nexthdr;
+				off += (oh.hdrlen + 1) * 8;
 			} else if (l4proto == IPPROTO_FRAGMENT_) {
 				struct frag_hdr fh;
 				if (bpf_skb_load_bytes(skb, off, &fh, sizeof(fh)) < 0)
 					return -HF_MALFORMED;
 				/* Offset in the upper 13 bits: only the first fragment has TCP. */
-				if (bpf_ntohs(BPF_CORE_READ(&fh, frag_off)) & 0xFFF8)
+				if (bpf_ntohs(fh.frag_off) & 0xFFF8)
 					return -HF_NOT_TCP;
-				l4proto = BPF_CORE_READ(&fh, nexthdr);
+				l4proto = fh.nexthdr;
 				off += sizeof(fh);
 			} else {
 				break;
@@ -185,29 +185,26 @@ static __always_inline int tcp_payload(struct __sk_buff *skb, __u32 *len)
 	return off;
 }
 
-SEC("socket")
-int http_filter(struct __sk_buff *skb)
+/*
+ * Decides whether the payload at [off, off + plen) starts an HTTP/1.x request: returns SNAP_LEN to
+ * keep the frame, 0 to drop it. A global (non-inlined) function, so the verifier checks it once
+ * with unknown arguments instead of once per header shape that leads to it.
+ */
+__noinline int http_verdict(struct __sk_buff *skb, __u32 off, __u32 plen)
 {
 	__u32 zero = 0;
-	__u32 plen = 0;
-	int off;
 
-	count(HF_SEEN);
-	off = tcp_payload(skb, &plen);
-	if (off < 0) {
-		count(-off);
+	if (!skb)
 		return 0;
-	}
-	if (plen < MIN_PAYLOAD) {
-		count(HF_NO_PAYLOAD);
-		return 0;
-	}
-
 	struct scratch *s = bpf_map_lookup_elem(&http_scratch, &zero);
 	if (!s)
 		return 0;
-	__u32 n = plen > WINDOW ? WINDOW : plen;
-	/* The verifier needs a provably bounded, non-zero length. */
+	__u64 n = plen;
+	if (n > WINDOW)
+		n = WINDOW;
+	/* Keep clang from folding the checks away: bpf_skb_load_bytes needs a length the verifier
+	 * can see is in [1, WINDOW]. */
+	barrier_var(n);
 	if (n < MIN_PAYLOAD || n > WINDOW)
 		return 0;
 	if (bpf_skb_load_bytes(skb, off, s->buf, n) < 0) {
@@ -264,4 +261,23 @@ int http_filter(struct __sk_buff *skb)
 	}
 	count(HF_KEPT);
 	return SNAP_LEN;
+}
+
+SEC("socket")
+int http_filter(struct __sk_buff *skb)
+{
+	__u32 plen = 0;
+	int off;
+
+	count(HF_SEEN);
+	off = tcp_payload(skb, &plen);
+	if (off < 0) {
+		count(-off);
+		return 0;
+	}
+	if (plen < MIN_PAYLOAD) {
+		count(HF_NO_PAYLOAD);
+		return 0;
+	}
+	return http_verdict(skb, off, plen);
 }

@@ -82,8 +82,16 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
         }
         cur = e.source();
     }
-    // Verifier logs are many lines; one line per failure is the contract.
-    out.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
+    // Verifier logs are many lines; one line per failure is the contract, and the reason is at
+    // the end of the log: keep the head (what failed) and the tail (why).
+    let line = out.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ");
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= 700 {
+        return line;
+    }
+    let head: String = chars[..200].iter().collect();
+    let tail: String = chars[chars.len() - 450..].iter().collect();
+    format!("{head} [...] {tail}")
 }
 
 /// Finds the errno at the bottom of an error chain, if any.

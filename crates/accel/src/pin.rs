@@ -201,7 +201,10 @@ pub fn release_bpffs_if_ours() -> bool {
     if !Path::new(MOUNT_MARKER).exists() || !bpffs_mounted() {
         return false;
     }
-    let empty = fs::read_dir(BPFFS).map(|mut d| d.next().is_none()).unwrap_or(false);
+    // maps.debug and progs.debug are the kernel's own (bpf_preload) and come with every mount.
+    let empty = fs::read_dir(BPFFS)
+        .map(|d| d.filter_map(Result::ok).all(|e| matches!(e.file_name().to_str(), Some("maps.debug" | "progs.debug"))))
+        .unwrap_or(false);
     if !empty {
         return false;
     }

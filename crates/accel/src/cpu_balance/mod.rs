@@ -152,16 +152,12 @@ fn attachment(iface: &str, netns: Option<&str>) -> Result<Attachment, AccelError
 }
 
 fn load_err(program: &str, kind: &str, e: impl std::error::Error + 'static) -> AccelError {
-    if errno_of(&e) == Some(libc::EPERM) {
+    // EPERM for a privileged process means the kernel forbids the program type (as it does
+    // fentry on some kernels), not missing capabilities.
+    if errno_of(&e) == Some(libc::EPERM) && !sys::is_privileged() {
         return AccelError::NotPrivileged { what: format!("loading {program}") };
     }
-    // Verifier logs are long: keep the tail, where the reason is.
-    let detail = chain(&e);
-    let detail = match detail.char_indices().rev().nth(600) {
-        Some((i, _)) => format!("...{}", &detail[i..]),
-        None => detail,
-    };
-    AccelError::ProgramUnsupported { program: program.to_string(), kind: kind.to_string(), detail }
+    AccelError::ProgramUnsupported { program: program.to_string(), kind: kind.to_string(), detail: chain(&e) }
 }
 
 fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Map, AccelError> {

@@ -203,69 +203,9 @@ pub fn parse_payload(p: &[u8]) -> Payload {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// Builds an Ethernet frame: optional VLAN tags, IPv4 (with `ip_opts` bytes of options) or
-    /// IPv6 (with one hop-by-hop header when `v6_ext`), TCP (with `tcp_opts` bytes of options).
-    pub(crate) struct FrameSpec<'a> {
-        pub vlans: usize,
-        pub v6: bool,
-        pub v6_ext: bool,
-        pub ip_opts: usize,
-        pub tcp_opts: usize,
-        pub proto: u8,
-        pub payload: &'a [u8],
-    }
-
-    impl Default for FrameSpec<'_> {
-        fn default() -> Self {
-            FrameSpec { vlans: 0, v6: false, v6_ext: false, ip_opts: 0, tcp_opts: 0, proto: 6, payload: b"" }
-        }
-    }
-
-    pub(crate) fn frame(s: &FrameSpec) -> Vec<u8> {
-        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
-        for _ in 0..s.vlans {
-            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
-        }
-        let mut l4 = Vec::new();
-        if s.proto == 6 {
-            let doff = (20 + s.tcp_opts) / 4;
-            l4.extend_from_slice(&[0x9c, 0x40, 0x1f, 0x90, 0, 0, 0, 1, 0, 0, 0, 0, (doff as u8) << 4, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
-            l4.extend(std::iter::repeat_n(1u8, s.tcp_opts)); // NOPs
-        } else {
-            l4.extend_from_slice(&[0x9c, 0x40, 0x1f, 0x90, 0, 0, 0, 0]);
-            let len = (8 + s.payload.len()) as u16;
-            l4[4..6].copy_from_slice(&len.to_be_bytes());
-        }
-        l4.extend_from_slice(s.payload);
-        if s.v6 {
-            f.extend_from_slice(&[0x86, 0xDD]);
-            let ext = if s.v6_ext { 8 } else { 0 };
-            let mut ip = vec![0x60, 0, 0, 0];
-            ip.extend_from_slice(&((l4.len() + ext) as u16).to_be_bytes());
-            ip.push(if s.v6_ext { 0 } else { s.proto });
-            ip.push(64);
-            ip.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-            ip.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-            if s.v6_ext {
-                ip.extend_from_slice(&[s.proto, 0, 1, 4, 0, 0, 0, 0]); // hop-by-hop, PadN
-            }
-            f.extend(ip);
-        } else {
-            f.extend_from_slice(&[0x08, 0x00]);
-            let ihl = (20 + s.ip_opts) / 4;
-            let tot = (ihl * 4 + l4.len()) as u16;
-            let mut ip = vec![0x40 | ihl as u8, 0];
-            ip.extend_from_slice(&tot.to_be_bytes());
-            ip.extend_from_slice(&[0, 1, 0x40, 0, 64, s.proto, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
-            ip.extend(std::iter::repeat_n(1u8, s.ip_opts)); // NOPs
-            f.extend(ip);
-        }
-        f.extend(l4);
-        f
-    }
+    use crate::harness::packet::{FrameSpec, frame};
 
     #[test]
     fn walks_all_header_shapes() {

@@ -20,6 +20,8 @@ use std::{
 
 use crate::{AccelError, sys};
 
+pub mod packet;
+
 /// The environment variable that turns skips into failures.
 pub const REQUIRE_ENV: &str = "DISGRAFS_REQUIRE_PRIVILEGED";
 
@@ -241,5 +243,22 @@ impl Drop for CgroupGuard {
             }
         }
         let _ = fs::remove_dir(&self.path);
+    }
+}
+
+/// Removes one accelerator's pins on drop, so a test that panics half-way leaves nothing
+/// attached or pinned. Declare it after the [`VethNet`] it refers to: it then drops first.
+#[derive(Debug)]
+pub struct AttachmentGuard(crate::pin::Attachment);
+
+impl AttachmentGuard {
+    pub fn new(accelerator: crate::pin::Accelerator, netns: Option<&str>, iface: &str) -> Result<Self, AccelError> {
+        Ok(AttachmentGuard(crate::pin::Attachment::new(accelerator, netns, iface)?))
+    }
+}
+
+impl Drop for AttachmentGuard {
+    fn drop(&mut self) {
+        let _ = crate::pin::remove_attachment(&self.0);
     }
 }
