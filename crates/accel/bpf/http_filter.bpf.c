@@ -11,8 +11,9 @@
  * bpf_skb_load_bytes(), which itself fails on reads past the end of the frame: truncated frames
  * are dropped by that check, never read out of bounds.
  *
- * A payload is kept when it begins with "METHOD SP target" (METHOD: 1..MAX_METHOD upper-case
- * letters, '-' or '_'; target: '/', '*' or a letter for absolute and authority forms) and either
+ * A payload is kept when it begins with "METHOD SP target" (METHOD: MIN_METHOD..MAX_METHOD
+ * upper-case letters, '-' or '_': every registered method has at least 3, and a shorter one is
+ * more likely the tail of a split method, as in "GE" + "T / HTTP/1.1"; target: '/', '*' or a letter for absolute and authority forms) and either
  *   - the request line ends inside the scanned window with " HTTP/1.<digit>" (the common case), or
  *   - no line end is in the window: the line is longer than the window, or the request line was
  *     split across TCP segments. User space validates such frames fully and counts a split request
@@ -25,10 +26,10 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 /* Bytes of payload scanned for the request line; a power of two so masks keep indexes in bounds. */
 #define WINDOW 256
 #define WINDOW_MASK (WINDOW - 1)
+#define MIN_METHOD 3
 #define MAX_METHOD 20
-/* "GET / HTTP/1.1\n" is the shortest complete request line worth keeping... but a split line can be
- * shorter: keep the minimum at "X /" (method, space, target start). */
-#define MIN_PAYLOAD 3
+/* The shortest payload worth a look: a split line's first segment, "GET /". */
+#define MIN_PAYLOAD (MIN_METHOD + 2)
 /* Frames are truncated to this many bytes for user space: headers plus the request head. */
 #define SNAP_LEN 8192
 
@@ -221,7 +222,7 @@ __noinline int http_verdict(struct __sk_buff *skb, __u32 off, __u32 plen)
 			break;
 		m = i + 1;
 	}
-	if (m == 0 || m > MAX_METHOD || m + 1 >= n || s->buf[m & WINDOW_MASK] != ' ' ||
+	if (m < MIN_METHOD || m > MAX_METHOD || m + 1 >= n || s->buf[m & WINDOW_MASK] != ' ' ||
 	    !is_target_start(s->buf[(m + 1) & WINDOW_MASK])) {
 		count(HF_NOT_HTTP);
 		return 0;

@@ -13,7 +13,8 @@ pub struct TcpSegment<'a> {
     pub payload: &'a [u8],
 }
 
-/// Longest method accepted (matches MAX_METHOD in http_filter.bpf.c).
+/// Shortest and longest methods accepted (MIN_METHOD and MAX_METHOD in http_filter.bpf.c).
+pub const MIN_METHOD: usize = 3;
 pub const MAX_METHOD: usize = 20;
 /// Request targets longer than this are cut (and marked with a trailing "...").
 pub const MAX_TARGET: usize = 2048;
@@ -148,7 +149,7 @@ fn lossy_cut(b: &[u8], max: usize) -> String {
 /// Classifies a TCP payload.
 pub fn parse_payload(p: &[u8]) -> Payload {
     let m = p.iter().take(MAX_METHOD + 1).take_while(|c| is_method_char(**c)).count();
-    if m == 0 || m > MAX_METHOD || p.get(m) != Some(&b' ') {
+    if !(MIN_METHOD..=MAX_METHOD).contains(&m) || p.get(m) != Some(&b' ') {
         return Payload::NotHttp;
     }
     let method = String::from_utf8_lossy(&p[..m]).into_owned();
@@ -262,6 +263,7 @@ mod tests {
             b"SSH-2.0-OpenSSH_9.6\r\n",
             b"GET",
             b"GET \x01\x02",
+            b"T /split HTTP/1.1\r\n",
             b"",
         ] {
             assert_eq!(parse_payload(bad), Payload::NotHttp, "{:?}", String::from_utf8_lossy(bad));
