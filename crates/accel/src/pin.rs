@@ -192,6 +192,9 @@ pub fn remove_attachment(a: &Attachment) -> Result<(), AccelError> {
         }
         dir = d.parent();
     }
+    if !Path::new(ROOT).exists() {
+        release_bpffs_if_ours();
+    }
     Ok(())
 }
 
