@@ -11,9 +11,9 @@ use std::{
 
 use disgrafs_accel::{
     AccelError,
-    cpu_balance::{self, BalanceConfig, CpuCounters, Weights},
+    cpu_balance::{self, AttachMode, BalanceConfig, CpuCounters, Weights},
     harness::{
-        self, AttachmentGuard, VethNet, VethOptions,
+        self, AttachmentGuard, NetNsGuard, VethNet, VethOptions,
         packet::{FrameSpec, RawSender, frame},
     },
     netlink::{self, XdpAttached},
@@ -222,6 +222,33 @@ fn one_line_errors_for_bad_targets() {
     cfg.queue_size = 256;
     let err = cpu_balance::attach(&cfg).unwrap_err().to_string();
     assert!(err.contains("below 2048") && !err.contains('\n'), "{err}");
+}
+
+#[test]
+fn falls_back_to_generic_mode_where_native_xdp_is_missing() {
+    if !harness::privileged_or_skip("falls_back_to_generic_mode_where_native_xdp_is_missing") {
+        return;
+    }
+    let _g = lock();
+    // An ifb interface has no native XDP support (and, unlike dummy, is built into this kernel).
+    let ns = NetNsGuard::new("ifb").unwrap();
+    ns.ip(&["link", "add", "dgf-d0", "type", "ifb"]).unwrap();
+    ns.ip(&["link", "set", "dgf-d0", "up"]).unwrap();
+    let _pins = AttachmentGuard::new(Accelerator::CpuBalance, Some(ns.name()), "dgf-d0").unwrap();
+    let w = Weights::parse("0:1", 1).unwrap();
+    let mut cfg = BalanceConfig::new("dgf-d0", Some(ns.name()), w);
+    cfg.mode = AttachMode::Native;
+    let err = cpu_balance::attach(&cfg).unwrap_err().to_string();
+    assert!(err.contains("attaching XDP to dgf-d0") && !err.contains('\n'), "{err}");
+    cfg.mode = AttachMode::Auto;
+    let report = cpu_balance::attach(&cfg).unwrap();
+    assert_eq!(report.mode, "generic");
+    assert!(report.warnings.iter().any(|w| w.contains("native XDP unsupported")), "{report:?}");
+    let state = ns.run(|| netlink::xdp_state(sys::if_index("dgf-d0", None)?)).unwrap();
+    assert_eq!(state.attached, XdpAttached::Generic);
+    assert!(cpu_balance::detach("dgf-d0", Some(ns.name())).unwrap());
+    let state = ns.run(|| netlink::xdp_state(sys::if_index("dgf-d0", None)?)).unwrap();
+    assert_eq!(state.attached, XdpAttached::None);
 }
 
 /// Runs this test binary again as a new process, executing only [`child_probe_entry`].

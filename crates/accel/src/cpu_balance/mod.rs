@@ -42,6 +42,7 @@ use crate::{
 /// this machine kind; 2048 dropped none.
 pub const DEFAULT_QUEUE_SIZE: u32 = 2048;
 
+const OBJECT: &str = "cpu_balance.bpf.o";
 const PIN_LINK_DRIVER: &str = "link_xdp_driver";
 const PIN_LINK_GENERIC: &str = "link_xdp_generic";
 const PIN_LINK_DROPS: &str = "link_enqueue_drops";
@@ -161,7 +162,7 @@ fn load_err(program: &str, kind: &str, e: impl std::error::Error + 'static) -> A
 }
 
 fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Map, AccelError> {
-    ebpf.map_mut(name).ok_or_else(|| AccelError::Bpf { context: "cpu_balance.bpf.o".into(), detail: format!("no map {name}") })
+    ebpf.map_mut(name).ok_or_else(|| AccelError::Bpf { context: OBJECT.into(), detail: format!("no map {name}") })
 }
 
 fn open_pinned(a: &Attachment, name: &str) -> Result<Map, AccelError> {
@@ -220,13 +221,10 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
     let mut ebpf = EbpfLoader::new()
         .map_max_entries("cpu_map", ncpus as u32)
         .load(objects::CPU_BALANCE)
-        .map_err(|e| load_err("cpu_balance.bpf.o", "maps", e))?;
+        .map_err(|e| load_err(OBJECT, "maps", e))?;
 
     // The program run on the target CPU, installed in every CPUMAP entry.
-    let on_cpu: &mut Xdp = ebpf
-        .program_mut("cpu_balance_on_cpu")
-        .and_then(|p| p.try_into().ok())
-        .ok_or_else(|| AccelError::Bpf { context: "cpu_balance.bpf.o".into(), detail: "no program cpu_balance_on_cpu".into() })?;
+    let on_cpu: &mut Xdp = objects::program_mut(&mut ebpf, OBJECT, "cpu_balance_on_cpu")?;
     on_cpu.load().map_err(|e| load_err("cpu_balance_on_cpu", "XDP (CPUMAP)", e))?;
     let on_cpu_fd = on_cpu.fd().map_err(|e| AccelError::bpf("cpu_balance_on_cpu", e))?.try_clone()
         .map_err(|e| AccelError::io("duplicating a program fd", e))?;
@@ -253,10 +251,7 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
     }
 
     let mut warnings = Vec::new();
-    let xdp: &mut Xdp = ebpf
-        .program_mut("cpu_balance")
-        .and_then(|p| p.try_into().ok())
-        .ok_or_else(|| AccelError::Bpf { context: "cpu_balance.bpf.o".into(), detail: "no program cpu_balance".into() })?;
+    let xdp: &mut Xdp = objects::program_mut(&mut ebpf, OBJECT, "cpu_balance")?;
     xdp.load().map_err(|e| load_err("cpu_balance", "XDP", e))?;
 
     // Attach inside the interface's namespace; the link works from anywhere afterwards.
@@ -329,10 +324,7 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
 
 fn attach_drop_counter(ebpf: &mut Ebpf) -> Result<FdLink, AccelError> {
     let btf = Btf::from_sys_fs().map_err(|e| AccelError::bpf("reading kernel BTF", e))?;
-    let tp: &mut BtfTracePoint = ebpf
-        .program_mut("cpu_balance_enqueue")
-        .and_then(|p| p.try_into().ok())
-        .ok_or_else(|| AccelError::Bpf { context: "cpu_balance.bpf.o".into(), detail: "no program cpu_balance_enqueue".into() })?;
+    let tp: &mut BtfTracePoint = objects::program_mut(ebpf, OBJECT, "cpu_balance_enqueue")?;
     tp.load("xdp_cpumap_enqueue", &btf).map_err(|e| load_err("cpu_balance_enqueue", "tp_btf", e))?;
     let id = tp.attach().map_err(|e| AccelError::bpf("attaching tp_btf/xdp_cpumap_enqueue", e))?;
     let link = tp.take_link(id).map_err(|e| AccelError::bpf("taking the tp_btf link", e))?;

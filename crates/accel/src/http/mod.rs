@@ -136,10 +136,7 @@ const ARPHRD_LOOPBACK: u16 = 772;
 pub fn load_filter() -> Result<(Ebpf, &'static str), AccelError> {
     sys::require_privileged("loading the HTTP observer")?;
     let mut ebpf = Ebpf::load(objects::HTTP_FILTER).map_err(|e| AccelError::bpf("loading http_filter.bpf.o", e))?;
-    let prog: &mut SocketFilter = ebpf
-        .program_mut("http_filter")
-        .and_then(|p| p.try_into().ok())
-        .ok_or_else(|| AccelError::Bpf { context: "http_filter.bpf.o".into(), detail: "no program http_filter".into() })?;
+    let prog: &mut SocketFilter = objects::program_mut(&mut ebpf, "http_filter.bpf.o", "http_filter")?;
     prog.load().map_err(|e| AccelError::ProgramUnsupported {
         program: "http_filter".into(),
         kind: "socket filter".into(),
