@@ -210,7 +210,6 @@ fn ticks_per_cpu(tasks: &[(u32, String)], ncpu: usize) -> Vec<u64> {
 struct Rig {
     net: VethNet,
     frames: Vec<Vec<u8>>,
-    payload: usize,
 }
 
 /// Runs one phase: `rate` None = as fast as possible.
@@ -325,7 +324,6 @@ fn run_phase(rig: &Rig, opts: &CpuBalanceBenchOptions, rate: Option<u64>) -> Res
 
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let _ = rig.payload;
     Ok(Phase {
         rx_pps: (p1 - p0) as f64 / wall,
         rx_mbps: (b1 - b0) as f64 * 8.0 / wall / 1e6,
@@ -380,7 +378,7 @@ pub fn cpu_balance(opts: &CpuBalanceBenchOptions) -> Result<Vec<BenchRow>, Accel
             })
         })
         .collect();
-    let rig = Rig { net, frames, payload: payload.len() };
+    let rig = Rig { net, frames };
     let _boost = AutogroupBoost::new();
 
     let attach = || -> Result<(), AccelError> {
@@ -414,7 +412,7 @@ pub fn cpu_balance(opts: &CpuBalanceBenchOptions) -> Result<Vec<BenchRow>, Accel
     let cand = format!("xdp cpu-balance {weights}");
     let how = format!(
         "{} flows, {} B UDP payload, sender on CPU {}, sink on CPU {}, {} s x {} (median); CPU = the workload's own tasks per CPU",
-        opts.flows, rig.payload, opts.sender_cpu, opts.sink_cpu, opts.seconds, opts.repeats
+        opts.flows, payload.len(), opts.sender_cpu, opts.sink_cpu, opts.seconds, opts.repeats
     );
     let mut rows = vec![
         BenchRow::new(format!("peak single-CPU utilisation at {rate} pps"), "%", Better::Lower, (base, Some(bf.peak())), (&cand, cf.peak()))

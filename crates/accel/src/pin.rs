@@ -198,6 +198,23 @@ pub fn remove_attachment(a: &Attachment) -> Result<(), AccelError> {
     Ok(())
 }
 
+/// Removes the empty directories left under [`ROOT`] (an attach interrupted before pinning),
+/// and [`ROOT`] itself when it ends up empty.
+pub fn prune_empty() {
+    fn prune(dir: &Path) -> bool {
+        let Ok(entries) = fs::read_dir(dir) else { return false };
+        let mut empty = true;
+        for e in entries.flatten() {
+            let p = e.path();
+            if !(p.is_dir() && prune(&p)) {
+                empty = false;
+            }
+        }
+        empty && fs::remove_dir(dir).is_ok()
+    }
+    prune(Path::new(ROOT));
+}
+
 /// After the last attachment is gone: unmounts bpffs when disgrafs mounted it and nothing else
 /// lives there. Returns whether it unmounted.
 pub fn release_bpffs_if_ours() -> bool {

@@ -98,8 +98,7 @@ pub fn detach_all() -> Result<DetachReport, AccelError> {
         report.removed.push(format!("{} on {} (netns {})", a.accelerator.dir_name(), a.iface, a.netns_label()));
     }
     // Leftover empty directories (an interrupted attach) go too.
-    let _ = std::fs::remove_dir(std::path::Path::new(pin::ROOT).join(Accelerator::CpuBalance.dir_name()));
-    let _ = std::fs::remove_dir(pin::ROOT);
+    pin::prune_empty();
     report.unmounted_bpffs = pin::release_bpffs_if_ours();
     Ok(report)
 }

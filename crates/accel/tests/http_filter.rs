@@ -16,8 +16,8 @@ use disgrafs_accel::{
 const SNAP_LEN: u32 = 8192;
 
 fn verdicts(cases: &[(&str, Vec<u8>)]) -> Vec<(String, u32)> {
-    let (ebpf, name) = http::load_filter().expect("the filter loads and verifies");
-    let prog: &SocketFilter = ebpf.program(name).unwrap().try_into().unwrap();
+    let ebpf = http::load_filter().expect("the filter loads and verifies");
+    let prog: &SocketFilter = ebpf.program(http::FILTER_PROGRAM).unwrap().try_into().unwrap();
     let fd = prog.fd().unwrap();
     // BPF_PROG_TEST_RUN strips an Ethernet header before running a socket filter (its skb starts
     // at the network header), while a SOCK_RAW packet socket runs it on the whole frame: a dummy

@@ -132,28 +132,32 @@ const ETH_P_ALL: u16 = 0x0003;
 const PACKET_OUTGOING: u8 = 4;
 const ARPHRD_LOOPBACK: u16 = 772;
 
+/// Name of the socket filter program in http_filter.bpf.o.
+pub const FILTER_PROGRAM: &str = "http_filter";
+
 /// Loads the socket filter (unattached); shared by the observer and the filter's tests.
-pub fn load_filter() -> Result<(Ebpf, &'static str), AccelError> {
+pub fn load_filter() -> Result<Ebpf, AccelError> {
     sys::require_privileged("loading the HTTP observer")?;
     let mut ebpf = Ebpf::load(objects::HTTP_FILTER).map_err(|e| AccelError::bpf("loading http_filter.bpf.o", e))?;
-    let prog: &mut SocketFilter = objects::program_mut(&mut ebpf, "http_filter.bpf.o", "http_filter")?;
+    let prog: &mut SocketFilter = objects::program_mut(&mut ebpf, "http_filter.bpf.o", FILTER_PROGRAM)?;
     prog.load().map_err(|e| AccelError::ProgramUnsupported {
         program: "http_filter".into(),
         kind: "socket filter".into(),
         detail: crate::error::chain(&e),
     })?;
-    Ok((ebpf, "http_filter"))
+    Ok(ebpf)
 }
 
 impl HttpObserver {
     /// Starts observing `cfg.iface`; `on_event` is called from the reader thread for each
     /// request.
     pub fn start(cfg: &ObserverConfig, on_event: Option<Callback>) -> Result<Self, AccelError> {
-        let (mut ebpf, name) = load_filter()?;
+        let mut ebpf = load_filter()?;
         let netns = cfg.netns.as_deref();
         let sock = sys::in_netns(netns, || {
             let ifindex = sys::if_index(&cfg.iface, netns)?;
-            let prog: &SocketFilter = ebpf.program(name).and_then(|p| p.try_into().ok()).expect("loaded above");
+            let prog: &SocketFilter =
+                ebpf.program(FILTER_PROGRAM).and_then(|p| p.try_into().ok()).expect("load_filter checked it");
             open_socket(ifindex, prog)
         })?;
         let counters = ebpf
