@@ -23,7 +23,17 @@ use anyhow::{Context, Result, bail};
 const BUILD_DIR: &str = "/tmp/disgrafs-bpf-build";
 const CLANG: &str = "clang-19";
 const STRIP: &str = "llvm-strip-19";
-const CFLAGS: &[&str] = &["-g", "-O2", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-Wall", "-Werror", "-I."];
+const CFLAGS: &[&str] = &[
+    "-g",
+    "-O2",
+    "-target",
+    "bpf",
+    "-mcpu=v3",
+    "-D__TARGET_ARCH_x86",
+    "-Wall",
+    "-Werror",
+    "-I.",
+];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,7 +41,8 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("build-bpf") => {
             for (name, obj) in build_bpf(&root)? {
-                fs::write(bpf_dir(&root).join(&name), obj).with_context(|| format!("writing {name}"))?;
+                fs::write(bpf_dir(&root).join(&name), obj)
+                    .with_context(|| format!("writing {name}"))?;
                 println!("built crates/accel/bpf/{name}");
             }
             Ok(())
@@ -43,7 +54,10 @@ fn main() -> Result<()> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
 }
 
 fn bpf_dir(root: &Path) -> PathBuf {
@@ -51,7 +65,9 @@ fn bpf_dir(root: &Path) -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("running {cmd:?} (is it installed? see scripts/deps.d/20-accel.sh)"))?;
+    let status = cmd.status().with_context(|| {
+        format!("running {cmd:?} (is it installed? see scripts/deps.d/20-accel.sh)")
+    })?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -75,7 +91,11 @@ fn build_bpf(root: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let mut sources = Vec::new();
     for entry in fs::read_dir(&src).with_context(|| format!("reading {}", src.display()))? {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         if name.ends_with(".c") || name.ends_with(".h") {
             fs::copy(&path, build.join(&name))?;
             if let Some(stem) = name.strip_suffix(".bpf.c") {
@@ -87,7 +107,12 @@ fn build_bpf(root: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     for stem in sources {
         let obj = format!("{stem}.bpf.o");
-        run(Command::new(CLANG).current_dir(build).args(CFLAGS).args(["-c", &format!("{stem}.bpf.c"), "-o", &obj]))?;
+        run(Command::new(CLANG).current_dir(build).args(CFLAGS).args([
+            "-c",
+            &format!("{stem}.bpf.c"),
+            "-o",
+            &obj,
+        ]))?;
         run(Command::new(STRIP).current_dir(build).args(["-g", &obj]))?;
         out.push((obj.clone(), fs::read(build.join(&obj))?));
     }
@@ -114,11 +139,21 @@ fn check_bpf(root: &Path) -> Result<()> {
 
 fn vmlinux(root: &Path) -> Result<()> {
     let out = Command::new("bpftool")
-        .args(["btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"])
+        .args([
+            "btf",
+            "dump",
+            "file",
+            "/sys/kernel/btf/vmlinux",
+            "format",
+            "c",
+        ])
         .output()
         .context("running bpftool (apt-get install bpftool)")?;
     if !out.status.success() {
-        bail!("bpftool failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "bpftool failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     fs::write(bpf_dir(root).join("vmlinux.h"), out.stdout)?;
     println!("wrote crates/accel/bpf/vmlinux.h");

@@ -116,7 +116,10 @@ fn pin_current_thread(cpu: u32) -> Result<(), AccelError> {
     unsafe { libc::CPU_SET(cpu as usize, &mut set) };
     // SAFETY: set is a valid cpu_set_t of the size given; 0 means the calling thread.
     if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) } != 0 {
-        return Err(AccelError::io(format!("pinning a thread to CPU {cpu}"), std::io::Error::last_os_error()));
+        return Err(AccelError::io(
+            format!("pinning a thread to CPU {cpu}"),
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -140,9 +143,11 @@ impl AutogroupBoost {
     const PATH: &'static str = "/proc/self/autogroup";
 
     fn new() -> Self {
-        let old = fs::read_to_string(Self::PATH)
-            .ok()
-            .and_then(|s| s.split_whitespace().last().and_then(|n| n.parse::<i32>().ok()));
+        let old = fs::read_to_string(Self::PATH).ok().and_then(|s| {
+            s.split_whitespace()
+                .last()
+                .and_then(|n| n.parse::<i32>().ok())
+        });
         match old {
             Some(n) if fs::write(Self::PATH, "-20").is_ok() => AutogroupBoost(Some(n)),
             _ => AutogroupBoost(None),
@@ -165,11 +170,19 @@ fn gettid() -> i32 {
 
 /// utime + stime of a task, in clock ticks.
 fn task_ticks(path: &str) -> u64 {
-    let Ok(s) = fs::read_to_string(path) else { return 0 };
+    let Ok(s) = fs::read_to_string(path) else {
+        return 0;
+    };
     // Fields after the ")" that ends comm: state is field 3, utime 14, stime 15.
-    let Some(rest) = s.rfind(')').map(|i| &s[i + 2..]) else { return 0 };
+    let Some(rest) = s.rfind(')').map(|i| &s[i + 2..]) else {
+        return 0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let get = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     get(14) + get(15)
 }
 
@@ -179,12 +192,20 @@ fn kernel_workers() -> Vec<(u32, String)> {
     let mut out = Vec::new();
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let name = e.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
         let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         let comm = comm.trim();
         let cpu = comm
             .strip_prefix("ksoftirqd/")
-            .or_else(|| comm.strip_prefix("cpumap/").and_then(|r| r.split('/').next()))
+            .or_else(|| {
+                comm.strip_prefix("cpumap/")
+                    .and_then(|r| r.split('/').next())
+            })
             .and_then(|c| c.parse::<u32>().ok());
         if let Some(cpu) = cpu {
             if comm.starts_with("cpumap/") {
@@ -213,12 +234,18 @@ struct Rig {
 }
 
 /// Runs one phase: `rate` None = as fast as possible.
-fn run_phase(rig: &Rig, opts: &CpuBalanceBenchOptions, rate: Option<u64>) -> Result<Phase, AccelError> {
+fn run_phase(
+    rig: &Rig,
+    opts: &CpuBalanceBenchOptions,
+    rate: Option<u64>,
+) -> Result<Phase, AccelError> {
     let ncpu = sys::possible_cpus()?;
     let tx = rig.net.a.run(|| RawSender::new(VethNet::IF_A))?;
     let sink = rig.net.b.run(|| {
-        let s = UdpSocket::bind((VethNet::ADDR_B, SINK_PORT)).map_err(|e| AccelError::io("binding the sink", e))?;
-        s.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| AccelError::io("sink timeout", e))?;
+        let s = UdpSocket::bind((VethNet::ADDR_B, SINK_PORT))
+            .map_err(|e| AccelError::io("binding the sink", e))?;
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| AccelError::io("sink timeout", e))?;
         let size: libc::c_int = 32 << 20;
         // SAFETY: size is a live c_int; SO_RCVBUFFORCE lets root exceed rmem_max.
         unsafe {
@@ -236,12 +263,21 @@ fn run_phase(rig: &Rig, opts: &CpuBalanceBenchOptions, rate: Option<u64>) -> Res
     // Kernel workers (and the CPUMAP kthreads' priority) before the load starts.
     let workers = kernel_workers();
     let stop = Arc::new(AtomicBool::new(false));
-    let (rx_pkts, rx_bytes, tx_pkts) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (rx_pkts, rx_bytes, tx_pkts) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let (tid_tx, tid_rx) = mpsc::channel::<(u32, i32)>();
     let seconds = Duration::from_secs(opts.seconds.max(1));
 
     let sink_thread = {
-        let (stop, pkts, bytes, tid_tx) = (stop.clone(), rx_pkts.clone(), rx_bytes.clone(), tid_tx.clone());
+        let (stop, pkts, bytes, tid_tx) = (
+            stop.clone(),
+            rx_pkts.clone(),
+            rx_bytes.clone(),
+            tid_tx.clone(),
+        );
         let cpu = opts.sink_cpu;
         std::thread::spawn(move || -> Result<(), AccelError> {
             pin_current_thread(cpu)?;
@@ -311,16 +347,28 @@ fn run_phase(rig: &Rig, opts: &CpuBalanceBenchOptions, rate: Option<u64>) -> Res
     // Warm up (queues fill, kthreads wake), then measure.
     std::thread::sleep(Duration::from_millis(300));
     tasks.extend(workers);
-    let (p0, b0, s0) = (rx_pkts.load(Ordering::Relaxed), rx_bytes.load(Ordering::Relaxed), tx_pkts.load(Ordering::Relaxed));
+    let (p0, b0, s0) = (
+        rx_pkts.load(Ordering::Relaxed),
+        rx_bytes.load(Ordering::Relaxed),
+        tx_pkts.load(Ordering::Relaxed),
+    );
     let t0 = ticks_per_cpu(&tasks, ncpu);
     let start = Instant::now();
     std::thread::sleep(seconds);
     let t1 = ticks_per_cpu(&tasks, ncpu);
     let wall = start.elapsed().as_secs_f64();
-    let (p1, b1, s1) = (rx_pkts.load(Ordering::Relaxed), rx_bytes.load(Ordering::Relaxed), tx_pkts.load(Ordering::Relaxed));
+    let (p1, b1, s1) = (
+        rx_pkts.load(Ordering::Relaxed),
+        rx_bytes.load(Ordering::Relaxed),
+        tx_pkts.load(Ordering::Relaxed),
+    );
     stop.store(true, Ordering::Relaxed);
-    send_thread.join().map_err(|_| AccelError::Harness("sender panicked".into()))??;
-    sink_thread.join().map_err(|_| AccelError::Harness("sink panicked".into()))??;
+    send_thread
+        .join()
+        .map_err(|_| AccelError::Harness("sender panicked".into()))??;
+    sink_thread
+        .join()
+        .map_err(|_| AccelError::Harness("sink panicked".into()))??;
 
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
@@ -328,7 +376,11 @@ fn run_phase(rig: &Rig, opts: &CpuBalanceBenchOptions, rate: Option<u64>) -> Res
         rx_pps: (p1 - p0) as f64 / wall,
         rx_mbps: (b1 - b0) as f64 * 8.0 / wall / 1e6,
         tx_pps: (s1 - s0) as f64 / wall,
-        cpu: t0.iter().zip(&t1).map(|(a, b)| (b - a) as f64 / hz / wall * 100.0).collect(),
+        cpu: t0
+            .iter()
+            .zip(&t1)
+            .map(|(a, b)| (b - a) as f64 / hz / wall * 100.0)
+            .collect(),
     })
 }
 
@@ -343,7 +395,9 @@ fn median_phase(ps: &[Phase]) -> Phase {
         rx_pps: median(ps.iter().map(|p| p.rx_pps).collect()),
         rx_mbps: median(ps.iter().map(|p| p.rx_mbps).collect()),
         tx_pps: median(ps.iter().map(|p| p.tx_pps).collect()),
-        cpu: (0..ncpu).map(|c| median(ps.iter().map(|p| p.cpu[c]).collect())).collect(),
+        cpu: (0..ncpu)
+            .map(|c| median(ps.iter().map(|p| p.cpu[c]).collect()))
+            .collect(),
     }
 }
 
@@ -355,13 +409,18 @@ pub fn cpu_balance(opts: &CpuBalanceBenchOptions) -> Result<Vec<BenchRow>, Accel
     let online = sys::online_cpus()?;
     for cpu in [opts.sender_cpu, opts.sink_cpu] {
         if !online.contains(&cpu) {
-            return Err(AccelError::InvalidArgument(format!("CPU {cpu} is not online")));
+            return Err(AccelError::InvalidArgument(format!(
+                "CPU {cpu} is not online"
+            )));
         }
     }
     let net = VethNet::new(VethOptions::default())?;
     let ns = net.b.name().to_string();
     let _pins = AttachmentGuard::new(Accelerator::CpuBalance, Some(&ns), VethNet::IF_B)?;
-    let (src_mac, dst_mac) = (VethNet::mac(&net.a, VethNet::IF_A)?, VethNet::mac(&net.b, VethNet::IF_B)?);
+    let (src_mac, dst_mac) = (
+        VethNet::mac(&net.a, VethNet::IF_A)?,
+        VethNet::mac(&net.b, VethNet::IF_B)?,
+    );
     let payload = vec![0xa5u8; opts.payload.clamp(1, 1400)];
     let frames: Vec<Vec<u8>> = (0..opts.flows.max(1))
         .map(|i| {
@@ -382,11 +441,17 @@ pub fn cpu_balance(opts: &CpuBalanceBenchOptions) -> Result<Vec<BenchRow>, Accel
     let _boost = AutogroupBoost::new();
 
     let attach = || -> Result<(), AccelError> {
-        cpu_balance::attach(&BalanceConfig::new(VethNet::IF_B, Some(&ns), weights.clone())).map(|_| ())
+        cpu_balance::attach(&BalanceConfig::new(
+            VethNet::IF_B,
+            Some(&ns),
+            weights.clone(),
+        ))
+        .map(|_| ())
     };
     let detach = || cpu_balance::detach(VethNet::IF_B, Some(&ns)).map(|_| ());
 
-    let (mut base_max, mut cand_max, mut base_fixed, mut cand_fixed) = (vec![], vec![], vec![], vec![]);
+    let (mut base_max, mut cand_max, mut base_fixed, mut cand_fixed) =
+        (vec![], vec![], vec![], vec![]);
     let mut drop_share = vec![];
     for _ in 0..opts.repeats.max(1) {
         base_max.push(run_phase(&rig, opts, None)?);
@@ -402,21 +467,42 @@ pub fn cpu_balance(opts: &CpuBalanceBenchOptions) -> Result<Vec<BenchRow>, Accel
         cand_fixed.push(run_phase(&rig, opts, Some(rate))?);
         // Counters start at zero with each attachment: this phase's drops (warm-up included).
         let c = cpu_balance::counters(VethNet::IF_B, Some(&ns))?;
-        let (dropped, redirected) = c.iter().fold((0, 0), |(d, r), x| (d + x.dropped, r + x.redirected));
-        drop_share.push(if redirected == 0 { 0.0 } else { dropped as f64 * 100.0 / redirected as f64 });
+        let (dropped, redirected) = c
+            .iter()
+            .fold((0, 0), |(d, r), x| (d + x.dropped, r + x.redirected));
+        drop_share.push(if redirected == 0 {
+            0.0
+        } else {
+            dropped as f64 * 100.0 / redirected as f64
+        });
         detach()?;
     }
-    let (cm, bf, cf) = (median_phase(&cand_max), median_phase(&base_fixed), median_phase(&cand_fixed));
+    let (cm, bf, cf) = (
+        median_phase(&cand_max),
+        median_phase(&base_fixed),
+        median_phase(&cand_fixed),
+    );
 
     let base = "no balancer";
     let cand = format!("xdp cpu-balance {weights}");
     let how = format!(
         "{} flows, {} B UDP payload, sender on CPU {}, sink on CPU {}, {} s x {} (median); CPU = the workload's own tasks per CPU",
-        opts.flows, payload.len(), opts.sender_cpu, opts.sink_cpu, opts.seconds, opts.repeats
+        opts.flows,
+        payload.len(),
+        opts.sender_cpu,
+        opts.sink_cpu,
+        opts.seconds,
+        opts.repeats
     );
     let mut rows = vec![
-        BenchRow::new(format!("peak single-CPU utilisation at {rate} pps"), "%", Better::Lower, (base, Some(bf.peak())), (&cand, cf.peak()))
-            .with_note(how),
+        BenchRow::new(
+            format!("peak single-CPU utilisation at {rate} pps"),
+            "%",
+            Better::Lower,
+            (base, Some(bf.peak())),
+            (&cand, cf.peak()),
+        )
+        .with_note(how),
     ];
     for cpu in 0..ncpu {
         rows.push(BenchRow::new(
@@ -428,13 +514,49 @@ pub fn cpu_balance(opts: &CpuBalanceBenchOptions) -> Result<Vec<BenchRow>, Accel
         ));
     }
     rows.extend([
-        BenchRow::new(format!("received packet rate at {rate} pps offered"), "pkt/s", Better::Higher, (base, Some(bf.rx_pps)), (&cand, cf.rx_pps)),
-        BenchRow::new(format!("CPUMAP enqueue drops at {rate} pps"), "%", Better::Lower, (base, None), (&cand, median(drop_share)))
-            .with_note("the baseline has no CPUMAP; drops of the redirected frames, warm-up included"),
-        BenchRow::new("max received packet rate", "pkt/s", Better::Higher, (base, Some(bm.rx_pps)), (&cand, cm.rx_pps)),
-        BenchRow::new("max received throughput", "Mbit/s", Better::Higher, (base, Some(bm.rx_mbps)), (&cand, cm.rx_mbps)),
-        BenchRow::new("max sent packet rate", "pkt/s", Better::Higher, (base, Some(bm.tx_pps)), (&cand, cm.tx_pps)),
-        BenchRow::new("peak single-CPU utilisation at max rate", "%", Better::Lower, (base, Some(bm.peak())), (&cand, cm.peak())),
+        BenchRow::new(
+            format!("received packet rate at {rate} pps offered"),
+            "pkt/s",
+            Better::Higher,
+            (base, Some(bf.rx_pps)),
+            (&cand, cf.rx_pps),
+        ),
+        BenchRow::new(
+            format!("CPUMAP enqueue drops at {rate} pps"),
+            "%",
+            Better::Lower,
+            (base, None),
+            (&cand, median(drop_share)),
+        )
+        .with_note("the baseline has no CPUMAP; drops of the redirected frames, warm-up included"),
+        BenchRow::new(
+            "max received packet rate",
+            "pkt/s",
+            Better::Higher,
+            (base, Some(bm.rx_pps)),
+            (&cand, cm.rx_pps),
+        ),
+        BenchRow::new(
+            "max received throughput",
+            "Mbit/s",
+            Better::Higher,
+            (base, Some(bm.rx_mbps)),
+            (&cand, cm.rx_mbps),
+        ),
+        BenchRow::new(
+            "max sent packet rate",
+            "pkt/s",
+            Better::Higher,
+            (base, Some(bm.tx_pps)),
+            (&cand, cm.tx_pps),
+        ),
+        BenchRow::new(
+            "peak single-CPU utilisation at max rate",
+            "%",
+            Better::Lower,
+            (base, Some(bm.peak())),
+            (&cand, cm.peak()),
+        ),
     ]);
     Ok(rows)
 }

@@ -11,7 +11,7 @@ use clap::Subcommand;
 use crate::{
     AccelError,
     cpu_balance::{self, AttachMode, BalanceConfig, DEFAULT_QUEUE_SIZE, Weights},
-    http::{HttpObserver, ObserverConfig, Observed},
+    http::{HttpObserver, Observed, ObserverConfig},
     status, sys,
 };
 
@@ -76,7 +76,8 @@ pub fn run(cmd: AccelCommand) -> Result<(), AccelError> {
         AccelCommand::Status { json } => {
             let st = status::status()?;
             if json {
-                out(&serde_json::to_string_pretty(&st).map_err(|e| AccelError::InvalidArgument(e.to_string()))?);
+                out(&serde_json::to_string_pretty(&st)
+                    .map_err(|e| AccelError::InvalidArgument(e.to_string()))?);
             } else {
                 print!("{}", status::render(&st));
             }
@@ -95,7 +96,12 @@ pub fn run(cmd: AccelCommand) -> Result<(), AccelError> {
             }
             Ok(())
         }
-        AccelCommand::HttpTrace { iface, netns, json, duration } => {
+        AccelCommand::HttpTrace {
+            iface,
+            netns,
+            json,
+            duration,
+        } => {
             let cfg = ObserverConfig::new(&iface, netns.as_deref());
             let cb = move |ev: &Observed| {
                 if json {
@@ -107,7 +113,10 @@ pub fn run(cmd: AccelCommand) -> Result<(), AccelError> {
                 }
             };
             let obs = HttpObserver::start(&cfg, Some(Box::new(cb)))?;
-            eprintln!("observing HTTP/1.x requests on {iface}{}", netns.map(|n| format!(" (netns {n})")).unwrap_or_default());
+            eprintln!(
+                "observing HTTP/1.x requests on {iface}{}",
+                netns.map(|n| format!(" (netns {n})")).unwrap_or_default()
+            );
             let deadline = duration.map(|s| Instant::now() + Duration::from_secs(s));
             loop {
                 std::thread::sleep(Duration::from_millis(200));
@@ -124,12 +133,21 @@ pub fn run(cmd: AccelCommand) -> Result<(), AccelError> {
                     agg.requests, agg.bytes, agg.split_request_lines, agg.rejected
                 ));
                 for r in &agg.routes {
-                    out(&format!("  {} {} requests={} bytes={}", r.method, r.path, r.requests, r.bytes));
+                    out(&format!(
+                        "  {} {} requests={} bytes={}",
+                        r.method, r.path, r.requests, r.bytes
+                    ));
                 }
             }
             Ok(())
         }
-        AccelCommand::CpuBalance { iface, netns, weights, mode, queue_size } => {
+        AccelCommand::CpuBalance {
+            iface,
+            netns,
+            weights,
+            mode,
+            queue_size,
+        } => {
             let w = Weights::parse(&weights, sys::possible_cpus()?)?;
             let mut cfg = BalanceConfig::new(&iface, netns.as_deref(), w.clone());
             cfg.mode = mode;
@@ -139,7 +157,10 @@ pub fn run(cmd: AccelCommand) -> Result<(), AccelError> {
                     for warning in &report.warnings {
                         eprintln!("warning: {warning}");
                     }
-                    out(&format!("cpu-balance attached to {iface} (XDP {} mode), weights {w}", report.mode));
+                    out(&format!(
+                        "cpu-balance attached to {iface} (XDP {} mode), weights {w}",
+                        report.mode
+                    ));
                 }
                 None => out(&format!("cpu-balance on {iface}: weights now {w}")),
             }

@@ -10,22 +10,37 @@ pub enum AccelError {
     #[error("permission denied: {what} needs root or CAP_BPF + CAP_NET_ADMIN")]
     NotPrivileged { what: String },
 
-    #[error("the kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing): build it with CONFIG_DEBUG_INFO_BTF=y")]
+    #[error(
+        "the kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing): build it with CONFIG_DEBUG_INFO_BTF=y"
+    )]
     NoBtf,
 
     #[error("the kernel refused to load {program} ({kind}): {detail}")]
-    ProgramUnsupported { program: String, kind: String, detail: String },
+    ProgramUnsupported {
+        program: String,
+        kind: String,
+        detail: String,
+    },
 
     #[error("interface {iface} not found{}", netns_suffix(.netns))]
-    InterfaceNotFound { iface: String, netns: Option<String> },
+    InterfaceNotFound {
+        iface: String,
+        netns: Option<String>,
+    },
 
-    #[error("network namespace {name} not found (no /run/netns/{name}): create it with `ip netns add {name}`")]
+    #[error(
+        "network namespace {name} not found (no /run/netns/{name}): create it with `ip netns add {name}`"
+    )]
     NetnsNotFound { name: String },
 
-    #[error("{iface} already has an XDP program that disgrafs did not attach: refusing to replace it (remove it with its owner's tool first)")]
+    #[error(
+        "{iface} already has an XDP program that disgrafs did not attach: refusing to replace it (remove it with its owner's tool first)"
+    )]
     ForeignProgramAttached { iface: String },
 
-    #[error("{what} is already attached to {iface} by disgrafs: change it in place (e.g. --weights) or run `disgrafs accel detach` first")]
+    #[error(
+        "{what} is already attached to {iface} by disgrafs: change it in place (e.g. --weights) or run `disgrafs accel detach` first"
+    )]
     AlreadyAttached { what: String, iface: String },
 
     #[error("{what} is not attached to {iface}: attach it first")]
@@ -55,18 +70,27 @@ pub enum AccelError {
 }
 
 fn netns_suffix(netns: &Option<String>) -> String {
-    netns.as_ref().map(|n| format!(" in network namespace {n}")).unwrap_or_default()
+    netns
+        .as_ref()
+        .map(|n| format!(" in network namespace {n}"))
+        .unwrap_or_default()
 }
 
 impl AccelError {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        AccelError::Io { context: context.into(), source }
+        AccelError::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// Wraps an aya error with what we were doing; aya's Display omits the nested cause (the
     /// verifier log or the errno), so the whole source chain is flattened onto the one line.
     pub(crate) fn bpf(context: impl Into<String>, err: impl std::error::Error) -> Self {
-        AccelError::Bpf { context: context.into(), detail: chain(&err) }
+        AccelError::Bpf {
+            context: context.into(),
+            detail: chain(&err),
+        }
     }
 }
 
@@ -84,7 +108,12 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     }
     // Verifier logs are many lines; one line per failure is the contract, and the reason is at
     // the end of the log: keep the head (what failed) and the tail (why).
-    let line = out.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ");
+    let line = out
+        .split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ");
     let chars: Vec<char> = line.chars().collect();
     if chars.len() <= 700 {
         return line;

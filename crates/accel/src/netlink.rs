@@ -52,7 +52,13 @@ struct Request {
 pub fn xdp_state(ifindex: u32) -> Result<XdpState, AccelError> {
     let err = |e: io::Error| AccelError::io("querying the interface's XDP state (rtnetlink)", e);
     // SAFETY: plain socket(2); the fd is owned below.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
     if fd < 0 {
         return Err(err(io::Error::last_os_error()));
     }
@@ -73,7 +79,14 @@ pub fn xdp_state(ifindex: u32) -> Result<XdpState, AccelError> {
         change: 0,
     };
     // SAFETY: req is a live, fully initialised repr(C) value of the given size.
-    let sent = unsafe { libc::send(raw, (&req as *const Request).cast(), size_of::<Request>(), 0) };
+    let sent = unsafe {
+        libc::send(
+            raw,
+            (&req as *const Request).cast(),
+            size_of::<Request>(),
+            0,
+        )
+    };
     if sent < 0 {
         return Err(err(io::Error::last_os_error()));
     }
@@ -91,7 +104,8 @@ fn u16_at(b: &[u8], at: usize) -> Option<u16> {
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(at..at + 4)
+        .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// Walks netlink attributes in `b`, calling `f(type, payload)` for each.
@@ -121,7 +135,10 @@ fn parse_reply(msg: &[u8]) -> Result<XdpState, io::Error> {
     let len = (u32_at(msg, 0).ok_or_else(bad)? as usize).min(msg.len());
     // nlmsghdr (16) + ifinfomsg (16), then the attributes.
     let body = msg.get(32..len).ok_or_else(bad)?;
-    let mut state = XdpState { attached: XdpAttached::None, prog_id: 0 };
+    let mut state = XdpState {
+        attached: XdpAttached::None,
+        prog_id: 0,
+    };
     attrs(body, |t, payload| {
         if t != IFLA_XDP {
             return;
@@ -170,7 +187,13 @@ mod tests {
         msg.extend_from_slice(&[0u8; 26]);
         msg.extend(body);
         let s = parse_reply(&msg).unwrap();
-        assert_eq!(s, XdpState { attached: XdpAttached::Generic, prog_id: 77 });
+        assert_eq!(
+            s,
+            XdpState {
+                attached: XdpAttached::Generic,
+                prog_id: 77
+            }
+        );
     }
 
     #[test]

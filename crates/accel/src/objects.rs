@@ -10,11 +10,18 @@ pub static CPU_BALANCE: &[u8] = aya::include_bytes_aligned!("../bpf/cpu_balance.
 
 /// A program of a loaded object, by name and type; a missing one is a build mistake, reported as
 /// one line like every other failure.
-pub(crate) fn program_mut<'a, T>(ebpf: &'a mut aya::Ebpf, object: &str, name: &str) -> Result<&'a mut T, crate::AccelError>
+pub(crate) fn program_mut<'a, T>(
+    ebpf: &'a mut aya::Ebpf,
+    object: &str,
+    name: &str,
+) -> Result<&'a mut T, crate::AccelError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program>,
 {
     ebpf.program_mut(name)
         .and_then(|p| p.try_into().ok())
-        .ok_or_else(|| crate::AccelError::Bpf { context: object.to_string(), detail: format!("no program {name} of the expected type") })
+        .ok_or_else(|| crate::AccelError::Bpf {
+            context: object.to_string(),
+            detail: format!("no program {name} of the expected type"),
+        })
 }

@@ -57,7 +57,11 @@ pub struct Attachment {
 }
 
 impl Attachment {
-    pub fn new(accelerator: Accelerator, netns: Option<&str>, iface: &str) -> Result<Self, AccelError> {
+    pub fn new(
+        accelerator: Accelerator,
+        netns: Option<&str>,
+        iface: &str,
+    ) -> Result<Self, AccelError> {
         validate_component("interface name", iface)?;
         if let Some(ns) = netns {
             validate_component("network namespace name", ns)?;
@@ -66,7 +70,12 @@ impl Attachment {
             .join(accelerator.dir_name())
             .join(netns.unwrap_or(CURRENT_NETNS))
             .join(iface);
-        Ok(Attachment { accelerator, netns: netns.map(str::to_string), iface: iface.to_string(), dir })
+        Ok(Attachment {
+            accelerator,
+            netns: netns.map(str::to_string),
+            iface: iface.to_string(),
+            dir,
+        })
     }
 
     pub fn path(&self, object: &str) -> PathBuf {
@@ -84,7 +93,8 @@ impl Attachment {
 }
 
 fn validate_component(what: &str, s: &str) -> Result<(), AccelError> {
-    if s.is_empty() || s.len() > 255 || s.contains('/') || s.contains('\0') || s == "." || s == ".." {
+    if s.is_empty() || s.len() > 255 || s.contains('/') || s.contains('\0') || s == "." || s == ".."
+    {
         return Err(AccelError::InvalidArgument(format!("{what} {s:?}")));
     }
     Ok(())
@@ -92,7 +102,9 @@ fn validate_component(what: &str, s: &str) -> Result<(), AccelError> {
 
 /// True when bpffs is mounted at [`BPFFS`].
 pub fn bpffs_mounted() -> bool {
-    let Ok(c) = CString::new(BPFFS) else { return false };
+    let Ok(c) = CString::new(BPFFS) else {
+        return false;
+    };
     // SAFETY: statfs writes into the zeroed struct we own.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is NUL-terminated and st is writable.
@@ -105,11 +117,21 @@ pub fn bpffs_mounted() -> bool {
 pub fn ensure_root() -> Result<(), AccelError> {
     if !bpffs_mounted() {
         fs::create_dir_all(BPFFS).map_err(|e| AccelError::io(format!("creating {BPFFS}"), e))?;
-        let (src, target, fstype, opts) =
-            (c"bpf", CString::new(BPFFS).expect("no NUL"), c"bpf", c"mode=0700");
+        let (src, target, fstype, opts) = (
+            c"bpf",
+            CString::new(BPFFS).expect("no NUL"),
+            c"bpf",
+            c"mode=0700",
+        );
         // SAFETY: all pointers are NUL-terminated strings that outlive the call.
         let rc = unsafe {
-            libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, opts.as_ptr().cast())
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
         };
         if rc != 0 {
             return Err(AccelError::Bpffs(format!(
@@ -134,9 +156,17 @@ pub fn attachments() -> Vec<Attachment> {
     for acc in Accelerator::ALL {
         let base = Path::new(ROOT).join(acc.dir_name());
         for ns in sorted_dirs(&base) {
-            let ns_name = ns.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let ns_name = ns
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             for iface in sorted_dirs(&ns) {
-                let iface_name = iface.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                let iface_name = iface
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_string();
                 out.push(Attachment {
                     accelerator: acc,
                     netns: (ns_name != CURRENT_NETNS).then(|| ns_name.clone()),
@@ -165,7 +195,10 @@ pub fn pins(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .into_iter()
         .flatten()
-        .filter_map(|e| e.ok().and_then(|e| e.file_name().to_str().map(str::to_string)))
+        .filter_map(|e| {
+            e.ok()
+                .and_then(|e| e.file_name().to_str().map(str::to_string))
+        })
         .collect();
     v.sort();
     v
@@ -202,7 +235,9 @@ pub fn remove_attachment(a: &Attachment) -> Result<(), AccelError> {
 /// and [`ROOT`] itself when it ends up empty.
 pub fn prune_empty() {
     fn prune(dir: &Path) -> bool {
-        let Ok(entries) = fs::read_dir(dir) else { return false };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return false;
+        };
         let mut empty = true;
         for e in entries.flatten() {
             let p = e.path();
@@ -223,7 +258,10 @@ pub fn release_bpffs_if_ours() -> bool {
     }
     // maps.debug and progs.debug are the kernel's own (bpf_preload) and come with every mount.
     let empty = fs::read_dir(BPFFS)
-        .map(|d| d.filter_map(Result::ok).all(|e| matches!(e.file_name().to_str(), Some("maps.debug" | "progs.debug"))))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .all(|e| matches!(e.file_name().to_str(), Some("maps.debug" | "progs.debug")))
+        })
         .unwrap_or(false);
     if !empty {
         return false;
@@ -232,6 +270,9 @@ pub fn release_bpffs_if_ours() -> bool {
     // SAFETY: target is a NUL-terminated path.
     if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {
         let _ = fs::remove_file(MOUNT_MARKER);
+        if let Some(parent) = Path::new(MOUNT_MARKER).parent() {
+            let _ = fs::remove_dir(parent); // only when empty
+        }
         return true;
     }
     false
@@ -244,7 +285,10 @@ mod tests {
     #[test]
     fn layout() {
         let a = Attachment::new(Accelerator::CpuBalance, Some("ns1"), "veth0").unwrap();
-        assert_eq!(a.dir, Path::new("/sys/fs/bpf/disgrafs/cpu-balance/ns1/veth0"));
+        assert_eq!(
+            a.dir,
+            Path::new("/sys/fs/bpf/disgrafs/cpu-balance/ns1/veth0")
+        );
         let b = Attachment::new(Accelerator::CpuBalance, None, "eth1").unwrap();
         assert_eq!(b.netns_label(), "@current");
         assert!(Attachment::new(Accelerator::CpuBalance, None, "../x").is_err());

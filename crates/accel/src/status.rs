@@ -30,7 +30,9 @@ pub fn status() -> Result<Status, AccelError> {
         errors: Vec::new(),
     };
     if st.bpffs_mounted && !st.privileged {
-        return Err(AccelError::NotPrivileged { what: "reading disgrafs' BPF pins".into() });
+        return Err(AccelError::NotPrivileged {
+            what: "reading disgrafs' BPF pins".into(),
+        });
     }
     for a in pin::attachments() {
         match a.accelerator {
@@ -59,7 +61,11 @@ pub fn render(st: &Status) -> String {
             b.link_id,
             b.prog_id,
             slots.join(","),
-            if b.counts_drops { "" } else { ", drops not counted" }
+            if b.counts_drops {
+                ""
+            } else {
+                ", drops not counted"
+            }
         ));
         out.push_str(&format!(
             "  {:>4} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
@@ -95,7 +101,12 @@ pub fn detach_all() -> Result<DetachReport, AccelError> {
     sys::require_privileged("detaching disgrafs' BPF programs")?;
     for a in pin::attachments() {
         pin::remove_attachment(&a)?;
-        report.removed.push(format!("{} on {} (netns {})", a.accelerator.dir_name(), a.iface, a.netns_label()));
+        report.removed.push(format!(
+            "{} on {} (netns {})",
+            a.accelerator.dir_name(),
+            a.iface,
+            a.netns_label()
+        ));
     }
     // Leftover empty directories (an interrupted attach) go too.
     pin::prune_empty();

@@ -33,7 +33,13 @@ pub fn is_privileged() -> bool {
 
 /// Fails with [`AccelError::NotPrivileged`] unless [`is_privileged`].
 pub fn require_privileged(what: &str) -> Result<(), AccelError> {
-    if is_privileged() { Ok(()) } else { Err(AccelError::NotPrivileged { what: what.to_string() }) }
+    if is_privileged() {
+        Ok(())
+    } else {
+        Err(AccelError::NotPrivileged {
+            what: what.to_string(),
+        })
+    }
 }
 
 /// True when the kernel exposes its BTF, which CO-RE relocations and tp_btf need.
@@ -42,7 +48,11 @@ pub fn has_btf() -> bool {
 }
 
 pub fn require_btf() -> Result<(), AccelError> {
-    if has_btf() { Ok(()) } else { Err(AccelError::NoBtf) }
+    if has_btf() {
+        Ok(())
+    } else {
+        Err(AccelError::NoBtf)
+    }
 }
 
 /// Number of possible CPUs (the size of per-CPU maps and of the CPUMAP).
@@ -57,7 +67,10 @@ pub fn online_cpus() -> Result<Vec<u32>, AccelError> {
 
 /// The index of `iface` in the calling thread's network namespace.
 pub fn if_index(iface: &str, netns: Option<&str>) -> Result<u32, AccelError> {
-    let not_found = || AccelError::InterfaceNotFound { iface: iface.to_string(), netns: netns.map(str::to_string) };
+    let not_found = || AccelError::InterfaceNotFound {
+        iface: iface.to_string(),
+        netns: netns.map(str::to_string),
+    };
     let c = CString::new(iface).map_err(|_| not_found())?;
     // SAFETY: c is a valid NUL-terminated string for the duration of the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
@@ -77,18 +90,25 @@ pub fn in_netns<T: Send>(
 ) -> Result<T, AccelError> {
     let Some(name) = netns else { return f() };
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(AccelError::InvalidArgument(format!("network namespace name {name:?}")));
+        return Err(AccelError::InvalidArgument(format!(
+            "network namespace name {name:?}"
+        )));
     }
     let path = Path::new(NETNS_DIR).join(name);
     let file = fs::File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => AccelError::NetnsNotFound { name: name.to_string() },
+        std::io::ErrorKind::NotFound => AccelError::NetnsNotFound {
+            name: name.to_string(),
+        },
         _ => AccelError::io(format!("opening {}", path.display()), e),
     })?;
     std::thread::scope(|s| {
         s.spawn(move || {
             // SAFETY: file is an open namespace file; setns only affects this thread.
             if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(AccelError::io(format!("entering network namespace {name}"), std::io::Error::last_os_error()));
+                return Err(AccelError::io(
+                    format!("entering network namespace {name}"),
+                    std::io::Error::last_os_error(),
+                ));
             }
             f()
         })

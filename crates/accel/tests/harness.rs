@@ -15,15 +15,30 @@ fn veth_net_is_torn_down_even_when_the_test_panics() {
     if !harness::privileged_or_skip("veth_net_is_torn_down_even_when_the_test_panics") {
         return;
     }
-    let root_links_before = Command::new("ip").args(["-o", "link"]).output().unwrap().stdout;
+    let root_links_before = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap()
+        .stdout;
     let names = std::sync::Mutex::new(Vec::new());
     let result = panic::catch_unwind(|| {
         let net = VethNet::new(VethOptions { single_queue: true }).unwrap();
-        names.lock().unwrap().extend([net.a.name().to_string(), net.b.name().to_string()]);
+        names
+            .lock()
+            .unwrap()
+            .extend([net.a.name().to_string(), net.b.name().to_string()]);
         // Both ends are up and reachable inside the namespaces only.
-        let out = net.a.command("ping").args(["-c", "1", "-W", "2", "198.18.0.2"]).output();
+        let out = net
+            .a
+            .command("ping")
+            .args(["-c", "1", "-W", "2", "198.18.0.2"])
+            .output();
         if let Ok(o) = out {
-            assert!(o.status.success(), "ping across the pair: {}", String::from_utf8_lossy(&o.stdout));
+            assert!(
+                o.status.success(),
+                "ping across the pair: {}",
+                String::from_utf8_lossy(&o.stdout)
+            );
         }
         panic!("deliberate");
     });
@@ -31,7 +46,11 @@ fn veth_net_is_torn_down_even_when_the_test_panics() {
     for n in names.lock().unwrap().iter() {
         assert!(!netns_exists(n), "{n} survived the panic");
     }
-    let root_links_after = Command::new("ip").args(["-o", "link"]).output().unwrap().stdout;
+    let root_links_after = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap()
+        .stdout;
     assert_eq!(
         String::from_utf8_lossy(&root_links_before),
         String::from_utf8_lossy(&root_links_after),
@@ -58,7 +77,10 @@ fn cgroup_guard_holds_only_its_processes_and_cleans_up() {
         let procs = std::fs::read_to_string(path.join("cgroup.procs")).unwrap();
         assert_eq!(procs.trim(), child.id().to_string());
         let own = std::fs::read_to_string(format!("/proc/{}/cgroup", child.id())).unwrap();
-        assert!(own.contains(path.file_name().unwrap().to_str().unwrap()), "{own}");
+        assert!(
+            own.contains(path.file_name().unwrap().to_str().unwrap()),
+            "{own}"
+        );
     }
     assert!(!path.exists(), "the cgroup was removed on drop");
     child.kill().unwrap();

@@ -156,18 +156,28 @@ fn load_err(program: &str, kind: &str, e: impl std::error::Error + 'static) -> A
     // EPERM for a privileged process means the kernel forbids the program type (as it does
     // fentry on some kernels), not missing capabilities.
     if errno_of(&e) == Some(libc::EPERM) && !sys::is_privileged() {
-        return AccelError::NotPrivileged { what: format!("loading {program}") };
+        return AccelError::NotPrivileged {
+            what: format!("loading {program}"),
+        };
     }
-    AccelError::ProgramUnsupported { program: program.to_string(), kind: kind.to_string(), detail: chain(&e) }
+    AccelError::ProgramUnsupported {
+        program: program.to_string(),
+        kind: kind.to_string(),
+        detail: chain(&e),
+    }
 }
 
 fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Map, AccelError> {
-    ebpf.map_mut(name).ok_or_else(|| AccelError::Bpf { context: OBJECT.into(), detail: format!("no map {name}") })
+    ebpf.map_mut(name).ok_or_else(|| AccelError::Bpf {
+        context: OBJECT.into(),
+        detail: format!("no map {name}"),
+    })
 }
 
 fn open_pinned(a: &Attachment, name: &str) -> Result<Map, AccelError> {
     let p = a.path(name);
-    let data = MapData::from_pin(&p).map_err(|e| AccelError::bpf(format!("opening {}", p.display()), e))?;
+    let data = MapData::from_pin(&p)
+        .map_err(|e| AccelError::bpf(format!("opening {}", p.display()), e))?;
     Map::from_map_data(data).map_err(|e| AccelError::bpf(format!("opening {}", p.display()), e))
 }
 
@@ -205,7 +215,10 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
     }
     let a = attachment(&cfg.iface, cfg.netns.as_deref())?;
     if a.exists() {
-        return Err(AccelError::AlreadyAttached { what: "the CPU balancer".into(), iface: cfg.iface.clone() });
+        return Err(AccelError::AlreadyAttached {
+            what: "the CPU balancer".into(),
+            iface: cfg.iface.clone(),
+        });
     }
     let ncpus = sys::possible_cpus()?;
     let online = sys::online_cpus()?;
@@ -225,8 +238,13 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
 
     // The program run on the target CPU, installed in every CPUMAP entry.
     let on_cpu: &mut Xdp = objects::program_mut(&mut ebpf, OBJECT, "cpu_balance_on_cpu")?;
-    on_cpu.load().map_err(|e| load_err("cpu_balance_on_cpu", "XDP (CPUMAP)", e))?;
-    let on_cpu_fd = on_cpu.fd().map_err(|e| AccelError::bpf("cpu_balance_on_cpu", e))?.try_clone()
+    on_cpu
+        .load()
+        .map_err(|e| load_err("cpu_balance_on_cpu", "XDP (CPUMAP)", e))?;
+    let on_cpu_fd = on_cpu
+        .fd()
+        .map_err(|e| AccelError::bpf("cpu_balance_on_cpu", e))?
+        .try_clone()
         .map_err(|e| AccelError::io("duplicating a program fd", e))?;
 
     {
@@ -239,15 +257,25 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
         }
     }
     let cpu_map_id = match map_mut(&mut ebpf, "cpu_map")? {
-        Map::CpuMap(d) => d.info().map_err(|e| AccelError::bpf("cpu_map info", e))?.id(),
+        Map::CpuMap(d) => d
+            .info()
+            .map_err(|e| AccelError::bpf("cpu_map info", e))?
+            .id(),
         _ => 0,
     };
     write_slots(map_mut(&mut ebpf, "cpu_slots")?, &cfg.weights)?;
     {
-        let mut conf: Array<&mut MapData, CbConfig> = Array::try_from(map_mut(&mut ebpf, "cb_config")?)
-            .map_err(|e| AccelError::bpf("cb_config", e))?;
-        let c = CbConfig { nslots: weights::SLOTS as u32, track_flows: cfg.track_flows as u32, cpu_map_id, _pad: 0 };
-        conf.set(0, c, 0).map_err(|e| AccelError::bpf("writing cb_config", e))?;
+        let mut conf: Array<&mut MapData, CbConfig> =
+            Array::try_from(map_mut(&mut ebpf, "cb_config")?)
+                .map_err(|e| AccelError::bpf("cb_config", e))?;
+        let c = CbConfig {
+            nslots: weights::SLOTS as u32,
+            track_flows: cfg.track_flows as u32,
+            cpu_map_id,
+            _pad: 0,
+        };
+        conf.set(0, c, 0)
+            .map_err(|e| AccelError::bpf("writing cb_config", e))?;
     }
 
     let mut warnings = Vec::new();
@@ -260,16 +288,39 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
         let ifindex = sys::if_index(&cfg.iface, netns)?;
         let before = netlink::xdp_state(ifindex)?;
         if before.attached != XdpAttached::None {
-            return Err(AccelError::ForeignProgramAttached { iface: cfg.iface.clone() });
+            // Ours under another namespace label (attached with --netns, asked without, or the
+            // reverse) is not someone else's: say so rather than "foreign".
+            if pinned_prog_ids().contains(&before.prog_id) {
+                return Err(AccelError::AlreadyAttached {
+                    what: "the CPU balancer".into(),
+                    iface: cfg.iface.clone(),
+                });
+            }
+            return Err(AccelError::ForeignProgramAttached {
+                iface: cfg.iface.clone(),
+            });
         }
         let try_mode = |xdp: &mut Xdp, mode: XdpMode| -> Result<FdLink, AccelError> {
-            let id = xdp.attach_to_if_index(ifindex, mode).map_err(|e| match errno_of(&e) {
-                Some(libc::EBUSY | libc::EEXIST) => AccelError::ForeignProgramAttached { iface: cfg.iface.clone() },
-                Some(libc::EPERM) => AccelError::NotPrivileged { what: "attaching XDP".into() },
-                _ => AccelError::bpf(format!("attaching XDP to {}", cfg.iface), e),
-            })?;
-            let link = xdp.take_link(id).map_err(|e| AccelError::bpf("taking the XDP link", e))?;
-            FdLink::try_from(link).map_err(|e| AccelError::bpf("the kernel gave no bpf_link for XDP (needs Linux >= 5.9)", e))
+            let id = xdp
+                .attach_to_if_index(ifindex, mode)
+                .map_err(|e| match errno_of(&e) {
+                    Some(libc::EBUSY | libc::EEXIST) => AccelError::ForeignProgramAttached {
+                        iface: cfg.iface.clone(),
+                    },
+                    Some(libc::EPERM) => AccelError::NotPrivileged {
+                        what: "attaching XDP".into(),
+                    },
+                    _ => AccelError::bpf(format!("attaching XDP to {}", cfg.iface), e),
+                })?;
+            let link = xdp
+                .take_link(id)
+                .map_err(|e| AccelError::bpf("taking the XDP link", e))?;
+            FdLink::try_from(link).map_err(|e| {
+                AccelError::bpf(
+                    "the kernel gave no bpf_link for XDP (needs Linux >= 5.9)",
+                    e,
+                )
+            })
         };
         match cfg.mode {
             AttachMode::Native => Ok((try_mode(xdp, XdpMode::Driver)?, "driver")),
@@ -300,18 +351,29 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
     // Pin everything; on any failure remove what was pinned (dropping the links detaches).
     let pin_all = || -> Result<(), AccelError> {
         pin::ensure_root()?;
-        std::fs::create_dir_all(&a.dir).map_err(|e| AccelError::io(format!("creating {}", a.dir.display()), e))?;
+        std::fs::create_dir_all(&a.dir)
+            .map_err(|e| AccelError::io(format!("creating {}", a.dir.display()), e))?;
         for name in MAPS {
-            let m = ebpf.map(name).ok_or_else(|| AccelError::Bpf { context: "pinning".into(), detail: format!("no map {name}") })?;
-            m.pin(a.path(name)).map_err(|e| AccelError::bpf(format!("pinning {name}"), e))?;
+            let m = ebpf.map(name).ok_or_else(|| AccelError::Bpf {
+                context: "pinning".into(),
+                detail: format!("no map {name}"),
+            })?;
+            m.pin(a.path(name))
+                .map_err(|e| AccelError::bpf(format!("pinning {name}"), e))?;
         }
         Ok(())
     };
     let pinned = pin_all().and_then(|()| {
-        let pin_name = if mode == "driver" { PIN_LINK_DRIVER } else { PIN_LINK_GENERIC };
-        link.pin(a.path(pin_name)).map_err(|e| AccelError::bpf("pinning the XDP link", e))?;
+        let pin_name = if mode == "driver" {
+            PIN_LINK_DRIVER
+        } else {
+            PIN_LINK_GENERIC
+        };
+        link.pin(a.path(pin_name))
+            .map_err(|e| AccelError::bpf("pinning the XDP link", e))?;
         if let Some(l) = drops_link {
-            l.pin(a.path(PIN_LINK_DROPS)).map_err(|e| AccelError::bpf("pinning the drop counter link", e))?;
+            l.pin(a.path(PIN_LINK_DROPS))
+                .map_err(|e| AccelError::bpf("pinning the drop counter link", e))?;
         }
         Ok(())
     });
@@ -322,19 +384,50 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
     Ok(AttachReport { mode, warnings })
 }
 
+/// Program ids of every XDP link disgrafs has pinned.
+fn pinned_prog_ids() -> Vec<u32> {
+    pin::attachments()
+        .iter()
+        .filter(|a| a.accelerator == Accelerator::CpuBalance)
+        .filter_map(|a| xdp_link_ids(a).ok())
+        .map(|(_, prog)| prog)
+        .collect()
+}
+
+/// (link id, program id) of an attachment's pinned XDP link.
+fn xdp_link_ids(a: &Attachment) -> Result<(u32, u32), AccelError> {
+    let (name, _) = link_pin(a).ok_or_else(|| AccelError::NotAttached {
+        what: "the CPU balancer".into(),
+        iface: a.iface.clone(),
+    })?;
+    let link = aya::programs::links::PinnedLink::from_pin(a.path(name))
+        .map_err(|e| AccelError::bpf("opening the XDP link pin", e))?;
+    let fd: FdLink = link.into();
+    let info = fd.info().map_err(|e| AccelError::bpf("XDP link info", e))?;
+    Ok((info.id(), info.program_id()))
+}
+
 fn attach_drop_counter(ebpf: &mut Ebpf) -> Result<FdLink, AccelError> {
     let btf = Btf::from_sys_fs().map_err(|e| AccelError::bpf("reading kernel BTF", e))?;
     let tp: &mut BtfTracePoint = objects::program_mut(ebpf, OBJECT, "cpu_balance_enqueue")?;
-    tp.load("xdp_cpumap_enqueue", &btf).map_err(|e| load_err("cpu_balance_enqueue", "tp_btf", e))?;
-    let id = tp.attach().map_err(|e| AccelError::bpf("attaching tp_btf/xdp_cpumap_enqueue", e))?;
-    let link = tp.take_link(id).map_err(|e| AccelError::bpf("taking the tp_btf link", e))?;
+    tp.load("xdp_cpumap_enqueue", &btf)
+        .map_err(|e| load_err("cpu_balance_enqueue", "tp_btf", e))?;
+    let id = tp
+        .attach()
+        .map_err(|e| AccelError::bpf("attaching tp_btf/xdp_cpumap_enqueue", e))?;
+    let link = tp
+        .take_link(id)
+        .map_err(|e| AccelError::bpf("taking the tp_btf link", e))?;
     Ok(link.into())
 }
 
 fn write_slots(map: &mut Map, w: &Weights) -> Result<(), AccelError> {
-    let mut slots: Array<&mut MapData, u32> = Array::try_from(map).map_err(|e| AccelError::bpf("cpu_slots", e))?;
+    let mut slots: Array<&mut MapData, u32> =
+        Array::try_from(map).map_err(|e| AccelError::bpf("cpu_slots", e))?;
     for (i, cpu) in w.slot_table().into_iter().enumerate() {
-        slots.set(i as u32, cpu, 0).map_err(|e| AccelError::bpf("writing cpu_slots", e))?;
+        slots
+            .set(i as u32, cpu, 0)
+            .map_err(|e| AccelError::bpf("writing cpu_slots", e))?;
     }
     Ok(())
 }
@@ -347,11 +440,21 @@ pub fn set_weights(iface: &str, netns: Option<&str>, w: &Weights) -> Result<(), 
     sys::require_privileged("changing CPU balancer weights")?;
     let a = attachment(iface, netns)?;
     if !a.exists() {
-        return Err(AccelError::NotAttached { what: "the CPU balancer".into(), iface: iface.to_string() });
+        return Err(AccelError::NotAttached {
+            what: "the CPU balancer".into(),
+            iface: iface.to_string(),
+        });
     }
     let online = sys::online_cpus()?;
-    if let Some((cpu, _)) = w.pairs().iter().find(|(c, wt)| *wt > 0 && !online.contains(c)) {
-        return Err(AccelError::InvalidWeights { input: w.to_string(), reason: format!("CPU {cpu} is offline") });
+    if let Some((cpu, _)) = w
+        .pairs()
+        .iter()
+        .find(|(c, wt)| *wt > 0 && !online.contains(c))
+    {
+        return Err(AccelError::InvalidWeights {
+            input: w.to_string(),
+            reason: format!("CPU {cpu} is offline"),
+        });
     }
     let mut m = open_pinned(&a, "cpu_slots")?;
     write_slots(&mut m, w)
@@ -370,17 +473,22 @@ pub fn set_flow_tracking(iface: &str, netns: Option<&str>, on: bool) -> Result<(
         }
     }
     let mut m = open_pinned(&a, "cb_config")?;
-    let mut conf: Array<&mut MapData, CbConfig> = Array::try_from(&mut m).map_err(|e| AccelError::bpf("cb_config", e))?;
-    let mut c = conf.get(&0, 0).map_err(|e| AccelError::bpf("reading cb_config", e))?;
+    let mut conf: Array<&mut MapData, CbConfig> =
+        Array::try_from(&mut m).map_err(|e| AccelError::bpf("cb_config", e))?;
+    let mut c = conf
+        .get(&0, 0)
+        .map_err(|e| AccelError::bpf("reading cb_config", e))?;
     c.track_flows = on as u32;
-    conf.set(0, c, 0).map_err(|e| AccelError::bpf("writing cb_config", e))
+    conf.set(0, c, 0)
+        .map_err(|e| AccelError::bpf("writing cb_config", e))
 }
 
 /// Flow hash → bitmask of the CPUs its frames were delivered on (tracking must be on).
 pub fn flow_cpus(iface: &str, netns: Option<&str>) -> Result<BTreeMap<u32, u64>, AccelError> {
     let a = attachment(iface, netns)?;
     let m = open_pinned(&a, "flow_cpus")?;
-    let flows: HashMap<&MapData, u32, u64> = HashMap::try_from(&m).map_err(|e| AccelError::bpf("flow_cpus", e))?;
+    let flows: HashMap<&MapData, u32, u64> =
+        HashMap::try_from(&m).map_err(|e| AccelError::bpf("flow_cpus", e))?;
     Ok(flows.iter().filter_map(Result::ok).collect())
 }
 
@@ -391,25 +499,25 @@ pub fn counters(iface: &str, netns: Option<&str>) -> Result<Vec<CpuCounters>, Ac
 
 fn read_counters(a: &Attachment) -> Result<Vec<CpuCounters>, AccelError> {
     let m = open_pinned(a, "cb_stats")?;
-    let stats: PerCpuArray<&MapData, CpuCounters> = PerCpuArray::try_from(&m).map_err(|e| AccelError::bpf("cb_stats", e))?;
-    let v = stats.get(&0, 0).map_err(|e| AccelError::bpf("reading cb_stats", e))?;
+    let stats: PerCpuArray<&MapData, CpuCounters> =
+        PerCpuArray::try_from(&m).map_err(|e| AccelError::bpf("cb_stats", e))?;
+    let v = stats
+        .get(&0, 0)
+        .map_err(|e| AccelError::bpf("reading cb_stats", e))?;
     Ok(v.iter().copied().collect())
 }
 
 /// Status of one pinned balancer.
 pub fn status(a: &Attachment) -> Result<BalanceStatus, AccelError> {
-    let (link_name, mode) = link_pin(a).unwrap_or(("", "detached"));
-    let (link_id, prog_id) = if link_name.is_empty() {
-        (0, 0)
+    let mode = link_pin(a).map_or("detached", |(_, m)| m);
+    let (link_id, prog_id) = if link_pin(a).is_some() {
+        xdp_link_ids(a)?
     } else {
-        let link = aya::programs::links::PinnedLink::from_pin(a.path(link_name))
-            .map_err(|e| AccelError::bpf("opening the XDP link pin", e))?;
-        let fd: FdLink = link.into();
-        let info = fd.info().map_err(|e| AccelError::bpf("XDP link info", e))?;
-        (info.id(), info.program_id())
+        (0, 0)
     };
     let slots_map = open_pinned(a, "cpu_slots")?;
-    let slots: Array<&MapData, u32> = Array::try_from(&slots_map).map_err(|e| AccelError::bpf("cpu_slots", e))?;
+    let slots: Array<&MapData, u32> =
+        Array::try_from(&slots_map).map_err(|e| AccelError::bpf("cpu_slots", e))?;
     let table: Vec<u32> = slots.iter().filter_map(Result::ok).collect();
     Ok(BalanceStatus {
         iface: a.iface.clone(),

@@ -19,7 +19,10 @@ impl Weights {
     /// Builds weights from pairs, checking CPUs against `possible_cpus`.
     pub fn new(mut pairs: Vec<(u32, u32)>, possible_cpus: usize) -> Result<Self, AccelError> {
         let input = Self::render(&pairs);
-        let bad = |reason: String| AccelError::InvalidWeights { input: input.clone(), reason };
+        let bad = |reason: String| AccelError::InvalidWeights {
+            input: input.clone(),
+            reason,
+        };
         pairs.sort();
         for w in pairs.windows(2) {
             if w[0].0 == w[1].0 {
@@ -27,10 +30,14 @@ impl Weights {
             }
         }
         if let Some((cpu, _)) = pairs.iter().find(|(c, _)| *c as usize >= possible_cpus) {
-            return Err(bad(format!("CPU {cpu} does not exist (this machine has {possible_cpus})")));
+            return Err(bad(format!(
+                "CPU {cpu} does not exist (this machine has {possible_cpus})"
+            )));
         }
         if let Some((cpu, w)) = pairs.iter().find(|(_, w)| *w > MAX_WEIGHT) {
-            return Err(bad(format!("weight {w} of CPU {cpu} is above {MAX_WEIGHT}")));
+            return Err(bad(format!(
+                "weight {w} of CPU {cpu} is above {MAX_WEIGHT}"
+            )));
         }
         if pairs.iter().all(|(_, w)| *w == 0) {
             return Err(bad("at least one weight must be positive".into()));
@@ -40,12 +47,23 @@ impl Weights {
 
     /// Parses `CPU:WEIGHT[,CPU:WEIGHT...]`.
     pub fn parse(s: &str, possible_cpus: usize) -> Result<Self, AccelError> {
-        let bad = |reason: &str| AccelError::InvalidWeights { input: s.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| AccelError::InvalidWeights {
+            input: s.to_string(),
+            reason: reason.to_string(),
+        };
         let mut pairs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (cpu, w) = part.split_once(':').ok_or_else(|| bad("a pair without ':'"))?;
-            let cpu = cpu.trim().parse::<u32>().map_err(|_| bad("a CPU that is not a number"))?;
-            let w = w.trim().parse::<u32>().map_err(|_| bad("a weight that is not a whole number"))?;
+            let (cpu, w) = part
+                .split_once(':')
+                .ok_or_else(|| bad("a pair without ':'"))?;
+            let cpu = cpu
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| bad("a CPU that is not a number"))?;
+            let w = w
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| bad("a weight that is not a whole number"))?;
             pairs.push((cpu, w));
         }
         if pairs.is_empty() {
@@ -59,13 +77,20 @@ impl Weights {
     }
 
     fn render(pairs: &[(u32, u32)]) -> String {
-        pairs.iter().map(|(c, w)| format!("{c}:{w}")).collect::<Vec<_>>().join(",")
+        pairs
+            .iter()
+            .map(|(c, w)| format!("{c}:{w}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Expected share of each CPU (weight / total).
     pub fn shares(&self) -> Vec<(u32, f64)> {
         let total: u32 = self.0.iter().map(|(_, w)| w).sum();
-        self.0.iter().map(|(c, w)| (*c, f64::from(*w) / f64::from(total))).collect()
+        self.0
+            .iter()
+            .map(|(c, w)| (*c, f64::from(*w) / f64::from(total)))
+            .collect()
     }
 
     /// The slot table: `SLOTS` entries, each CPU holding slots in proportion to its weight
@@ -134,7 +159,9 @@ mod tests {
         let w = Weights::parse("1:3, 0:1", 2).unwrap();
         assert_eq!(w.pairs(), &[(0, 1), (1, 3)]);
         assert_eq!(w.to_string(), "0:1,1:3");
-        for bad in ["", "0", "x:1", "0:-1", "0:1,0:2", "5:1", "0:0,1:0", "0:99999"] {
+        for bad in [
+            "", "0", "x:1", "0:-1", "0:1,0:2", "5:1", "0:0,1:0", "0:99999",
+        ] {
             assert!(Weights::parse(bad, 2).is_err(), "{bad:?} accepted");
         }
         let e = Weights::parse("5:1", 2).unwrap_err().to_string();

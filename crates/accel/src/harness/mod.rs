@@ -35,7 +35,9 @@ pub fn skip_reason() -> Option<String> {
     }
     for tool in ["ip", "nsenter"] {
         if which(tool).is_none() {
-            return Some(format!("{tool} is not installed (scripts/deps.d/20-accel.sh installs it)"));
+            return Some(format!(
+                "{tool} is not installed (scripts/deps.d/20-accel.sh installs it)"
+            ));
         }
     }
     None
@@ -58,11 +60,18 @@ pub fn privileged_or_skip(name: &str) -> bool {
 
 /// Looks a program up in PATH.
 pub fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(tool)).find(|p| p.is_file())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.is_file())
 }
 
 fn run(cmd: &mut Command) -> Result<(), AccelError> {
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| AccelError::Harness(format!("running {cmd:?}: {e}")))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| AccelError::Harness(format!("running {cmd:?}: {e}")))?;
     if !out.status.success() {
         return Err(AccelError::Harness(format!(
             "{cmd:?} failed: {}",
@@ -74,7 +83,11 @@ fn run(cmd: &mut Command) -> Result<(), AccelError> {
 
 fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("dgf{}-{}-{prefix}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "dgf{}-{}-{prefix}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A named network namespace (`/run/netns/NAME`), deleted on drop.
@@ -101,12 +114,17 @@ impl NetNsGuard {
     /// namespace (unlike `ip netns exec`, which also remounts /sys).
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}/{}", sys::NETNS_DIR, self.name)).arg("--").arg(program);
+        c.arg(format!("--net={}/{}", sys::NETNS_DIR, self.name))
+            .arg("--")
+            .arg(program);
         c
     }
 
     /// Runs `f` on a thread inside this namespace (see [`sys::in_netns`]).
-    pub fn run<T: Send>(&self, f: impl FnOnce() -> Result<T, AccelError> + Send) -> Result<T, AccelError> {
+    pub fn run<T: Send>(
+        &self,
+        f: impl FnOnce() -> Result<T, AccelError> + Send,
+    ) -> Result<T, AccelError> {
         sys::in_netns(Some(&self.name), f)
     }
 
@@ -119,7 +137,10 @@ impl NetNsGuard {
 impl Drop for NetNsGuard {
     fn drop(&mut self) {
         // Deleting the namespace deletes the interfaces in it (and so both ends of a veth pair).
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -148,14 +169,25 @@ impl VethNet {
     pub const ADDR_B6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
     pub fn new(opts: VethOptions) -> Result<Self, AccelError> {
-        let net = VethNet { a: NetNsGuard::new("a")?, b: NetNsGuard::new("b")? };
+        let net = VethNet {
+            a: NetNsGuard::new("a")?,
+            b: NetNsGuard::new("b")?,
+        };
         // Created inside namespace a with its peer placed straight into b: neither end ever
         // exists in the root namespace.
         let mut args = vec!["link", "add", Self::IF_A];
         if opts.single_queue {
             args.extend(["numtxqueues", "1", "numrxqueues", "1"]);
         }
-        args.extend(["type", "veth", "peer", "name", Self::IF_B, "netns", net.b.name()]);
+        args.extend([
+            "type",
+            "veth",
+            "peer",
+            "name",
+            Self::IF_B,
+            "netns",
+            net.b.name(),
+        ]);
         if opts.single_queue {
             args.extend(["numtxqueues", "1", "numrxqueues", "1"]);
         }
@@ -172,7 +204,11 @@ impl VethNet {
     }
 
     pub fn addr_b(v6: bool) -> IpAddr {
-        if v6 { Self::ADDR_B6.into() } else { Self::ADDR_B.into() }
+        if v6 {
+            Self::ADDR_B6.into()
+        } else {
+            Self::ADDR_B.into()
+        }
     }
 
     /// MAC address of an interface inside a namespace.
@@ -189,7 +225,8 @@ impl VethNet {
             .ok_or_else(|| AccelError::Harness(format!("no MAC for {ifname}: {text}")))?;
         let mut m = [0u8; 6];
         for (i, part) in mac.split(':').enumerate().take(6) {
-            m[i] = u8::from_str_radix(part, 16).map_err(|_| AccelError::Harness(format!("bad MAC {mac}")))?;
+            m[i] = u8::from_str_radix(part, 16)
+                .map_err(|_| AccelError::Harness(format!("bad MAC {mac}")))?;
         }
         Ok(m)
     }
@@ -215,12 +252,18 @@ pub struct CgroupGuard {
 
 impl CgroupGuard {
     pub fn new(prefix: &str) -> Result<Self, AccelError> {
-        let root = cgroup2_root().ok_or_else(|| AccelError::Harness("no cgroup v2 hierarchy is mounted".into()))?;
+        let root = cgroup2_root()
+            .ok_or_else(|| AccelError::Harness("no cgroup v2 hierarchy is mounted".into()))?;
         let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let rel = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/").trim_start_matches('/');
+        let rel = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("/")
+            .trim_start_matches('/');
         let home = root.join(rel);
         let path = root.join(unique(prefix));
-        fs::create_dir(&path).map_err(|e| AccelError::Harness(format!("creating {}: {e}", path.display())))?;
+        fs::create_dir(&path)
+            .map_err(|e| AccelError::Harness(format!("creating {}: {e}", path.display())))?;
         Ok(CgroupGuard { path, home })
     }
 
@@ -230,8 +273,9 @@ impl CgroupGuard {
 
     /// Moves process `pid` into the cgroup.
     pub fn add(&self, pid: u32) -> Result<(), AccelError> {
-        fs::write(self.path.join("cgroup.procs"), pid.to_string())
-            .map_err(|e| AccelError::Harness(format!("moving {pid} into {}: {e}", self.path.display())))
+        fs::write(self.path.join("cgroup.procs"), pid.to_string()).map_err(|e| {
+            AccelError::Harness(format!("moving {pid} into {}: {e}", self.path.display()))
+        })
     }
 }
 
@@ -252,8 +296,16 @@ impl Drop for CgroupGuard {
 pub struct AttachmentGuard(crate::pin::Attachment);
 
 impl AttachmentGuard {
-    pub fn new(accelerator: crate::pin::Accelerator, netns: Option<&str>, iface: &str) -> Result<Self, AccelError> {
-        Ok(AttachmentGuard(crate::pin::Attachment::new(accelerator, netns, iface)?))
+    pub fn new(
+        accelerator: crate::pin::Accelerator,
+        netns: Option<&str>,
+        iface: &str,
+    ) -> Result<Self, AccelError> {
+        Ok(AttachmentGuard(crate::pin::Attachment::new(
+            accelerator,
+            netns,
+            iface,
+        )?))
     }
 }
 

@@ -56,7 +56,10 @@ impl Default for FrameSpec<'_> {
 
 /// The internet checksum of an IPv4 header.
 fn ip_checksum(h: &[u8]) -> u16 {
-    let mut sum: u32 = h.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -78,7 +81,24 @@ pub fn frame(s: &FrameSpec) -> Vec<u8> {
     l4.extend_from_slice(&s.dport.to_be_bytes());
     if s.proto == 6 {
         let doff = ((20 + s.tcp_opts) / 4) as u8;
-        l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, doff << 4, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        l4.extend_from_slice(&[
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            doff << 4,
+            0x18,
+            0xff,
+            0xff,
+            0,
+            0,
+            0,
+            0,
+        ]);
         l4.extend(std::iter::repeat_n(1u8, s.tcp_opts)); // NOPs
     } else {
         l4.extend_from_slice(&((8 + s.payload.len()) as u16).to_be_bytes());
@@ -130,10 +150,16 @@ impl RawSender {
         // SAFETY: plain socket(2); ownership taken below.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
-            return Err(AccelError::io("opening a raw sender", io::Error::last_os_error()));
+            return Err(AccelError::io(
+                "opening a raw sender",
+                io::Error::last_os_error(),
+            ));
         }
         // SAFETY: fresh descriptor owned by nobody else.
-        Ok(RawSender { fd: unsafe { OwnedFd::from_raw_fd(fd) }, ifindex })
+        Ok(RawSender {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            ifindex,
+        })
     }
 
     /// Sends one frame; blocks while the device queue is full.
@@ -156,7 +182,10 @@ impl RawSender {
             )
         };
         if n < 0 {
-            return Err(AccelError::io("sending a raw frame", io::Error::last_os_error()));
+            return Err(AccelError::io(
+                "sending a raw frame",
+                io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
@@ -168,8 +197,16 @@ mod tests {
 
     #[test]
     fn ipv4_checksum_is_valid() {
-        let f = frame(&FrameSpec { ip_opts: 4, payload: b"x", ..Default::default() });
+        let f = frame(&FrameSpec {
+            ip_opts: 4,
+            payload: b"x",
+            ..Default::default()
+        });
         let ip = &f[14..14 + 24];
-        assert_eq!(ip_checksum(ip), 0, "a header with its checksum sums to 0xffff");
+        assert_eq!(
+            ip_checksum(ip),
+            0,
+            "a header with its checksum sums to 0xffff"
+        );
     }
 }

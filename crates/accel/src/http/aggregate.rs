@@ -28,7 +28,10 @@ pub struct AggregateLimits {
 
 impl Default for AggregateLimits {
     fn default() -> Self {
-        AggregateLimits { max_routes: 256, max_methods: 32 }
+        AggregateLimits {
+            max_routes: 256,
+            max_methods: 32,
+        }
     }
 }
 
@@ -64,7 +67,9 @@ pub fn normalize_path(target: &str) -> String {
     }
     // Absolute form ("http://host/p"): keep the path only.
     let path = match target.find("://") {
-        Some(i) => target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..]),
+        Some(i) => target[i + 3..]
+            .find('/')
+            .map_or("/", |j| &target[i + 3 + j..]),
         None if !target.starts_with('/') => return ":authority".into(), // CONNECT host:port
         None => target,
     };
@@ -88,8 +93,13 @@ pub fn normalize_path(target: &str) -> String {
 fn normalize_segment(seg: &str) -> String {
     let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
     let digits = seg.bytes().filter(u8::is_ascii_digit).count();
-    let uuid_like = seg.len() == 36 && seg.bytes().filter(|b| *b == b'-').count() == 4 && is_hex(&seg.replace('-', ""));
-    if seg.bytes().all(|b| b.is_ascii_digit()) || uuid_like || (seg.len() >= 16 && is_hex(seg) && digits > 0) {
+    let uuid_like = seg.len() == 36
+        && seg.bytes().filter(|b| *b == b'-').count() == 4
+        && is_hex(&seg.replace('-', ""));
+    if seg.bytes().all(|b| b.is_ascii_digit())
+        || uuid_like
+        || (seg.len() >= 16 && is_hex(seg) && digits > 0)
+    {
         ":id".into()
     } else if seg.len() > MAX_SEGMENT {
         ":long".into()
@@ -112,7 +122,10 @@ pub struct Aggregator {
 
 impl Aggregator {
     pub fn new(limits: AggregateLimits) -> Self {
-        Aggregator { limits, ..Default::default() }
+        Aggregator {
+            limits,
+            ..Default::default()
+        }
     }
 
     pub fn record(&mut self, method: &str, target: &str, bytes: u64) {
@@ -147,7 +160,12 @@ impl Aggregator {
         let mut routes: Vec<RouteStats> = self
             .routes
             .iter()
-            .map(|((m, p), (n, b))| RouteStats { method: m.clone(), path: p.clone(), requests: *n, bytes: *b })
+            .map(|((m, p), (n, b))| RouteStats {
+                method: m.clone(),
+                path: p.clone(),
+                requests: *n,
+                bytes: *b,
+            })
             .collect();
         routes.sort_by(|a, b| (&a.method, &a.path).cmp(&(&b.method, &b.path)));
         HttpAggregates {
@@ -170,8 +188,14 @@ mod tests {
             ("/", "/"),
             ("/api/files?limit=10#x", "/api/files"),
             ("/api/files/12345", "/api/files/:id"),
-            ("/api/files/3f2a9c0b8d7e6f5a4b3c2d1e0f9a8b7c", "/api/files/:id"),
-            ("/api/tags/550e8400-e29b-41d4-a716-446655440000/files", "/api/tags/:id/files"),
+            (
+                "/api/files/3f2a9c0b8d7e6f5a4b3c2d1e0f9a8b7c",
+                "/api/files/:id",
+            ),
+            (
+                "/api/tags/550e8400-e29b-41d4-a716-446655440000/files",
+                "/api/tags/:id/files",
+            ),
             ("/a/b/c/d/e/f", "/a/b/c/d/..."),
             ("/static/", "/static/"),
             ("/deadbeef", "/deadbeef"),
@@ -187,7 +211,10 @@ mod tests {
 
     #[test]
     fn bounded_cardinality() {
-        let mut a = Aggregator::new(AggregateLimits { max_routes: 3, max_methods: 2 });
+        let mut a = Aggregator::new(AggregateLimits {
+            max_routes: 3,
+            max_methods: 2,
+        });
         for i in 0..10 {
             a.record("GET", &format!("/r{i}"), 10);
         }
@@ -200,7 +227,12 @@ mod tests {
         assert_eq!(s.bytes, 107);
         assert_eq!(s.split_request_lines, 1);
         assert_eq!(s.routes.len(), 6, "{:?}", s.routes);
-        let find = |m: &str, p: &str| s.routes.iter().find(|r| r.method == m && r.path == p).map(|r| (r.requests, r.bytes));
+        let find = |m: &str, p: &str| {
+            s.routes
+                .iter()
+                .find(|r| r.method == m && r.path == p)
+                .map(|r| (r.requests, r.bytes))
+        };
         assert_eq!(find("GET", "/r0"), Some((2, 15)));
         assert_eq!(find("GET", OVERFLOW_PATH), Some((7, 70)));
         assert_eq!(find("PUT", OVERFLOW_PATH), Some((1, 1)));

@@ -54,7 +54,11 @@ pub struct ObserverConfig {
 
 impl ObserverConfig {
     pub fn new(iface: &str, netns: Option<&str>) -> Self {
-        ObserverConfig { iface: iface.to_string(), netns: netns.map(str::to_string), limits: AggregateLimits::default() }
+        ObserverConfig {
+            iface: iface.to_string(),
+            netns: netns.map(str::to_string),
+            limits: AggregateLimits::default(),
+        }
     }
 }
 
@@ -80,7 +84,12 @@ pub struct HttpRequest {
 #[derive(Debug, Clone, Serialize)]
 pub enum Observed {
     Request(HttpRequest),
-    SplitLine { src: SocketAddr, dst: SocketAddr, method: String, target_prefix: String },
+    SplitLine {
+        src: SocketAddr,
+        dst: SocketAddr,
+        method: String,
+        target_prefix: String,
+    },
 }
 
 impl std::fmt::Display for Observed {
@@ -98,8 +107,16 @@ impl std::fmt::Display for Observed {
                 r.bytes,
                 if r.outgoing { " (outgoing)" } else { "" }
             ),
-            Observed::SplitLine { src, dst, method, target_prefix } => {
-                write!(f, "{src} -> {dst} {method} {target_prefix}... (request line split across segments)")
+            Observed::SplitLine {
+                src,
+                dst,
+                method,
+                target_prefix,
+            } => {
+                write!(
+                    f,
+                    "{src} -> {dst} {method} {target_prefix}... (request line split across segments)"
+                )
             }
         }
     }
@@ -138,8 +155,10 @@ pub const FILTER_PROGRAM: &str = "http_filter";
 /// Loads the socket filter (unattached); shared by the observer and the filter's tests.
 pub fn load_filter() -> Result<Ebpf, AccelError> {
     sys::require_privileged("loading the HTTP observer")?;
-    let mut ebpf = Ebpf::load(objects::HTTP_FILTER).map_err(|e| AccelError::bpf("loading http_filter.bpf.o", e))?;
-    let prog: &mut SocketFilter = objects::program_mut(&mut ebpf, "http_filter.bpf.o", FILTER_PROGRAM)?;
+    let mut ebpf = Ebpf::load(objects::HTTP_FILTER)
+        .map_err(|e| AccelError::bpf("loading http_filter.bpf.o", e))?;
+    let prog: &mut SocketFilter =
+        objects::program_mut(&mut ebpf, "http_filter.bpf.o", FILTER_PROGRAM)?;
     prog.load().map_err(|e| AccelError::ProgramUnsupported {
         program: "http_filter".into(),
         kind: "socket filter".into(),
@@ -156,14 +175,21 @@ impl HttpObserver {
         let netns = cfg.netns.as_deref();
         let sock = sys::in_netns(netns, || {
             let ifindex = sys::if_index(&cfg.iface, netns)?;
-            let prog: &SocketFilter =
-                ebpf.program(FILTER_PROGRAM).and_then(|p| p.try_into().ok()).expect("load_filter checked it");
+            let prog: &SocketFilter = ebpf
+                .program(FILTER_PROGRAM)
+                .and_then(|p| p.try_into().ok())
+                .expect("load_filter checked it");
             open_socket(ifindex, prog)
         })?;
         let counters = ebpf
             .take_map("http_counters")
-            .ok_or_else(|| AccelError::Bpf { context: "http_filter.bpf.o".into(), detail: "no map http_counters".into() })
-            .and_then(|m| PerCpuArray::try_from(m).map_err(|e| AccelError::bpf("http_counters", e)))?;
+            .ok_or_else(|| AccelError::Bpf {
+                context: "http_filter.bpf.o".into(),
+                detail: "no map http_counters".into(),
+            })
+            .and_then(|m| {
+                PerCpuArray::try_from(m).map_err(|e| AccelError::bpf("http_counters", e))
+            })?;
         let agg = Arc::new(Mutex::new(Aggregator::new(cfg.limits)));
         let stop = Arc::new(AtomicBool::new(false));
         let reader = {
@@ -173,22 +199,41 @@ impl HttpObserver {
                 .spawn(move || read_loop(sock, agg, stop, on_event))
                 .map_err(|e| AccelError::io("starting the observer thread", e))?
         };
-        Ok(HttpObserver { agg, stop, reader: Some(reader), counters, _ebpf: ebpf })
+        Ok(HttpObserver {
+            agg,
+            stop,
+            reader: Some(reader),
+            counters,
+            _ebpf: ebpf,
+        })
     }
 
     /// Aggregates so far.
     pub fn snapshot(&self) -> HttpAggregates {
-        self.agg.lock().unwrap_or_else(|p| p.into_inner()).snapshot()
+        self.agg
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot()
     }
 
     /// The kernel filter's verdict counts.
     pub fn filter_counters(&self) -> Result<FilterCounters, AccelError> {
         let mut v = [0u64; 6];
         for (i, slot) in v.iter_mut().enumerate() {
-            let per_cpu = self.counters.get(&(i as u32), 0).map_err(|e| AccelError::bpf("reading http_counters", e))?;
+            let per_cpu = self
+                .counters
+                .get(&(i as u32), 0)
+                .map_err(|e| AccelError::bpf("reading http_counters", e))?;
             *slot = per_cpu.iter().sum();
         }
-        Ok(FilterCounters { seen: v[0], kept: v[1], not_tcp: v[2], no_payload: v[3], not_http: v[4], malformed: v[5] })
+        Ok(FilterCounters {
+            seen: v[0],
+            kept: v[1],
+            not_tcp: v[2],
+            no_payload: v[3],
+            not_http: v[4],
+            malformed: v[5],
+        })
     }
 
     /// Stops the reader and closes the socket; returns the final aggregates.
@@ -223,23 +268,44 @@ fn open_socket(ifindex: u32, prog: &SocketFilter) -> Result<OwnedFd, AccelError>
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(match io::Error::last_os_error().raw_os_error() {
-            Some(libc::EPERM) => AccelError::NotPrivileged { what: "opening a raw packet socket".into() },
+            Some(libc::EPERM) => AccelError::NotPrivileged {
+                what: "opening a raw packet socket".into(),
+            },
             _ => last_err("opening a raw packet socket"),
         });
     }
     // SAFETY: fd is a fresh descriptor owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    prog.attach(&fd).map_err(|e| AccelError::bpf("attaching the socket filter", e))?;
+    prog.attach(&fd)
+        .map_err(|e| AccelError::bpf("attaching the socket filter", e))?;
     let set = |opt: libc::c_int, val: &[u8]| -> Result<(), AccelError> {
         // SAFETY: val is a live buffer of the given length.
-        let rc = unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, val.as_ptr().cast(), val.len() as u32) };
-        if rc != 0 { Err(last_err("setsockopt on the packet socket")) } else { Ok(()) }
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                val.as_ptr().cast(),
+                val.len() as u32,
+            )
+        };
+        if rc != 0 {
+            Err(last_err("setsockopt on the packet socket"))
+        } else {
+            Ok(())
+        }
     };
     // A short timeout lets the reader notice stop requests.
-    let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
     // SAFETY: timeval is plain data; viewed as bytes for setsockopt.
     set(libc::SO_RCVTIMEO, unsafe {
-        std::slice::from_raw_parts((&tv as *const libc::timeval).cast(), size_of::<libc::timeval>())
+        std::slice::from_raw_parts(
+            (&tv as *const libc::timeval).cast(),
+            size_of::<libc::timeval>(),
+        )
     })?;
     set(libc::SO_RCVBUF, &(4i32 << 20).to_ne_bytes())?;
     // SAFETY: zeroed sockaddr_ll is valid; fields set below.
@@ -249,7 +315,11 @@ fn open_socket(ifindex: u32, prog: &SocketFilter) -> Result<OwnedFd, AccelError>
     sll.sll_ifindex = ifindex as i32;
     // SAFETY: sll is a valid sockaddr_ll of the size given.
     let rc = unsafe {
-        libc::bind(fd.as_raw_fd(), (&sll as *const libc::sockaddr_ll).cast(), size_of::<libc::sockaddr_ll>() as u32)
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
     };
     if rc != 0 {
         return Err(last_err("binding the packet socket to the interface"));
@@ -257,7 +327,12 @@ fn open_socket(ifindex: u32, prog: &SocketFilter) -> Result<OwnedFd, AccelError>
     Ok(fd)
 }
 
-fn read_loop(sock: OwnedFd, agg: Arc<Mutex<Aggregator>>, stop: Arc<AtomicBool>, mut on_event: Option<Callback>) {
+fn read_loop(
+    sock: OwnedFd,
+    agg: Arc<Mutex<Aggregator>>,
+    stop: Arc<AtomicBool>,
+    mut on_event: Option<Callback>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: zeroed sockaddr_ll is valid for recvfrom to fill.
@@ -290,7 +365,9 @@ fn read_loop(sock: OwnedFd, agg: Arc<Mutex<Aggregator>>, stop: Arc<AtomicBool>, 
             continue;
         }
         let Some(ev) = classify(&buf[..n as usize], outgoing) else {
-            agg.lock().unwrap_or_else(|p| p.into_inner()).record_rejected();
+            agg.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record_rejected();
             continue;
         };
         {
@@ -321,9 +398,15 @@ pub fn classify(frame: &[u8], outgoing: bool) -> Option<Observed> {
             host: h.host,
             outgoing,
         })),
-        parse::Payload::SplitLine { method, target_prefix } => {
-            Some(Observed::SplitLine { src: seg.src, dst: seg.dst, method, target_prefix })
-        }
+        parse::Payload::SplitLine {
+            method,
+            target_prefix,
+        } => Some(Observed::SplitLine {
+            src: seg.src,
+            dst: seg.dst,
+            method,
+            target_prefix,
+        }),
         parse::Payload::NotHttp => None,
     }
 }

@@ -83,7 +83,12 @@ pub fn tcp_segment(frame: &[u8]) -> Option<TcpSegment<'_>> {
                     _ => break,
                 }
             }
-            (Ipv6Addr::from(src).into(), Ipv6Addr::from(dst).into(), next, end)
+            (
+                Ipv6Addr::from(src).into(),
+                Ipv6Addr::from(dst).into(),
+                next,
+                end,
+            )
         }
         _ => return None,
     };
@@ -97,7 +102,11 @@ pub fn tcp_segment(frame: &[u8]) -> Option<TcpSegment<'_>> {
     }
     let (sport, dport) = (be16(tcp, 0)?, be16(tcp, 2)?);
     let payload = frame.get(off + doff..end)?;
-    Some(TcpSegment { src: SocketAddr::new(src_ip, sport), dst: SocketAddr::new(dst_ip, dport), payload })
+    Some(TcpSegment {
+        src: SocketAddr::new(src_ip, sport),
+        dst: SocketAddr::new(dst_ip, dport),
+        payload,
+    })
 }
 
 /// What a TCP payload holds, as far as the observer cares.
@@ -107,7 +116,10 @@ pub enum Payload {
     Request(RequestHead),
     /// A request line that does not end in this segment (split across segments, or longer than
     /// what was captured): method and the start of the target only.
-    SplitLine { method: String, target_prefix: String },
+    SplitLine {
+        method: String,
+        target_prefix: String,
+    },
     /// Not the start of an HTTP/1.x request.
     NotHttp,
 }
@@ -148,13 +160,19 @@ fn lossy_cut(b: &[u8], max: usize) -> String {
 
 /// Classifies a TCP payload.
 pub fn parse_payload(p: &[u8]) -> Payload {
-    let m = p.iter().take(MAX_METHOD + 1).take_while(|c| is_method_char(**c)).count();
+    let m = p
+        .iter()
+        .take(MAX_METHOD + 1)
+        .take_while(|c| is_method_char(**c))
+        .count();
     if !(MIN_METHOD..=MAX_METHOD).contains(&m) || p.get(m) != Some(&b' ') {
         return Payload::NotHttp;
     }
     let method = String::from_utf8_lossy(&p[..m]).into_owned();
     let rest = &p[m + 1..];
-    let Some(first) = rest.first() else { return Payload::NotHttp };
+    let Some(first) = rest.first() else {
+        return Payload::NotHttp;
+    };
     if !(first.is_ascii_alphanumeric() || matches!(first, b'/' | b'*' | b'[')) {
         return Payload::NotHttp;
     }
@@ -164,10 +182,15 @@ pub fn parse_payload(p: &[u8]) -> Payload {
             return Payload::NotHttp;
         }
         let target_prefix = rest.split(|c| *c == b' ').next().unwrap_or_default();
-        return Payload::SplitLine { method, target_prefix: lossy_cut(target_prefix, MAX_TARGET) };
+        return Payload::SplitLine {
+            method,
+            target_prefix: lossy_cut(target_prefix, MAX_TARGET),
+        };
     };
     let line = rest[..eol].strip_suffix(b"\r").unwrap_or(&rest[..eol]);
-    let Some(sp) = line.iter().rposition(|c| *c == b' ') else { return Payload::NotHttp };
+    let Some(sp) = line.iter().rposition(|c| *c == b' ') else {
+        return Payload::NotHttp;
+    };
     let (target, version) = (&line[..sp], &line[sp + 1..]);
     let minor = match version {
         b"HTTP/1.0" => 0,
@@ -184,7 +207,9 @@ pub fn parse_payload(p: &[u8]) -> Payload {
     let mut head_len = None;
     let mut pos = m + 1 + eol + 1;
     while pos < p.len() {
-        let Some(n) = p[pos..].iter().position(|c| *c == b'\n') else { break };
+        let Some(n) = p[pos..].iter().position(|c| *c == b'\n') else {
+            break;
+        };
         let raw = &p[pos..pos + n];
         let h = raw.strip_suffix(b"\r").unwrap_or(raw);
         pos += n + 1;
@@ -192,7 +217,9 @@ pub fn parse_payload(p: &[u8]) -> Payload {
             head_len = Some(pos);
             break;
         }
-        let Some(colon) = h.iter().position(|c| *c == b':') else { continue };
+        let Some(colon) = h.iter().position(|c| *c == b':') else {
+            continue;
+        };
         let (name, value) = (&h[..colon], h[colon + 1..].trim_ascii());
         if name.eq_ignore_ascii_case(b"host") && host.is_none() {
             host = Some(lossy_cut(value, MAX_HOST));
@@ -200,7 +227,14 @@ pub fn parse_payload(p: &[u8]) -> Payload {
             content_length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
         }
     }
-    Payload::Request(RequestHead { method, target: lossy_cut(target, MAX_TARGET), minor, host, head_len, content_length })
+    Payload::Request(RequestHead {
+        method,
+        target: lossy_cut(target, MAX_TARGET),
+        minor,
+        host,
+        head_len,
+        content_length,
+    })
 }
 
 #[cfg(test)]
@@ -212,11 +246,35 @@ mod tests {
     fn walks_all_header_shapes() {
         let get = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
         for spec in [
-            FrameSpec { payload: get, ..Default::default() },
-            FrameSpec { payload: get, vlans: 1, ..Default::default() },
-            FrameSpec { payload: get, vlans: 2, ip_opts: 8, tcp_opts: 12, ..Default::default() },
-            FrameSpec { payload: get, v6: true, ..Default::default() },
-            FrameSpec { payload: get, v6: true, v6_ext: true, vlans: 1, tcp_opts: 20, ..Default::default() },
+            FrameSpec {
+                payload: get,
+                ..Default::default()
+            },
+            FrameSpec {
+                payload: get,
+                vlans: 1,
+                ..Default::default()
+            },
+            FrameSpec {
+                payload: get,
+                vlans: 2,
+                ip_opts: 8,
+                tcp_opts: 12,
+                ..Default::default()
+            },
+            FrameSpec {
+                payload: get,
+                v6: true,
+                ..Default::default()
+            },
+            FrameSpec {
+                payload: get,
+                v6: true,
+                v6_ext: true,
+                vlans: 1,
+                tcp_opts: 20,
+                ..Default::default()
+            },
         ] {
             let f = frame(&spec);
             let seg = tcp_segment(&f).expect("a TCP segment");
@@ -224,12 +282,25 @@ mod tests {
             assert_eq!(seg.dst.port(), 8080);
         }
         // Ethernet padding after a short datagram is not payload.
-        let mut f = frame(&FrameSpec { payload: b"GET", ..Default::default() });
+        let mut f = frame(&FrameSpec {
+            payload: b"GET",
+            ..Default::default()
+        });
         f.extend_from_slice(&[0; 10]);
         assert_eq!(tcp_segment(&f).unwrap().payload, b"GET");
         // UDP and truncated frames are not TCP segments.
-        assert!(tcp_segment(&frame(&FrameSpec { proto: 17, payload: get, ..Default::default() })).is_none());
-        let f = frame(&FrameSpec { payload: get, ..Default::default() });
+        assert!(
+            tcp_segment(&frame(&FrameSpec {
+                proto: 17,
+                payload: get,
+                ..Default::default()
+            }))
+            .is_none()
+        );
+        let f = frame(&FrameSpec {
+            payload: get,
+            ..Default::default()
+        });
         assert!(tcp_segment(&f[..40]).is_none());
         assert!(tcp_segment(&[0u8; 5]).is_none());
     }
@@ -241,18 +312,31 @@ mod tests {
         else {
             panic!("not a request")
         };
-        assert_eq!((r.method.as_str(), r.target.as_str(), r.minor), ("POST", "/api/files?x=1", 1));
+        assert_eq!(
+            (r.method.as_str(), r.target.as_str(), r.minor),
+            ("POST", "/api/files?x=1", 1)
+        );
         assert_eq!(r.host.as_deref(), Some("example.test:8080"));
         assert_eq!(r.head_len, Some(77));
         assert_eq!(r.bytes(87), 87);
-        let Payload::Request(r) = parse_payload(b"PROPFIND * HTTP/1.0\n\n") else { panic!() };
-        assert_eq!((r.method.as_str(), r.target.as_str(), r.minor, r.host), ("PROPFIND", "*", 0, None));
+        let Payload::Request(r) = parse_payload(b"PROPFIND * HTTP/1.0\n\n") else {
+            panic!()
+        };
+        assert_eq!(
+            (r.method.as_str(), r.target.as_str(), r.minor, r.host),
+            ("PROPFIND", "*", 0, None)
+        );
         // Head continuing in a later segment: size is what was seen.
-        let Payload::Request(r) = parse_payload(b"GET / HTTP/1.1\r\nHost: a\r\n") else { panic!() };
+        let Payload::Request(r) = parse_payload(b"GET / HTTP/1.1\r\nHost: a\r\n") else {
+            panic!()
+        };
         assert_eq!((r.head_len, r.bytes(25)), (None, 25));
         assert_eq!(
             parse_payload(b"GET /very/lo"),
-            Payload::SplitLine { method: "GET".into(), target_prefix: "/very/lo".into() }
+            Payload::SplitLine {
+                method: "GET".into(),
+                target_prefix: "/very/lo".into()
+            }
         );
         for bad in [
             &b"get / HTTP/1.1\r\n"[..],
@@ -266,7 +350,12 @@ mod tests {
             b"T /split HTTP/1.1\r\n",
             b"",
         ] {
-            assert_eq!(parse_payload(bad), Payload::NotHttp, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_payload(bad),
+                Payload::NotHttp,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -36,7 +36,16 @@ pub fn test_run(prog: impl AsFd, data: &[u8]) -> std::io::Result<u32> {
     };
     // SAFETY: attr is a valid, live bpf_attr prefix; data outlives the call.
     let rc = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, &mut attr as *mut TestRun, size_of::<TestRun>())
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestRun,
+            size_of::<TestRun>(),
+        )
     };
-    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(attr.retval) }
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(attr.retval)
+    }
 }
