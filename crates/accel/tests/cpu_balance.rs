@@ -96,6 +96,7 @@ fn settled(iface: &str, ns: &str) -> Vec<CpuCounters> {
 
 fn assert_shares(delta: &[(u32, u64)], w: &Weights) {
     let total: u64 = delta.iter().map(|(_, n)| n).sum();
+    eprintln!("weights {w}: deliveries per CPU {delta:?} of {total}");
     for (cpu, want) in w.shares() {
         let got =
             delta.iter().find(|(c, _)| *c == cpu).map_or(0, |(_, n)| *n) as f64 / total as f64;

@@ -4,7 +4,7 @@
 
 use std::{panic, path::Path, process::Command};
 
-use disgrafs_accel::harness::{self, CgroupGuard, VethNet, VethOptions};
+use disgrafs_accel::harness::{self, CgroupGuard, NetNsGuard, VethNet, VethOptions};
 
 fn netns_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
@@ -83,6 +83,31 @@ fn cgroup_guard_holds_only_its_processes_and_cleans_up() {
         );
     }
     assert!(!path.exists(), "the cgroup was removed on drop");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn cgroup_command_joins_the_cgroup_then_the_namespace() {
+    if !harness::privileged_or_skip("cgroup_command_joins_the_cgroup_then_the_namespace") {
+        return;
+    }
+    let ns = NetNsGuard::new("cg").unwrap();
+    let cg = CgroupGuard::new("cmd").unwrap();
+    let mut child = cg.command(Some(&ns), "sleep").arg("30").spawn().unwrap();
+    // nsenter execs sleep in place: same pid. Wait until it has.
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" {
+        assert!(std::time::Instant::now() < deadline, "sleep never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(cgroup.contains(cg.path().file_name().unwrap().to_str().unwrap()), "{cgroup}");
+    let child_ns = std::fs::metadata(format!("/proc/{pid}/ns/net")).unwrap();
+    let want_ns = std::fs::metadata(format!("/run/netns/{}", ns.name())).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(child_ns.ino(), want_ns.ino(), "the child is in the test namespace");
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -277,6 +277,34 @@ impl CgroupGuard {
             AccelError::Harness(format!("moving {pid} into {}: {e}", self.path.display()))
         })
     }
+
+    /// A command for `program` that runs in this cgroup and, given `netns`, in that network
+    /// namespace. The child joins the cgroup before it execs (so before nsenter switches the
+    /// namespace: the order a socket program attached to the cgroup needs, and the one
+    /// `ip netns exec`, which remounts /sys, would break).
+    pub fn command(&self, netns: Option<&NetNsGuard>, program: &str) -> Command {
+        let mut c = match netns {
+            Some(ns) => ns.command(program),
+            None => Command::new(program),
+        };
+        let procs = std::ffi::CString::new(self.path.join("cgroup.procs").as_os_str().as_encoded_bytes())
+            .expect("cgroup paths have no NUL");
+        // SAFETY: the closure only makes async-signal-safe calls (open, write, close) on memory
+        // prepared before the fork.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // "0" moves the writing process itself.
+                let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                libc::close(fd);
+                if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+            });
+        }
+        c
+    }
 }
 
 impl Drop for CgroupGuard {
