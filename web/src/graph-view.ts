@@ -44,7 +44,7 @@ interface NodeAttrs {
 }
 
 /** Timings read by the benchmark (web/bench) and the tests. */
-export const perf = { graphRequested: 0, graphReceived: 0, graphBuilt: 0, firstFrame: 0, frames: 0 };
+export const perf = { graphRequested: 0, graphReceived: 0, graphBuilt: 0, firstFrame: 0, frames: 0, renderMs: 0 };
 
 /** A stable pseudo-random number in [0, 1) from a string, so a reload draws the same first layout. */
 function hash01(s: string, salt = 0): number {
@@ -53,15 +53,23 @@ function hash01(s: string, salt = 0): number {
   return ((h >>> 0) % 100000) / 100000;
 }
 
-function nodeSize(degree: number): number {
-  return Math.min(4 + 2.2 * Math.sqrt(degree), 30);
+/** Size by degree, smaller as the graph grows so that ten thousand nodes do not cover each other. */
+function nodeSize(degree: number, order: number): number {
+  const scale = Math.max(0.3, Math.min(1, Math.sqrt(800 / Math.max(order, 1))));
+  return Math.min(4 + 2.2 * Math.sqrt(degree), 30) * scale;
 }
 
 export class GraphView {
   private graph = new Graph<NodeAttrs>({ type: "undirected", multi: false });
   private sigma: Sigma<NodeAttrs> | null = null;
   private layout: FA2Layout | null = null;
+  /** The graph ForceAtlas2 works on: a copy, whose positions are copied back at a pace the renderer can take. */
+  private layoutGraph: Graph<NodeAttrs> | null = null;
   private layoutTimer: ReturnType<typeof setTimeout> | undefined;
+  private syncTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Moving average of one render's duration (ms); software WebGL makes it 100× a GPU's. */
+  private renderMs = 0;
+  private renderStart = 0;
   private hovered: string | null = null;
   private hoverSet = new Set<string>();
   private focused: string | null = null;
@@ -157,9 +165,7 @@ export class GraphView {
   }
 
   private build(data: GraphData) {
-    this.stopLayout();
-    this.layout?.kill();
-    this.layout = null;
+    this.dropLayout();
     const g = this.graph;
     g.clear();
     this.focused = null;
@@ -184,7 +190,7 @@ export class GraphView {
         g.addEdge(e.source, e.target, { weight: e.weight || 1, color: e.kind === "user" ? "#f9a8d4" : "#cbd5e1", size: 0.6 });
       }
     }
-    g.forEachNode((n) => g.setNodeAttribute(n, "size", nodeSize(g.degree(n))));
+    g.updateEachNodeAttributes((n, a) => ({ ...a, size: nodeSize(g.degree(n), g.order) }), { attributes: ["size"] });
     perf.graphBuilt = performance.now();
     this.ensureSigma();
     this.sigma!.getCamera().setState({ x: 0.5, y: 0.5, ratio: 1, angle: 0 });
@@ -226,10 +232,20 @@ export class GraphView {
       nodeReducer: (node, data) => this.reduceNode(node, data),
       edgeReducer: (edge, data) => this.reduceEdge(edge, data),
     });
+    sigma.on("beforeRender", () => (this.renderStart = performance.now()));
     sigma.on("afterRender", () => {
       perf.frames++;
+      const ms = performance.now() - this.renderStart;
+      this.renderMs = this.renderMs ? this.renderMs * 0.7 + ms * 0.3 : ms;
+      perf.renderMs = this.renderMs;
       if (!perf.firstFrame && this.graph.order > 0) perf.firstFrame = performance.now();
+      const heavy = this.heavy;
+      if (sigma.getSetting("hideEdgesOnMove") !== heavy) {
+        sigma.setSetting("hideEdgesOnMove", heavy);
+        sigma.setSetting("hideLabelsOnMove", heavy);
+      }
     });
+    this.installTransformPan(sigma);
     sigma.on("enterNode", ({ node }) => this.setHover(node));
     sigma.on("leaveNode", () => this.setHover(null));
     sigma.on("clickNode", ({ node }) => this.activate(node));
@@ -377,29 +393,126 @@ export class GraphView {
     this.findInput.select();
   }
 
+  /** Renders are slow (software WebGL, a big graph): pan by moving the last frame, render less. */
+  private get heavy(): boolean {
+    return this.renderMs > 40;
+  }
+
   private runLayout(ms: number) {
     if (this.graph.order === 0) return;
     if (!this.layout) {
-      const settings = inferSettings(this.graph);
-      this.layout = new FA2Layout(this.graph, {
-        settings: { ...settings, barnesHutOptimize: this.graph.order > 1500, strongGravityMode: true, gravity: 0.5 },
+      this.layoutGraph = this.graph.copy();
+      const settings = inferSettings(this.layoutGraph);
+      this.layout = new FA2Layout(this.layoutGraph, {
+        // Strong gravity keeps small graphs' separate islands on screen; big ones hold together anyway.
+        settings: { ...settings, barnesHutOptimize: this.graph.order > 1500, strongGravityMode: this.graph.order < 2000, gravity: this.graph.order < 2000 ? 0.5 : 1 },
       });
     }
     this.layout.start();
     this.layoutButton.textContent = "Pause layout";
     clearTimeout(this.layoutTimer);
     this.layoutTimer = setTimeout(() => this.stopLayout(), ms);
+    this.scheduleSync();
+  }
+
+  /** Copies the layout's positions to the drawn graph, then waits a few renders' time. */
+  private scheduleSync() {
+    clearTimeout(this.syncTimer);
+    const wait = Math.max(16, this.renderMs * 3);
+    this.syncTimer = setTimeout(() => {
+      requestAnimationFrame(() => {
+        this.syncPositions();
+        if (this.layout?.isRunning()) this.scheduleSync();
+      });
+    }, wait);
+  }
+
+  private syncPositions() {
+    const from = this.layoutGraph;
+    if (!from) return;
+    this.graph.updateEachNodeAttributes(
+      (node, attrs) => {
+        if (!from.hasNode(node)) return attrs;
+        const p = from.getNodeAttributes(node);
+        return { ...attrs, x: p.x, y: p.y };
+      },
+      { attributes: ["x", "y"] },
+    );
   }
 
   private stopLayout() {
     clearTimeout(this.layoutTimer);
     this.layout?.stop();
+    this.syncPositions();
     this.layoutButton.textContent = "Run layout";
+  }
+
+  /** Ends the layout and forgets its copy (the graph changed: the next run copies it anew). */
+  private dropLayout() {
+    this.stopLayout();
+    clearTimeout(this.syncTimer);
+    this.layout?.kill();
+    this.layout = null;
+    this.layoutGraph = null;
   }
 
   private toggleLayout() {
     if (this.layout?.isRunning()) this.stopLayout();
     else this.runLayout(8000);
+  }
+
+  /**
+   * Panning when renders are slow: a drag on the empty stage moves the rendered layers with a CSS
+   * transform (the compositor does it at the screen's rate) and sets the camera once, on release.
+   * With fast renders sigma pans by itself, redrawing every frame.
+   */
+  private installTransformPan(sigma: Sigma<NodeAttrs>) {
+    let start: { x: number; y: number; node: string | null } | null = null;
+    let moved = false;
+    const move = (e: MouseEvent) => {
+      if (!start) return;
+      e.stopPropagation();
+      const dx = e.clientX - start.x;
+      const dy = e.clientY - start.y;
+      moved ||= Math.abs(dx) + Math.abs(dy) > 3;
+      this.stage.style.transform = `translate(${dx}px, ${dy}px)`;
+    };
+    const up = (e: MouseEvent) => {
+      if (!start) return;
+      e.stopPropagation();
+      window.removeEventListener("mousemove", move, true);
+      window.removeEventListener("mouseup", up, true);
+      const { width, height } = sigma.getDimensions();
+      const dx = e.clientX - start.x;
+      const dy = e.clientY - start.y;
+      const node = start.node;
+      start = null;
+      this.stage.classList.remove("panning");
+      if (!moved) {
+        // A click, which sigma did not see: act as its clickNode / clickStage would.
+        this.stage.style.transform = "";
+        if (node) this.activate(node);
+        else this.setFocus(null);
+        return;
+      }
+      const target = sigma.viewportToFramedGraph({ x: width / 2 - dx, y: height / 2 - dy });
+      // Drop the transform only when the frame at the new camera is drawn: no jump back.
+      sigma.once("afterRender", () => (this.stage.style.transform = ""));
+      sigma.getCamera().setState({ x: target.x, y: target.y });
+    };
+    this.stage.addEventListener(
+      "mousedown",
+      (e) => {
+        if (!this.heavy || e.button !== 0) return;
+        e.stopPropagation();
+        start = { x: e.clientX, y: e.clientY, node: this.hovered };
+        moved = false;
+        this.stage.classList.add("panning");
+        window.addEventListener("mousemove", move, true);
+        window.addEventListener("mouseup", up, true);
+      },
+      true,
+    );
   }
 
   /** Adds a file (or updates its tags) from a live event, without reloading the graph. */
@@ -467,11 +580,12 @@ export class GraphView {
       if (!g.hasNode(n)) continue;
       const degree = g.degree(n);
       if (degree === 0 && g.getNodeAttribute(n, "nodeType") === "tag") g.dropNode(n);
-      else g.setNodeAttribute(n, "size", nodeSize(degree));
+      else g.setNodeAttribute(n, "size", nodeSize(degree, g.order));
     }
     this.ensureSigma();
     this.refreshStatus();
-    if (!this.layout?.isRunning()) this.runLayout(g.order > 3000 ? 1500 : 2500);
+    this.dropLayout();
+    this.runLayout(g.order > 3000 ? 1500 : 2500);
   }
 
   /** Tells the renderer that its container changed size (the view became visible). */
