@@ -5,7 +5,7 @@
 //   node --test test/e2e.test.mjs                                      # against dev/mock-server.mjs
 //
 // Each test acts as a person would: through the page's controls, checking what the page shows and
-// what the server then holds. DISGRAFS_SCREENSHOTS=DIR also writes the README's screenshots there.
+// what the server then holds.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -15,7 +15,6 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { launch } from "./browser.mjs";
-import { seedSamples } from "./samples.mjs";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 let base = process.env.DISGRAFS_URL;
@@ -23,7 +22,6 @@ let mock;
 let browser;
 let page;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "disgrafs-e2e-"));
-const shots = process.env.DISGRAFS_SCREENSHOTS;
 
 before(async () => {
   if (!base) {
@@ -243,25 +241,4 @@ test("keyboard: shortcuts reach the query bar and the views; the panel closes wi
     await page.keyboard.press("Escape");
     await page.locator("#panel").waitFor({ state: "hidden" });
   }
-});
-
-test("screenshots of the graph view, the file panel and the list view", { skip: !shots && "set DISGRAFS_SCREENSHOTS=DIR to write them" }, async () => {
-  fs.mkdirSync(shots, { recursive: true });
-  const ids = await seedSamples(api);
-  await page.goto(base);
-  await page.waitForFunction(() => window.__disgrafs?.graph.order > 40);
-  await page.waitForFunction(() => document.querySelector(".graph-toolbar button:last-child").textContent === "Run layout", null, { timeout: 30000 });
-  await page.evaluate(() => window.__disgrafs.sigma.getCamera().animatedReset({ duration: 0 }));
-  await page.waitForTimeout(500);
-  await page.screenshot({ path: path.join(shots, "graph-view.png") });
-  await page.goto(`${base}/#file=${ids.markdown}`);
-  await page.locator("#panel .markdown").waitFor();
-  await page.fill("#graph-find", "rust");
-  await page.waitForTimeout(900);
-  await page.screenshot({ path: path.join(shots, "file-panel.png") });
-  await page.goto(`${base}/#view=list`);
-  await page.locator("#list-view tbody tr[data-id]").nth(5).waitFor();
-  await page.locator("#list-view tbody tr[data-id]").nth(1).click({ modifiers: ["Control"] });
-  await page.locator("#list-view tbody tr[data-id]").nth(2).click({ modifiers: ["Control"] });
-  await page.screenshot({ path: path.join(shots, "list-view.png") });
 });
