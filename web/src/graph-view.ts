@@ -70,6 +70,7 @@ export class GraphView {
   /** Moving average of one render's duration (ms); software WebGL makes it 100× a GPU's. */
   private renderMs = 0;
   private renderStart = 0;
+  private indexStale = false;
   private hovered: string | null = null;
   private hoverSet = new Set<string>();
   private focused: string | null = null;
@@ -125,7 +126,10 @@ export class GraphView {
         this.upsertFile(e.file);
       }
     });
-    openFile.subscribe(() => this.sigma?.refresh({ skipIndexation: true }));
+    openFile.subscribe(() => this.redraw());
+    for (const event of ["nodeAdded", "nodeDropped", "edgeAdded", "edgeDropped", "cleared"] as const) {
+      this.graph.on(event, () => (this.indexStale = true));
+    }
   }
 
   private legend(): HTMLElement {
@@ -190,7 +194,8 @@ export class GraphView {
         g.addEdge(e.source, e.target, { weight: e.weight || 1, color: e.kind === "user" ? "#f9a8d4" : "#cbd5e1", size: 0.6 });
       }
     }
-    g.updateEachNodeAttributes((n, a) => ({ ...a, size: nodeSize(g.degree(n), g.order) }), { attributes: ["size"] });
+    // No "size" hint: sigma would then repaint without indexing, and these nodes are not indexed yet.
+    g.updateEachNodeAttributes((n, a) => ({ ...a, size: nodeSize(g.degree(n), g.order) }));
     perf.graphBuilt = performance.now();
     this.ensureSigma();
     this.sigma!.getCamera().setState({ x: 0.5, y: 0.5, ratio: 1, angle: 0 });
@@ -252,10 +257,20 @@ export class GraphView {
     sigma.on("clickStage", () => this.setFocus(null));
     new ResizeObserver(() => {
       sigma.resize();
-      sigma.refresh({ skipIndexation: true });
+      this.redraw();
     }).observe(this.stage);
     this.sigma = sigma;
     (window as unknown as { __disgrafs: unknown }).__disgrafs = { perf, sigma, graph: this.graph };
+  }
+
+  /**
+   * Re-applies the reducers (hover, focus, matches). Skips re-indexing the graph, which is the
+   * costly part, unless nodes or edges came or went since sigma last indexed it.
+   */
+  private redraw() {
+    if (!this.sigma) return;
+    this.sigma.refresh(this.indexStale ? {} : { skipIndexation: true });
+    this.indexStale = false;
   }
 
   private reduceNode(node: string, data: NodeAttrs): Partial<NodeAttrs> {
@@ -295,7 +310,7 @@ export class GraphView {
   private setHover(node: string | null) {
     this.hovered = node;
     this.hoverSet = node ? this.neighbourhood(node) : new Set();
-    this.sigma?.refresh({ skipIndexation: true });
+    this.redraw();
   }
 
   /** Click or Enter on a node: a tag focuses its neighbourhood, a file opens its panel. */
@@ -308,7 +323,7 @@ export class GraphView {
   private setFocus(node: string | null) {
     this.focused = node;
     this.focusSet = node ? this.neighbourhood(node) : new Set();
-    this.sigma?.refresh({ skipIndexation: true });
+    this.redraw();
     if (node) this.frame([...this.focusSet]);
   }
 
@@ -347,7 +362,7 @@ export class GraphView {
     this.matchSet = new Set(this.matches.slice(0, 200));
     this.matchIndex = -1;
     this.findCount.textContent = t ? (this.matches.length ? `${this.matches.length} found` : "none") : "";
-    this.sigma?.refresh({ skipIndexation: true });
+    this.redraw();
     if (this.matchSet.size === 1) this.frame([...this.neighbourhood(this.matches[0])]);
     else if (this.matchSet.size) this.frame([...this.matchSet]);
   }
@@ -591,6 +606,6 @@ export class GraphView {
   /** Tells the renderer that its container changed size (the view became visible). */
   resize() {
     this.sigma?.resize();
-    this.sigma?.refresh({ skipIndexation: true });
+    this.redraw();
   }
 }
