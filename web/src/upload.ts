@@ -4,7 +4,7 @@
 // upload cut by a reload or a lost connection resumes where the server stopped: after a reload the
 // tray lists the interrupted uploads, and picking the same file again continues it.
 
-import * as tus from "tus-js-client";
+import type * as Tus from "tus-js-client";
 import { api } from "./api";
 import { formatSize, h, setChildren, toast } from "./dom";
 import { live, openFile } from "./store";
@@ -12,6 +12,10 @@ import { live, openFile } from "./store";
 const CHUNK = 8 * 1024 * 1024;
 const PARALLEL = 3;
 const ENDPOINT = new URL("/api/uploads/", location.href).href;
+
+/** tus-js-client, loaded on first use: the graph's first frame does not wait for it. */
+let tusModule: Promise<typeof Tus> | null = null;
+const loadTus = () => (tusModule ??= import("tus-js-client"));
 
 type State = "queued" | "uploading" | "done" | "error" | "cancelled";
 
@@ -23,7 +27,7 @@ interface Item {
   resumedFrom: number;
   fileId?: string;
   error?: string;
-  upload?: tus.Upload;
+  upload?: Tus.Upload;
   row: HTMLLIElement;
 }
 
@@ -57,7 +61,8 @@ export class Uploader {
       });
     }
     this.installDropZone();
-    void this.showInterrupted();
+    // After the first frame: this loads tus-js-client.
+    setTimeout(() => void this.showInterrupted(), 1000);
   }
 
   pickFiles() {
@@ -98,6 +103,7 @@ export class Uploader {
     item.state = "uploading";
     item.error = undefined;
     this.renderItem(item);
+    const tus = await loadTus();
     const upload = new tus.Upload(item.file, {
       endpoint: ENDPOINT,
       chunkSize: CHUNK,
@@ -209,7 +215,8 @@ export class Uploader {
 
   /** Lists uploads a previous page left unfinished (from tus-js-client's URL storage). */
   private async showInterrupted() {
-    let previous: tus.PreviousUpload[] = [];
+    let previous: Tus.PreviousUpload[] = [];
+    const tus = await loadTus();
     try {
       previous = await tus.defaultOptions.urlStorage.findAllUploads();
     } catch {
