@@ -118,7 +118,7 @@ export class GraphView {
     root.append(this.stage, toolbar, this.legend(), this.status);
     query.subscribe(() => void this.load());
     live.subscribe((e) => {
-      if (query.value) {
+      if (query.value || e.type === "resync") {
         // A query decides membership on the server; ask it again rather than guess.
         this.reloadSoon();
       } else if (e.type === "file.deleted") {

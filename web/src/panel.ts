@@ -22,7 +22,9 @@ export class FilePanel {
     openFile.subscribe((id) => void this.show(id));
     live.subscribe((e) => {
       if (!this.file) return;
-      if (e.type === "file.deleted" && e.id === this.file.id) {
+      if (e.type === "resync") {
+        void api.file(this.file.id).then((f) => live.emit({ type: "file.updated", file: f }), () => openFile.set(null));
+      } else if (e.type === "file.deleted" && e.id === this.file.id) {
         openFile.set(null);
       } else if (e.type !== "file.deleted" && e.file.id === this.file.id) {
         this.file = e.file;

@@ -5,7 +5,9 @@ import type { FileRecord } from "./types";
 
 export type LiveEvent =
   | { type: "file.created" | "file.updated" | "file.tagged"; file: FileRecord }
-  | { type: "file.deleted"; id: string };
+  | { type: "file.deleted"; id: string }
+  /** The server dropped events for this page (it fell behind): views fetch afresh. */
+  | { type: "resync" };
 
 type Listener<T> = (value: T) => void;
 
@@ -62,6 +64,7 @@ export function connectEvents() {
       }
     });
   }
+  source.addEventListener("resync", () => live.emit({ type: "resync" }));
   source.addEventListener("file.deleted", (e) => {
     try {
       live.emit({ type: "file.deleted", id: JSON.parse((e as MessageEvent).data).id });

@@ -1,1 +1,165 @@
-fn main() {}
+//! `disgrafs`: the server, its command-line client, the accelerators and the benchmarks.
+//! Definitions and glue only: the work is in the library crates.
+
+mod bench_io;
+mod client_cmds;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
+
+#[derive(Parser)]
+#[command(name = "disgrafs", version, about = "A graph file system: files tag themselves, and the graph of files and tags is what you search and browse.")]
+#[command(propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options shared by the client commands.
+#[derive(clap::Args, Clone)]
+pub struct ClientOpts {
+    /// The disgrafs server to talk to.
+    #[arg(long, global = true, env = "DISGRAFS_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded default: SQLite and a local data directory).
+    Serve(serve::ServeArgs),
+    /// Upload files, or folders recursively (resumable).
+    Put {
+        /// Files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Download a file (resumes an interrupted download).
+    Get {
+        id: String,
+        /// Where to write it (default: its name, in the current folder).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List files matching a query, e.g. `rust AND (pdf OR markdown) AND NOT draft`.
+    Ls {
+        /// The query (words are tags; AND, OR, NOT, parentheses; name:, kind:, size>, created>...).
+        query: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Show a file's record and its related files.
+    Info {
+        id: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Add or remove user tags.
+    Tag {
+        #[command(subcommand)]
+        action: TagAction,
+    },
+    /// Delete a file.
+    Rm {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Print the graph of the files matching a query and their tags.
+    Graph {
+        query: Vec<String>,
+        #[arg(long, value_enum, default_value_t = client_cmds::GraphFormat::Json)]
+        format: client_cmds::GraphFormat,
+        /// Most nodes.
+        #[arg(long, default_value_t = 2000)]
+        limit: u32,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Queue automatic tagging again (only contents tagged by an older extractor, or --all).
+    Retag {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Reproducible measurements beside a peer, printed as a table.
+    Bench {
+        #[command(subcommand)]
+        suite: BenchSuite,
+    },
+}
+
+#[derive(Subcommand)]
+enum TagAction {
+    /// Add user tags to a file.
+    Add {
+        id: String,
+        #[arg(required = true)]
+        tags: Vec<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Remove tags from a file (an automatic tag is hidden on that file).
+    Rm {
+        id: String,
+        #[arg(required = true)]
+        tags: Vec<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchSuite {
+    /// Upload, download and small GETs over loopback, beside nginx.
+    Io(bench_io::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => fail(anyhow::anyhow!("cannot start the runtime: {e}")),
+    };
+    if let Err(e) = rt.block_on(run(cli.command)) {
+        fail(e);
+    }
+}
+
+fn fail(e: anyhow::Error) -> ! {
+    // One line: the chain of causes, joined.
+    eprintln!("disgrafs: {}", format!("{e:#}").replace('\n', " "));
+    std::process::exit(1);
+}
+
+async fn run(cmd: Command) -> anyhow::Result<()> {
+    use client_cmds as c;
+    match cmd {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Put { paths, opts } => c::put(&opts, &paths).await,
+        Command::Get { id, output, opts } => c::get(&opts, &id, output).await,
+        Command::Ls { query, limit, offset, opts } => c::ls(&opts, &query.join(" "), limit, offset).await,
+        Command::Info { id, opts } => c::info(&opts, &id).await,
+        Command::Tag { action: TagAction::Add { id, tags, opts } } => c::tag(&opts, &id, &tags, true).await,
+        Command::Tag { action: TagAction::Rm { id, tags, opts } } => c::tag(&opts, &id, &tags, false).await,
+        Command::Rm { ids, opts } => c::rm(&opts, &ids).await,
+        Command::Graph { query, format, limit, opts } => c::graph(&opts, &query.join(" "), format, limit).await,
+        Command::Retag { all, opts } => c::retag(&opts, all).await,
+        Command::Bench { suite: BenchSuite::Io(args) } => bench_io::run(args).await,
+    }
+}

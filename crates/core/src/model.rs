@@ -13,6 +13,7 @@ pub const MAX_TAG_BYTES: usize = 128;
 
 /// A stored file as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileRecord {
     pub id: String,
     pub name: String,
@@ -22,8 +23,10 @@ pub struct FileRecord {
     pub mime: String,
     pub kind: FileKind,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub modified: OffsetDateTime,
     pub tags: Vec<TagRef>,
     /// Where automatic tagging of this content stands.
@@ -32,6 +35,7 @@ pub struct FileRecord {
 
 /// One tag on one file: the edge of the graph, seen from the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TagRef {
     pub name: String,
     pub kind: TagKind,
@@ -43,6 +47,7 @@ pub struct TagRef {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TagKind {
     /// Made by an extractor from the content; belongs to the content hash.
@@ -69,6 +74,7 @@ impl TagKind {
 
 /// Coarse kind of a file, from its content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum FileKind {
     Document,
@@ -111,6 +117,7 @@ impl FileKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TaggingState {
     Pending,
@@ -207,6 +214,7 @@ pub fn normalize_tag(raw: &str) -> Result<String, TagNameError> {
 
 /// A file's neighbour: another file that shares tags with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Related {
     pub file: FileRecord,
     /// Weighted overlap of the two files' tags (see [`crate::rank`]).
@@ -216,6 +224,7 @@ pub struct Related {
 
 /// A tag with how many files carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TagCount {
     pub name: String,
     pub kind: TagKind,
@@ -224,6 +233,7 @@ pub struct TagCount {
 
 /// Two tags that appear on the same files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CoOccurrence {
     pub a: String,
     pub b: String,
@@ -232,6 +242,7 @@ pub struct CoOccurrence {
 
 /// A bounded piece of the graph, for drawing.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Graph {
     pub nodes: Vec<GraphNode>,
     pub edges: Vec<GraphEdge>,
@@ -240,6 +251,7 @@ pub struct Graph {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum GraphNode {
     File {
@@ -269,6 +281,7 @@ impl GraphNode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GraphEdge {
     pub source: String,
     pub target: String,

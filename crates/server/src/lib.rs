@@ -1,1 +1,124 @@
-//! (being written)
+//! The disgrafs HTTP service: the JSON API, tus resumable uploads, downloads with ranges,
+//! server-sent events, and the pool of tagging workers.
+//!
+//! Architecture invariant: only this crate knows HTTP. It turns requests into calls on
+//! [`disgrafs_store::Store`] and [`disgrafs_tagger`], and store errors into statuses in one place
+//! ([`error`]).
+
+pub mod error;
+mod events;
+mod files;
+mod download;
+mod graph;
+mod jobs;
+mod openapi;
+mod tus;
+mod upload;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use axum::extract::DefaultBodyLimit;
+use disgrafs_store::Store;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub use events::Event;
+
+/// How the service runs. Every field has a default that suits one machine.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Largest accepted upload, in bytes.
+    pub max_upload: u64,
+    /// Tagging workers running at once.
+    pub workers: usize,
+    /// Automatic tags below this confidence are kept but not shown.
+    pub min_confidence: f64,
+    /// Incomplete tus uploads untouched this long are removed.
+    pub upload_expiry: std::time::Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            data_dir: PathBuf::from("disgrafs-data"),
+            max_upload: 1 << 40,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8),
+            min_confidence: 0.2,
+            upload_expiry: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub events: events::EventBus,
+    pub config: Arc<Config>,
+    tus: tus::TusStore,
+    jobs: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    pub async fn open(config: Config) -> Result<Self, disgrafs_store::StoreError> {
+        let store = Store::open_local(&config.data_dir, config.min_confidence).await?;
+        let tus = tus::TusStore::open(&config.data_dir.join("tmp").join("tus"))?;
+        Ok(AppState {
+            store,
+            events: events::EventBus::default(),
+            config: Arc::new(config),
+            tus,
+            jobs: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// Wakes the tagging workers: a job was queued.
+    pub(crate) fn jobs_queued(&self) {
+        self.jobs.notify_waiters();
+    }
+}
+
+/// The API's routes (without the web page).
+pub fn api(state: AppState) -> Router {
+    Router::new()
+        .merge(files::routes())
+        .merge(graph::routes())
+        .merge(events::routes())
+        .merge(tus::routes())
+        .merge(openapi::routes())
+        // Uploads stream to disk; their size is bounded by `max_upload`, not by a buffer limit.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Starts the tagging workers and the housekeeping tasks. They stop when the runtime does.
+pub async fn start_background(state: &AppState) -> Result<(), disgrafs_store::StoreError> {
+    let recovered = state.store.meta.recover_jobs().await?;
+    if recovered > 0 {
+        tracing::info!(recovered, "re-queued tagging jobs left running by a previous run");
+    }
+    jobs::spawn_workers(state.clone());
+    tus::spawn_expiry(state.clone());
+    Ok(())
+}
+
+/// Binds and serves until `shutdown` resolves. `extra` routes (the web page) are merged in.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    extra: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    start_background(&state).await.map_err(std::io::Error::other)?;
+    let app = api(state).merge(extra).layer(tower_http::trace::TraceLayer::new_for_http());
+    // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown).await
+}

@@ -46,9 +46,10 @@ pub enum TagError {
     Io { path: String, source: std::io::Error },
 }
 
-/// The sum of all extractors' versions' identity: stored beside tags so that a rise is noticed.
-pub fn extractors_version() -> u32 {
-    kind::VERSION
+/// Every extractor's name and version: stored beside a content's tags, so that a rise is
+/// noticed and `retag` re-runs it.
+pub fn extractor_versions() -> Vec<(&'static str, u32)> {
+    vec![("kind", kind::VERSION)]
 }
 
 /// Tags one file. `name` is the name the file was uploaded under: only a hint (its extension

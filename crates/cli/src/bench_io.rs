@@ -1,0 +1,300 @@
+//! `disgrafs bench io`: upload and download of a large file over loopback and small GETs per
+//! second, each beside the same workload against nginx (sendfile on) in the same run.
+//!
+//! Both servers run as child processes on loopback over one temporary directory; the same Rust
+//! client drives both, so client costs cancel in the ratio. Peak RSS is the kernel's high-water
+//! mark (VmHWM) of the server processes.
+
+use crate::client_cmds::human;
+use anyhow::{Context, bail};
+use disgrafs_core::bench::{BenchRow, Better, render_table};
+use futures::StreamExt;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Size of the large file (units allowed: 1GiB, 4GiB).
+    #[arg(long, default_value = "1GiB", value_parser = |s: &str| disgrafs_core::query::parse_size(s))]
+    size: u64,
+    /// Seconds of small-GET load per server.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Print the rows as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Working directory (default: a new temporary one, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// A child process that is killed (by its PID, which we started) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Children of `pid` (nginx's workers).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_port(port: u16) -> anyhow::Result<()> {
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on port {port} after 10 s")
+}
+
+/// Writes `size` bytes of incompressible data.
+fn make_file(path: &Path, size: u64) -> anyhow::Result<()> {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut xof = blake3::Hasher::new().update(path.as_os_str().as_encoded_bytes()).finalize_xof();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        xof.fill(&mut buf);
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+/// Reads a file once so the timed runs start from a warm page cache (this VM drops idle cache).
+fn warm(path: &Path) -> anyhow::Result<()> {
+    std::io::copy(&mut std::fs::File::open(path)?, &mut std::io::sink())?;
+    Ok(())
+}
+
+fn start_disgrafs(dir: &Path) -> anyhow::Result<(Proc, String)> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1", "--data-dir"])
+        .arg(dir.join("disgrafs-data"))
+        .env("DISGRAFS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start disgrafs serve")?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).context("disgrafs serve printed no address")?.to_owned();
+    Ok((Proc(child), url))
+}
+
+fn start_nginx(dir: &Path) -> anyhow::Result<(Proc, u16)> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()).context(
+        "nginx is not installed (apt-get install nginx-light); scripts/test installs it",
+    )?;
+    let port = free_port()?;
+    let root = dir.join("nginx");
+    for d in ["www", "tmp", "logs"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    let conf = format!(
+        "daemon off; master_process on; worker_processes 2; pid {r}/nginx.pid; error_log {r}/logs/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 1000000;
+  client_body_temp_path {r}/tmp; proxy_temp_path {r}/tmp; fastcgi_temp_path {r}/tmp; uwsgi_temp_path {r}/tmp; scgi_temp_path {r}/tmp;
+  server {{ listen 127.0.0.1:{port}; root {r}/www;
+    location /up/ {{ dav_methods PUT; create_full_put_path on; client_max_body_size 0; client_body_buffer_size 1m; }} }}
+}}\n",
+        r = root.display()
+    );
+    std::fs::write(root.join("nginx.conf"), conf)?;
+    let child = Command::new(nginx)
+        .arg("-c")
+        .arg(root.join("nginx.conf"))
+        .arg("-p")
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start nginx")?;
+    let p = Proc(child);
+    wait_port(port)?;
+    Ok((p, port))
+}
+
+fn rss_mib(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|p| vm_hwm_kib(*p)).max().unwrap_or(0) as f64 / 1024.0
+}
+
+async fn upload(http: &reqwest::Client, url: &str, path: &Path) -> anyhow::Result<f64> {
+    warm(path)?;
+    let file = tokio::fs::File::open(path).await?;
+    let len = file.metadata().await?.len();
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let t = Instant::now();
+    let resp = http.put(url).header("content-length", len).body(body).send().await?;
+    let secs = t.elapsed().as_secs_f64();
+    if !resp.status().is_success() {
+        bail!("PUT {url}: {}", resp.status());
+    }
+    Ok(len as f64 / secs / 1e6)
+}
+
+async fn download(http: &reqwest::Client, url: &str, expect: u64) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let resp = http.get(url).send().await?;
+    if !resp.status().is_success() {
+        bail!("GET {url}: {}", resp.status());
+    }
+    let mut n = 0u64;
+    let mut s = resp.bytes_stream();
+    while let Some(c) = s.next().await {
+        n += c?.len() as u64;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    if n != expect {
+        bail!("GET {url}: {n} bytes, expected {expect}");
+    }
+    Ok(n as f64 / secs / 1e6)
+}
+
+/// Median of three runs, to damp the noise of a shared 2-core machine.
+async fn median3<F, Fut>(mut f: F) -> anyhow::Result<f64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<f64>>,
+{
+    let mut v = vec![f().await?, f().await?, f().await?];
+    v.sort_by(f64::total_cmp);
+    Ok(v[1])
+}
+
+fn wrk(url: &str, seconds: u64) -> anyhow::Result<f64> {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{seconds}s"), url])
+        .output()
+        .context("cannot run wrk (apt-get install wrk; scripts/test installs it)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx") {
+        bail!("wrk saw errors from {url}:\n{text}");
+    }
+    text.lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("wrk printed no rate:\n{text}"))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new().prefix("disgrafs-bench-").tempdir_in(std::env::temp_dir())?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let log = |m: &str| {
+        if !args.json {
+            eprintln!("bench io: {m}");
+        }
+    };
+    let big = dir.join("big.bin");
+    let warmup = dir.join("warmup.bin");
+    let small = dir.join("small.bin");
+    log(&format!("writing a {} test file", human(args.size)));
+    make_file(&big, args.size)?;
+    make_file(&warmup, 64 << 20)?;
+    make_file(&small, 4096)?;
+
+    let (ours, base) = start_disgrafs(&dir)?;
+    let (nginx, port) = start_nginx(&dir)?;
+    let ng = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let our_pid = ours.0.id();
+    let nginx_pids = || {
+        let mut v = children(nginx.0.id());
+        v.push(nginx.0.id());
+        v
+    };
+
+    // 64 MiB first: its peak RSS is the baseline for "flat in file size".
+    let put = |name: &str| format!("{base}/api/files?name={name}");
+    upload(&http, &put("warmup.bin"), &warmup).await?;
+    let rss_small = rss_mib(&[our_pid]);
+
+    log("uploading");
+    let mut ids = Vec::new();
+    let up_ours = median3(|| {
+        let (http, url, big) = (http.clone(), put("big.bin"), big.clone());
+        async move { upload(&http, &url, &big).await }
+    })
+    .await?;
+    let list: serde_json::Value = http.get(format!("{base}/api/files?q=name:big.bin&limit=1")).send().await?.json().await?;
+    ids.push(list["files"][0]["id"].as_str().context("uploaded file not listed")?.to_owned());
+    let up_nginx = median3(|| {
+        let (http, url, big) = (http.clone(), format!("{ng}/up/big.bin"), big.clone());
+        async move { upload(&http, &url, &big).await }
+    })
+    .await?;
+
+    log("downloading");
+    std::fs::copy(&big, dir.join("nginx/www/big.bin"))?;
+    std::fs::copy(&small, dir.join("nginx/www/small.bin"))?;
+    warm(&dir.join("nginx/www/big.bin"))?;
+    // Warm our copy too: the same page-cache state for both servers.
+    let our_url = format!("{base}/api/files/{}/content", ids[0]);
+    download(&http, &our_url, args.size).await?;
+    let down_ours = median3(|| download(&http, &our_url, args.size)).await?;
+    let ng_url = format!("{ng}/big.bin");
+    let down_nginx = median3(|| download(&http, &ng_url, args.size)).await?;
+    let rss_big = rss_mib(&[our_pid]);
+    let rss_nginx = rss_mib(&nginx_pids());
+
+    log("small GETs");
+    let resp: serde_json::Value =
+        http.put(put("small.bin")).body(std::fs::read(&small)?).send().await?.json().await?;
+    let small_id = resp["id"].as_str().context("small upload returned no id")?.to_owned();
+    let rps_ours = wrk(&format!("{base}/api/files/{small_id}/content"), args.seconds)?;
+    let rps_nginx = wrk(&format!("{ng}/small.bin"), args.seconds)?;
+
+    let size = human(args.size);
+    let rows = vec![
+        BenchRow::new(format!("upload {size} (PUT, BLAKE3 + fsync)"), "MB/s", Better::Higher, ("nginx dav PUT", Some(up_nginx)), ("disgrafs", up_ours)),
+        BenchRow::new(format!("download {size}"), "MB/s", Better::Higher, ("nginx sendfile", Some(down_nginx)), ("disgrafs", down_ours)),
+        BenchRow::new("4 KiB GET, wrk -t2 -c64", "req/s", Better::Higher, ("nginx", Some(rps_nginx)), ("disgrafs", rps_ours)),
+        BenchRow::new(format!("peak RSS after {size}"), "MiB", Better::Lower, ("nginx", Some(rss_nginx)), ("disgrafs", rss_big)),
+        BenchRow::new(format!("peak RSS: {size} vs 64 MiB"), "MiB", Better::Lower, ("disgrafs after 64 MiB", Some(rss_small)), ("disgrafs", rss_big)),
+    ];
+    drop(ours);
+    drop(nginx);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", render_table(&rows));
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! The client commands: thin glue between clap, `disgrafs_client` and the terminal.
+
+use crate::ClientOpts;
+use anyhow::{Context, bail};
+use disgrafs_client::{Client, ClientError, Progress};
+use disgrafs_core::{FileRecord, Graph, GraphNode};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn client(opts: &ClientOpts) -> anyhow::Result<Client> {
+    Ok(Client::new(&opts.server)?)
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Explains a query error with a caret under its position.
+fn query_error(q: &str, e: ClientError) -> anyhow::Error {
+    if let ClientError::Api { position: Some(p), message, .. } = &e {
+        return anyhow::anyhow!("{message}\n  {q}\n  {}^", " ".repeat(*p)).context("bad query");
+    }
+    e.into()
+}
+
+pub fn human(n: u64) -> String {
+    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", U[i]) }
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg:30!} {bar:30.cyan/blue} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {eta:>4}")
+        .expect("valid template")
+        .progress_chars("=> ")
+}
+
+/// Where interrupted uploads are remembered, so that `put` run again resumes them.
+fn resume_file() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("disgrafs").join("uploads.json")
+}
+
+struct ResumeBook {
+    path: PathBuf,
+    map: BTreeMap<String, String>,
+}
+
+impl ResumeBook {
+    fn load() -> Self {
+        let path = resume_file();
+        let map = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        ResumeBook { path, map }
+    }
+    fn key(server: &str, file: &Path) -> Option<String> {
+        let meta = std::fs::metadata(file).ok()?;
+        let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        let abs = std::fs::canonicalize(file).ok()?;
+        Some(format!("{server}|{}|{}|{mtime}", abs.display(), meta.len()))
+    }
+    fn set(&mut self, key: &str, url: Option<&str>) {
+        match url {
+            Some(u) => self.map.insert(key.to_owned(), u.to_owned()),
+            None => self.map.remove(key),
+        };
+        let _ = std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new(".")));
+        let tmp = self.path.with_extension("tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(&self.map).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(tmp, &self.path);
+        }
+    }
+}
+
+/// Expands folders into their files (recursively, sorted), each with the name to store it under.
+fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+        if meta.is_dir() {
+            let mut stack = vec![p.clone()];
+            while let Some(dir) = stack.pop() {
+                let mut entries: Vec<_> = std::fs::read_dir(&dir)
+                    .with_context(|| format!("cannot read {}", dir.display()))?
+                    .collect::<Result<_, _>>()?;
+                entries.sort_by_key(|e| e.file_name());
+                for e in entries {
+                    let ft = e.file_type()?;
+                    if ft.is_dir() {
+                        stack.push(e.path());
+                    } else if ft.is_file() {
+                        out.push((e.path(), e.file_name().to_string_lossy().into_owned()));
+                    }
+                }
+            }
+        } else {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).with_context(|| format!("{} has no file name", p.display()))?;
+            out.push((p.clone(), name));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn put(opts: &ClientOpts, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let c = client(opts)?;
+    let files = expand(paths)?;
+    let mut book = ResumeBook::load();
+    let multi = MultiProgress::new();
+    if opts.json {
+        multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let total: u64 = files.iter().filter_map(|(p, _)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let overall = (files.len() > 1).then(|| {
+        let b = multi.add(ProgressBar::new(total).with_style(bar_style()));
+        b.set_message(format!("{} files", files.len()));
+        b
+    });
+    let mut done_bytes = 0u64;
+    let mut records = Vec::new();
+    let mut failures = 0;
+    for (path, name) in &files {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let bar = multi.add(ProgressBar::new(size).with_style(bar_style()));
+        bar.set_message(name.clone());
+        let progress: Progress = {
+            let (bar, overall, base) = (bar.clone(), overall.clone(), done_bytes);
+            Arc::new(move |n| {
+                bar.set_position(n);
+                if let Some(o) = &overall {
+                    o.set_position(base + n);
+                }
+            })
+        };
+        let key = ResumeBook::key(&c.base().to_owned(), path);
+        let resume = key.as_ref().and_then(|k| book.map.get(k).cloned());
+        let mut created = None;
+        let res = c.upload(path, name, resume, |u| created = Some(u.to_owned()), Some(progress)).await;
+        if let (Some(k), Some(u)) = (&key, &created) {
+            book.set(k, Some(u));
+        }
+        done_bytes += size;
+        match res {
+            Ok(rec) => {
+                if let Some(k) = &key {
+                    book.set(k, None);
+                }
+                bar.finish_and_clear();
+                if !opts.json {
+                    multi.suspend(|| println!("{}  {}  {}", rec.id, human(rec.size), rec.name));
+                }
+                records.push(rec);
+            }
+            Err(e) => {
+                bar.abandon();
+                failures += 1;
+                multi.suspend(|| eprintln!("disgrafs: {}: {e}", path.display()));
+            }
+        }
+    }
+    if let Some(o) = overall {
+        o.finish_and_clear();
+    }
+    if opts.json {
+        print_json(&records)?;
+    }
+    if failures > 0 {
+        bail!("{failures} of {} uploads failed (run the same command again to resume them)", files.len());
+    }
+    Ok(())
+}
+
+pub async fn get(opts: &ClientOpts, id: &str, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let c = client(opts)?;
+    let rec = c.record(id).await?;
+    let dest = output.unwrap_or_else(|| PathBuf::from(&rec.name));
+    let bar = ProgressBar::new(rec.size).with_style(bar_style());
+    if opts.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_message(rec.name.clone());
+    let b = bar.clone();
+    let rec = c.download(id, &dest, Some(Arc::new(move |n| b.set_position(n)))).await?;
+    bar.finish_and_clear();
+    if opts.json {
+        print_json(&serde_json::json!({ "file": rec, "path": dest }))
+    } else {
+        println!("{}  {}  -> {}", rec.id, human(rec.size), dest.display());
+        Ok(())
+    }
+}
+
+fn tag_list(r: &FileRecord) -> String {
+    r.tags.iter().map(|t| if t.kind == disgrafs_core::TagKind::User { format!("#{}", t.name) } else { t.name.clone() }).collect::<Vec<_>>().join(" ")
+}
+
+pub async fn ls(opts: &ClientOpts, q: &str, limit: u32, offset: u64) -> anyhow::Result<()> {
+    let c = client(opts)?;
+    let list = c.list(q, limit, offset).await.map_err(|e| query_error(q, e))?;
+    if opts.json {
+        return print_json(&serde_json::json!({ "files": list.files, "total": list.total }));
+    }
+    if list.files.is_empty() {
+        println!("no files match");
+        return Ok(());
+    }
+    let w = list.files.iter().map(|f| f.name.chars().count()).max().unwrap_or(4).clamp(4, 40);
+    println!("{:<36}  {:<w$}  {:>10}  {:<24}  TAGS (#user)", "ID", "NAME", "SIZE", "TYPE");
+    for f in &list.files {
+        let name: String = if f.name.chars().count() > w { f.name.chars().take(w - 1).chain(['…']).collect() } else { f.name.clone() };
+        println!("{:<36}  {:<w$}  {:>10}  {:<24}  {}", f.id, name, human(f.size), f.mime, tag_list(f));
+    }
+    if list.total > list.files.len() as u64 + offset {
+        println!("({} of {} shown; --offset and --limit page through the rest)", list.files.len(), list.total);
+    }
+    Ok(())
+}
+
+pub async fn info(opts: &ClientOpts, id: &str) -> anyhow::Result<()> {
+    let c = client(opts)?;
+    let rec = c.record(id).await?;
+    let related = c.related(id, 10).await?;
+    if opts.json {
+        return print_json(&serde_json::json!({ "file": rec, "related": related }));
+    }
+    println!("id        {}", rec.id);
+    println!("name      {}", rec.name);
+    println!("size      {} ({} bytes)", human(rec.size), rec.size);
+    println!("type      {} ({})", rec.mime, rec.kind.as_str());
+    println!("blake3    {}", rec.hash);
+    println!("created   {}", rec.created);
+    println!("modified  {}", rec.modified);
+    println!("tagging   {}", rec.tagging.as_str());
+    println!("tags      {}", tag_list(&rec));
+    for r in related {
+        println!("related   {:.2}  {}  {}  ({})", r.score, r.file.id, r.file.name, r.shared_tags.join(", "));
+    }
+    Ok(())
+}
+
+pub async fn tag(opts: &ClientOpts, id: &str, tags: &[String], add: bool) -> anyhow::Result<()> {
+    let c = client(opts)?;
+    let rec = if add { c.add_tags(id, tags).await? } else { c.remove_tags(id, tags).await? };
+    if opts.json { print_json(&rec) } else {
+        println!("{}  {}", rec.id, tag_list(&rec));
+        Ok(())
+    }
+}
+
+pub async fn rm(opts: &ClientOpts, ids: &[String]) -> anyhow::Result<()> {
+    let c = client(opts)?;
+    for id in ids {
+        c.delete(id).await.with_context(|| format!("cannot delete {id}"))?;
+        if !opts.json {
+            println!("deleted {id}");
+        }
+    }
+    if opts.json {
+        print_json(&serde_json::json!({ "deleted": ids }))?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum GraphFormat {
+    Json,
+    Dot,
+}
+
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+pub fn to_dot(g: &Graph) -> String {
+    let mut out = String::from("graph disgrafs {\n  node [fontname=\"sans-serif\"];\n");
+    for n in &g.nodes {
+        match n {
+            GraphNode::File { id, name, .. } => out.push_str(&format!("  \"{}\" [label=\"{}\", shape=box];\n", dot_escape(id), dot_escape(name))),
+            GraphNode::Tag { id, name, kind, .. } => out.push_str(&format!(
+                "  \"{}\" [label=\"{}\", shape=ellipse, style={}];\n",
+                dot_escape(id),
+                dot_escape(name),
+                if *kind == disgrafs_core::TagKind::User { "bold" } else { "solid" }
+            )),
+        }
+    }
+    for e in &g.edges {
+        out.push_str(&format!("  \"{}\" -- \"{}\" [weight={:.3}];\n", dot_escape(&e.source), dot_escape(&e.target), e.weight));
+    }
+    out.push_str("}\n");
+    out
+}
+
+pub async fn graph(opts: &ClientOpts, q: &str, format: GraphFormat, limit: u32) -> anyhow::Result<()> {
+    let c = client(opts)?;
+    let g = c.graph(q, limit).await.map_err(|e| query_error(q, e))?;
+    match format {
+        GraphFormat::Json => print_json(&g),
+        GraphFormat::Dot => {
+            print!("{}", to_dot(&g));
+            Ok(())
+        }
+    }
+}
+
+pub async fn retag(opts: &ClientOpts, all: bool) -> anyhow::Result<()> {
+    let n = client(opts)?.retag(all).await?;
+    if opts.json { print_json(&serde_json::json!({ "queued": n })) } else {
+        println!("queued {n} contents for tagging");
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! `disgrafs serve`: flags over environment over the config file over defaults.
+
+use anyhow::Context;
+use disgrafs_server::{AppState, Config};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "DISGRAFS_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where blobs, metadata and uploads in progress live [default: ./disgrafs-data].
+    #[arg(long, env = "DISGRAFS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML file with any of: listen, data_dir, max_upload, workers, min_confidence.
+    #[arg(long, env = "DISGRAFS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Largest accepted upload, in bytes (units allowed: 10GiB, 500MB).
+    #[arg(long, value_parser = parse_size)]
+    max_upload: Option<u64>,
+    /// Tagging workers running at once.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Automatic tags below this confidence (0 to 1) are kept but not shown.
+    #[arg(long)]
+    min_confidence: Option<f64>,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    disgrafs_core::query::parse_size(s)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    max_upload: Option<toml::Value>,
+    workers: Option<usize>,
+    min_confidence: Option<f64>,
+}
+
+fn load(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.message()))
+}
+
+fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+    let file = match &args.config {
+        Some(p) => load(p)?,
+        None => FileConfig::default(),
+    };
+    let d = Config::default();
+    let max_upload = match (args.max_upload, file.max_upload) {
+        (Some(n), _) => n,
+        (None, Some(toml::Value::Integer(n))) if n >= 0 => n as u64,
+        (None, Some(toml::Value::String(s))) => parse_size(&s).map_err(|e| anyhow::anyhow!("config max_upload: {e}"))?,
+        (None, Some(v)) => anyhow::bail!("config max_upload: expected a size, found {v}"),
+        (None, None) => d.max_upload,
+    };
+    let min_confidence = args.min_confidence.or(file.min_confidence).unwrap_or(d.min_confidence);
+    anyhow::ensure!((0.0..=1.0).contains(&min_confidence), "min_confidence must be between 0 and 1");
+    let workers = args.workers.or(file.workers).unwrap_or(d.workers);
+    anyhow::ensure!(workers >= 1, "workers must be at least 1");
+    Ok(Config {
+        listen: args.listen.or(file.listen).unwrap_or(d.listen),
+        data_dir: args.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+        max_upload,
+        workers,
+        min_confidence,
+        ..d
+    })
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DISGRAFS_LOG").unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = resolve(args)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let data_dir = config.data_dir.clone();
+    let state = AppState::open(config).await.with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    // The first line of stdout is the address, for scripts and tests that asked for port 0.
+    println!("disgrafs listening on http://{addr} (data: {})", data_dir.display());
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown).await.context("server failed")
+}

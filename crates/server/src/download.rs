@@ -1,0 +1,168 @@
+//! Downloads: whole files, single ranges (206), several ranges (`multipart/byteranges`),
+//! conditional requests on the content hash, and `Content-Disposition` with the original name.
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use disgrafs_core::FileRecord;
+use futures::StreamExt;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use std::ops::RangeInclusive;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct ContentParams {
+    /// `1` (or `true`): serve with `Content-Disposition: inline` (for previews) rather than as an
+    /// attachment. A string, since serde's bool takes only `true`/`false` and the page sends `1`.
+    inline: Option<String>,
+}
+
+/// RFC 5987 attr-char: what may stay unescaped in `filename*`.
+const ATTR: &AsciiSet = &NON_ALPHANUMERIC.remove(b'!').remove(b'#').remove(b'$').remove(b'&').remove(b'+').remove(b'-')
+    .remove(b'.').remove(b'^').remove(b'_').remove(b'`').remove(b'|').remove(b'~');
+
+/// `attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded`.
+pub(crate) fn content_disposition(name: &str, inline: bool) -> HeaderValue {
+    let fallback: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let kind = if inline { "inline" } else { "attachment" };
+    let v = format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{}", utf8_percent_encode(name, ATTR));
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+fn etag(rec: &FileRecord) -> String {
+    format!("\"{}\"", rec.hash)
+}
+
+/// Whether an `If-None-Match` / `If-Range` list names this entity tag (weak comparison).
+fn etag_matches(list: &str, tag: &str) -> bool {
+    list.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag)
+}
+
+/// A file's content.
+#[utoipa::path(get, path = "/api/files/{id}/content", tag = "files", params(ContentParams),
+    responses((status = 200, description = "the whole file"), (status = 206, description = "one range, or multipart/byteranges"),
+        (status = 304, description = "If-None-Match matched"), (status = 404, body = crate::error::ErrorBody),
+        (status = 416, body = crate::error::ErrorBody)))]
+pub(crate) async fn content(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<ContentParams>,
+    method: Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let rec = state.store.meta.get_file(&id).await?;
+    let tag = etag(&rec);
+    let len = rec.size;
+    let mut common = HeaderMap::new();
+    common.insert(header::ETAG, HeaderValue::from_str(&tag).expect("hex etag"));
+    common.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    common.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    common.insert(header::CONTENT_DISPOSITION, content_disposition(&rec.name, p.inline.as_deref().is_some_and(|v| v == "1" || v == "true")));
+    common.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    let mime = HeaderValue::from_str(&rec.mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        if etag_matches(inm, &tag) {
+            return Ok((StatusCode::NOT_MODIFIED, common).into_response());
+        }
+    }
+    // A Range applies only if If-Range (when sent) still names this content.
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| {
+        headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|ir| etag_matches(ir, &tag))
+    });
+    let ranges = match range_header {
+        None => None,
+        Some(r) => match http_range_header::parse_range_header(r).and_then(|p| p.validate(len)) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                let mut resp = ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    format!("range '{r}' cannot be served from {len} bytes"),
+                )
+                .into_response();
+                resp.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"));
+                return Ok(resp);
+            }
+        },
+    };
+    let head = method == Method::HEAD;
+    let body = |stream: Option<disgrafs_store::ByteStream>| stream.map_or_else(Body::empty, Body::from_stream);
+
+    match ranges {
+        None => {
+            let stream = if head { None } else { Some(state.store.blobs.read(&rec.hash, None).await?) };
+            let mut resp = (StatusCode::OK, common, body(stream)).into_response();
+            resp.headers_mut().insert(header::CONTENT_TYPE, mime);
+            resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            Ok(resp)
+        }
+        Some(r) if r.len() == 1 => {
+            let (s, e) = (*r[0].start(), *r[0].end());
+            let stream = if head { None } else { Some(state.store.blobs.read(&rec.hash, Some(s..e + 1)).await?) };
+            let mut resp = (StatusCode::PARTIAL_CONTENT, common, body(stream)).into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, mime);
+            h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {s}-{e}/{len}")).expect("ascii"));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(e - s + 1));
+            Ok(resp)
+        }
+        Some(r) => multipart_ranges(&state, &rec, r, common, mime, head).await,
+    }
+}
+
+/// `multipart/byteranges` (RFC 9110 §14.6): one part per range, each with its Content-Range.
+async fn multipart_ranges(
+    state: &AppState,
+    rec: &FileRecord,
+    ranges: Vec<RangeInclusive<u64>>,
+    common: HeaderMap,
+    mime: HeaderValue,
+    head: bool,
+) -> ApiResult<Response> {
+    let boundary = uuid::Uuid::new_v4().simple().to_string();
+    let mime_str = mime.to_str().unwrap_or("application/octet-stream").to_owned();
+    let len = rec.size;
+    let part_header = |r: &RangeInclusive<u64>| {
+        format!("\r\n--{boundary}\r\nContent-Type: {mime_str}\r\nContent-Range: bytes {}-{}/{len}\r\n\r\n", r.start(), r.end())
+    };
+    let closing = format!("\r\n--{boundary}--\r\n");
+    let total: u64 = ranges.iter().map(|r| part_header(r).len() as u64 + (r.end() - r.start() + 1)).sum::<u64>() + closing.len() as u64;
+
+    let body = if head {
+        Body::empty()
+    } else {
+        let blobs = state.store.blobs.clone();
+        let hash = rec.hash.clone();
+        let parts: Vec<(Bytes, RangeInclusive<u64>)> = ranges.iter().map(|r| (Bytes::from(part_header(r)), r.clone())).collect();
+        let stream = futures::stream::iter(parts)
+            .then(move |(h, r)| {
+                let blobs = blobs.clone();
+                let hash = hash.clone();
+                async move {
+                    let data = blobs.read(&hash, Some(*r.start()..r.end() + 1)).await.map_err(std::io::Error::other)?;
+                    Ok::<_, std::io::Error>(futures::stream::once(async move { Ok(h) }).chain(data))
+                }
+            })
+            .map(|r| match r {
+                Ok(s) => s.boxed(),
+                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            })
+            .flatten()
+            .chain(futures::stream::once(async move { Ok(Bytes::from(closing)) }));
+        Body::from_stream(stream)
+    };
+    let mut resp = (StatusCode::PARTIAL_CONTENT, common, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}")).expect("ascii boundary"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    Ok(resp)
+}

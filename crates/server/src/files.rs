@@ -1,0 +1,261 @@
+//! File records: upload (raw `PUT`, multipart `POST`), list and search, read, delete, tags,
+//! neighbours.
+
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, download, upload};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use disgrafs_core::{FileRecord, Related, normalize_tag, query};
+use disgrafs_store::{ListOptions, Retag, SortKey};
+use serde::{Deserialize, Serialize};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/files", get(list).post(upload_multipart).put(upload_raw))
+        .route("/api/files/{id}", get(get_file).delete(delete_file))
+        .route("/api/files/{id}/content", get(download::content))
+        .route("/api/files/{id}/tags", post(add_tags).delete(remove_tags))
+        .route("/api/files/{id}/related", get(related))
+        .route("/api/retag", post(retag))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    status: &'static str,
+    version: &'static str,
+    files: u64,
+    blobs: u64,
+    bytes: u64,
+    tags: u64,
+    jobs_queued: u64,
+    jobs_running: u64,
+    jobs_failed: u64,
+}
+
+/// Liveness, with the store's counts.
+#[utoipa::path(get, path = "/api/health", tag = "files", responses((status = 200, body = Health)))]
+pub(crate) async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    let s = state.store.meta.stats().await?;
+    let j = state.store.meta.job_stats().await?;
+    Ok(Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        files: s.files,
+        blobs: s.blobs,
+        bytes: s.bytes,
+        tags: s.tags,
+        jobs_queued: j.queued,
+        jobs_running: j.running,
+        jobs_failed: j.failed,
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct ListParams {
+    /// Query: tags with AND, OR, NOT, parentheses; fields name:, kind:, mime:, ext:, hash:,
+    /// size, created, modified.
+    q: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u64>,
+    /// name | size | mime | created | modified
+    sort: Option<String>,
+    /// asc | desc
+    order: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct FileList {
+    files: Vec<FileRecord>,
+    /// Matching files in all, beyond this page.
+    total: u64,
+}
+
+/// Lists the files matching a query.
+#[utoipa::path(get, path = "/api/files", tag = "files", params(ListParams),
+    responses((status = 200, body = FileList), (status = 400, description = "malformed query", body = crate::error::ErrorBody)))]
+pub(crate) async fn list(State(state): State<AppState>, Query(p): Query<ListParams>) -> ApiResult<Json<FileList>> {
+    let expr = query::parse(p.q.as_deref().unwrap_or(""))?;
+    let sort = match p.sort.as_deref() {
+        None => SortKey::Modified,
+        Some(s) => SortKey::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown sort '{s}'; use name, size, mime, created or modified")))?,
+    };
+    let descending = match p.order.as_deref() {
+        None => matches!(sort, SortKey::Modified | SortKey::Created | SortKey::Size),
+        Some("asc") => false,
+        Some("desc") => true,
+        Some(o) => return Err(ApiError::bad_request(format!("unknown order '{o}'; use asc or desc"))),
+    };
+    let opts = ListOptions { sort, descending, limit: p.limit.unwrap_or(100).min(10_000), offset: p.offset.unwrap_or(0) };
+    let (files, total) = state.store.meta.list_files(&expr, opts).await?;
+    Ok(Json(FileList { files, total }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct PutParams {
+    /// The file's name (a label, never a path).
+    name: String,
+}
+
+/// Uploads one file as the raw request body, streamed to disk.
+#[utoipa::path(put, path = "/api/files", tag = "files", params(PutParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = FileRecord), (status = 400, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
+        (status = 507, body = crate::error::ErrorBody)))]
+pub(crate) async fn upload_raw(
+    State(state): State<AppState>,
+    Query(p): Query<PutParams>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<(StatusCode, Json<FileRecord>)> {
+    // Refuse a bad name before reading the body.
+    disgrafs_core::validate_file_name(&p.name)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("file name: {e}")))?;
+    let expected = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let staged = upload::stage(&state, body.into_data_stream(), expected).await?;
+    let rec = upload::store(&state, staged, &p.name).await?;
+    Ok((StatusCode::CREATED, Json(rec)))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Uploaded {
+    files: Vec<FileRecord>,
+}
+
+/// Uploads one or more files as `multipart/form-data` parts that carry a filename. All parts are
+/// staged before any is stored: a request that fails half-way stores nothing.
+#[utoipa::path(post, path = "/api/files", tag = "files",
+    request_body(content_type = "multipart/form-data", description = "one or more parts with a filename"),
+    responses((status = 201, body = Uploaded), (status = 400, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
+        (status = 507, body = crate::error::ErrorBody)))]
+pub(crate) async fn upload_multipart(State(state): State<AppState>, mut mp: Multipart) -> ApiResult<(StatusCode, Json<Uploaded>)> {
+    let mut staged = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))),
+        };
+        let Some(name) = field.file_name().map(str::to_owned) else {
+            // Plain form fields carry no file.
+            continue;
+        };
+        disgrafs_core::validate_file_name(&name)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("file name '{}': {e}", name.escape_debug())))?;
+        let blob = upload::stage(&state, field, None).await.map_err(|mut e| {
+            if e.status == StatusCode::BAD_REQUEST {
+                e.body.error = format!("malformed multipart body: {}", e.body.error);
+            }
+            e
+        })?;
+        total += blob.size;
+        if total > state.config.max_upload {
+            return Err(ApiError::too_large(format!("upload exceeds the limit of {} bytes", state.config.max_upload)));
+        }
+        staged.push((blob, name));
+    }
+    if staged.is_empty() {
+        return Err(ApiError::bad_request("multipart body has no file part (a part with a filename)"));
+    }
+    let mut files = Vec::with_capacity(staged.len());
+    for (blob, name) in staged {
+        files.push(upload::store(&state, blob, &name).await?);
+    }
+    Ok((StatusCode::CREATED, Json(Uploaded { files })))
+}
+
+/// A file's record.
+#[utoipa::path(get, path = "/api/files/{id}", tag = "files",
+    responses((status = 200, body = FileRecord), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn get_file(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<FileRecord>> {
+    Ok(Json(state.store.meta.get_file(&id).await?))
+}
+
+/// Deletes a file record; its content goes when no other record uses it.
+#[utoipa::path(delete, path = "/api/files/{id}", tag = "files",
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn delete_file(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    state.store.delete(&id).await?;
+    state.events.send("file.deleted", &serde_json::json!({ "id": id }));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct TagsBody {
+    tags: Vec<String>,
+}
+
+fn normalized(tags: &[String]) -> ApiResult<Vec<String>> {
+    if tags.is_empty() {
+        return Err(ApiError::bad_request("no tags given"));
+    }
+    let mut out = Vec::with_capacity(tags.len());
+    for t in tags {
+        let n = normalize_tag(t).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("tag '{}': {e}", t.escape_debug())))?;
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
+/// Adds user tags to a file.
+#[utoipa::path(post, path = "/api/files/{id}/tags", tag = "tags", request_body = TagsBody,
+    responses((status = 200, body = FileRecord), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub(crate) async fn add_tags(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<TagsBody>) -> ApiResult<Json<FileRecord>> {
+    let rec = state.store.meta.add_user_tags(&id, &normalized(&b.tags)?).await?;
+    state.events.send("file.updated", &rec);
+    Ok(Json(rec))
+}
+
+/// Removes user tags from a file; an automatic tag named here is hidden on this file.
+#[utoipa::path(delete, path = "/api/files/{id}/tags", tag = "tags", request_body = TagsBody,
+    responses((status = 200, body = FileRecord), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn remove_tags(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<TagsBody>) -> ApiResult<Json<FileRecord>> {
+    let rec = state.store.meta.remove_tags(&id, &normalized(&b.tags)?).await?;
+    state.events.send("file.updated", &rec);
+    Ok(Json(rec))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct LimitParam {
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RelatedList {
+    related: Vec<Related>,
+}
+
+/// Files that share tags with this one, by weighted overlap.
+#[utoipa::path(get, path = "/api/files/{id}/related", tag = "graph", params(LimitParam),
+    responses((status = 200, body = RelatedList), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn related(State(state): State<AppState>, Path(id): Path<String>, Query(p): Query<LimitParam>) -> ApiResult<Json<RelatedList>> {
+    let related = state.store.meta.related(&id, p.limit.unwrap_or(20).min(500)).await?;
+    Ok(Json(RelatedList { related }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct RetagParams {
+    /// Re-run every extractor on every content, not only where an extractor's version rose.
+    all: Option<bool>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RetagQueued {
+    queued: u64,
+}
+
+/// Queues automatic tagging again. User tags are never touched.
+#[utoipa::path(post, path = "/api/retag", tag = "tags", params(RetagParams), responses((status = 202, body = RetagQueued)))]
+pub(crate) async fn retag(State(state): State<AppState>, Query(p): Query<RetagParams>) -> ApiResult<(StatusCode, Json<RetagQueued>)> {
+    let which = if p.all.unwrap_or(false) { Retag::All } else { Retag::Outdated(crate::jobs::extractor_versions()) };
+    let queued = state.store.meta.enqueue_retag(which).await?;
+    state.jobs_queued();
+    Ok((StatusCode::ACCEPTED, Json(RetagQueued { queued })))
+}

@@ -1,0 +1,72 @@
+//! The graph: bounded subgraphs for drawing, tag listings for autocomplete, tag co-occurrence.
+
+use crate::AppState;
+use crate::error::ApiResult;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use disgrafs_core::{CoOccurrence, Graph, TagCount, query};
+use serde::{Deserialize, Serialize};
+
+/// Most nodes one graph response may carry.
+pub const MAX_GRAPH_NODES: u32 = 50_000;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/graph", get(graph))
+        .route("/api/tags", get(tags))
+        .route("/api/tags/cooccurrence", get(cooccurrence))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct GraphParams {
+    /// Files to draw (the query language of /api/files); all files when absent.
+    q: Option<String>,
+    /// Most nodes (files and tags), default 2000, at most 50000.
+    limit: Option<u32>,
+}
+
+/// The subgraph of the matching files and their tags, newest files first.
+#[utoipa::path(get, path = "/api/graph", tag = "graph", params(GraphParams),
+    responses((status = 200, body = Graph), (status = 400, body = crate::error::ErrorBody)))]
+pub(crate) async fn graph(State(state): State<AppState>, Query(p): Query<GraphParams>) -> ApiResult<Json<Graph>> {
+    let expr = query::parse(p.q.as_deref().unwrap_or(""))?;
+    let limit = p.limit.unwrap_or(2000).clamp(1, MAX_GRAPH_NODES);
+    Ok(Json(state.store.meta.graph(&expr, limit).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct TagParams {
+    /// Only tags that start with this.
+    prefix: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TagList {
+    tags: Vec<TagCount>,
+}
+
+/// Tags by how many files carry them.
+#[utoipa::path(get, path = "/api/tags", tag = "tags", params(TagParams), responses((status = 200, body = TagList)))]
+pub(crate) async fn tags(State(state): State<AppState>, Query(p): Query<TagParams>) -> ApiResult<Json<TagList>> {
+    let tags = state.store.meta.tags(p.prefix.as_deref().unwrap_or(""), p.limit.unwrap_or(50).min(1000)).await?;
+    Ok(Json(TagList { tags }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct CoParams {
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CoList {
+    pairs: Vec<CoOccurrence>,
+}
+
+/// Pairs of tags that appear on the same files, most frequent first.
+#[utoipa::path(get, path = "/api/tags/cooccurrence", tag = "tags", params(CoParams), responses((status = 200, body = CoList)))]
+pub(crate) async fn cooccurrence(State(state): State<AppState>, Query(p): Query<CoParams>) -> ApiResult<Json<CoList>> {
+    let pairs = state.store.meta.cooccurrence(p.limit.unwrap_or(50).min(1000)).await?;
+    Ok(Json(CoList { pairs }))
+}

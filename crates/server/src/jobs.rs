@@ -1,0 +1,102 @@
+//! The tagging workers: claim a job from the persistent queue, run the extractors on the
+//! content, record the tags. Uploads only insert a job row; they never wait for tagging.
+
+use crate::AppState;
+use disgrafs_core::query::{Expr, Predicate};
+use disgrafs_store::{Job, ListOptions, NewAutoTag, TagResult};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A claimed job is leased this long, renewed while it runs; a worker that dies loses it.
+const LEASE_MS: i64 = 60_000;
+const MAX_ATTEMPTS: u32 = 3;
+/// Polling interval when idle (new work also wakes the workers at once).
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+pub(crate) fn extractor_versions() -> BTreeMap<String, u32> {
+    disgrafs_tagger::extractor_versions().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+pub(crate) fn spawn_workers(state: AppState) {
+    for n in 0..state.config.workers {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                match state.store.meta.claim_job(LEASE_MS).await {
+                    Ok(Some(job)) => run(&state, job).await,
+                    Ok(None) => {
+                        let _ = tokio::time::timeout(IDLE_POLL, state.jobs.notified()).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = n, "cannot claim a job: {e}");
+                        tokio::time::sleep(IDLE_POLL).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn files_of(state: &AppState, hash: &str) -> Vec<disgrafs_core::FileRecord> {
+    let q = Expr::Pred(Predicate::HashPrefix(hash.to_owned()));
+    let opts = ListOptions { limit: 1000, ..Default::default() };
+    state.store.meta.list_files(&q, opts).await.map(|r| r.0).unwrap_or_default()
+}
+
+async fn run(state: &AppState, job: Job) {
+    let files = files_of(state, &job.hash).await;
+    let Some(name) = files.first().map(|f| f.name.clone()) else {
+        // No file uses this content any more; completing drops the job.
+        let _ = state.store.meta.complete_job(&job, TagResult::default()).await;
+        return;
+    };
+    let Some(path) = state.store.blobs.local_path(&job.hash) else {
+        let _ = state.store.meta.fail_job(&job, "remote blob stores are not tagged yet", 1).await;
+        return;
+    };
+    let renew = {
+        let (meta, job) = (state.store.meta.clone(), job.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)).await;
+                let _ = meta.renew_job(&job, LEASE_MS).await;
+            }
+        })
+    };
+    let outcome = tokio::task::spawn_blocking(move || disgrafs_tagger::tag_file(&path, &name)).await;
+    renew.abort();
+    let result = match outcome {
+        Ok(Ok(t)) => {
+            for w in &t.warnings {
+                tracing::warn!(hash = %job.hash, "tagging: {w}");
+            }
+            Ok(TagResult {
+                mime: t.mime,
+                kind: t.kind,
+                tags: t
+                    .tags
+                    .into_iter()
+                    .map(|a| NewAutoTag { name: a.name, extractor: a.extractor, version: a.version, weight: a.confidence })
+                    .collect(),
+                fields: BTreeMap::new(),
+                versions: extractor_versions(),
+            })
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("tagger crashed: {e}")),
+    };
+    match result {
+        Ok(r) => match state.store.meta.complete_job(&job, r).await {
+            Ok(()) => {
+                for f in files_of(state, &job.hash).await {
+                    state.events.send("file.tagged", &f);
+                }
+            }
+            Err(e) => tracing::warn!(hash = %job.hash, "cannot record tags: {e}"),
+        },
+        Err(e) => {
+            tracing::warn!(hash = %job.hash, attempt = job.attempts, "tagging failed: {e}");
+            let _ = state.store.meta.fail_job(&job, &e, MAX_ATTEMPTS).await;
+        }
+    }
+}

@@ -1,0 +1,55 @@
+use disgrafs_core::query::QueryError;
+use std::io;
+
+/// Everything the store can refuse or fail at. The server maps these to HTTP statuses in one
+/// place (`disgrafs_server::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("storage is full: {0}")]
+    Full(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("database error: {0}")]
+    Db(String),
+}
+
+impl StoreError {
+    /// Maps a write error, telling a full disk apart from other failures.
+    pub fn from_write(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::Full(e.to_string()),
+            _ => StoreError::Io(e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let msg = e.to_string();
+        // SQLITE_FULL surfaces as a database error whose text says so.
+        if msg.contains("database or disk is full") || msg.contains("(code: 13)") {
+            return StoreError::Full(msg);
+        }
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound("record".into()),
+            sqlx::Error::Io(io) => StoreError::from_write(io),
+            _ => StoreError::Db(msg),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Db(format!("migration failed: {e}"))
+    }
+}

@@ -1,0 +1,144 @@
+//! The metadata and graph store: file records, tags, edges and the job queue, behind one trait so
+//! that SQLite (the embedded default) and PostgreSQL (scale-out) are two adapters of one contract.
+
+use crate::StoreError;
+use async_trait::async_trait;
+use disgrafs_core::query::Expr;
+use disgrafs_core::{CoOccurrence, FileKind, FileRecord, Graph, Related, TagCount};
+use std::collections::BTreeMap;
+
+/// A file record to create, for content already committed to the blob store.
+#[derive(Debug, Clone)]
+pub struct NewFile<'a> {
+    pub name: &'a str,
+    pub hash: &'a str,
+    pub size: u64,
+    /// Type as detected at upload from the first bytes; tagging may refine it.
+    pub mime: &'a str,
+    pub kind: FileKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortKey {
+    Name,
+    Size,
+    Mime,
+    Created,
+    #[default]
+    Modified,
+}
+
+impl SortKey {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "name" => SortKey::Name,
+            "size" => SortKey::Size,
+            "mime" | "type" => SortKey::Mime,
+            "created" => SortKey::Created,
+            "modified" | "date" => SortKey::Modified,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ListOptions {
+    pub sort: SortKey,
+    pub descending: bool,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions { sort: SortKey::Modified, descending: true, limit: 100, offset: 0 }
+    }
+}
+
+/// A claimed job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub hash: String,
+    /// How many times it has been claimed, this one included.
+    pub attempts: u32,
+}
+
+/// One automatic tag to record for a content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAutoTag {
+    pub name: String,
+    pub extractor: String,
+    pub version: u32,
+    pub weight: f64,
+}
+
+/// What tagging found for a content.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TagResult {
+    pub mime: String,
+    pub kind: FileKind,
+    pub tags: Vec<NewAutoTag>,
+    pub fields: BTreeMap<String, String>,
+    /// The extractors (and versions) that ran.
+    pub versions: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobStats {
+    pub queued: u64,
+    pub running: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    pub files: u64,
+    pub blobs: u64,
+    /// Bytes of distinct content.
+    pub bytes: u64,
+    pub tags: u64,
+}
+
+/// Which contents to tag again.
+#[derive(Debug, Clone)]
+pub enum Retag {
+    All,
+    /// Only contents tagged by an older version of some extractor than these.
+    Outdated(BTreeMap<String, u32>),
+}
+
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Creates a file record for a committed content, increments the content's reference count
+    /// and, when the content is new, queues it for tagging: all in one transaction.
+    async fn insert_file(&self, new: NewFile<'_>) -> Result<FileRecord, StoreError>;
+    async fn get_file(&self, id: &str) -> Result<FileRecord, StoreError>;
+    /// Deletes a file record. Returns the content hash when this was its last reference: the
+    /// caller then deletes the blob (the content row is gone already).
+    async fn delete_file(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Files matching a query, one page, with the total count.
+    async fn list_files(&self, q: &Expr, opts: ListOptions) -> Result<(Vec<FileRecord>, u64), StoreError>;
+    async fn add_user_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError>;
+    /// Removes user tags; an automatic tag named here is hidden on this file.
+    async fn remove_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError>;
+    async fn related(&self, id: &str, limit: u32) -> Result<Vec<Related>, StoreError>;
+    /// The subgraph of the files matching `q` and their tags, at most `limit` nodes.
+    async fn graph(&self, q: &Expr, limit: u32) -> Result<Graph, StoreError>;
+    async fn tags(&self, prefix: &str, limit: u32) -> Result<Vec<TagCount>, StoreError>;
+    async fn cooccurrence(&self, limit: u32) -> Result<Vec<CoOccurrence>, StoreError>;
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    // The job queue.
+    /// Claims the next ready job, leasing it for `lease_ms`.
+    async fn claim_job(&self, lease_ms: i64) -> Result<Option<Job>, StoreError>;
+    async fn renew_job(&self, job: &Job, lease_ms: i64) -> Result<(), StoreError>;
+    /// Records tagging's result for the job's content and removes the job.
+    async fn complete_job(&self, job: &Job, result: TagResult) -> Result<(), StoreError>;
+    /// Puts a job back with a delay, or marks it failed after `max_attempts`.
+    async fn fail_job(&self, job: &Job, error: &str, max_attempts: u32) -> Result<(), StoreError>;
+    /// At start-up: jobs that a previous run of this process left running are queued again.
+    async fn recover_jobs(&self) -> Result<u64, StoreError>;
+    async fn enqueue_retag(&self, which: Retag) -> Result<u64, StoreError>;
+    async fn job_stats(&self) -> Result<JobStats, StoreError>;
+}
