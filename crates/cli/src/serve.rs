@@ -93,5 +93,5 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
     };
-    disgrafs_server::serve(state, listener, axum::Router::new(), shutdown).await.context("server failed")
+    disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown).await.context("server failed")
 }

@@ -16,8 +16,9 @@ use std::ops::RangeInclusive;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub(crate) struct ContentParams {
-    /// Serve with `Content-Disposition: inline` (for previews) rather than as an attachment.
-    inline: Option<bool>,
+    /// `1` (or `true`): serve with `Content-Disposition: inline` (for previews) rather than as an
+    /// attachment. A string, since serde's bool takes only `true`/`false` and the page sends `1`.
+    inline: Option<String>,
 }
 
 /// RFC 5987 attr-char: what may stay unescaped in `filename*`.
@@ -61,7 +62,7 @@ pub(crate) async fn content(
     common.insert(header::ETAG, HeaderValue::from_str(&tag).expect("hex etag"));
     common.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     common.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    common.insert(header::CONTENT_DISPOSITION, content_disposition(&rec.name, p.inline.unwrap_or(false)));
+    common.insert(header::CONTENT_DISPOSITION, content_disposition(&rec.name, p.inline.as_deref().is_some_and(|v| v == "1" || v == "true")));
     common.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     let mime = HeaderValue::from_str(&rec.mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
 
