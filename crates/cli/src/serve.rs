@@ -85,8 +85,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::open(config).await.with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     // The first line of stdout is the address, for scripts and tests that asked for port 0.
     println!("disgrafs listening on http://{addr} (data: {})", data_dir.display());
+    // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
     };
     disgrafs_server::serve(state, listener, axum::Router::new(), shutdown).await.context("server failed")
 }

@@ -54,7 +54,7 @@ pub(crate) async fn content(
     method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let rec = state.store.meta.get_file(&id).await?;
+    let rec = state.store.meta.get_file_untagged(&id).await?;
     let tag = etag(&rec);
     let len = rec.size;
     let mut common = HeaderMap::new();

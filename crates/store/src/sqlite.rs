@@ -202,12 +202,17 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn get_file(&self, id: &str) -> Result<FileRecord, StoreError> {
+        let rec = self.get_file_untagged(id).await?;
+        Ok(self.with_tags(vec![rec]).await?.remove(0))
+    }
+
+    async fn get_file_untagged(&self, id: &str) -> Result<FileRecord, StoreError> {
         let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} WHERE f.id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?;
-        Ok(self.with_tags(vec![record_from_row(&row)]).await?.remove(0))
+        Ok(record_from_row(&row))
     }
 
     async fn delete_file(&self, id: &str) -> Result<Option<String>, StoreError> {
