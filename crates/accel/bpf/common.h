@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * Definitions shared by the disgrafs BPF programs. vmlinux.h carries the kernel's types (generated
  * from its BTF by `cargo xtask vmlinux`) but no preprocessor constants, so the few protocol numbers

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
  * XDP CPU balancing: spreads the receive work of one interface over CPUs chosen by weight.
  *
@@ -19,7 +19,7 @@
 #include "common.h"
 #include <bpf/bpf_tracing.h>
 
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Slot table size: weights are realised with a resolution of 1/SLOTS. A power of two. */
 #define SLOTS 256

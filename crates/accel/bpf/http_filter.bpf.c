@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
  * HTTP observer: a socket filter for a raw AF_PACKET socket bound to one interface.
  *
@@ -21,7 +21,7 @@
  */
 #include "common.h"
 
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Bytes of payload scanned for the request line; a power of two so masks keep indexes in bounds. */
 #define WINDOW 256

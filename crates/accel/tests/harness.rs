@@ -98,16 +98,27 @@ fn cgroup_command_joins_the_cgroup_then_the_namespace() {
     // nsenter execs sleep in place: same pid. Wait until it has.
     let pid = child.id();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" {
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != "sleep"
+    {
         assert!(std::time::Instant::now() < deadline, "sleep never started");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    assert!(cgroup.contains(cg.path().file_name().unwrap().to_str().unwrap()), "{cgroup}");
+    assert!(
+        cgroup.contains(cg.path().file_name().unwrap().to_str().unwrap()),
+        "{cgroup}"
+    );
     let child_ns = std::fs::metadata(format!("/proc/{pid}/ns/net")).unwrap();
     let want_ns = std::fs::metadata(format!("/run/netns/{}", ns.name())).unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(child_ns.ino(), want_ns.ino(), "the child is in the test namespace");
+    assert_eq!(
+        child_ns.ino(),
+        want_ns.ino(),
+        "the child is in the test namespace"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -287,8 +287,13 @@ impl CgroupGuard {
             Some(ns) => ns.command(program),
             None => Command::new(program),
         };
-        let procs = std::ffi::CString::new(self.path.join("cgroup.procs").as_os_str().as_encoded_bytes())
-            .expect("cgroup paths have no NUL");
+        let procs = std::ffi::CString::new(
+            self.path
+                .join("cgroup.procs")
+                .as_os_str()
+                .as_encoded_bytes(),
+        )
+        .expect("cgroup paths have no NUL");
         // SAFETY: the closure only makes async-signal-safe calls (open, write, close) on memory
         // prepared before the fork.
         unsafe {
@@ -300,7 +305,11 @@ impl CgroupGuard {
                 // "0" moves the writing process itself.
                 let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
                 libc::close(fd);
-                if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+                if ok {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
             });
         }
         c
