@@ -142,6 +142,9 @@ enum BenchSuite {
 }
 
 fn main() {
+    // A re-run of this executable as an isolated extractor (see disgrafs_tagger::isolate) does its
+    // job and exits here.
+    disgrafs_tagger::isolate::run_child_if_requested();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -58,3 +58,20 @@ fn tags_belong_to_content() {
     assert!(auto(&b).contains(&"document".to_string()), "{b}");
     assert!(!auto(&b).is_empty() && auto(&b).iter().all(|t| auto(&s.get_json(&format!("/api/files/{a}"))).contains(t) || t == "md"));
 }
+
+#[test]
+fn uploads_tag_themselves_from_their_content() {
+    let s = Server::start();
+    let text = "The Rust compiler checks ownership and borrowing. Rust programs manage memory without a \
+                garbage collector: the borrow checker proves references valid. Ownership rules make Rust \
+                code safe, and the Rust compiler explains each ownership error.\n";
+    let id = s.put_ok("notes.txt", text.repeat(3).as_bytes())["id"].as_str().unwrap().to_owned();
+    s.wait_tagged();
+    let f = s.get_json(&format!("/api/files/{id}"));
+    let auto: Vec<&str> = f["tags"].as_array().unwrap().iter().filter(|t| t["kind"] == "auto").map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(auto.contains(&"rust"), "{auto:?}");
+    assert!(auto.contains(&"english"), "{auto:?}");
+    assert_eq!(f["fields"]["language"], "eng", "{f}");
+    // The keyword is a node of the graph and finds the file.
+    assert_eq!(s.names("rust AND english"), ["notes.txt"]);
+}

@@ -78,8 +78,8 @@ async fn run(state: &AppState, job: Job) {
                     .into_iter()
                     .map(|a| NewAutoTag { name: a.name, extractor: a.extractor, version: a.version, weight: a.confidence })
                     .collect(),
-                fields: BTreeMap::new(),
-                versions: extractor_versions(),
+                fields: t.fields,
+                versions: t.versions,
             })
         }
         Ok(Err(e)) => Err(e.to_string()),

@@ -44,7 +44,7 @@ fn ms_to_time(ms: i64) -> OffsetDateTime {
 }
 
 const RECORD_COLUMNS: &str =
-    "f.id, f.name, f.size, f.hash, b.mime, b.kind, f.created, f.modified, b.tagging FROM files f JOIN blobs b ON b.hash = f.hash";
+    "f.id, f.name, f.size, f.hash, b.mime, b.kind, f.created, f.modified, b.tagging, b.fields FROM files f JOIN blobs b ON b.hash = f.hash";
 
 fn record_from_row(r: &SqliteRow) -> FileRecord {
     FileRecord {
@@ -58,6 +58,7 @@ fn record_from_row(r: &SqliteRow) -> FileRecord {
         modified: ms_to_time(r.get("modified")),
         tags: Vec::new(),
         tagging: TaggingState::parse(r.get::<&str, _>("tagging")).unwrap_or(TaggingState::Pending),
+        fields: serde_json::from_str(r.get::<&str, _>("fields")).unwrap_or_default(),
     }
 }
 
