@@ -191,3 +191,39 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// One Ogg page holding one packet (RFC 3533 layout, CRC from ogg_pager).
+fn ogg_page(seq: u32, granule: u64, flags: u8, packet: &[u8]) -> Vec<u8> {
+    let mut lacing = vec![255u8; packet.len() / 255];
+    lacing.push((packet.len() % 255) as u8);
+    let mut page = b"OggS\x00".to_vec();
+    page.push(flags);
+    page.extend_from_slice(&granule.to_le_bytes());
+    page.extend_from_slice(&0x4449_5347u32.to_le_bytes()); // stream serial
+    page.extend_from_slice(&seq.to_le_bytes());
+    page.extend_from_slice(&[0; 4]); // CRC, filled below
+    page.push(lacing.len() as u8);
+    page.extend_from_slice(&lacing);
+    page.extend_from_slice(packet);
+    let crc = ogg_pager::crc32(&page);
+    page[22..26].copy_from_slice(&crc.to_le_bytes());
+    page
+}
+
+/// An Ogg Opus stream of 2 s: OpusHead, empty OpusTags, and one silent packet on a last page
+/// whose granule position gives the duration (RFC 7845).
+pub fn opus_ogg() -> Vec<u8> {
+    let pre_skip = 312u16;
+    let mut head = b"OpusHead\x01\x02".to_vec();
+    head.extend_from_slice(&pre_skip.to_le_bytes());
+    head.extend_from_slice(&48_000u32.to_le_bytes());
+    head.extend_from_slice(&[0, 0, 0]); // output gain, mapping family 0
+    let mut tags = b"OpusTags".to_vec();
+    tags.extend_from_slice(&6u32.to_le_bytes());
+    tags.extend_from_slice(b"tester");
+    tags.extend_from_slice(&0u32.to_le_bytes());
+    let mut out = ogg_page(0, 0, 0x02, &head);
+    out.extend(ogg_page(1, 0, 0x00, &tags));
+    out.extend(ogg_page(2, 2 * 48_000 + u64::from(pre_skip), 0x04, &[0xF8, 0xFF, 0xFE]));
+    out
+}
