@@ -7,7 +7,7 @@
 
 use crate::client_cmds::human;
 use anyhow::{Context, bail};
-use disgrafs_core::bench::{BenchRow, Better, render_table};
+use disgrafs_core::bench::{BenchRow, Better};
 use futures::StreamExt;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ pub struct Args {
     seconds: u64,
     /// Print the rows as JSON.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Working directory (default: a new temporary one, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -214,7 +214,7 @@ fn wrk(url: &str, seconds: u64) -> anyhow::Result<f64> {
         .with_context(|| format!("wrk printed no rate:\n{text}"))
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
     let tmp;
     let dir = match &args.dir {
         Some(d) => {
@@ -300,10 +300,5 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ];
     drop(ours);
     drop(nginx);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        print!("{}", render_table(&rows));
-    }
-    Ok(())
+    Ok(rows)
 }

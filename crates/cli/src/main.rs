@@ -139,6 +139,28 @@ enum BenchSuite {
         #[arg(long)]
         json: bool,
     },
+    /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
+    Tagging {
+        /// Python interpreter with `yake` installed (default: the venv scripts/test makes).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Timed passes per side; the best counts.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Print JSON rows instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Prints benchmark rows as a table, or as JSON for scripts.
+fn print_rows(rows: &[disgrafs_core::bench::BenchRow], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+    } else {
+        print!("{}", disgrafs_core::bench::render_table(rows));
+    }
+    Ok(())
 }
 
 fn main() {
@@ -174,17 +196,20 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Rm { ids, opts } => c::rm(&opts, &ids).await,
         Command::Graph { query, format, limit, opts } => c::graph(&opts, &query.join(" "), format, limit).await,
         Command::Retag { all, opts } => c::retag(&opts, all).await,
-        Command::Bench { suite: BenchSuite::Io(args) } => bench_io::run(args).await,
+        Command::Bench { suite: BenchSuite::Io(args) } => {
+            let json = args.json;
+            print_rows(&bench_io::run(args).await?, json)
+        }
+        Command::Bench { suite: BenchSuite::Tagging { python, repeats, json } } => {
+            let opts = disgrafs_tagger::bench::BenchOptions { python, repeats, ..Default::default() };
+            let rows = tokio::task::spawn_blocking(move || disgrafs_tagger::bench::run(&opts)).await??;
+            print_rows(&rows, json)
+        }
         // The accelerators block (netlink, bpf(2), a reader thread): keep them off the runtime.
         Command::Accel(cmd) => Ok(tokio::task::spawn_blocking(move || disgrafs_accel::cli::run(cmd)).await??),
         Command::Bench { suite: BenchSuite::CpuBalance { opts, json } } => {
             let rows = tokio::task::spawn_blocking(move || disgrafs_accel::bench::cpu_balance(&opts)).await??;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                print!("{}", disgrafs_core::bench::render_table(&rows));
-            }
-            Ok(())
+            print_rows(&rows, json)
         }
     }
 }

@@ -48,7 +48,7 @@ impl Default for Config {
             data_dir: PathBuf::from("disgrafs-data"),
             max_upload: 1 << 40,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8),
-            min_confidence: 0.2,
+            min_confidence: disgrafs_tagger::DEFAULT_MIN_CONFIDENCE,
             upload_expiry: std::time::Duration::from_secs(24 * 3600),
         }
     }

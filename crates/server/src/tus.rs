@@ -356,16 +356,20 @@ pub(crate) fn spawn_expiry(state: AppState) {
                 if path.extension().and_then(|x| x.to_str()) != Some("json") {
                     continue;
                 }
-                let old = e
-                    .metadata()
-                    .await
-                    .ok()
-                    .and_then(|m| m.modified().ok())
+                let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
+                // Idle since the last byte arrived (the part file) or the last state change.
+                let mut newest = None;
+                for p in [path.clone(), state.tus.part(&id)] {
+                    if let Ok(m) = tokio::fs::metadata(&p).await.and_then(|m| m.modified()) {
+                        newest = newest.max(Some(m));
+                    }
+                }
+                let old = newest
                     .and_then(|m| SystemTime::now().duration_since(m).ok())
                     .is_some_and(|age| age > state.config.upload_expiry);
-                if let (true, Some(id)) = (old, path.file_stem().and_then(|s| s.to_str())) {
+                if old {
                     tracing::info!(upload = id, "removing expired upload");
-                    state.tus.remove(id).await;
+                    state.tus.remove(&id).await;
                 }
             }
         }
