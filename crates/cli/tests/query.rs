@@ -122,6 +122,16 @@ fn neighbours_graph_and_tag_listings() {
     assert!(g["nodes"].as_array().unwrap().len() <= 5);
     assert_eq!(g["truncated"], true);
 
+    // The neighbourhood of a file: the files that share one of its tags.
+    let g = s.get_json(&format!("/api/graph?around=f:{}", ids["notes.txt"]));
+    let files: Vec<&str> = g["nodes"].as_array().unwrap().iter().filter(|n| n["type"] == "file").map(|n| n["name"].as_str().unwrap()).collect();
+    assert!(files.contains(&"notes.txt"), "{files:?}");
+    let g = s.get_json("/api/graph?around=t:holiday");
+    let files: Vec<&str> = g["nodes"].as_array().unwrap().iter().filter(|n| n["type"] == "file").map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(files, ["photo.jpg"]);
+    let r = s.http().get(format!("{}/api/graph?around=x:y", s.url)).send().unwrap();
+    assert_eq!(r.status(), 400);
+
     let t = s.get_json("/api/tags?prefix=ru");
     assert_eq!(t["tags"][0]["name"], "rust");
     assert_eq!(t["tags"][0]["files"], 4);

@@ -1,11 +1,12 @@
 //! The graph: bounded subgraphs for drawing, tag listings for autocomplete, tag co-occurrence.
 
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use disgrafs_core::{CoOccurrence, Graph, TagCount, query};
+use disgrafs_core::query::{Expr, Predicate};
+use disgrafs_core::{CoOccurrence, Graph, TagCount, normalize_tag, query};
 use serde::{Deserialize, Serialize};
 
 /// Most nodes one graph response may carry.
@@ -24,13 +25,32 @@ pub(crate) struct GraphParams {
     q: Option<String>,
     /// Most nodes (files and tags), default 2000, at most 50000.
     limit: Option<u32>,
+    /// Node ids (`t:TAG`, `f:FILE_ID`, comma-separated) whose neighbourhood to draw: the files
+    /// that carry these tags, or share a tag with these files. Combined with `q` by AND.
+    around: Option<String>,
 }
 
 /// The subgraph of the matching files and their tags, newest files first.
 #[utoipa::path(get, path = "/api/graph", tag = "graph", params(GraphParams),
     responses((status = 200, body = Graph), (status = 400, body = crate::error::ErrorBody)))]
 pub(crate) async fn graph(State(state): State<AppState>, Query(p): Query<GraphParams>) -> ApiResult<Json<Graph>> {
-    let expr = query::parse(p.q.as_deref().unwrap_or(""))?;
+    let mut expr = query::parse(p.q.as_deref().unwrap_or(""))?;
+    if let Some(around) = p.around.as_deref().filter(|a| !a.trim().is_empty()) {
+        let mut tags = Vec::new();
+        for node in around.split(',').map(str::trim) {
+            if let Some(t) = node.strip_prefix("t:") {
+                tags.push(normalize_tag(t).map_err(|e| ApiError::bad_request(format!("around: tag '{t}': {e}")))?);
+            } else if let Some(f) = node.strip_prefix("f:") {
+                tags.extend(state.store.meta.get_file(f).await?.tags.into_iter().map(|t| t.name));
+            } else {
+                return Err(ApiError::bad_request(format!("around: '{node}' is not a node id (t:TAG or f:FILE_ID)")));
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        let near = Expr::Or(tags.into_iter().map(|t| Expr::Pred(Predicate::Tag(t))).collect());
+        expr = Expr::And(vec![expr, near]);
+    }
     let limit = p.limit.unwrap_or(2000).clamp(1, MAX_GRAPH_NODES);
     Ok(Json(state.store.meta.graph(&expr, limit).await?))
 }
