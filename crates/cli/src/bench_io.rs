@@ -116,8 +116,10 @@ fn start_nginx(dir: &Path) -> anyhow::Result<(Proc, u16)> {
     for d in ["www", "tmp", "logs"] {
         std::fs::create_dir_all(root.join(d))?;
     }
+    // As root, nginx's workers would drop to www-data, which cannot enter our private temp dir.
+    let user = if is_root() { "user root root;" } else { "" };
     let conf = format!(
-        "daemon off; master_process on; worker_processes 2; pid {r}/nginx.pid; error_log {r}/logs/error.log warn;
+        "{user} daemon off; master_process on; worker_processes 2; pid {r}/nginx.pid; error_log {r}/logs/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
   access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 1000000;
@@ -140,6 +142,13 @@ http {{
     let p = Proc(child);
     wait_port(port)?;
     Ok((p, port))
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)).map(|v| v == "0"))
+        .unwrap_or(false)
 }
 
 fn rss_mib(pids: &[u32]) -> f64 {

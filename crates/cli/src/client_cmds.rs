@@ -18,10 +18,11 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Explains a query error with a caret under its position.
+/// Points a query error at its position, on one line.
 fn query_error(q: &str, e: ClientError) -> anyhow::Error {
     if let ClientError::Api { position: Some(p), message, .. } = &e {
-        return anyhow::anyhow!("{message}\n  {q}\n  {}^", " ".repeat(*p)).context("bad query");
+        let (before, after): (String, String) = (q.chars().take(*p).collect(), q.chars().skip(*p).collect());
+        return anyhow::anyhow!("bad {message}: {before}<here>{after}");
     }
     e.into()
 }

@@ -97,6 +97,9 @@ enum Command {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// eBPF accelerators of the services' network IO (need root).
+    #[command(subcommand)]
+    Accel(disgrafs_accel::cli::AccelCommand),
     /// Reproducible measurements beside a peer, printed as a table.
     Bench {
         #[command(subcommand)]
@@ -128,9 +131,20 @@ enum TagAction {
 enum BenchSuite {
     /// Upload, download and small GETs over loopback, beside nginx.
     Io(bench_io::Args),
+    /// XDP CPU balancing against no balancer on a veth pair (needs root).
+    CpuBalance {
+        #[command(flatten)]
+        opts: disgrafs_accel::bench::CpuBalanceBenchOptions,
+        /// Print JSON rows instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
+    // A re-run of this executable as an isolated extractor (see disgrafs_tagger::isolate) does its
+    // job and exits here.
+    disgrafs_tagger::isolate::run_child_if_requested();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -161,5 +175,16 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Graph { query, format, limit, opts } => c::graph(&opts, &query.join(" "), format, limit).await,
         Command::Retag { all, opts } => c::retag(&opts, all).await,
         Command::Bench { suite: BenchSuite::Io(args) } => bench_io::run(args).await,
+        // The accelerators block (netlink, bpf(2), a reader thread): keep them off the runtime.
+        Command::Accel(cmd) => Ok(tokio::task::spawn_blocking(move || disgrafs_accel::cli::run(cmd)).await??),
+        Command::Bench { suite: BenchSuite::CpuBalance { opts, json } } => {
+            let rows = tokio::task::spawn_blocking(move || disgrafs_accel::bench::cpu_balance(&opts)).await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", disgrafs_core::bench::render_table(&rows));
+            }
+            Ok(())
+        }
     }
 }

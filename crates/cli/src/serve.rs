@@ -20,7 +20,7 @@ pub struct ServeArgs {
     /// Largest accepted upload, in bytes (units allowed: 10GiB, 500MB).
     #[arg(long, value_parser = parse_size)]
     max_upload: Option<u64>,
-    /// Tagging workers running at once.
+    /// Tagging workers running at once (0: this process only serves; another one tags).
     #[arg(long)]
     workers: Option<usize>,
     /// Automatic tags below this confidence (0 to 1) are kept but not shown.
@@ -63,7 +63,6 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     let min_confidence = args.min_confidence.or(file.min_confidence).unwrap_or(d.min_confidence);
     anyhow::ensure!((0.0..=1.0).contains(&min_confidence), "min_confidence must be between 0 and 1");
     let workers = args.workers.or(file.workers).unwrap_or(d.workers);
-    anyhow::ensure!(workers >= 1, "workers must be at least 1");
     Ok(Config {
         listen: args.listen.or(file.listen).unwrap_or(d.listen),
         data_dir: args.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
@@ -86,8 +85,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::open(config).await.with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     // The first line of stdout is the address, for scripts and tests that asked for port 0.
     println!("disgrafs listening on http://{addr} (data: {})", data_dir.display());
+    // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
     };
     disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown).await.context("server failed")
 }

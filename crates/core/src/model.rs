@@ -31,6 +31,10 @@ pub struct FileRecord {
     pub tags: Vec<TagRef>,
     /// Where automatic tagging of this content stands.
     pub tagging: TaggingState,
+    /// Facts the extractors found that are not tags: `width`, `height`, `taken` (a date),
+    /// `camera`, `duration_s`, `artist`, `language`, `pages`, ...
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 /// One tag on one file: the edge of the graph, seen from the file.

@@ -55,7 +55,7 @@ pub(crate) async fn content(
     method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let rec = state.store.meta.get_file(&id).await?;
+    let rec = state.store.meta.get_file_untagged(&id).await?;
     let tag = etag(&rec);
     let len = rec.size;
     let mut common = HeaderMap::new();
@@ -78,8 +78,9 @@ pub(crate) async fn content(
     let ranges = match range_header {
         None => None,
         Some(r) => match http_range_header::parse_range_header(r).and_then(|p| p.validate(len)) {
-            Ok(v) => Some(v),
-            Err(_) => {
+            // No byte of an empty file can be addressed.
+            Ok(v) if !v.is_empty() && len > 0 => Some(v),
+            _ => {
                 let mut resp = ApiError::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     "range_not_satisfiable",

@@ -78,8 +78,8 @@ async fn run(state: &AppState, job: Job) {
                     .into_iter()
                     .map(|a| NewAutoTag { name: a.name, extractor: a.extractor, version: a.version, weight: a.confidence })
                     .collect(),
-                fields: BTreeMap::new(),
-                versions: extractor_versions(),
+                fields: t.fields,
+                versions: t.versions,
             })
         }
         Ok(Err(e)) => Err(e.to_string()),
@@ -92,7 +92,10 @@ async fn run(state: &AppState, job: Job) {
                     state.events.send("file.tagged", &f);
                 }
             }
-            Err(e) => tracing::warn!(hash = %job.hash, "cannot record tags: {e}"),
+            Err(e) => {
+                tracing::warn!(hash = %job.hash, "cannot record tags: {e}");
+                let _ = state.store.meta.fail_job(&job, &format!("cannot record tags: {e}"), MAX_ATTEMPTS).await;
+            }
         },
         Err(e) => {
             tracing::warn!(hash = %job.hash, attempt = job.attempts, "tagging failed: {e}");

@@ -114,6 +114,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// and, when the content is new, queues it for tagging: all in one transaction.
     async fn insert_file(&self, new: NewFile<'_>) -> Result<FileRecord, StoreError>;
     async fn get_file(&self, id: &str) -> Result<FileRecord, StoreError>;
+    /// The record without its tags: one cheap lookup, for downloads.
+    async fn get_file_untagged(&self, id: &str) -> Result<FileRecord, StoreError>;
     /// Deletes a file record. Returns the content hash when this was its last reference: the
     /// caller then deletes the blob (the content row is gone already).
     async fn delete_file(&self, id: &str) -> Result<Option<String>, StoreError>;

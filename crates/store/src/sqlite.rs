@@ -26,7 +26,11 @@ const RETRY_BACKOFF_MS: i64 = 5_000;
 const RELATED_SCAN_LIMIT: i64 = 50_000;
 
 pub struct SqliteMeta {
+    /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
+    /// The one writer connection. SQLite allows one writer at a time anyway; queueing writers
+    /// in the pool rather than in SQLite's busy handler avoids SQLITE_BUSY on lock upgrades.
+    write: SqlitePool,
     /// Automatic tags below this confidence are kept but not shown.
     min_confidence: f64,
 }
@@ -40,7 +44,7 @@ fn ms_to_time(ms: i64) -> OffsetDateTime {
 }
 
 const RECORD_COLUMNS: &str =
-    "f.id, f.name, f.size, f.hash, b.mime, b.kind, f.created, f.modified, b.tagging FROM files f JOIN blobs b ON b.hash = f.hash";
+    "f.id, f.name, f.size, f.hash, b.mime, b.kind, f.created, f.modified, b.tagging, b.fields FROM files f JOIN blobs b ON b.hash = f.hash";
 
 fn record_from_row(r: &SqliteRow) -> FileRecord {
     FileRecord {
@@ -54,6 +58,7 @@ fn record_from_row(r: &SqliteRow) -> FileRecord {
         modified: ms_to_time(r.get("modified")),
         tags: Vec::new(),
         tagging: TaggingState::parse(r.get::<&str, _>("tagging")).unwrap_or(TaggingState::Pending),
+        fields: serde_json::from_str(r.get::<&str, _>("fields")).unwrap_or_default(),
     }
 }
 
@@ -68,9 +73,10 @@ impl SqliteMeta {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(SqliteMeta { pool, min_confidence })
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        MIGRATOR.run(&write).await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
+        Ok(SqliteMeta { pool, write, min_confidence })
     }
 
     /// Loads the visible tags of these files, sorted user first then by weight.
@@ -159,7 +165,7 @@ impl MetaStore for SqliteMeta {
         disgrafs_core::validate_file_name(new.name).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let (refs, tagging): (i64, String) = sqlx::query_as(
             "INSERT INTO blobs (hash, size, mime, kind, refs, created) VALUES (?, ?, ?, ?, 1, ?)
              ON CONFLICT (hash) DO UPDATE SET refs = refs + 1 RETURNING refs, tagging",
@@ -197,16 +203,21 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn get_file(&self, id: &str) -> Result<FileRecord, StoreError> {
+        let rec = self.get_file_untagged(id).await?;
+        Ok(self.with_tags(vec![rec]).await?.remove(0))
+    }
+
+    async fn get_file_untagged(&self, id: &str) -> Result<FileRecord, StoreError> {
         let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} WHERE f.id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?;
-        Ok(self.with_tags(vec![record_from_row(&row)]).await?.remove(0))
+        Ok(record_from_row(&row))
     }
 
     async fn delete_file(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let hash: String = sqlx::query_scalar("DELETE FROM files WHERE id = ? RETURNING hash")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -259,7 +270,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn add_user_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         Self::touch(&mut tx, id).await?;
         let now = now_ms();
         for tag_id in Self::tag_ids(&mut tx, tags).await? {
@@ -278,7 +289,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn remove_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         Self::touch(&mut tx, id).await?;
         let now = now_ms();
         for name in tags {
@@ -511,7 +522,7 @@ impl MetaStore for SqliteMeta {
         )
         .bind(now + lease_ms)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.write)
         .await?;
         Ok(row.map(|(id, hash, attempts)| Job { id, hash, attempts: attempts as u32 }))
     }
@@ -520,13 +531,13 @@ impl MetaStore for SqliteMeta {
         sqlx::query("UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'running'")
             .bind(now_ms() + lease_ms)
             .bind(job.id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
 
     async fn complete_job(&self, job: &Job, result: TagResult) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let live: Option<i64> = sqlx::query_scalar("SELECT id FROM jobs WHERE id = ?").bind(job.id).fetch_optional(&mut *tx).await?;
         if live.is_none() {
             // The content was deleted while it was being tagged.
@@ -564,7 +575,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn fail_job(&self, job: &Job, error: &str, max_attempts: u32) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         if job.attempts >= max_attempts {
             sqlx::query("UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = ? WHERE id = ?")
                 .bind(error)
@@ -586,7 +597,7 @@ impl MetaStore for SqliteMeta {
 
     async fn recover_jobs(&self) -> Result<u64, StoreError> {
         // One process owns a SQLite file, so whatever is `running` now was left by a previous run.
-        let r = sqlx::query("UPDATE jobs SET state = 'queued', lease_until = NULL WHERE state = 'running'").execute(&self.pool).await?;
+        let r = sqlx::query("UPDATE jobs SET state = 'queued', lease_until = NULL WHERE state = 'running'").execute(&self.write).await?;
         Ok(r.rows_affected())
     }
 
@@ -594,7 +605,7 @@ impl MetaStore for SqliteMeta {
         let rows: Vec<(String, String)> = sqlx::query_as("SELECT hash, extractor_versions FROM blobs").fetch_all(&self.pool).await?;
         let now = now_ms();
         let mut n = 0;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         for (hash, versions) in rows {
             let due = match &which {
                 Retag::All => true,

@@ -3,7 +3,8 @@
 
 use disgrafs_core::FileKind;
 
-pub const VERSION: u32 = 1;
+/// Version of the kind extractor (2: text with a few invalid UTF-8 bytes is still text).
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detected {
@@ -90,14 +91,17 @@ fn ext_agrees(ext: &str, mime: &str, infer_ext: Option<&str>) -> bool {
     ) || text_ext(ext).is_some_and(|(m, _)| m == mime)
 }
 
-/// Looks like text: valid UTF-8 (a cut multi-byte character at the end is allowed) with few
-/// control characters.
+/// Looks like text: UTF-8 with few control characters. A few invalid sequences (a Latin-1 `é`,
+/// a damaged byte) are tolerated, as is a multi-byte character cut at the end: the text
+/// extractor decodes leniently and warns.
 fn looks_like_text(head: &[u8]) -> bool {
-    let valid = match std::str::from_utf8(head) {
-        Ok(_) => true,
-        Err(e) => e.error_len().is_none() && head.len() - e.valid_up_to() < 4,
+    let invalid: usize = head.utf8_chunks().map(|c| c.invalid().len()).sum();
+    let cut_at_end = match std::str::from_utf8(head) {
+        Err(e) if e.error_len().is_none() => head.len() - e.valid_up_to(),
+        _ => 0,
     };
-    valid && !head.iter().any(|&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c | 0x1b)))
+    let few_invalid = invalid.saturating_sub(cut_at_end) * 64 <= head.len();
+    few_invalid && !head.iter().any(|&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c | 0x1b)))
 }
 
 /// Detects a content's type from its first bytes (8 KiB are plenty) and its name.
@@ -141,7 +145,10 @@ mod tests {
         let d = detect(png, "fake.pdf");
         assert_eq!((d.kind, d.agreeing_ext), (FileKind::Image, None));
         let d = detect(b"%PDF-1.7\n", "paper.pdf");
-        assert_eq!((d.mime.as_str(), d.kind, d.agreeing_ext.as_deref()), ("application/pdf", FileKind::Document, Some("pdf")));
+        assert_eq!(
+            (d.mime.as_str(), d.kind, d.agreeing_ext.as_deref()),
+            ("application/pdf", FileKind::Document, Some("pdf"))
+        );
     }
 
     #[test]

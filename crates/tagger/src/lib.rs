@@ -1,20 +1,53 @@
-//! Automatic tagging: a file's bytes in, tags out.
+//! Automatic tagging: a file's bytes in, tags and facts out.
 //!
 //! The store's job queue calls [`tag_file`] once per distinct content (tags belong to the BLAKE3
-//! hash, not to a file record). Every extractor is bounded in time and memory and must survive any
-//! input; what it cannot read it skips with a warning.
+//! hash, not to a file record). It detects the type from magic bytes ([`kind`]), then runs the
+//! extractors that apply:
+//!
+//! | extractor   | module        | what it gives                                                |
+//! |-------------|---------------|--------------------------------------------------------------|
+//! | `kind`      | [`kind`]      | MIME, coarse kind tag, the extension tag when it agrees      |
+//! | `keywords`  | [`keywords`]  | YAKE keyphrases of text, Markdown, HTML, source code, PDF    |
+//! | `language`  | [`language`]  | language tag (`english`, `chinese`) and field `language`     |
+//! | `pdf`       | [`pdf`]       | PDF text (all pages, in an isolated child) and field `pages` |
+//! | `image`     | [`image`]     | `width`/`height`, orientation tag                           |
+//! | `exif`      | [`image`]     | camera make/model, year taken + `taken`, `gps`               |
+//! | `media`     | [`media`]     | artist, album, genre, year, `duration_s` (MP3, FLAC, Ogg, M4A)|
+//! | `archive`   | [`archive`]   | keywords from entry names of zip and tar(.gz), `entries`      |
+//!
+//! Every extractor is bounded in time and memory and must survive any input; what it cannot read
+//! it skips with a warning in [`Tagging::warnings`] (also logged with `tracing`). Parsers known to
+//! panic or hang run through [`isolate`].
 //!
 //! Architecture invariant: no network IO, no knowledge of HTTP or of the store; the input is a
-//! local file path (the blob, or a spooled copy of a remote one).
+//! local file path (the blob, or a spooled copy of a remote one). User tags are not this crate's
+//! business: it only proposes automatic ones.
 
-use disgrafs_core::FileKind;
+use disgrafs_core::{FileKind, normalize_tag};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
+pub mod archive;
+pub mod bench;
+pub mod image;
+pub mod isolate;
+pub mod keywords;
 mod kind;
+pub mod language;
+pub mod media;
+pub mod pdf;
+pub mod text;
 
-pub use kind::{detect, Detected};
+pub use kind::{Detected, detect};
+
+/// Tags below this confidence are kept but not shown by default (the page and `disgrafs ls`
+/// filter on it).
+pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.5;
+
+/// How many keyphrases one document contributes.
+pub const MAX_KEYWORDS: usize = 10;
 
 /// One automatic tag an extractor proposes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,9 +68,17 @@ pub struct Tagging {
     pub mime: String,
     pub kind: FileKind,
     pub tags: Vec<AutoTag>,
+    /// Facts that are not tags: `width`, `height`, `orientation`, `taken` (RFC 3339 full-date),
+    /// `taken_at` (RFC 3339 date-time, only when the camera recorded its UTC offset), `camera`,
+    /// `gps` (`lat,lon` in decimal degrees), `duration_s`, `artist`, `album`, `genre`, `year`,
+    /// `title`, `language` (ISO 639-3), `pages`, `entries`, `text_bytes`.
+    pub fields: BTreeMap<String, String>,
     /// Problems met on the way (a truncated file, a parser that gave up); tagging still succeeded
     /// with what was safe.
     pub warnings: Vec<String>,
+    /// [`extractor_versions`] as they were when this tagging was made: the store keeps it beside
+    /// the tags and re-tags when [`needs_retag`] says so.
+    pub versions: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,23 +87,127 @@ pub enum TagError {
     Io { path: String, source: std::io::Error },
 }
 
-/// Every extractor's name and version: stored beside a content's tags, so that a rise is
-/// noticed and `retag` re-runs it.
+/// Every extractor with its current version. Raise an extractor's version when its output for
+/// the same bytes changes; the store re-runs tagging for contents tagged with a lower one.
 pub fn extractor_versions() -> Vec<(&'static str, u32)> {
-    vec![("kind", kind::VERSION)]
+    vec![
+        ("kind", kind::VERSION),
+        ("keywords", keywords::VERSION),
+        ("language", language::VERSION),
+        ("pdf", pdf::VERSION),
+        ("image", image::VERSION),
+        ("exif", image::EXIF_VERSION),
+        ("media", media::VERSION),
+        ("archive", archive::VERSION),
+    ]
+}
+
+/// Does a content tagged with `stored` versions need re-tagging? True when any extractor is new
+/// or its version rose. (A lower current version, after a downgrade, does not retag.)
+pub fn needs_retag(stored: &BTreeMap<String, u32>) -> bool {
+    extractor_versions().iter().any(|(name, v)| stored.get(*name).is_none_or(|s| s < v))
+}
+
+/// Accumulates one content's tags, fields and warnings; normalizes and deduplicates tag names.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    out: Tagging,
+}
+
+impl Collector {
+    /// Proposes a tag; a name that does not normalize is dropped (with a warning), and a name
+    /// proposed twice keeps its highest confidence.
+    pub(crate) fn tag(&mut self, extractor: &str, version: u32, raw: &str, confidence: f64) {
+        let name = match normalize_tag(raw) {
+            Ok(n) => n,
+            Err(e) => {
+                self.warn(format!("{extractor}: tag {raw:?} dropped: {e}"));
+                return;
+            }
+        };
+        let confidence = if confidence.is_finite() { confidence.clamp(0.0, 1.0) } else { 0.0 };
+        if let Some(t) = self.out.tags.iter_mut().find(|t| t.name == name) {
+            if confidence > t.confidence {
+                t.confidence = confidence;
+                t.extractor = extractor.to_string();
+                t.version = version;
+            }
+            return;
+        }
+        self.out.tags.push(AutoTag { name, extractor: extractor.to_string(), version, confidence });
+    }
+
+    pub(crate) fn field(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        if !value.trim().is_empty() {
+            self.out.fields.insert(key.to_string(), value);
+        }
+    }
+
+    /// Opens the content for an extractor; a failure is that extractor's warning.
+    pub(crate) fn open(&mut self, extractor: &str, path: &Path) -> Option<std::fs::File> {
+        std::fs::File::open(path).map_err(|e| self.warn(format!("{extractor}: cannot open: {e}"))).ok()
+    }
+
+    pub(crate) fn warn(&mut self, msg: impl Into<String>) {
+        let msg = msg.into();
+        tracing::warn!(target: "disgrafs_tagger", "{msg}");
+        self.out.warnings.push(msg);
+    }
 }
 
 /// Tags one file. `name` is the name the file was uploaded under: only a hint (its extension
-/// becomes a tag when it agrees with the content).
+/// becomes a tag when it agrees with the content, and picks the text format of text files).
+///
+/// Errors only when the file cannot be opened or read at all; everything else is a warning.
 pub fn tag_file(path: &Path, name: &str) -> Result<Tagging, TagError> {
     let io = |source| TagError::Io { path: path.display().to_string(), source };
     let mut head = Vec::with_capacity(8192);
     std::fs::File::open(path).map_err(io)?.take(8192).read_to_end(&mut head).map_err(io)?;
     let d = detect(&head, name);
-    let mut tags = Vec::new();
-    tags.push(AutoTag { name: d.kind.as_str().to_string(), extractor: "kind".into(), version: kind::VERSION, confidence: 1.0 });
+    let mut c = Collector::default();
+    c.out.mime = d.mime.clone();
+    c.out.kind = d.kind;
+    c.out.versions = extractor_versions().into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+    c.tag("kind", kind::VERSION, d.kind.as_str(), 1.0);
     if let Some(ext) = &d.agreeing_ext {
-        tags.push(AutoTag { name: ext.clone(), extractor: "kind".into(), version: kind::VERSION, confidence: 0.9 });
+        c.tag("kind", kind::VERSION, ext, 0.9);
     }
-    Ok(Tagging { mime: d.mime, kind: d.kind, tags, warnings: Vec::new() })
+
+    // Each extractor is isolated from the others' failures: a panic in one (a library bug we did
+    // not foresee) costs its tags only.
+    let mime = d.mime.as_str();
+    if let Some(format) = text::format_of(mime) {
+        guarded(&mut c, "keywords", |c| text::tag_text_file(c, path, format));
+    } else if mime == "application/pdf" {
+        guarded(&mut c, "pdf", |c| pdf::tag_pdf(c, path));
+    } else {
+        match d.kind {
+            FileKind::Image => guarded(&mut c, "image", |c| image::tag_image(c, path)),
+            FileKind::Audio | FileKind::Video if media::supports(mime) => {
+                guarded(&mut c, "media", |c| media::tag_media(c, path))
+            }
+            FileKind::Archive => guarded(&mut c, "archive", |c| archive::tag_archive(c, path, mime)),
+            _ => {}
+        }
+    }
+    Ok(c.out)
+}
+
+/// Runs one extractor, turning a panic into a warning. Extractors are written not to panic; this
+/// is the last line for the libraries they call.
+fn guarded(c: &mut Collector, extractor: &str, f: impl FnOnce(&mut Collector)) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)));
+    if let Err(payload) = result {
+        c.warn(format!("{extractor}: extractor panicked: {}", isolate::panic_message(&*payload)));
+    }
+}
+
+/// Runs the keyword and language extractors on plain text; shared by text files and PDFs.
+pub(crate) fn tag_plain_text(c: &mut Collector, plain: &str) {
+    let lang = language::tag_language(c, plain);
+    let extractor = keywords::Yake::default();
+    for k in keywords::KeywordExtractor::extract(&extractor, plain, lang, MAX_KEYWORDS) {
+        c.tag("keywords", keywords::VERSION, &k.text, k.confidence);
+    }
 }

@@ -1,0 +1,297 @@
+//! The bpffs layout under [`ROOT`] that lets a new process find what an earlier one attached.
+//!
+//! ```text
+//! /sys/fs/bpf/disgrafs/<accelerator>/<netns>/<iface>/<object>
+//! ```
+//! `<netns>` is the name given with `--netns`, or [`CURRENT_NETNS`] for the namespace of the
+//! process that attached. Links are pinned, so an attachment outlives its process; removing the
+//! pins (`accel detach`) releases the links and the kernel detaches the programs. Regular files
+//! cannot live in bpffs, so what a later process must know (the XDP mode, for instance) is carried
+//! by the pin names themselves.
+
+use std::{
+    ffi::CString,
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use crate::AccelError;
+
+/// Where bpffs is mounted.
+pub const BPFFS: &str = "/sys/fs/bpf";
+/// disgrafs' own subtree of bpffs: nothing outside it is ever touched.
+pub const ROOT: &str = "/sys/fs/bpf/disgrafs";
+/// Directory name standing for "the namespace the attaching process ran in" (no `--netns`).
+/// A leading '@' keeps it apart from any name `ip netns add` would be given in practice.
+pub const CURRENT_NETNS: &str = "@current";
+/// Marker left when disgrafs mounted bpffs itself, so `detach` can unmount it and restore the
+/// machine as it was.
+const MOUNT_MARKER: &str = "/run/disgrafs/bpffs-mounted-by-disgrafs";
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+/// The accelerators that pin state. Their names are the directory names under [`ROOT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Accelerator {
+    CpuBalance,
+}
+
+impl Accelerator {
+    pub const ALL: [Accelerator; 1] = [Accelerator::CpuBalance];
+
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Accelerator::CpuBalance => "cpu-balance",
+        }
+    }
+}
+
+/// One accelerator attached to one interface: the directory holding its pins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub accelerator: Accelerator,
+    /// `None` for [`CURRENT_NETNS`].
+    pub netns: Option<String>,
+    pub iface: String,
+    pub dir: PathBuf,
+}
+
+impl Attachment {
+    pub fn new(
+        accelerator: Accelerator,
+        netns: Option<&str>,
+        iface: &str,
+    ) -> Result<Self, AccelError> {
+        validate_component("interface name", iface)?;
+        if let Some(ns) = netns {
+            validate_component("network namespace name", ns)?;
+        }
+        let dir = Path::new(ROOT)
+            .join(accelerator.dir_name())
+            .join(netns.unwrap_or(CURRENT_NETNS))
+            .join(iface);
+        Ok(Attachment {
+            accelerator,
+            netns: netns.map(str::to_string),
+            iface: iface.to_string(),
+            dir,
+        })
+    }
+
+    pub fn path(&self, object: &str) -> PathBuf {
+        self.dir.join(object)
+    }
+
+    pub fn exists(&self) -> bool {
+        self.dir.is_dir()
+    }
+
+    /// Human label for the namespace.
+    pub fn netns_label(&self) -> &str {
+        self.netns.as_deref().unwrap_or(CURRENT_NETNS)
+    }
+}
+
+fn validate_component(what: &str, s: &str) -> Result<(), AccelError> {
+    if s.is_empty() || s.len() > 255 || s.contains('/') || s.contains('\0') || s == "." || s == ".."
+    {
+        return Err(AccelError::InvalidArgument(format!("{what} {s:?}")));
+    }
+    Ok(())
+}
+
+/// True when bpffs is mounted at [`BPFFS`].
+pub fn bpffs_mounted() -> bool {
+    let Ok(c) = CString::new(BPFFS) else {
+        return false;
+    };
+    // SAFETY: statfs writes into the zeroed struct we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated and st is writable.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
+}
+
+/// Mounts bpffs at [`BPFFS`] when it is not there (remembering that we did) and creates
+/// [`ROOT`].
+pub fn ensure_root() -> Result<(), AccelError> {
+    if !bpffs_mounted() {
+        fs::create_dir_all(BPFFS).map_err(|e| AccelError::io(format!("creating {BPFFS}"), e))?;
+        let (src, target, fstype, opts) = (
+            c"bpf",
+            CString::new(BPFFS).expect("no NUL"),
+            c"bpf",
+            c"mode=0700",
+        );
+        // SAFETY: all pointers are NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(AccelError::Bpffs(format!(
+                "cannot mount bpffs at {BPFFS}: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        if let Some(parent) = Path::new(MOUNT_MARKER).parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        let _ = fs::write(MOUNT_MARKER, b"");
+    }
+    fs::create_dir_all(ROOT).map_err(|e| AccelError::io(format!("creating {ROOT}"), e))
+}
+
+/// Every attachment pinned under [`ROOT`].
+pub fn attachments() -> Vec<Attachment> {
+    let mut out = Vec::new();
+    if !bpffs_mounted() {
+        return out;
+    }
+    for acc in Accelerator::ALL {
+        let base = Path::new(ROOT).join(acc.dir_name());
+        for ns in sorted_dirs(&base) {
+            let ns_name = ns
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            for iface in sorted_dirs(&ns) {
+                let iface_name = iface
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_string();
+                out.push(Attachment {
+                    accelerator: acc,
+                    netns: (ns_name != CURRENT_NETNS).then(|| ns_name.clone()),
+                    iface: iface_name,
+                    dir: iface,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn sorted_dirs(p: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Names of the pins in an attachment directory.
+pub fn pins(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            e.ok()
+                .and_then(|e| e.file_name().to_str().map(str::to_string))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Removes an attachment's pins, links first (that detaches the programs), then its directory
+/// and the parents it leaves empty, up to and including [`ROOT`].
+pub fn remove_attachment(a: &Attachment) -> Result<(), AccelError> {
+    let mut names = pins(&a.dir);
+    // Links before maps: a link going away is what detaches; maps then have no users left.
+    names.sort_by_key(|n| !n.starts_with("link"));
+    for n in names {
+        let p = a.dir.join(&n);
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(AccelError::io(format!("removing pin {}", p.display()), e)),
+        }
+    }
+    let mut dir = Some(a.dir.as_path());
+    while let Some(d) = dir {
+        if !d.starts_with(ROOT) || fs::remove_dir(d).is_err() {
+            break; // not ours, or not empty: stop climbing
+        }
+        dir = d.parent();
+    }
+    if !Path::new(ROOT).exists() {
+        release_bpffs_if_ours();
+    }
+    Ok(())
+}
+
+/// Removes the empty directories left under [`ROOT`] (an attach interrupted before pinning),
+/// and [`ROOT`] itself when it ends up empty.
+pub fn prune_empty() {
+    fn prune(dir: &Path) -> bool {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return false;
+        };
+        let mut empty = true;
+        for e in entries.flatten() {
+            let p = e.path();
+            if !(p.is_dir() && prune(&p)) {
+                empty = false;
+            }
+        }
+        empty && fs::remove_dir(dir).is_ok()
+    }
+    prune(Path::new(ROOT));
+}
+
+/// After the last attachment is gone: unmounts bpffs when disgrafs mounted it and nothing else
+/// lives there. Returns whether it unmounted.
+pub fn release_bpffs_if_ours() -> bool {
+    if !Path::new(MOUNT_MARKER).exists() || !bpffs_mounted() {
+        return false;
+    }
+    // maps.debug and progs.debug are the kernel's own (bpf_preload) and come with every mount.
+    let empty = fs::read_dir(BPFFS)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .all(|e| matches!(e.file_name().to_str(), Some("maps.debug" | "progs.debug")))
+        })
+        .unwrap_or(false);
+    if !empty {
+        return false;
+    }
+    let target = CString::new(BPFFS).expect("no NUL");
+    // SAFETY: target is a NUL-terminated path.
+    if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {
+        let _ = fs::remove_file(MOUNT_MARKER);
+        if let Some(parent) = Path::new(MOUNT_MARKER).parent() {
+            let _ = fs::remove_dir(parent); // only when empty
+        }
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        let a = Attachment::new(Accelerator::CpuBalance, Some("ns1"), "veth0").unwrap();
+        assert_eq!(
+            a.dir,
+            Path::new("/sys/fs/bpf/disgrafs/cpu-balance/ns1/veth0")
+        );
+        let b = Attachment::new(Accelerator::CpuBalance, None, "eth1").unwrap();
+        assert_eq!(b.netns_label(), "@current");
+        assert!(Attachment::new(Accelerator::CpuBalance, None, "../x").is_err());
+        assert!(Attachment::new(Accelerator::CpuBalance, Some(".."), "x").is_err());
+    }
+}

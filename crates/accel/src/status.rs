@@ -1,0 +1,115 @@
+//! `accel status` and `accel detach`: what disgrafs has attached, found through its pins alone
+//! (so any new process sees it), and the removal of all of it.
+
+use serde::Serialize;
+
+use crate::{
+    AccelError,
+    cpu_balance::{self, BalanceStatus},
+    pin::{self, Accelerator},
+    sys,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub privileged: bool,
+    pub btf: bool,
+    pub bpffs_mounted: bool,
+    pub cpu_balance: Vec<BalanceStatus>,
+    /// Attachments whose pins could not be read, one line each.
+    pub errors: Vec<String>,
+}
+
+/// Reads every attachment pinned under `/sys/fs/bpf/disgrafs/`.
+pub fn status() -> Result<Status, AccelError> {
+    let mut st = Status {
+        privileged: sys::is_privileged(),
+        btf: sys::has_btf(),
+        bpffs_mounted: pin::bpffs_mounted(),
+        cpu_balance: Vec::new(),
+        errors: Vec::new(),
+    };
+    if st.bpffs_mounted && !st.privileged {
+        return Err(AccelError::NotPrivileged {
+            what: "reading disgrafs' BPF pins".into(),
+        });
+    }
+    for a in pin::attachments() {
+        match a.accelerator {
+            Accelerator::CpuBalance => match cpu_balance::status(&a) {
+                Ok(s) => st.cpu_balance.push(s),
+                Err(e) => st.errors.push(format!("{}: {e}", a.dir.display())),
+            },
+        }
+    }
+    Ok(st)
+}
+
+/// The text form of [`Status`].
+pub fn render(st: &Status) -> String {
+    let mut out = String::new();
+    if st.cpu_balance.is_empty() && st.errors.is_empty() {
+        out.push_str("nothing attached by disgrafs\n");
+    }
+    for b in &st.cpu_balance {
+        let slots: Vec<String> = b.slots.iter().map(|(c, n)| format!("{c}:{n}")).collect();
+        out.push_str(&format!(
+            "cpu-balance on {} (netns {}): XDP {} mode, link {} prog {}, slots {} of 256{}\n",
+            b.iface,
+            b.netns,
+            b.mode,
+            b.link_id,
+            b.prog_id,
+            slots.join(","),
+            if b.counts_drops {
+                ""
+            } else {
+                ", drops not counted"
+            }
+        ));
+        out.push_str(&format!(
+            "  {:>4} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
+            "cpu", "received", "redirected", "passed", "dropped", "delivered"
+        ));
+        for (cpu, c) in b.per_cpu.iter().enumerate() {
+            out.push_str(&format!(
+                "  {cpu:>4} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
+                c.received, c.redirected, c.passed, c.dropped, c.delivered
+            ));
+        }
+    }
+    for e in &st.errors {
+        out.push_str(&format!("error: {e}\n"));
+    }
+    out
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DetachReport {
+    /// "cpu-balance on IF (netns NS)" per attachment removed.
+    pub removed: Vec<String>,
+    /// True when bpffs was mounted by disgrafs and has now been unmounted.
+    pub unmounted_bpffs: bool,
+}
+
+/// Removes everything disgrafs attached. Idempotent: a second call removes nothing.
+pub fn detach_all() -> Result<DetachReport, AccelError> {
+    let mut report = DetachReport::default();
+    if !pin::bpffs_mounted() {
+        return Ok(report);
+    }
+    sys::require_privileged("detaching disgrafs' BPF programs")?;
+    for a in pin::attachments() {
+        pin::remove_attachment(&a)?;
+        report.removed.push(format!(
+            "{} on {} (netns {})",
+            a.accelerator.dir_name(),
+            a.iface,
+            a.netns_label()
+        ));
+    }
+    // Leftover empty directories (an interrupted attach) go too.
+    pin::prune_empty();
+    report.unmounted_bpffs = pin::release_bpffs_if_ours();
+    Ok(report)
+}

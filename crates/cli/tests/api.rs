@@ -1,0 +1,45 @@
+//! The API's description and its live events.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+
+#[test]
+fn openapi_document_describes_the_api() {
+    let s = Server::start();
+    let doc = s.get_json("/api/openapi.json");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in ["/api/health", "/api/files", "/api/files/{id}", "/api/files/{id}/content", "/api/files/{id}/tags", "/api/files/{id}/related", "/api/graph", "/api/uploads/", "/api/uploads/{id}", "/api/events"] {
+        assert!(paths.contains_key(p), "missing {p}");
+    }
+    assert!(paths["/api/files"]["put"].is_object() && paths["/api/files"]["post"].is_object());
+    assert!(doc["components"]["schemas"]["FileRecord"].is_object());
+    let h = s.get_json("/api/health");
+    assert_eq!(h["status"], "ok");
+}
+
+#[test]
+fn events_announce_uploads_and_tagging() {
+    let s = Server::start();
+    let resp = reqwest::blocking::Client::new().get(format!("{}/api/events", s.url)).send().unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut lines = BufReader::new(resp).lines();
+    let id = s.put_ok("live.txt", b"live words\n")["id"].as_str().unwrap().to_owned();
+    let mut seen = Vec::new();
+    let mut event = String::new();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_owned();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            let v: serde_json::Value = serde_json::from_str(d).unwrap();
+            if v["id"] == id.as_str() {
+                seen.push(event.clone());
+            }
+            if event == "file.tagged" {
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, ["file.created", "file.tagged"]);
+}

@@ -1,0 +1,70 @@
+//! The child-process mode of `isolate`: this test binary is its own child, as the `disgrafs`
+//! binary is in production (its `main` calls `run_child_if_requested` first).
+
+mod common;
+
+use disgrafs_tagger::isolate::{self, Failure, Job, Limits};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn pdf_in_a_child_gives_all_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(dir.path(), "r.pdf", &common::pdf(&common::pdf_pages()));
+    let t = disgrafs_tagger::tag_file(&path, "r.pdf").unwrap();
+    assert_eq!(t.fields.get("pages").map(String::as_str), Some("3"), "{t:?}");
+    assert!(t.tags.iter().any(|x| x.name.contains("glacier")), "{t:?}");
+}
+
+fn garbage_pdf_in_a_child_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut junk = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >>\nendobj\n".to_vec();
+    junk.extend(common::noise(16 << 10, 11));
+    let path = common::write(dir.path(), "junk.pdf", &junk);
+    let t = disgrafs_tagger::tag_file(&path, "junk.pdf").unwrap();
+    assert!(t.warnings.iter().any(|w| w.starts_with("pdf:")), "{t:?}");
+}
+
+fn limits(timeout_ms: u64) -> Limits {
+    Limits { timeout: Duration::from_millis(timeout_ms), memory_bytes: 512 << 20, max_output: 1 << 20 }
+}
+
+fn child_panic_is_contained() {
+    let r = isolate::run(Job::TestPanic, Path::new("/dev/null"), &limits(20_000));
+    assert!(matches!(&r, Err(Failure::Panicked(m)) if m.contains("on purpose")), "{r:?}");
+}
+
+fn child_hang_is_killed_at_the_deadline() {
+    let start = Instant::now();
+    let r = isolate::run(Job::TestHang, Path::new("/dev/null"), &limits(500));
+    assert!(matches!(r, Err(Failure::TimedOut(_))), "{r:?}");
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+}
+
+fn child_memory_is_bounded() {
+    let start = Instant::now();
+    let r = isolate::run(Job::TestAllocate, Path::new("/dev/null"), &limits(20_000));
+    // The allocation fails under RLIMIT_AS: Rust aborts, and the parent sees a dead child.
+    assert!(matches!(r, Err(Failure::Crashed(_))), "{r:?}");
+    assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
+}
+
+fn main() {
+    isolate::run_child_if_requested();
+    let tests: [(&str, fn()); 5] = [
+        ("pdf_in_a_child_gives_all_pages", pdf_in_a_child_gives_all_pages),
+        ("garbage_pdf_in_a_child_is_a_warning", garbage_pdf_in_a_child_is_a_warning),
+        ("child_panic_is_contained", child_panic_is_contained),
+        ("child_hang_is_killed_at_the_deadline", child_hang_is_killed_at_the_deadline),
+        ("child_memory_is_bounded", child_memory_is_bounded),
+    ];
+    let mut failed = 0;
+    for (name, test) in tests {
+        let ok = std::panic::catch_unwind(test).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        failed += usize::from(!ok);
+    }
+    println!("{} passed, {failed} failed", tests.len() - failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
