@@ -4,6 +4,7 @@
 //   npm run bench                          # 10,000 synthetic files served by dev/mock-server.mjs
 //   npm run bench -- --files 20000         # another size
 //   npm run bench -- --url http://127.0.0.1:7878   # a running server, with whatever it holds
+//   npm run bench -- --url http://127.0.0.1:7878 --seed 10000   # first PUT 10,000 small text files
 //   npm run bench -- --runs 3 --json       # several page loads; one JSON line per run
 //
 // The page must be built (`npm run build`, or any cargo build of disgrafs-web) for the mock mode.
@@ -39,6 +40,31 @@ if (!url) {
     mock.on("exit", (code) => reject(new Error(`mock server exited ${code}`)));
   });
 }
+
+/** PUTs `n` small text files (five words each from a Zipf-like vocabulary) and waits for tagging. */
+async function seed(base, n) {
+  let s = 7;
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const vocab = Array.from({ length: Math.max(50, Math.round(n * 0.15)) }, (_, i) => `w${i.toString(36)}x`);
+  const started = Date.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const words = Array.from({ length: 5 }, () => vocab[Math.floor(vocab.length * rand() ** 2.2)]);
+      const res = await fetch(`${base}/api/files?name=${encodeURIComponent(`note-${i}.txt`)}`, { method: "PUT", body: `${words.join(" ")}\n`.repeat(3) });
+      if (!res.ok) throw new Error(`PUT: ${res.status} ${await res.text()}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  for (;;) {
+    const h = await (await fetch(`${base}/api/health`)).json();
+    if (!h.jobs_queued && !h.jobs_running) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  console.log(`seeded ${n} files in ${((Date.now() - started) / 1000).toFixed(0)} s (tagging included)`);
+}
+if (opt("seed", null)) await seed(url, Number(opt("seed")));
 
 async function pan(page, ms) {
   const box = await page.locator(".graph-stage").boundingBox();

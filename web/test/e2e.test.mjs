@@ -98,9 +98,15 @@ test("upload a file through the page: its node appears, clicking it opens its pa
   uploaded = { id: record.id, name, bytes };
 });
 
-test("add a tag in the panel, with the server keeping it", async () => {
+test("add a tag in the panel (with autocomplete), the server keeping it", async () => {
   assert.ok(uploaded, "needs the uploaded file");
   const input = page.locator("#panel .tag-input");
+  // Autocomplete offers the tags the server knows (the file's kind, "document", is one).
+  await input.pressSequentially("docu");
+  await page.locator("#panel [role=option]", { hasText: "document" }).waitFor({ timeout: 5000 });
+  assert.equal(await input.getAttribute("aria-expanded"), "true");
+  await input.press("Escape");
+  assert.equal(await input.getAttribute("aria-expanded"), "false");
   await input.fill("e2e-tag");
   await input.press("Enter");
   await page.locator("#panel .chip-user", { hasText: "e2e-tag" }).waitFor({ timeout: 5000 });
