@@ -2,8 +2,7 @@
 # Browser tests of the web page: type-checks web/src, builds `disgrafs`, serves a temporary data
 # directory on a free loopback port, and runs web/test/e2e.test.mjs (node's test runner,
 # playwright-core driving /usr/bin/chromium headless) against it; stops the server by its PID at
-# the end. A build without the `serve` command yet runs the same tests against the page's dev
-# stand-in (web/dev/mock-server.mjs), and says so.
+# the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -13,13 +12,6 @@ cd "$(dirname "$0")/../.."
 
 cargo build --locked -p disgrafs-cli
 BIN=target/debug/disgrafs
-if ! "$BIN" --help 2>/dev/null | grep -qw serve; then
-  echo "50-web-e2e: this build of disgrafs has no 'serve' command yet: testing the page against web/dev/mock-server.mjs"
-  cd web
-  npx vite build --logLevel warn
-  exec node --test --test-reporter=spec test/e2e.test.mjs
-fi
-
 DATA=$(mktemp -d)
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$DATA/server.log" 2>&1 &
