@@ -21,9 +21,11 @@ pub const HEAD_BYTES: usize = 8192;
 /// Read size when streaming a blob from a remote store.
 const READ_CHUNK: usize = 1 << 20;
 /// Window of a local blob mapped at once when streaming it out.
-const MAP_WINDOW: u64 = 8 << 20;
+const MAP_WINDOW: u64 = 4 << 20;
 /// Staged bytes are handed to the writer thread in pieces of this size.
-const STAGE_CHUNK: usize = 4 << 20;
+const STAGE_CHUNK: usize = 1 << 20;
+/// Pieces of a blob up to this size are read, not mapped.
+const SMALL_READ: u64 = 256 << 10;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
 
@@ -81,7 +83,7 @@ impl BlobStore {
     pub async fn stage(&self) -> Result<Staging, StoreError> {
         let path = self.staging.join(uuid::Uuid::new_v4().simple().to_string());
         let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(StoreError::from_write)?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
         let writer = tokio::task::spawn_blocking(move || -> io::Result<(String, u64)> {
             use std::io::Write;
             let mut file = file;
@@ -170,29 +172,42 @@ impl BlobStore {
     /// Streams `range` of a blob (the whole blob when None).
     pub async fn read(&self, hash: &str, range: Option<Range<u64>>) -> Result<ByteStream, StoreError> {
         if let Some(path) = self.local_path(hash) {
-            let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
-                .await
-                .map_err(|e| StoreError::Io(io::Error::other(e)))?
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {hash}")),
-                    _ => e.into(),
-                })?;
-            let len = file.metadata()?.len();
-            let Range { start, end } = range.unwrap_or(0..len);
-            if end > len {
-                return Err(StoreError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than its record")));
-            }
-            let file = std::sync::Arc::new(file);
-            // Windows of the file are mapped and handed to the socket writer as they are: no copy
-            // in user space, and at most a few windows resident at once.
-            let windows = (start..end).step_by(MAP_WINDOW as usize).map(move |off| (off, (end - off).min(MAP_WINDOW)));
-            let s = futures::stream::iter(windows).then(move |(off, n)| {
-                let file = file.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || map_window(&file, off, n)).await.map_err(io::Error::other)?
+            // One hop to the blocking pool opens the blob and produces the first piece; a small
+            // blob is then done (this is what keeps small GETs cheap).
+            let (file, first, start, end) = tokio::task::spawn_blocking(move || -> io::Result<_> {
+                let file = std::fs::File::open(path)?;
+                let len = file.metadata()?.len();
+                let Range { start, end } = range.unwrap_or(0..len);
+                if end > len {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than its record"));
                 }
+                let n = (end - start).min(MAP_WINDOW);
+                let first = if n <= SMALL_READ {
+                    let mut buf = vec![0u8; n as usize];
+                    std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, start)?;
+                    Bytes::from(buf)
+                } else {
+                    map_window(&file, start, n)?
+                };
+                Ok((file, first, start, end))
+            })
+            .await
+            .map_err(|e| StoreError::Io(io::Error::other(e)))?
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {hash}")),
+                _ => e.into(),
+            })?;
+            let rest_start = start + first.len() as u64;
+            let file = std::sync::Arc::new(file);
+            // Further windows of the file are mapped and handed to the socket writer as they are:
+            // no copy in user space, and at most a few windows resident at once.
+            let windows = (rest_start..end).step_by(MAP_WINDOW as usize).map(move |off| (off, (end - off).min(MAP_WINDOW)));
+            let rest = futures::stream::iter(windows).then(move |(off, n)| {
+                let file = file.clone();
+                async move { tokio::task::spawn_blocking(move || map_window(&file, off, n)).await.map_err(io::Error::other)? }
             });
-            return Ok(Box::pin(s));
+            let first = (!first.is_empty()).then_some(Ok(first));
+            return Ok(Box::pin(futures::stream::iter(first).chain(rest)));
         }
         let key = Self::key(hash);
         let reader = self.op.reader_with(&key).chunk(READ_CHUNK).await.map_err(io_err)?;
