@@ -25,7 +25,7 @@ pub(crate) async fn stage<E: std::fmt::Display>(
         if staging.size() + chunk.len() as u64 > max {
             return Err(ApiError::too_large(format!("upload exceeds the limit of {max} bytes")));
         }
-        staging.write(&chunk).await?;
+        staging.write(chunk).await?;
     }
     if let Some(n) = expected.filter(|n| *n != staging.size()) {
         return Err(ApiError::bad_request(format!("body has {} bytes but {n} were announced", staging.size())));

@@ -83,22 +83,25 @@ impl BlobStore {
     pub async fn stage(&self) -> Result<Staging, StoreError> {
         let path = self.staging.join(uuid::Uuid::new_v4().simple().to_string());
         let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(StoreError::from_write)?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
         let writer = tokio::task::spawn_blocking(move || -> io::Result<(String, u64)> {
             use std::io::Write;
             let mut file = file;
             let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;
-            while let Some(b) = rx.blocking_recv() {
-                hasher.update(&b);
-                file.write_all(&b)?;
-                size += b.len() as u64;
+            while let Some(batch) = rx.blocking_recv() {
+                for b in batch {
+                    hasher.update(&b);
+                    file.write_all(&b)?;
+                    size += b.len() as u64;
+                }
             }
             file.sync_all()?;
             Ok((hasher.finalize().to_hex().to_string(), size))
         });
         Ok(Staging {
-            buf: bytes::BytesMut::with_capacity(STAGE_CHUNK),
+            batch: Vec::new(),
+            batch_len: 0,
             tx: Some(tx),
             writer: Some(writer),
             guard: StagingGuard(Some(path)),
@@ -252,8 +255,10 @@ impl Drop for StagingGuard {
 
 /// A blob being written. Dropping it removes the partial file.
 pub struct Staging {
-    buf: bytes::BytesMut,
-    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    /// Received pieces not yet handed to the writer: kept as they arrived, never copied.
+    batch: Vec<Bytes>,
+    batch_len: usize,
+    tx: Option<tokio::sync::mpsc::Sender<Vec<Bytes>>>,
     writer: Option<tokio::task::JoinHandle<io::Result<(String, u64)>>>,
     guard: StagingGuard,
     size: u64,
@@ -261,30 +266,31 @@ pub struct Staging {
 }
 
 impl Staging {
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
         if self.head.len() < HEAD_BYTES {
             let take = (HEAD_BYTES - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
-        self.buf.extend_from_slice(chunk);
         self.size += chunk.len() as u64;
-        if self.buf.len() >= STAGE_CHUNK {
+        self.batch_len += chunk.len();
+        self.batch.push(chunk);
+        if self.batch_len >= STAGE_CHUNK {
             self.flush_buf().await?;
         }
         Ok(())
     }
 
     async fn flush_buf(&mut self) -> Result<(), StoreError> {
-        if self.buf.is_empty() {
+        if self.batch.is_empty() {
             return Ok(());
         }
-        let chunk = self.buf.split().freeze();
-        let sent = self.tx.as_ref().expect("open until finished").send(chunk).await;
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_len = 0;
+        let sent = self.tx.as_ref().expect("open until finished").send(batch).await;
         if sent.is_err() {
             // The writer stopped: it failed, and says why.
             return Err(self.join_writer().await.err().unwrap_or_else(|| StoreError::Io(io::Error::other("staging writer stopped"))));
         }
-        self.buf.reserve(STAGE_CHUNK);
         Ok(())
     }
 
