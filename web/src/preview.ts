@@ -21,7 +21,7 @@ export function previewFor(file: FileRecord): HTMLElement {
   }
   if (mime.startsWith("audio/")) return h("div", { class: "preview" }, h("audio", { src: url, controls: true, preload: "metadata", "aria-label": `Play ${file.name}` }));
   if (mime.startsWith("video/")) return h("div", { class: "preview" }, h("video", { src: url, controls: true, preload: "metadata", "aria-label": `Play ${file.name}` }));
-  if (mime === "application/pdf" || ext === "pdf") {
+  if (mime === "application/pdf") {
     return h("div", { class: "preview preview-pdf" }, h("iframe", { src: url, title: `PDF preview of ${file.name}`, loading: "lazy" }));
   }
   if (mime.startsWith("text/") || file.kind === "code" || TEXT_EXTENSIONS.has(ext) || /json|xml|yaml|javascript|toml/.test(mime)) {

@@ -183,7 +183,18 @@ pub async fn put(opts: &ClientOpts, paths: &[PathBuf]) -> anyhow::Result<()> {
 pub async fn get(opts: &ClientOpts, id: &str, output: Option<PathBuf>) -> anyhow::Result<()> {
     let c = client(opts)?;
     let rec = c.record(id).await?;
-    let dest = output.unwrap_or_else(|| PathBuf::from(&rec.name));
+    let dest = match output {
+        Some(o) => o,
+        None => {
+            // The name comes from the server: never let it choose a path, or replace a file.
+            disgrafs_core::validate_file_name(&rec.name).map_err(|e| anyhow::anyhow!("the server sent an unusable name {:?}: {e}; use -o PATH", rec.name))?;
+            let p = PathBuf::from(&rec.name);
+            if p.exists() {
+                bail!("{} exists; remove it or choose another path with -o", p.display());
+            }
+            p
+        }
+    };
     let bar = ProgressBar::new(rec.size).with_style(bar_style());
     if opts.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());

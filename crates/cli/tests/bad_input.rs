@@ -103,9 +103,10 @@ fn body_longer_than_content_length() {
 fn uploads_over_the_limit_are_413() {
     let s = Server::start_with(&["--max-upload", "1MiB"]);
     let before = sentinel(&s);
-    let (status, v) = s.put("big.bin", vec![0; (1 << 20) + 1]);
-    assert_eq!(status, 413, "{v}");
-    assert_eq!(v["code"], "too_large");
+    // Refused from the announced length, before any body byte is read.
+    let out = s.raw(b"PUT /api/files?name=big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n", Duration::from_millis(1500));
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    assert!(out.contains("\"code\":\"too_large\""), "{out}");
     // Chunked (no length announced): cut off while streaming.
     let body = reqwest::blocking::Body::new(std::io::Cursor::new(vec![0u8; 2 << 20]));
     let r = s.http().put(format!("{}/api/files?name=chunked.bin", s.url)).body(body).send();
@@ -168,4 +169,18 @@ fn unknown_ids_and_methods() {
     }
     let r = s.http().get(format!("{}/api/files?sort=colour", s.url)).send().unwrap();
     assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn other_sites_pages_cannot_change_the_store() {
+    let s = Server::start();
+    let before = sentinel(&s);
+    let r = s.http().put(format!("{}/api/files?name=x", s.url)).header("origin", "https://evil.example").body("x").send().unwrap();
+    assert_eq!(r.status(), 403);
+    let r = s.http().delete(format!("{}/api/files/{}", s.url, before.0)).header("origin", "null").send().unwrap();
+    assert_eq!(r.status(), 403);
+    // The page's own origin, and clients that send no Origin, may.
+    let r = s.http().put(format!("{}/api/files?name=y", s.url)).header("origin", format!("http://{}", s.addr)).body("y").send().unwrap();
+    assert_eq!(r.status(), 201);
+    intact(&s, &before);
 }

@@ -34,3 +34,14 @@ fn bad_settings_are_one_line_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open the data directory /proc/nope"));
 }
+
+#[test]
+fn one_process_per_data_directory() {
+    let s = Server::start();
+    let out = std::process::Command::new(BIN).args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&s.data).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another disgrafs process"), "{err}");
+    // The first server is unharmed.
+    s.put_ok("still.txt", b"fine");
+}

@@ -71,6 +71,8 @@ impl Client {
     pub fn new(base: &str) -> Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // A connection that goes silent fails, so uploads and downloads resume instead of hanging.
+            .read_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;
         Ok(Client { base: base.trim_end_matches('/').to_owned(), http })

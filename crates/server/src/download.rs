@@ -34,11 +34,21 @@ pub(crate) fn content_disposition(name: &str, inline: bool) -> HeaderValue {
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
+/// Types a browser may show inline from this origin without running anything: raster images,
+/// audio, video, PDF and plain text. HTML, SVG, XML and the rest are always attachments.
+fn inline_safe(mime: &str) -> bool {
+    let raster = mime.starts_with("image/") && !mime.contains("svg");
+    raster || mime.starts_with("audio/") || mime.starts_with("video/") || mime == "application/pdf" || mime == "text/plain"
+}
+
 fn etag(rec: &FileRecord) -> String {
     format!("\"{}\"", rec.hash)
 }
 
-/// Whether an `If-None-Match` / `If-Range` list names this entity tag (weak comparison).
+/// Most ranges one request may ask for; more are served as the whole file.
+const MAX_RANGES: usize = 32;
+
+/// Whether an `If-None-Match` list names this entity tag (weak comparison, RFC 9110 §13.1.2).
 fn etag_matches(list: &str, tag: &str) -> bool {
     list.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag)
 }
@@ -62,7 +72,13 @@ pub(crate) async fn content(
     common.insert(header::ETAG, HeaderValue::from_str(&tag).expect("hex etag"));
     common.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     common.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    common.insert(header::CONTENT_DISPOSITION, content_disposition(&rec.name, p.inline.as_deref().is_some_and(|v| v == "1" || v == "true")));
+    let want_inline = p.inline.as_deref().is_some_and(|v| v == "1" || v == "true");
+    common.insert(header::CONTENT_DISPOSITION, content_disposition(&rec.name, want_inline && inline_safe(&rec.mime)));
+    // Stored files are untrusted: opened from this origin, they may run nothing. (Not for PDF:
+    // a sandboxed response would keep the browser's own PDF viewer from starting.)
+    if rec.mime != "application/pdf" {
+        common.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox"));
+    }
     common.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     let mime = HeaderValue::from_str(&rec.mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
 
@@ -73,11 +89,16 @@ pub(crate) async fn content(
     }
     // A Range applies only if If-Range (when sent) still names this content.
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| {
-        headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|ir| etag_matches(ir, &tag))
+        // If-Range compares strongly: only this exact tag.
+        headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|ir| ir.trim() == tag)
     });
-    let ranges = match range_header {
+    // RFC 9110: a Range that is not a well-formed byte range is ignored (200). Many ranges are
+    // ignored too: validating them is quadratic, and no client needs more than a few.
+    let range_header = range_header.filter(|r| r.len() <= 1024 && r.matches(',').count() < MAX_RANGES);
+    let parsed = range_header.and_then(|r| http_range_header::parse_range_header(r).ok().map(|p| (r, p)));
+    let ranges = match parsed {
         None => None,
-        Some(r) => match http_range_header::parse_range_header(r).and_then(|p| p.validate(len)) {
+        Some((r, p)) => match p.validate(len) {
             // No byte of an empty file can be addressed.
             Ok(v) if !v.is_empty() && len > 0 => Some(v),
             _ => {

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 /// A claimed job is leased this long, renewed while it runs; a worker that dies loses it.
 const LEASE_MS: i64 = 60_000;
-const MAX_ATTEMPTS: u32 = 3;
+const MAX_ATTEMPTS: u32 = disgrafs_store::MAX_JOB_ATTEMPTS;
+/// One content's tagging may take this long in all.
+const TAG_TIMEOUT: Duration = Duration::from_secs(300);
 /// Polling interval when idle (new work also wakes the workers at once).
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
@@ -37,17 +39,24 @@ pub(crate) fn spawn_workers(state: AppState) {
     }
 }
 
-async fn files_of(state: &AppState, hash: &str) -> Vec<disgrafs_core::FileRecord> {
+async fn files_of(state: &AppState, hash: &str) -> Result<Vec<disgrafs_core::FileRecord>, disgrafs_store::StoreError> {
     let q = Expr::Pred(Predicate::HashPrefix(hash.to_owned()));
     let opts = ListOptions { limit: 1000, ..Default::default() };
-    state.store.meta.list_files(&q, opts).await.map(|r| r.0).unwrap_or_default()
+    Ok(state.store.meta.list_files(&q, opts).await?.0)
 }
 
 async fn run(state: &AppState, job: Job) {
-    let files = files_of(state, &job.hash).await;
+    let files = match files_of(state, &job.hash).await {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = state.store.meta.fail_job(&job, &format!("cannot read the content's files: {e}"), MAX_ATTEMPTS).await;
+            return;
+        }
+    };
+    // Deleting a content's last file removes its job, so a job always has a file; if a race
+    // says otherwise, try again later rather than record empty tags.
     let Some(name) = files.first().map(|f| f.name.clone()) else {
-        // No file uses this content any more; completing drops the job.
-        let _ = state.store.meta.complete_job(&job, TagResult::default()).await;
+        let _ = state.store.meta.fail_job(&job, "no file uses this content", MAX_ATTEMPTS).await;
         return;
     };
     let Some(path) = state.store.blobs.local_path(&job.hash) else {
@@ -63,8 +72,14 @@ async fn run(state: &AppState, job: Job) {
             }
         })
     };
-    let outcome = tokio::task::spawn_blocking(move || disgrafs_tagger::tag_file(&path, &name)).await;
+    // The tagger bounds each extractor; this bounds the whole, so a worker is never stuck.
+    let outcome = tokio::time::timeout(TAG_TIMEOUT, tokio::task::spawn_blocking(move || disgrafs_tagger::tag_file(&path, &name))).await;
     renew.abort();
+    let Ok(outcome) = outcome else {
+        tracing::warn!(hash = %job.hash, "tagging took longer than {TAG_TIMEOUT:?}; giving up on this try");
+        let _ = state.store.meta.fail_job(&job, "tagging timed out", MAX_ATTEMPTS).await;
+        return;
+    };
     let result = match outcome {
         Ok(Ok(t)) => {
             for w in &t.warnings {
@@ -88,7 +103,7 @@ async fn run(state: &AppState, job: Job) {
     match result {
         Ok(r) => match state.store.meta.complete_job(&job, r).await {
             Ok(()) => {
-                for f in files_of(state, &job.hash).await {
+                for f in files_of(state, &job.hash).await.unwrap_or_default() {
                     state.events.send("file.tagged", &f);
                 }
             }

@@ -93,7 +93,31 @@ pub fn api(state: AppState) -> Router {
         .merge(openapi::routes())
         // Uploads stream to disk; their size is bounded by `max_upload`, not by a buffer limit.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(same_origin_writes))
         .with_state(state)
+}
+
+/// Refuses requests that change something when a browser says they come from another site's
+/// page: without accounts yet, that is what keeps any web page from uploading or deleting here.
+async fn same_origin_writes(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::{Method, header};
+    use axum::response::IntoResponse;
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+            if origin != "null" && origin_host != host {
+                return error::ApiError::new(axum::http::StatusCode::FORBIDDEN, "cross_origin", format!("requests from {origin} may not change this store"))
+                    .into_response();
+            }
+            if origin == "null" {
+                return error::ApiError::new(axum::http::StatusCode::FORBIDDEN, "cross_origin", "requests from an opaque origin may not change this store")
+                    .into_response();
+            }
+        }
+    }
+    next.run(req).await
 }
 
 /// Starts the tagging workers and the housekeeping tasks. They stop when the runtime does.

@@ -289,7 +289,8 @@ async fn append(state: &AppState, id: &str, offset: u64, body: Body) -> ApiResul
     if info.file_id.is_some() {
         return Ok((current, info.file_id));
     }
-    let mut file = tokio::fs::OpenOptions::new().append(true).open(state.tus.part(id)).await.map_err(disgrafs_store::StoreError::from)?;
+    let mut file =
+        tokio::fs::OpenOptions::new().append(true).create(true).open(state.tus.part(id)).await.map_err(disgrafs_store::StoreError::from_write)?;
     let mut written = current;
     let mut stream = body.into_data_stream();
     let mut failure = None;
@@ -322,10 +323,13 @@ async fn append(state: &AppState, id: &str, offset: u64, body: Body) -> ApiResul
     if written < info.length {
         return Ok((written, None));
     }
-    let staged = state.store.blobs.adopt(state.tus.part(id)).await?;
+    // The part stays until the record's id is saved: a failure anywhere before leaves the
+    // upload complete and retryable (the next PATCH or HEAD at its full offset finishes it).
+    let staged = state.store.blobs.adopt(&state.tus.part(id)).await?;
     let rec = upload::store(state, staged, &info.name).await?;
     info.file_id = Some(rec.id.clone());
     state.tus.save(id, &info).await?;
+    let _ = tokio::fs::remove_file(state.tus.part(id)).await;
     Ok((written, Some(rec.id)))
 }
 

@@ -110,10 +110,16 @@ impl BlobStore {
         })
     }
 
-    /// Adopts an existing local file (a finished tus upload) as a staging file: hashes it.
-    pub async fn adopt(&self, path: PathBuf) -> Result<StagedBlob, StoreError> {
-        let p = path.clone();
+    /// Stages a copy of an existing local file (a finished tus upload): a hard link when it can,
+    /// so the original stays untouched until its owner lets it go, whatever happens to the copy.
+    pub async fn adopt(&self, original: &Path) -> Result<StagedBlob, StoreError> {
+        let path = self.staging.join(uuid::Uuid::new_v4().simple().to_string());
+        let (from, p) = (original.to_path_buf(), path.clone());
+        let guard = StagingGuard(Some(path));
         let (hash, size, head) = tokio::task::spawn_blocking(move || -> io::Result<_> {
+            if std::fs::hard_link(&from, &p).is_err() {
+                std::fs::copy(&from, &p)?;
+            }
             let mut f = std::fs::File::open(&p)?;
             let mut hasher = blake3::Hasher::new();
             let size = io::copy(&mut f, &mut hasher)?;
@@ -125,8 +131,9 @@ impl BlobStore {
             Ok((hasher.finalize().to_hex().to_string(), size, head))
         })
         .await
-        .map_err(|e| StoreError::Io(io::Error::other(e)))??;
-        Ok(StagedBlob { guard: StagingGuard(Some(path)), hash, size, head })
+        .map_err(|e| StoreError::Io(io::Error::other(e)))?
+        .map_err(StoreError::from_write)?;
+        Ok(StagedBlob { guard, hash, size, head })
     }
 
     /// Makes a staged blob durable under its hash. Idempotent: committing content that is
@@ -139,10 +146,21 @@ impl BlobStore {
             let to = blobs.join(&key);
             let dir = to.parent().expect("blob key has a directory").to_path_buf();
             let res = async {
+                let new_dir = !tokio::fs::try_exists(&dir).await.unwrap_or(false);
                 tokio::fs::create_dir_all(&dir).await?;
                 tokio::fs::rename(&from, &to).await?;
-                // The rename is durable once the directory entry is.
-                tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await.map_err(io::Error::other)?
+                // The rename is durable once the directory entry is (and a new prefix folder's
+                // entry in `blobs/`).
+                let blobs = blobs.clone();
+                tokio::task::spawn_blocking(move || {
+                    std::fs::File::open(&dir)?.sync_all()?;
+                    if new_dir {
+                        std::fs::File::open(&blobs)?.sync_all()?;
+                    }
+                    Ok::<_, io::Error>(())
+                })
+                .await
+                .map_err(io::Error::other)?
             }
             .await;
             if res.is_err() {

@@ -30,19 +30,29 @@ pub struct Store {
     pub blobs: BlobStore,
     pub meta: Arc<dyn MetaStore>,
     locks: HashLocks,
+    /// Held (locked) while the store is open.
+    _dir_lock: Option<Arc<std::fs::File>>,
 }
 
 impl Store {
     /// The embedded default: blobs under `data_dir/blobs`, metadata in `data_dir/disgrafs.db`.
+    /// Only one process may use a data directory: a second one is refused, since it would sweep
+    /// the first one's uploads in progress and its hash locks would not see the other's.
     pub async fn open_local(data_dir: &Path, min_confidence: f64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(data_dir.join("lock"))?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Config(format!("{} is in use by another disgrafs process", data_dir.display())));
+        }
         let blobs = BlobStore::local(data_dir)?;
         let meta = SqliteMeta::open(&data_dir.join("disgrafs.db"), min_confidence).await?;
-        Ok(Store::new(blobs, Arc::new(meta)))
+        let mut store = Store::new(blobs, Arc::new(meta));
+        store._dir_lock = Some(Arc::new(lock));
+        Ok(store)
     }
 
     pub fn new(blobs: BlobStore, meta: Arc<dyn MetaStore>) -> Self {
-        Store { blobs, meta, locks: HashLocks::default() }
+        Store { blobs, meta, locks: HashLocks::default(), _dir_lock: None }
     }
 
     /// Stores a staged blob under `name`: commits the content (once, whoever else uploads it)

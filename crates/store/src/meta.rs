@@ -55,6 +55,10 @@ impl Default for ListOptions {
     }
 }
 
+/// A job claimed this many times without finishing is failed, not tried again: a content that
+/// crashes or hangs its worker must not do so forever.
+pub const MAX_JOB_ATTEMPTS: u32 = 3;
+
 /// A claimed job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {

@@ -60,6 +60,10 @@ fn push_pred(qb: &mut QueryBuilder<'_, Sqlite>, p: &Predicate, min_confidence: f
             let suffix = format!(".{ext}");
             qb.push("substr(f.name_lower, -").push_bind(suffix.chars().count() as i64).push(") = ").push_bind(suffix);
         }
+        // A whole hash can use the index.
+        Predicate::HashPrefix(h) if h.len() == 64 => {
+            qb.push("f.hash = ").push_bind(h.clone());
+        }
         Predicate::HashPrefix(h) => {
             qb.push("substr(f.hash, 1, ").push_bind(h.len() as i64).push(") = ").push_bind(h.clone());
         }

@@ -14,7 +14,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -65,8 +64,8 @@ fn record_from_row(r: &SqliteRow) -> FileRecord {
 impl SqliteMeta {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path, min_confidence: f64) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(|e| StoreError::Config(e.to_string()))?
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a transaction that returned is on disk, even across a power cut.
@@ -513,6 +512,20 @@ impl MetaStore for SqliteMeta {
 
     async fn claim_job(&self, lease_ms: i64) -> Result<Option<Job>, StoreError> {
         let now = now_ms();
+        // A job whose worker died holding it (lease expired) as often as it may be tried is
+        // failed: its content likely kills workers.
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let dead: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = 'the worker died while tagging it'
+              WHERE state = 'running' AND lease_until < ?1 AND attempts >= ?2 RETURNING hash",
+        )
+        .bind(now)
+        .bind(MAX_JOB_ATTEMPTS as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        for hash in dead {
+            sqlx::query("UPDATE blobs SET tagging = 'failed' WHERE hash = ?").bind(hash).execute(&mut *tx).await?;
+        }
         let row: Option<(i64, String, i64)> = sqlx::query_as(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?1
               WHERE id = (SELECT id FROM jobs
@@ -522,8 +535,9 @@ impl MetaStore for SqliteMeta {
         )
         .bind(now + lease_ms)
         .bind(now)
-        .fetch_optional(&self.write)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(row.map(|(id, hash, attempts)| Job { id, hash, attempts: attempts as u32 }))
     }
 
@@ -596,8 +610,9 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn recover_jobs(&self) -> Result<u64, StoreError> {
-        // One process owns a SQLite file, so whatever is `running` now was left by a previous run.
-        let r = sqlx::query("UPDATE jobs SET state = 'queued', lease_until = NULL WHERE state = 'running'").execute(&self.write).await?;
+        // One process owns a SQLite file, so whatever is `running` now was left by a previous run:
+        // expire the leases, and the next claim re-queues (or fails, if tried too often) them.
+        let r = sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'running'").execute(&self.write).await?;
         Ok(r.rows_affected())
     }
 

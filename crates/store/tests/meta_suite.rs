@@ -92,6 +92,19 @@ async fn recovery_contract(dir: &std::path::Path) {
     assert_eq!(m.claim_job(60_000).await.unwrap().unwrap().hash, j.hash);
 }
 
+async fn poison_contract(m: Arc<dyn MetaStore>) {
+    m.insert_file(new("poison", &h(7))).await.unwrap();
+    // A worker that dies on this content, every time (its lease runs out at once here).
+    for attempt in 1..=MAX_JOB_ATTEMPTS {
+        let j = m.claim_job(-1).await.unwrap().expect("claimed again");
+        assert_eq!(j.attempts, attempt);
+    }
+    assert!(m.claim_job(-1).await.unwrap().is_none(), "not tried forever");
+    assert_eq!(m.job_stats().await.unwrap().failed, 1);
+    let (files, _) = m.list_files(&parse("").unwrap(), ListOptions::default()).await.unwrap();
+    assert_eq!(files[0].tagging, disgrafs_core::TaggingState::Failed);
+}
+
 async fn names_contract(m: Arc<dyn MetaStore>) {
     for bad in ["", "..", "a/b", "a\0b", &"x".repeat(300)] {
         assert!(matches!(m.insert_file(new(bad, &h(3))).await, Err(StoreError::Invalid(_))), "{bad:?}");
@@ -115,4 +128,10 @@ async fn sqlite_recovery() {
 async fn sqlite_names() {
     let d = tempfile::tempdir().unwrap();
     names_contract(sqlite(d.path()).await).await;
+}
+
+#[tokio::test]
+async fn sqlite_poison() {
+    let d = tempfile::tempdir().unwrap();
+    poison_contract(sqlite(d.path()).await).await;
 }
