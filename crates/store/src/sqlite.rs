@@ -375,25 +375,7 @@ impl MetaStore for SqliteMeta {
         let mut truncated = files.len() > limit;
 
         let file_ids: Vec<String> = files.iter().take(limit).map(|r| r.get("id")).collect();
-        let mut edges_by_file: HashMap<String, Vec<(String, TagKind, f64)>> = HashMap::new();
-        for chunk in file_ids.chunks(500) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT e.file_id, t.name, e.kind, e.weight FROM edges e JOIN tags t ON t.id = e.tag_id WHERE (e.kind = 'user' OR e.weight >= ",
-            );
-            qb.push_bind(self.min_confidence).push(") AND e.file_id IN (");
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(id);
-            }
-            qb.push(")");
-            for r in qb.build().fetch_all(&self.pool).await? {
-                edges_by_file.entry(r.get("file_id")).or_default().push((
-                    r.get("name"),
-                    TagKind::parse(r.get::<&str, _>("kind")).unwrap_or(TagKind::Auto),
-                    r.get("weight"),
-                ));
-            }
-        }
+        let mut edges_by_file = self.tags_of(&file_ids).await?;
         // A file joins with all its tags or not at all, newest first, until the limit: a file
         // drawn without its edges would look unconnected.
         let mut g = Graph::default();
@@ -401,7 +383,7 @@ impl MetaStore for SqliteMeta {
         for r in files.iter().take(limit) {
             let id: String = r.get("id");
             let edges = edges_by_file.remove(&id).unwrap_or_default();
-            let new_tags: HashSet<&str> = edges.iter().map(|e| e.0.as_str()).filter(|t| !tag_nodes.contains_key(*t)).collect();
+            let new_tags: HashSet<&str> = edges.iter().map(|e| e.name.as_str()).filter(|t| !tag_nodes.contains_key(*t)).collect();
             if g.nodes.len() + 1 + new_tags.len() > limit {
                 truncated = true;
                 break;
@@ -413,7 +395,7 @@ impl MetaStore for SqliteMeta {
                 mime: r.get("mime"),
                 size: r.get::<i64, _>("size") as u64,
             });
-            for (tag, kind, weight) in edges {
+            for TagRef { name: tag, kind, weight, .. } in edges {
                 match tag_nodes.get(&tag) {
                     Some(&i) => {
                         // A tag any person used is a user tag in the picture.
