@@ -91,11 +91,11 @@ fn warm(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_disgrafs(dir: &Path) -> anyhow::Result<(Proc, String)> {
+fn start_disgrafs(data: &Path, workers: &str) -> anyhow::Result<(Proc, String)> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1", "--data-dir"])
-        .arg(dir.join("disgrafs-data"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", workers, "--data-dir"])
+        .arg(data)
         .env("DISGRAFS_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -149,6 +149,60 @@ fn is_root() -> bool {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)).map(|v| v == "0"))
         .unwrap_or(false)
+}
+
+/// Half English-like text, half random bytes: what tagging has real work to do on.
+fn make_mixed(dir: &Path, total: u64) -> anyhow::Result<Vec<PathBuf>> {
+    const WORDS: [&str; 32] = [
+        "graph", "file", "system", "tag", "upload", "server", "kernel", "network", "packet", "socket", "rust",
+        "memory", "disk", "query", "index", "content", "hash", "stream", "buffer", "thread", "latency", "cache",
+        "storage", "object", "metadata", "search", "browse", "download", "extract", "keyword", "language", "image",
+    ];
+    std::fs::create_dir_all(dir)?;
+    let per = 8u64 << 20;
+    let mut out = Vec::new();
+    for i in 0..total.div_ceil(per) {
+        if i % 2 == 0 {
+            let path = dir.join(format!("doc{i}.txt"));
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            let mut xof = blake3::Hasher::new().update(&i.to_le_bytes()).finalize_xof();
+            let mut pick = [0u8; 4096];
+            let mut written = 0u64;
+            while written < per {
+                xof.fill(&mut pick);
+                for (j, b) in pick.iter().enumerate() {
+                    let word = WORDS[(*b as usize) % WORDS.len()];
+                    let sep = if j % 12 == 11 { ".\n" } else { " " };
+                    w.write_all(word.as_bytes())?;
+                    w.write_all(sep.as_bytes())?;
+                    written += (word.len() + sep.len()) as u64;
+                }
+            }
+            w.flush()?;
+            out.push(path);
+        } else {
+            let path = dir.join(format!("data{i}.bin"));
+            make_file(&path, per)?;
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// MB/s of uploading `files` one after another.
+async fn upload_all(http: &reqwest::Client, base: &str, files: &[PathBuf]) -> anyhow::Result<f64> {
+    let mut bytes = 0u64;
+    for f in files {
+        warm(f)?;
+    }
+    let t = Instant::now();
+    for f in files {
+        let name = f.file_name().and_then(|n| n.to_str()).context("file name")?;
+        let len = std::fs::metadata(f)?.len();
+        upload(http, &format!("{base}/api/files?name={name}"), f).await?;
+        bytes += len;
+    }
+    Ok(bytes as f64 / t.elapsed().as_secs_f64() / 1e6)
 }
 
 /// MB/s of copying `from` to `to` and fsyncing it: the disk's ceiling for a durable upload.
@@ -253,7 +307,7 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
     make_file(&warmup, 64 << 20)?;
     make_file(&small, 4096)?;
 
-    let (ours, base) = start_disgrafs(&dir)?;
+    let (ours, base) = start_disgrafs(&dir.join("disgrafs-data"), "1")?;
     let (nginx, port) = start_nginx(&dir)?;
     let ng = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
@@ -317,6 +371,20 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
     let rps_ours = wrk(&format!("{base}/api/files/{small_id}/content"), args.seconds)?;
     let rps_nginx = wrk(&format!("{ng}/small.bin"), args.seconds)?;
 
+    drop(ours);
+    drop(nginx);
+
+    // Tagging must not slow uploads: the same mixed upload with the tagging workers off, then on.
+    log("mixed upload with tagging off and on");
+    let mixed = make_mixed(&dir.join("mixed"), 1 << 30)?;
+    let (off_server, off_url) = start_disgrafs(&dir.join("data-tagging-off"), "0")?;
+    let tagging_off = upload_all(&http, &off_url, &mixed).await?;
+    drop(off_server);
+    let (on_server, on_url) = start_disgrafs(&dir.join("data-tagging-on"), "2")?;
+    let tagging_on = upload_all(&http, &on_url, &mixed).await?;
+    let health: serde_json::Value = http.get(format!("{on_url}/api/health")).send().await?.json().await?;
+    drop(on_server);
+
     let size = human(args.size);
     let rows = vec![
         BenchRow::new(format!("upload {size} (PUT, BLAKE3 + fsync)"), "MB/s", Better::Higher, ("nginx dav PUT", Some(up_nginx)), ("disgrafs", up_ours))
@@ -327,8 +395,11 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
         BenchRow::new(format!("peak RSS after {size}"), "MiB", Better::Lower, ("nginx", Some(rss_nginx)), ("disgrafs", rss_big)),
         BenchRow::new(format!("peak RSS: {size} vs 64 MiB"), "MiB", Better::Lower, ("disgrafs after 64 MiB", Some(rss_small)), ("disgrafs", rss_big))
             .with_note("peak RSS after uploading and downloading 64 MiB, then the large file"),
+        BenchRow::new("upload 1 GiB mixed files (128 x 8 MiB)", "MB/s", Better::Higher, ("tagging off", Some(tagging_off)), ("tagging on", tagging_on))
+            .with_note(format!(
+                "half text, half binary, one PUT after another; with tagging on, {} of 128 contents were tagged by the end of the upload",
+                128 - health["jobs_queued"].as_u64().unwrap_or(0) - health["jobs_running"].as_u64().unwrap_or(0)
+            )),
     ];
-    drop(ours);
-    drop(nginx);
     Ok(rows)
 }

@@ -19,13 +19,50 @@ pub(crate) fn extractor_versions() -> BTreeMap<String, u32> {
     disgrafs_tagger::extractor_versions().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+type TagReply = tokio::sync::oneshot::Sender<Result<disgrafs_tagger::Tagging, disgrafs_tagger::TagError>>;
+
+/// One worker's tagging thread. It runs at the lowest CPU priority (nice 19): on a small machine,
+/// tagging must take only the CPU time that uploads and downloads leave.
+struct TagThread(std::sync::mpsc::Sender<(std::path::PathBuf, String, TagReply)>);
+
+impl TagThread {
+    fn start(n: usize) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<(std::path::PathBuf, String, TagReply)>();
+        std::thread::Builder::new().name(format!("disgrafs-tag-{n}")).spawn(move || {
+            // SAFETY: plain syscalls on this thread's own id; the nice value is per thread on
+            // Linux. Failure only leaves the thread at normal priority.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+            }
+            while let Ok((path, name, reply)) = rx.recv() {
+                let _ = reply.send(disgrafs_tagger::tag_file(&path, &name));
+            }
+        })?;
+        Ok(TagThread(tx))
+    }
+
+    async fn tag(&self, path: std::path::PathBuf, name: String) -> Result<Result<disgrafs_tagger::Tagging, disgrafs_tagger::TagError>, String> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.0.send((path, name, reply)).map_err(|_| "the tagging thread is gone".to_string())?;
+        rx.await.map_err(|_| "the tagging thread crashed".to_string())
+    }
+}
+
 pub(crate) fn spawn_workers(state: AppState) {
     for n in 0..state.config.workers {
         let state = state.clone();
+        let thread = match TagThread::start(n) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("cannot start tagging thread {n}: {e}");
+                continue;
+            }
+        };
         tokio::spawn(async move {
             loop {
                 match state.store.meta.claim_job(LEASE_MS).await {
-                    Ok(Some(job)) => run(&state, job).await,
+                    Ok(Some(job)) => run(&state, &thread, job).await,
                     Ok(None) => {
                         let _ = tokio::time::timeout(IDLE_POLL, state.jobs.notified()).await;
                     }
@@ -45,7 +82,7 @@ async fn files_of(state: &AppState, hash: &str) -> Result<Vec<disgrafs_core::Fil
     Ok(state.store.meta.list_files(&q, opts).await?.0)
 }
 
-async fn run(state: &AppState, job: Job) {
+async fn run(state: &AppState, thread: &TagThread, job: Job) {
     let files = match files_of(state, &job.hash).await {
         Ok(f) => f,
         Err(e) => {
@@ -73,7 +110,7 @@ async fn run(state: &AppState, job: Job) {
         })
     };
     // The tagger bounds each extractor; this bounds the whole, so a worker is never stuck.
-    let outcome = tokio::time::timeout(TAG_TIMEOUT, tokio::task::spawn_blocking(move || disgrafs_tagger::tag_file(&path, &name))).await;
+    let outcome = tokio::time::timeout(TAG_TIMEOUT, thread.tag(path, name)).await;
     renew.abort();
     let Ok(outcome) = outcome else {
         tracing::warn!(hash = %job.hash, "tagging took longer than {TAG_TIMEOUT:?}; giving up on this try");
