@@ -34,6 +34,15 @@ pub struct SqliteMeta {
     min_confidence: f64,
 }
 
+/// Pushes `v1, v2, ...)` as bound values: the rest of an `IN (` list.
+fn push_list<'a>(qb: &mut QueryBuilder<'a, Sqlite>, items: &'a [String]) {
+    let mut sep = qb.separated(", ");
+    for v in items {
+        sep.push_bind(v);
+    }
+    qb.push(")");
+}
+
 pub(crate) fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -86,11 +95,7 @@ impl SqliteMeta {
                 "SELECT e.file_id, t.name, e.kind, e.extractor, e.weight FROM edges e JOIN tags t ON t.id = e.tag_id WHERE (e.kind = 'user' OR e.weight >= ",
             );
             qb.push_bind(self.min_confidence).push(") AND e.file_id IN (");
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(id);
-            }
-            qb.push(")");
+            push_list(&mut qb, chunk);
             for r in qb.build().fetch_all(&self.pool).await? {
                 out.entry(r.get("file_id")).or_default().push(TagRef {
                     name: r.get("name"),
@@ -124,11 +129,7 @@ impl SqliteMeta {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {RECORD_COLUMNS} WHERE f.id IN ("));
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(id);
-            }
-            qb.push(")");
+            push_list(&mut qb, chunk);
             out.extend(qb.build().fetch_all(&self.pool).await?.iter().map(record_from_row));
         }
         self.with_tags(out).await
@@ -421,11 +422,8 @@ impl MetaStore for SqliteMeta {
                 "SELECT t.name, count(*) AS n FROM edges e JOIN tags t ON t.id = e.tag_id WHERE (e.kind = 'user' OR e.weight >= ",
             );
             qb.push_bind(self.min_confidence).push(") AND t.name IN (");
-            let mut sep = qb.separated(", ");
-            for n in chunk {
-                sep.push_bind(n);
-            }
-            qb.push(") GROUP BY t.name");
+            push_list(&mut qb, chunk);
+            qb.push(" GROUP BY t.name");
             for r in qb.build().fetch_all(&self.pool).await? {
                 degree.insert(r.get("name"), r.get::<i64, _>("n") as u64);
             }
