@@ -30,13 +30,34 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
-/// A child process that is killed (by its PID, which we started) when dropped.
+/// A child process that is stopped (by its PID, which we started) when dropped: asked with
+/// SIGTERM first, so that a master process (nginx) takes its workers down with it, then killed
+/// with what is left of its process group's children.
 struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        let pid = self.0.id();
+        let workers = children(pid);
+        // SAFETY: a signal to a process we started and have not reaped (its PID is still ours).
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
+        for w in workers {
+            // Only the workers we saw under this master, if they outlived it.
+            if std::fs::read_to_string(format!("/proc/{w}/status")).is_ok_and(|s| s.contains(&format!("PPid:\t{pid}\n")) || s.contains("PPid:\t1\n")) {
+                // SAFETY: as above; the PID was our child's child a moment ago.
+                unsafe {
+                    libc::kill(w as libc::pid_t, libc::SIGKILL);
+                }
+            }
+        }
     }
 }
 
