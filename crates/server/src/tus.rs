@@ -91,9 +91,9 @@ impl TusStore {
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/uploads", axum::routing::options(options_handler).post(create))
-        .route("/api/uploads/", axum::routing::options(options_handler).post(create))
-        .route("/api/uploads/{id}", axum::routing::patch(patch_handler).head(head).delete(terminate).options(options_handler))
+        .route("/api/uploads", axum::routing::options(options).post(create))
+        .route("/api/uploads/", axum::routing::options(options).post(create))
+        .route("/api/uploads/{id}", axum::routing::patch(patch).head(head).delete(terminate).options(options))
 }
 
 fn tus_headers(h: &mut HeaderMap) {
@@ -161,10 +161,6 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
     h.insert("tus-extension", HeaderValue::from_static(EXTENSIONS));
     h.insert("tus-max-size", HeaderValue::from(state.config.max_upload));
     with_tus(StatusCode::NO_CONTENT, h)
-}
-
-async fn options_handler(state: State<AppState>) -> Response {
-    options(state).await
 }
 
 /// Creates an upload (tus creation); a body with `Content-Type: application/offset+octet-stream`
@@ -250,10 +246,6 @@ pub(crate) async fn patch(State(state): State<AppState>, Path(id): Path<String>,
         Ok(r) => r,
         Err(e) => tus_error(e),
     }
-}
-
-async fn patch_handler(state: State<AppState>, id: Path<String>, headers: HeaderMap, body: Body) -> Response {
-    patch(state, id, headers, body).await
 }
 
 async fn patch_inner(state: &AppState, id: &str, headers: &HeaderMap, body: Body) -> ApiResult<Response> {

@@ -150,6 +150,27 @@ impl SqliteMeta {
         Ok(ids)
     }
 
+    /// A user tag on a file, or (`hidden`) the hiding of an automatic tag of that name.
+    async fn set_file_tag(tx: &mut sqlx::SqliteConnection, id: &str, tag_id: i64, hidden: bool, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO file_tags (file_id, tag_id, hidden, created) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (file_id, tag_id) DO UPDATE SET hidden = ?3",
+        )
+        .bind(id)
+        .bind(tag_id)
+        .bind(hidden as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// A write transaction. IMMEDIATE takes the write lock up front, so a transaction that reads
+    /// first never fails to upgrade.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     async fn touch(tx: &mut sqlx::SqliteConnection, id: &str) -> Result<(), StoreError> {
         let n = sqlx::query("UPDATE files SET modified = ? WHERE id = ?").bind(now_ms()).bind(id).execute(&mut *tx).await?;
         if n.rows_affected() == 0 {
@@ -165,7 +186,7 @@ impl MetaStore for SqliteMeta {
         disgrafs_core::validate_file_name(new.name).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let (refs, tagging): (i64, String) = sqlx::query_as(
             "INSERT INTO blobs (hash, size, mime, kind, refs, created) VALUES (?, ?, ?, ?, 1, ?)
              ON CONFLICT (hash) DO UPDATE SET refs = refs + 1 RETURNING refs, tagging",
@@ -217,7 +238,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn delete_file(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let hash: String = sqlx::query_scalar("DELETE FROM files WHERE id = ? RETURNING hash")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -270,26 +291,18 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn add_user_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         Self::touch(&mut tx, id).await?;
         let now = now_ms();
         for tag_id in Self::tag_ids(&mut tx, tags).await? {
-            sqlx::query(
-                "INSERT INTO file_tags (file_id, tag_id, hidden, created) VALUES (?, ?, 0, ?)
-                 ON CONFLICT (file_id, tag_id) DO UPDATE SET hidden = 0",
-            )
-            .bind(id)
-            .bind(tag_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            Self::set_file_tag(&mut tx, id, tag_id, false, now).await?;
         }
         tx.commit().await?;
         self.get_file(id).await
     }
 
     async fn remove_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         Self::touch(&mut tx, id).await?;
         let now = now_ms();
         for name in tags {
@@ -306,15 +319,7 @@ impl MetaStore for SqliteMeta {
             .fetch_one(&mut *tx)
             .await?;
             if has_auto {
-                sqlx::query(
-                    "INSERT INTO file_tags (file_id, tag_id, hidden, created) VALUES (?, ?, 1, ?)
-                     ON CONFLICT (file_id, tag_id) DO UPDATE SET hidden = 1",
-                )
-                .bind(id)
-                .bind(tag_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                Self::set_file_tag(&mut tx, id, tag_id, true, now).await?;
             } else {
                 sqlx::query("DELETE FROM file_tags WHERE file_id = ? AND tag_id = ?").bind(id).bind(tag_id).execute(&mut *tx).await?;
             }
@@ -494,7 +499,7 @@ impl MetaStore for SqliteMeta {
         let now = now_ms();
         // A job whose worker died holding it (lease expired) as often as it may be tried is
         // failed: its content likely kills workers.
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let dead: Vec<String> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = 'the worker died while tagging it'
               WHERE state = 'running' AND lease_until < ?1 AND attempts >= ?2 RETURNING hash",
@@ -531,7 +536,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn complete_job(&self, job: &Job, result: TagResult) -> Result<(), StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let live: Option<i64> = sqlx::query_scalar("SELECT id FROM jobs WHERE id = ?").bind(job.id).fetch_optional(&mut *tx).await?;
         if live.is_none() {
             // The content was deleted while it was being tagged.
@@ -569,7 +574,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn fail_job(&self, job: &Job, error: &str, max_attempts: u32) -> Result<(), StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         if job.attempts >= max_attempts {
             sqlx::query("UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = ? WHERE id = ?")
                 .bind(error)
@@ -600,7 +605,7 @@ impl MetaStore for SqliteMeta {
         let rows: Vec<(String, String)> = sqlx::query_as("SELECT hash, extractor_versions FROM blobs").fetch_all(&self.pool).await?;
         let now = now_ms();
         let mut n = 0;
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         for (hash, versions) in rows {
             let due = match &which {
                 Retag::All => true,
