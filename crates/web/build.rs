@@ -19,12 +19,21 @@ use std::process::Command;
 const STAMP: &str = ".disgrafs-lock-stamp";
 
 fn main() {
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let web = manifest.join("../../web");
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let dist = out.join("dist");
 
-    for path in ["src", "index.html", "public", "package.json", "package-lock.json", "vite.config.ts", "tsconfig.json"] {
+    for path in [
+        "src",
+        "index.html",
+        "public",
+        "package.json",
+        "package-lock.json",
+        "vite.config.ts",
+        "tsconfig.json",
+    ] {
         println!("cargo:rerun-if-changed={}", web.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=DISGRAFS_WEB_SKIP");
@@ -32,7 +41,9 @@ fn main() {
     let built = match build_page(&web, &dist) {
         Ok(()) => true,
         Err(reason) => {
-            println!("cargo:warning=disgrafs-web: the web page was not built ({reason}); embedding a fallback page");
+            println!(
+                "cargo:warning=disgrafs-web: the web page was not built ({reason}); embedding a fallback page"
+            );
             write_fallback(&dist, &reason);
             false
         }
@@ -45,15 +56,22 @@ fn build_page(web: &Path, dist: &Path) -> Result<(), String> {
     if env::var_os("DISGRAFS_WEB_SKIP").is_some_and(|v| v != "0" && !v.is_empty()) {
         return Err("DISGRAFS_WEB_SKIP is set".into());
     }
-    let lock = fs::read(web.join("package-lock.json")).map_err(|e| format!("web/package-lock.json: {e}"))?;
+    let lock = fs::read(web.join("package-lock.json"))
+        .map_err(|e| format!("web/package-lock.json: {e}"))?;
     if !runs("node", &["--version"]) || !runs("npm", &["--version"]) {
         return Err("Node.js and npm were not found on PATH".into());
     }
     let stamp_path = web.join("node_modules").join(STAMP);
     let want_stamp = format!("{:016x}", fnv1a(&lock));
     if fs::read_to_string(&stamp_path).ok().as_deref() != Some(want_stamp.as_str()) {
-        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(web), "npm ci")?;
-        fs::write(&stamp_path, &want_stamp).map_err(|e| format!("writing {}: {e}", stamp_path.display()))?;
+        run(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(web),
+            "npm ci",
+        )?;
+        fs::write(&stamp_path, &want_stamp)
+            .map_err(|e| format!("writing {}: {e}", stamp_path.display()))?;
     }
     let _ = fs::remove_dir_all(dist);
     run(
@@ -71,7 +89,10 @@ fn build_page(web: &Path, dist: &Path) -> Result<(), String> {
 }
 
 fn runs(program: &str, args: &[&str]) -> bool {
-    Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
@@ -80,7 +101,11 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output");
     // The whole log goes to cargo's build output (`cargo build -vv`); the warning keeps one line.
     eprintln!("{stderr}");
     Err(format!("{what} failed ({}): {last}", output.status))
@@ -89,7 +114,10 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
 fn write_fallback(dist: &Path, reason: &str) {
     let _ = fs::remove_dir_all(dist);
     fs::create_dir_all(dist).expect("create OUT_DIR/dist");
-    let reason = reason.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let reason = reason
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     let html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -140,7 +168,11 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<String>) {
         if path.is_dir() {
             collect(root, &path, files);
         } else if path.extension().is_none_or(|e| e != "map") {
-            let rel = path.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
+            let rel = path
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .replace('\\', "/");
             files.push(rel);
         }
     }
@@ -164,5 +196,7 @@ fn mime_for(ext: &str) -> &'static str {
 
 /// FNV-1a 64: enough to tell versions of a file apart; no dependency needed in a build script.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }

@@ -51,7 +51,9 @@ impl Drop for Proc {
         let _ = self.0.wait();
         for w in workers {
             // Only the workers we saw under this master, if they outlived it.
-            if std::fs::read_to_string(format!("/proc/{w}/status")).is_ok_and(|s| s.contains(&format!("PPid:\t{pid}\n")) || s.contains("PPid:\t1\n")) {
+            if std::fs::read_to_string(format!("/proc/{w}/status"))
+                .is_ok_and(|s| s.contains(&format!("PPid:\t{pid}\n")) || s.contains("PPid:\t1\n"))
+            {
                 // SAFETY: as above; the PID was our child's child a moment ago.
                 unsafe {
                     libc::kill(w as libc::pid_t, libc::SIGKILL);
@@ -63,7 +65,12 @@ impl Drop for Proc {
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Children of `pid` (nginx's workers).
@@ -76,7 +83,9 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn wait_port(port: u16) -> anyhow::Result<()> {
@@ -93,7 +102,9 @@ fn wait_port(port: u16) -> anyhow::Result<()> {
 /// Writes `size` bytes of incompressible data.
 fn make_file(path: &Path, size: u64) -> anyhow::Result<()> {
     let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    let mut xof = blake3::Hasher::new().update(path.as_os_str().as_encoded_bytes()).finalize_xof();
+    let mut xof = blake3::Hasher::new()
+        .update(path.as_os_str().as_encoded_bytes())
+        .finalize_xof();
     let mut buf = vec![0u8; 1 << 20];
     let mut left = size;
     while left > 0 {
@@ -115,7 +126,14 @@ fn warm(path: &Path) -> anyhow::Result<()> {
 fn start_disgrafs(data: &Path, workers: &str) -> anyhow::Result<(Proc, String)> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", workers, "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            workers,
+            "--data-dir",
+        ])
         .arg(data)
         .env("DISGRAFS_LOG", "warn")
         .stdout(Stdio::piped())
@@ -124,14 +142,21 @@ fn start_disgrafs(data: &Path, workers: &str) -> anyhow::Result<(Proc, String)> 
         .context("cannot start disgrafs serve")?;
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).context("disgrafs serve printed no address")?.to_owned();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .context("disgrafs serve printed no address")?
+        .to_owned();
     Ok((Proc(child), url))
 }
 
 fn start_nginx(dir: &Path) -> anyhow::Result<(Proc, u16)> {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()).context(
-        "nginx is not installed (apt-get install nginx-light); scripts/test installs it",
-    )?;
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context(
+            "nginx is not installed (apt-get install nginx-light); scripts/test installs it",
+        )?;
     let port = free_port()?;
     let root = dir.join("nginx");
     for d in ["www", "tmp", "logs"] {
@@ -168,16 +193,22 @@ http {{
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)).map(|v| v == "0"))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .map(|v| v == "0")
+        })
         .unwrap_or(false)
 }
 
 /// Half English-like text, half random bytes: what tagging has real work to do on.
 fn make_mixed(dir: &Path, total: u64) -> anyhow::Result<Vec<PathBuf>> {
     const WORDS: [&str; 32] = [
-        "graph", "file", "system", "tag", "upload", "server", "kernel", "network", "packet", "socket", "rust",
-        "memory", "disk", "query", "index", "content", "hash", "stream", "buffer", "thread", "latency", "cache",
-        "storage", "object", "metadata", "search", "browse", "download", "extract", "keyword", "language", "image",
+        "graph", "file", "system", "tag", "upload", "server", "kernel", "network", "packet",
+        "socket", "rust", "memory", "disk", "query", "index", "content", "hash", "stream",
+        "buffer", "thread", "latency", "cache", "storage", "object", "metadata", "search",
+        "browse", "download", "extract", "keyword", "language", "image",
     ];
     std::fs::create_dir_all(dir)?;
     let per = 8u64 << 20;
@@ -186,7 +217,9 @@ fn make_mixed(dir: &Path, total: u64) -> anyhow::Result<Vec<PathBuf>> {
         if i % 2 == 0 {
             let path = dir.join(format!("doc{i}.txt"));
             let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
-            let mut xof = blake3::Hasher::new().update(&i.to_le_bytes()).finalize_xof();
+            let mut xof = blake3::Hasher::new()
+                .update(&i.to_le_bytes())
+                .finalize_xof();
             let mut pick = [0u8; 4096];
             let mut written = 0u64;
             while written < per {
@@ -218,7 +251,10 @@ async fn upload_all(http: &reqwest::Client, base: &str, files: &[PathBuf]) -> an
     }
     let t = Instant::now();
     for f in files {
-        let name = f.file_name().and_then(|n| n.to_str()).context("file name")?;
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("file name")?;
         let len = std::fs::metadata(f)?.len();
         upload(http, &format!("{base}/api/files?name={name}"), f).await?;
         bytes += len;
@@ -241,16 +277,26 @@ fn disk_write(from: &Path, to: &Path) -> anyhow::Result<f64> {
 }
 
 fn rss_mib(pids: &[u32]) -> f64 {
-    pids.iter().filter_map(|p| vm_hwm_kib(*p)).max().unwrap_or(0) as f64 / 1024.0
+    pids.iter()
+        .filter_map(|p| vm_hwm_kib(*p))
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0
 }
 
 async fn upload(http: &reqwest::Client, url: &str, path: &Path) -> anyhow::Result<f64> {
     warm(path)?;
     let file = tokio::fs::File::open(path).await?;
     let len = file.metadata().await?.len();
-    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let body =
+        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
     let t = Instant::now();
-    let resp = http.put(url).header("content-length", len).body(body).send().await?;
+    let resp = http
+        .put(url)
+        .header("content-length", len)
+        .body(body)
+        .send()
+        .await?;
     let secs = t.elapsed().as_secs_f64();
     if !resp.status().is_success() {
         bail!("PUT {url}: {}", resp.status());
@@ -311,7 +357,9 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
             d.clone()
         }
         None => {
-            tmp = tempfile::Builder::new().prefix("disgrafs-bench-").tempdir_in(std::env::temp_dir())?;
+            tmp = tempfile::Builder::new()
+                .prefix("disgrafs-bench-")
+                .tempdir_in(std::env::temp_dir())?;
             tmp.path().to_path_buf()
         }
     };
@@ -343,10 +391,22 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
     let put = |name: &str| format!("{base}/api/files?name={name}");
     let rec: serde_json::Value = {
         upload(&http, &put("warmup.bin"), &warmup).await?;
-        http.get(format!("{base}/api/files?q=name:warmup.bin&limit=1")).send().await?.json().await?
+        http.get(format!("{base}/api/files?q=name:warmup.bin&limit=1"))
+            .send()
+            .await?
+            .json()
+            .await?
     };
-    let warm_id = rec["files"][0]["id"].as_str().context("warm-up file not listed")?.to_owned();
-    download(&http, &format!("{base}/api/files/{warm_id}/content"), 64 << 20).await?;
+    let warm_id = rec["files"][0]["id"]
+        .as_str()
+        .context("warm-up file not listed")?
+        .to_owned();
+    download(
+        &http,
+        &format!("{base}/api/files/{warm_id}/content"),
+        64 << 20,
+    )
+    .await?;
     let rss_small = rss_mib(&[our_pid]);
 
     // What the disk itself takes: the same bytes written and fsynced by this process.
@@ -364,8 +424,18 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
         async move { upload(&http, &url, &big).await }
     })
     .await?;
-    let list: serde_json::Value = http.get(format!("{base}/api/files?q=name:big.bin&limit=1")).send().await?.json().await?;
-    ids.push(list["files"][0]["id"].as_str().context("uploaded file not listed")?.to_owned());
+    let list: serde_json::Value = http
+        .get(format!("{base}/api/files?q=name:big.bin&limit=1"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ids.push(
+        list["files"][0]["id"]
+            .as_str()
+            .context("uploaded file not listed")?
+            .to_owned(),
+    );
     let up_nginx = median3(|| {
         let (http, url, big) = (http.clone(), format!("{ng}/up/big.bin"), big.clone());
         async move { upload(&http, &url, &big).await }
@@ -386,10 +456,21 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
     let rss_nginx = rss_mib(&nginx_pids());
 
     log("small GETs");
-    let resp: serde_json::Value =
-        http.put(put("small.bin")).body(std::fs::read(&small)?).send().await?.json().await?;
-    let small_id = resp["id"].as_str().context("small upload returned no id")?.to_owned();
-    let rps_ours = wrk(&format!("{base}/api/files/{small_id}/content"), args.seconds)?;
+    let resp: serde_json::Value = http
+        .put(put("small.bin"))
+        .body(std::fs::read(&small)?)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let small_id = resp["id"]
+        .as_str()
+        .context("small upload returned no id")?
+        .to_owned();
+    let rps_ours = wrk(
+        &format!("{base}/api/files/{small_id}/content"),
+        args.seconds,
+    )?;
     let rps_nginx = wrk(&format!("{ng}/small.bin"), args.seconds)?;
 
     drop(ours);
@@ -403,7 +484,12 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
     drop(off_server);
     let (on_server, on_url) = start_disgrafs(&dir.join("data-tagging-on"), "2")?;
     let tagging_on = upload_all(&http, &on_url, &mixed).await?;
-    let health: serde_json::Value = http.get(format!("{on_url}/api/health")).send().await?.json().await?;
+    let health: serde_json::Value = http
+        .get(format!("{on_url}/api/health"))
+        .send()
+        .await?
+        .json()
+        .await?;
     drop(on_server);
 
     let size = human(args.size);

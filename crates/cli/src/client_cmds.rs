@@ -20,8 +20,14 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// Points a query error at its position, on one line.
 fn query_error(q: &str, e: ClientError) -> anyhow::Error {
-    if let ClientError::Api { position: Some(p), message, .. } = &e {
-        let (before, after): (String, String) = (q.chars().take(*p).collect(), q.chars().skip(*p).collect());
+    if let ClientError::Api {
+        position: Some(p),
+        message,
+        ..
+    } = &e
+    {
+        let (before, after): (String, String) =
+            (q.chars().take(*p).collect(), q.chars().skip(*p).collect());
         return anyhow::anyhow!("bad {message}: {before}<here>{after}");
     }
     e.into()
@@ -35,13 +41,19 @@ pub fn human(n: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", U[i]) }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
 }
 
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{msg:30!} {bar:30.cyan/blue} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {eta:>4}")
-        .expect("valid template")
-        .progress_chars("=> ")
+    ProgressStyle::with_template(
+        "{msg:30!} {bar:30.cyan/blue} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {eta:>4}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ")
 }
 
 /// Where interrupted uploads are remembered, so that `put` run again resumes them.
@@ -61,12 +73,20 @@ struct ResumeBook {
 impl ResumeBook {
     fn load() -> Self {
         let path = resume_file();
-        let map = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let map = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         ResumeBook { path, map }
     }
     fn key(server: &str, file: &Path) -> Option<String> {
         let meta = std::fs::metadata(file).ok()?;
-        let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        let mtime = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
         let abs = std::fs::canonicalize(file).ok()?;
         Some(format!("{server}|{}|{}|{mtime}", abs.display(), meta.len()))
     }
@@ -105,7 +125,10 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
                 }
             }
         } else {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).with_context(|| format!("{} has no file name", p.display()))?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .with_context(|| format!("{} has no file name", p.display()))?;
             out.push((p.clone(), name));
         }
     }
@@ -120,7 +143,11 @@ pub async fn put(opts: &ClientOpts, paths: &[PathBuf]) -> anyhow::Result<()> {
     if opts.json {
         multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let total: u64 = files.iter().filter_map(|(p, _)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let total: u64 = files
+        .iter()
+        .filter_map(|(p, _)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     let overall = (files.len() > 1).then(|| {
         let b = multi.add(ProgressBar::new(total).with_style(bar_style()));
         b.set_message(format!("{} files", files.len()));
@@ -145,7 +172,15 @@ pub async fn put(opts: &ClientOpts, paths: &[PathBuf]) -> anyhow::Result<()> {
         let key = ResumeBook::key(&c.base().to_owned(), path);
         let resume = key.as_ref().and_then(|k| book.map.get(k).cloned());
         let mut created = None;
-        let res = c.upload(path, name, resume, |u| created = Some(u.to_owned()), Some(progress)).await;
+        let res = c
+            .upload(
+                path,
+                name,
+                resume,
+                |u| created = Some(u.to_owned()),
+                Some(progress),
+            )
+            .await;
         if let (Some(k), Some(u)) = (&key, &created) {
             book.set(k, Some(u));
         }
@@ -175,7 +210,10 @@ pub async fn put(opts: &ClientOpts, paths: &[PathBuf]) -> anyhow::Result<()> {
         print_json(&records)?;
     }
     if failures > 0 {
-        bail!("{failures} of {} uploads failed (run the same command again to resume them)", files.len());
+        bail!(
+            "{failures} of {} uploads failed (run the same command again to resume them)",
+            files.len()
+        );
     }
     Ok(())
 }
@@ -187,10 +225,18 @@ pub async fn get(opts: &ClientOpts, id: &str, output: Option<PathBuf>) -> anyhow
         Some(o) => o,
         None => {
             // The name comes from the server: never let it choose a path, or replace a file.
-            disgrafs_core::validate_file_name(&rec.name).map_err(|e| anyhow::anyhow!("the server sent an unusable name {:?}: {e}; use -o PATH", rec.name))?;
+            disgrafs_core::validate_file_name(&rec.name).map_err(|e| {
+                anyhow::anyhow!(
+                    "the server sent an unusable name {:?}: {e}; use -o PATH",
+                    rec.name
+                )
+            })?;
             let p = PathBuf::from(&rec.name);
             if p.exists() {
-                bail!("{} exists; remove it or choose another path with -o", p.display());
+                bail!(
+                    "{} exists; remove it or choose another path with -o",
+                    p.display()
+                );
             }
             p
         }
@@ -201,7 +247,9 @@ pub async fn get(opts: &ClientOpts, id: &str, output: Option<PathBuf>) -> anyhow
     }
     bar.set_message(rec.name.clone());
     let b = bar.clone();
-    let rec = c.download(id, &dest, Some(Arc::new(move |n| b.set_position(n)))).await?;
+    let rec = c
+        .download(id, &dest, Some(Arc::new(move |n| b.set_position(n))))
+        .await?;
     bar.finish_and_clear();
     if opts.json {
         print_json(&serde_json::json!({ "file": rec, "path": dest }))
@@ -212,12 +260,25 @@ pub async fn get(opts: &ClientOpts, id: &str, output: Option<PathBuf>) -> anyhow
 }
 
 fn tag_list(r: &FileRecord) -> String {
-    r.tags.iter().map(|t| if t.kind == disgrafs_core::TagKind::User { format!("#{}", t.name) } else { t.name.clone() }).collect::<Vec<_>>().join(" ")
+    r.tags
+        .iter()
+        .map(|t| {
+            if t.kind == disgrafs_core::TagKind::User {
+                format!("#{}", t.name)
+            } else {
+                t.name.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub async fn ls(opts: &ClientOpts, q: &str, limit: u32, offset: u64) -> anyhow::Result<()> {
     let c = client(opts)?;
-    let list = c.list(q, limit, offset).await.map_err(|e| query_error(q, e))?;
+    let list = c
+        .list(q, limit, offset)
+        .await
+        .map_err(|e| query_error(q, e))?;
     if opts.json {
         return print_json(&serde_json::json!({ "files": list.files, "total": list.total }));
     }
@@ -225,14 +286,38 @@ pub async fn ls(opts: &ClientOpts, q: &str, limit: u32, offset: u64) -> anyhow::
         println!("no files match");
         return Ok(());
     }
-    let w = list.files.iter().map(|f| f.name.chars().count()).max().unwrap_or(4).clamp(4, 40);
-    println!("{:<36}  {:<w$}  {:>10}  {:<24}  TAGS (#user)", "ID", "NAME", "SIZE", "TYPE");
+    let w = list
+        .files
+        .iter()
+        .map(|f| f.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    println!(
+        "{:<36}  {:<w$}  {:>10}  {:<24}  TAGS (#user)",
+        "ID", "NAME", "SIZE", "TYPE"
+    );
     for f in &list.files {
-        let name: String = if f.name.chars().count() > w { f.name.chars().take(w - 1).chain(['…']).collect() } else { f.name.clone() };
-        println!("{:<36}  {:<w$}  {:>10}  {:<24}  {}", f.id, name, human(f.size), f.mime, tag_list(f));
+        let name: String = if f.name.chars().count() > w {
+            f.name.chars().take(w - 1).chain(['…']).collect()
+        } else {
+            f.name.clone()
+        };
+        println!(
+            "{:<36}  {:<w$}  {:>10}  {:<24}  {}",
+            f.id,
+            name,
+            human(f.size),
+            f.mime,
+            tag_list(f)
+        );
     }
     if list.total > list.files.len() as u64 + offset {
-        println!("({} of {} shown; --offset and --limit page through the rest)", list.files.len(), list.total);
+        println!(
+            "({} of {} shown; --offset and --limit page through the rest)",
+            list.files.len(),
+            list.total
+        );
     }
     Ok(())
 }
@@ -254,15 +339,27 @@ pub async fn info(opts: &ClientOpts, id: &str) -> anyhow::Result<()> {
     println!("tagging   {}", rec.tagging.as_str());
     println!("tags      {}", tag_list(&rec));
     for r in related {
-        println!("related   {:.2}  {}  {}  ({})", r.score, r.file.id, r.file.name, r.shared_tags.join(", "));
+        println!(
+            "related   {:.2}  {}  {}  ({})",
+            r.score,
+            r.file.id,
+            r.file.name,
+            r.shared_tags.join(", ")
+        );
     }
     Ok(())
 }
 
 pub async fn tag(opts: &ClientOpts, id: &str, tags: &[String], add: bool) -> anyhow::Result<()> {
     let c = client(opts)?;
-    let rec = if add { c.add_tags(id, tags).await? } else { c.remove_tags(id, tags).await? };
-    if opts.json { print_json(&rec) } else {
+    let rec = if add {
+        c.add_tags(id, tags).await?
+    } else {
+        c.remove_tags(id, tags).await?
+    };
+    if opts.json {
+        print_json(&rec)
+    } else {
         println!("{}  {}", rec.id, tag_list(&rec));
         Ok(())
     }
@@ -271,7 +368,9 @@ pub async fn tag(opts: &ClientOpts, id: &str, tags: &[String], add: bool) -> any
 pub async fn rm(opts: &ClientOpts, ids: &[String]) -> anyhow::Result<()> {
     let c = client(opts)?;
     for id in ids {
-        c.delete(id).await.with_context(|| format!("cannot delete {id}"))?;
+        c.delete(id)
+            .await
+            .with_context(|| format!("cannot delete {id}"))?;
         if !opts.json {
             println!("deleted {id}");
         }
@@ -289,30 +388,50 @@ pub enum GraphFormat {
 }
 
 fn dot_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 pub fn to_dot(g: &Graph) -> String {
     let mut out = String::from("graph disgrafs {\n  node [fontname=\"sans-serif\"];\n");
     for n in &g.nodes {
         match n {
-            GraphNode::File { id, name, .. } => out.push_str(&format!("  \"{}\" [label=\"{}\", shape=box];\n", dot_escape(id), dot_escape(name))),
+            GraphNode::File { id, name, .. } => out.push_str(&format!(
+                "  \"{}\" [label=\"{}\", shape=box];\n",
+                dot_escape(id),
+                dot_escape(name)
+            )),
             GraphNode::Tag { id, name, kind, .. } => out.push_str(&format!(
                 "  \"{}\" [label=\"{}\", shape=ellipse, style={}];\n",
                 dot_escape(id),
                 dot_escape(name),
-                if *kind == disgrafs_core::TagKind::User { "bold" } else { "solid" }
+                if *kind == disgrafs_core::TagKind::User {
+                    "bold"
+                } else {
+                    "solid"
+                }
             )),
         }
     }
     for e in &g.edges {
-        out.push_str(&format!("  \"{}\" -- \"{}\" [weight={:.3}];\n", dot_escape(&e.source), dot_escape(&e.target), e.weight));
+        out.push_str(&format!(
+            "  \"{}\" -- \"{}\" [weight={:.3}];\n",
+            dot_escape(&e.source),
+            dot_escape(&e.target),
+            e.weight
+        ));
     }
     out.push_str("}\n");
     out
 }
 
-pub async fn graph(opts: &ClientOpts, q: &str, format: GraphFormat, limit: u32) -> anyhow::Result<()> {
+pub async fn graph(
+    opts: &ClientOpts,
+    q: &str,
+    format: GraphFormat,
+    limit: u32,
+) -> anyhow::Result<()> {
     let c = client(opts)?;
     let g = c.graph(q, limit).await.map_err(|e| query_error(q, e))?;
     match format {
@@ -326,7 +445,9 @@ pub async fn graph(opts: &ClientOpts, q: &str, format: GraphFormat, limit: u32) 
 
 pub async fn retag(opts: &ClientOpts, all: bool) -> anyhow::Result<()> {
     let n = client(opts)?.retag(all).await?;
-    if opts.json { print_json(&serde_json::json!({ "queued": n })) } else {
+    if opts.json {
+        print_json(&serde_json::json!({ "queued": n }))
+    } else {
         println!("queued {n} contents for tagging");
         Ok(())
     }

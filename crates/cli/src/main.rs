@@ -11,7 +11,11 @@ use std::path::PathBuf;
 const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
 
 #[derive(Parser)]
-#[command(name = "disgrafs", version, about = "A graph file system: files tag themselves, and the graph of files and tags is what you search and browse.")]
+#[command(
+    name = "disgrafs",
+    version,
+    about = "A graph file system: files tag themselves, and the graph of files and tags is what you search and browse."
+)]
 #[command(propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
@@ -168,7 +172,10 @@ fn main() {
     // job and exits here.
     disgrafs_tagger::isolate::run_child_if_requested();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => fail(anyhow::anyhow!("cannot start the runtime: {e}")),
     };
@@ -189,26 +196,60 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args).await,
         Command::Put { paths, opts } => c::put(&opts, &paths).await,
         Command::Get { id, output, opts } => c::get(&opts, &id, output).await,
-        Command::Ls { query, limit, offset, opts } => c::ls(&opts, &query.join(" "), limit, offset).await,
+        Command::Ls {
+            query,
+            limit,
+            offset,
+            opts,
+        } => c::ls(&opts, &query.join(" "), limit, offset).await,
         Command::Info { id, opts } => c::info(&opts, &id).await,
-        Command::Tag { action: TagAction::Add { id, tags, opts } } => c::tag(&opts, &id, &tags, true).await,
-        Command::Tag { action: TagAction::Rm { id, tags, opts } } => c::tag(&opts, &id, &tags, false).await,
+        Command::Tag {
+            action: TagAction::Add { id, tags, opts },
+        } => c::tag(&opts, &id, &tags, true).await,
+        Command::Tag {
+            action: TagAction::Rm { id, tags, opts },
+        } => c::tag(&opts, &id, &tags, false).await,
         Command::Rm { ids, opts } => c::rm(&opts, &ids).await,
-        Command::Graph { query, format, limit, opts } => c::graph(&opts, &query.join(" "), format, limit).await,
+        Command::Graph {
+            query,
+            format,
+            limit,
+            opts,
+        } => c::graph(&opts, &query.join(" "), format, limit).await,
         Command::Retag { all, opts } => c::retag(&opts, all).await,
-        Command::Bench { suite: BenchSuite::Io(args) } => {
+        Command::Bench {
+            suite: BenchSuite::Io(args),
+        } => {
             let json = args.json;
             print_rows(&bench_io::run(args).await?, json)
         }
-        Command::Bench { suite: BenchSuite::Tagging { python, repeats, json } } => {
-            let opts = disgrafs_tagger::bench::BenchOptions { python, repeats, ..Default::default() };
-            let rows = tokio::task::spawn_blocking(move || disgrafs_tagger::bench::run(&opts)).await??;
+        Command::Bench {
+            suite:
+                BenchSuite::Tagging {
+                    python,
+                    repeats,
+                    json,
+                },
+        } => {
+            let opts = disgrafs_tagger::bench::BenchOptions {
+                python,
+                repeats,
+                ..Default::default()
+            };
+            let rows =
+                tokio::task::spawn_blocking(move || disgrafs_tagger::bench::run(&opts)).await??;
             print_rows(&rows, json)
         }
         // The accelerators block (netlink, bpf(2), a reader thread): keep them off the runtime.
-        Command::Accel(cmd) => Ok(tokio::task::spawn_blocking(move || disgrafs_accel::cli::run(cmd)).await??),
-        Command::Bench { suite: BenchSuite::CpuBalance { opts, json } } => {
-            let rows = tokio::task::spawn_blocking(move || disgrafs_accel::bench::cpu_balance(&opts)).await??;
+        Command::Accel(cmd) => {
+            Ok(tokio::task::spawn_blocking(move || disgrafs_accel::cli::run(cmd)).await??)
+        }
+        Command::Bench {
+            suite: BenchSuite::CpuBalance { opts, json },
+        } => {
+            let rows =
+                tokio::task::spawn_blocking(move || disgrafs_accel::bench::cpu_balance(&opts))
+                    .await??;
             print_rows(&rows, json)
         }
     }

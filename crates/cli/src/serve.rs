@@ -43,7 +43,8 @@ struct FileConfig {
 }
 
 fn load(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.message()))
 }
 
@@ -56,12 +57,20 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     let max_upload = match (args.max_upload, file.max_upload) {
         (Some(n), _) => n,
         (None, Some(toml::Value::Integer(n))) if n >= 0 => n as u64,
-        (None, Some(toml::Value::String(s))) => parse_size(&s).map_err(|e| anyhow::anyhow!("config max_upload: {e}"))?,
+        (None, Some(toml::Value::String(s))) => {
+            parse_size(&s).map_err(|e| anyhow::anyhow!("config max_upload: {e}"))?
+        }
         (None, Some(v)) => anyhow::bail!("config max_upload: expected a size, found {v}"),
         (None, None) => d.max_upload,
     };
-    let min_confidence = args.min_confidence.or(file.min_confidence).unwrap_or(d.min_confidence);
-    anyhow::ensure!((0.0..=1.0).contains(&min_confidence), "min_confidence must be between 0 and 1");
+    let min_confidence = args
+        .min_confidence
+        .or(file.min_confidence)
+        .unwrap_or(d.min_confidence);
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&min_confidence),
+        "min_confidence must be between 0 and 1"
+    );
     let workers = args.workers.or(file.workers).unwrap_or(d.workers);
     Ok(Config {
         listen: args.listen.or(file.listen).unwrap_or(d.listen),
@@ -75,23 +84,36 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DISGRAFS_LOG").unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DISGRAFS_LOG")
+                .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let config = resolve(args)?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
-    let state = AppState::open(config).await.with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let state = AppState::open(config)
+        .await
+        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     // The first line of stdout is the address, for scripts and tests that asked for port 0.
-    println!("disgrafs listening on http://{addr} (data: {})", data_dir.display());
+    println!(
+        "disgrafs listening on http://{addr} (data: {})",
+        data_dir.display()
+    );
     // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
     };
-    disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown).await.context("server failed")
+    disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown)
+        .await
+        .context("server failed")
 }

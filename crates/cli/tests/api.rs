@@ -10,7 +10,18 @@ fn openapi_document_describes_the_api() {
     let doc = s.get_json("/api/openapi.json");
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    for p in ["/api/health", "/api/files", "/api/files/{id}", "/api/files/{id}/content", "/api/files/{id}/tags", "/api/files/{id}/related", "/api/graph", "/api/uploads/", "/api/uploads/{id}", "/api/events"] {
+    for p in [
+        "/api/health",
+        "/api/files",
+        "/api/files/{id}",
+        "/api/files/{id}/content",
+        "/api/files/{id}/tags",
+        "/api/files/{id}/related",
+        "/api/graph",
+        "/api/uploads/",
+        "/api/uploads/{id}",
+        "/api/events",
+    ] {
         assert!(paths.contains_key(p), "missing {p}");
     }
     assert!(paths["/api/files"]["put"].is_object() && paths["/api/files"]["post"].is_object());
@@ -22,10 +33,16 @@ fn openapi_document_describes_the_api() {
 #[test]
 fn events_announce_uploads_and_tagging() {
     let s = Server::start();
-    let resp = reqwest::blocking::Client::new().get(format!("{}/api/events", s.url)).send().unwrap();
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/api/events", s.url))
+        .send()
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut lines = BufReader::new(resp).lines();
-    let id = s.put_ok("live.txt", b"live words\n")["id"].as_str().unwrap().to_owned();
+    let id = s.put_ok("live.txt", b"live words\n")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut seen = Vec::new();
     let mut event = String::new();
     while let Some(Ok(line)) = lines.next() {

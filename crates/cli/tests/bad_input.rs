@@ -7,7 +7,13 @@ use std::time::Duration;
 /// A file stored before the abuse, checked after it.
 fn sentinel(s: &Server) -> (String, Vec<u8>) {
     let data = bytes(50_000, 99);
-    (s.put_ok("sentinel.bin", &data)["id"].as_str().unwrap().to_owned(), data)
+    (
+        s.put_ok("sentinel.bin", &data)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        data,
+    )
 }
 
 fn intact(s: &Server, (id, data): &(String, Vec<u8>)) {
@@ -19,18 +25,45 @@ fn hostile_names() {
     let s = Server::start();
     let before = sentinel(&s);
     let long = "n".repeat(4096);
-    for name in ["../../etc/passwd", "a/b", "a\\b", "..", ".", "nul\0byte", "bell\u{7}", "new\nline", "", long.as_str()] {
+    for name in [
+        "../../etc/passwd",
+        "a/b",
+        "a\\b",
+        "..",
+        ".",
+        "nul\0byte",
+        "bell\u{7}",
+        "new\nline",
+        "",
+        long.as_str(),
+    ] {
         let (status, v) = s.put(name, b"x".to_vec());
         assert!(status == 422 || status == 400, "{name:?}: {status}");
-        assert!(!v["error"].as_str().unwrap_or("").is_empty(), "{name:?}: {v}");
+        assert!(
+            !v["error"].as_str().unwrap_or("").is_empty(),
+            "{name:?}: {v}"
+        );
         assert!(!v["error"].as_str().unwrap().contains('\n'), "one line");
     }
     // The same through multipart.
-    let form = reqwest::blocking::multipart::Form::new().part("file", reqwest::blocking::multipart::Part::bytes(b"x".to_vec()).file_name("../evil"));
-    let r = s.http().post(format!("{}/api/files", s.url)).multipart(form).send().unwrap();
+    let form = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(b"x".to_vec()).file_name("../evil"),
+    );
+    let r = s
+        .http()
+        .post(format!("{}/api/files", s.url))
+        .multipart(form)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 422);
     // PUT without a name at all.
-    let r = s.http().put(format!("{}/api/files", s.url)).body("x").send().unwrap();
+    let r = s
+        .http()
+        .put(format!("{}/api/files", s.url))
+        .body("x")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(s.get_json("/api/health")["files"], 1);
     intact(&s, &before);
@@ -59,10 +92,26 @@ fn malformed_multipart() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(r.json::<serde_json::Value>().unwrap()["error"].as_str().unwrap().starts_with("malformed multipart body"));
-    let r = s.http().post(format!("{}/api/files", s.url)).header("content-type", "multipart/form-data").body("junk").send().unwrap();
+    assert!(
+        r.json::<serde_json::Value>().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed multipart body")
+    );
+    let r = s
+        .http()
+        .post(format!("{}/api/files", s.url))
+        .header("content-type", "multipart/form-data")
+        .body("junk")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = s.http().post(format!("{}/api/files", s.url)).multipart(reqwest::blocking::multipart::Form::new().text("a", "b")).send().unwrap();
+    let r = s
+        .http()
+        .post(format!("{}/api/files", s.url))
+        .multipart(reqwest::blocking::multipart::Form::new().text("a", "b"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400, "no file part");
     assert_eq!(s.get_json("/api/health")["files"], 1);
     assert_eq!(s.staging_files(), 0);
@@ -74,13 +123,19 @@ fn body_shorter_than_content_length_and_client_disconnects() {
     let s = Server::start();
     let before = sentinel(&s);
     // Announce 1 MiB, send 1000 bytes, hang up.
-    let mut req = b"PUT /api/files?name=short.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+    let mut req =
+        b"PUT /api/files?name=short.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"
+            .to_vec();
     req.extend_from_slice(&[7u8; 1000]);
     s.raw(&req, Duration::from_millis(300));
     // And a chunked upload cut mid-stream.
     s.raw(b"PUT /api/files?name=cut.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\nabc", Duration::from_millis(300));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(s.names("name:short").len() + s.names("name:cut").len(), 0, "no visible file");
+    assert_eq!(
+        s.names("name:short").len() + s.names("name:cut").len(),
+        0,
+        "no visible file"
+    );
     assert_eq!(s.staging_files(), 0, "no partial file left");
     assert_eq!(s.stored_blobs(), 1);
     intact(&s, &before);
@@ -93,7 +148,10 @@ fn body_longer_than_content_length() {
     // and refused), and the stored file has exactly the announced bytes.
     let out = s.raw(b"PUT /api/files?name=five.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello, this is extra", Duration::from_millis(1500));
     assert!(out.starts_with("HTTP/1.1 201"), "{out}");
-    assert!(out.contains("HTTP/1.1 400"), "the trailing bytes are refused: {out}");
+    assert!(
+        out.contains("HTTP/1.1 400"),
+        "the trailing bytes are refused: {out}"
+    );
     let f = s.get_json("/api/files?q=name:five");
     assert_eq!(f["files"][0]["size"], 5);
     assert_eq!(s.content(f["files"][0]["id"].as_str().unwrap()), b"hello");
@@ -104,12 +162,19 @@ fn uploads_over_the_limit_are_413() {
     let s = Server::start_with(&["--max-upload", "1MiB"]);
     let before = sentinel(&s);
     // Refused from the announced length, before any body byte is read.
-    let out = s.raw(b"PUT /api/files?name=big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n", Duration::from_millis(1500));
+    let out = s.raw(
+        b"PUT /api/files?name=big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n",
+        Duration::from_millis(1500),
+    );
     assert!(out.starts_with("HTTP/1.1 413"), "{out}");
     assert!(out.contains("\"code\":\"too_large\""), "{out}");
     // Chunked (no length announced): cut off while streaming.
     let body = reqwest::blocking::Body::new(std::io::Cursor::new(vec![0u8; 2 << 20]));
-    let r = s.http().put(format!("{}/api/files?name=chunked.bin", s.url)).body(body).send();
+    let r = s
+        .http()
+        .put(format!("{}/api/files?name=chunked.bin", s.url))
+        .body(body)
+        .send();
     if let Ok(r) = r {
         assert_eq!(r.status(), 413);
     }
@@ -123,18 +188,28 @@ fn uploads_over_the_limit_are_413() {
 fn disk_full_is_507_and_loses_nothing() {
     if euid() != 0 {
         eprintln!("SKIP disk_full_is_507_and_loses_nothing: needs root to mount a tmpfs");
-        assert!(std::env::var_os("DISGRAFS_REQUIRE_PRIVILEGED").is_none(), "privileged test skipped in CI");
+        assert!(
+            std::env::var_os("DISGRAFS_REQUIRE_PRIVILEGED").is_none(),
+            "privileged test skipped in CI"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"]).arg(&mnt).status().unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
     assert!(ok.success(), "mount tmpfs");
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
         }
     }
     let _guard = Unmount(mnt.clone());
@@ -155,19 +230,32 @@ fn euid() -> u32 {
     // /proc/self/status "Uid: real effective ..." — no libc needed.
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(u32::MAX)
 }
 
 #[test]
 fn unknown_ids_and_methods() {
     let s = Server::start();
-    for path in ["/api/files/nope", "/api/files/nope/content", "/api/files/nope/related"] {
+    for path in [
+        "/api/files/nope",
+        "/api/files/nope/content",
+        "/api/files/nope/related",
+    ] {
         let r = s.http().get(format!("{}{path}", s.url)).send().unwrap();
         assert_eq!(r.status(), 404, "{path}");
         assert_eq!(r.json::<serde_json::Value>().unwrap()["code"], "not_found");
     }
-    let r = s.http().get(format!("{}/api/files?sort=colour", s.url)).send().unwrap();
+    let r = s
+        .http()
+        .get(format!("{}/api/files?sort=colour", s.url))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
 }
 
@@ -175,12 +263,29 @@ fn unknown_ids_and_methods() {
 fn other_sites_pages_cannot_change_the_store() {
     let s = Server::start();
     let before = sentinel(&s);
-    let r = s.http().put(format!("{}/api/files?name=x", s.url)).header("origin", "https://evil.example").body("x").send().unwrap();
+    let r = s
+        .http()
+        .put(format!("{}/api/files?name=x", s.url))
+        .header("origin", "https://evil.example")
+        .body("x")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 403);
-    let r = s.http().delete(format!("{}/api/files/{}", s.url, before.0)).header("origin", "null").send().unwrap();
+    let r = s
+        .http()
+        .delete(format!("{}/api/files/{}", s.url, before.0))
+        .header("origin", "null")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 403);
     // The page's own origin, and clients that send no Origin, may.
-    let r = s.http().put(format!("{}/api/files?name=y", s.url)).header("origin", format!("http://{}", s.addr)).body("y").send().unwrap();
+    let r = s
+        .http()
+        .put(format!("{}/api/files?name=y", s.url))
+        .header("origin", format!("http://{}", s.addr))
+        .body("y")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 201);
     intact(&s, &before);
 }

@@ -14,7 +14,11 @@ fn cli(s: &Server, args: &[&str]) -> (i32, String, String) {
         .current_dir(&dir)
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn ok(s: &Server, args: &[&str]) -> String {
@@ -49,14 +53,25 @@ fn put_tag_query_get_rm() {
 
     let out = ok(&s, &["tag", "add", id, "Project-X", "keep", "--json"]);
     let rec: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(rec["tags"].as_array().unwrap().iter().any(|t| t["name"] == "project-x" && t["kind"] == "user"));
+    assert!(
+        rec["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "project-x" && t["kind"] == "user")
+    );
 
     let out = ok(&s, &["ls", "project-x", "AND", "NOT", "draft", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["total"], 1);
     assert_eq!(v["files"][0]["id"], id);
     let table = ok(&s, &["ls"]);
-    assert!(table.lines().next().unwrap().starts_with("ID") && table.contains("c.bin") && table.contains("#project-x"), "{table}");
+    assert!(
+        table.lines().next().unwrap().starts_with("ID")
+            && table.contains("c.bin")
+            && table.contains("#project-x"),
+        "{table}"
+    );
 
     let info = ok(&s, &["info", id]);
     assert!(info.contains(&format!("blake3    {}", b3(&big))), "{info}");
@@ -66,23 +81,38 @@ fn put_tag_query_get_rm() {
     assert_eq!(std::fs::read(&dest).unwrap(), big);
 
     let dot = ok(&s, &["graph", "project-x", "--format", "dot"]);
-    assert!(dot.starts_with("graph disgrafs {") && dot.contains("\"t:project-x\""), "{dot}");
+    assert!(
+        dot.starts_with("graph disgrafs {") && dot.contains("\"t:project-x\""),
+        "{dot}"
+    );
     let json = ok(&s, &["graph", "--format", "json"]);
-    assert!(serde_json::from_str::<serde_json::Value>(&json).unwrap()["nodes"].as_array().unwrap().len() >= 3);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()["nodes"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 3
+    );
 
     ok(&s, &["tag", "rm", id, "keep"]);
     ok(&s, &["rm", id]);
     let (code, _, err) = cli(&s, &["info", id]);
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("disgrafs: ") && err.contains("not found"), "{err}");
+    assert!(
+        err.starts_with("disgrafs: ") && err.contains("not found"),
+        "{err}"
+    );
 }
 
 #[test]
 fn get_resumes_a_partial_download() {
     let s = Server::start();
     let data = bytes(3 << 20, 4);
-    let id = s.put_ok("resume.bin", &data)["id"].as_str().unwrap().to_owned();
+    let id = s.put_ok("resume.bin", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let work = tempfile::tempdir().unwrap();
     let dest = work.path().join("out.bin");
     // An earlier run got the first MiB.
@@ -92,7 +122,15 @@ fn get_resumes_a_partial_download() {
     assert!(!work.path().join("out.bin.part").exists());
     // A damaged partial file is caught by the hash check and not kept.
     std::fs::write(work.path().join("bad.bin.part"), vec![0u8; 1 << 20]).unwrap();
-    let (code, _, err) = cli(&s, &["get", &id, "-o", work.path().join("bad.bin").to_str().unwrap()]);
+    let (code, _, err) = cli(
+        &s,
+        &[
+            "get",
+            &id,
+            "-o",
+            work.path().join("bad.bin").to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("hashes to"), "{err}");
     assert!(!work.path().join("bad.bin").exists());
@@ -103,7 +141,10 @@ fn failures_are_one_line_and_nonzero() {
     let s = Server::start();
     let (code, _, err) = cli(&s, &["ls", "rust", "AND"]);
     assert_eq!(code, 1);
-    assert!(err.contains("bad query") && err.contains("query ended"), "{err}");
+    assert!(
+        err.contains("bad query") && err.contains("query ended"),
+        "{err}"
+    );
     let (code, _, err) = cli(&s, &["ls", "--server", "http://127.0.0.1:1"]);
     assert_eq!(code, 1);
     assert!(err.contains("cannot reach http://127.0.0.1:1"), "{err}");
@@ -113,7 +154,9 @@ fn failures_are_one_line_and_nonzero() {
     assert!(err.contains("/no/such/file"), "{err}");
     let (code, out, _) = cli(&s, &["--help"]);
     assert_eq!(code, 0);
-    for cmd in ["serve", "put", "get", "ls", "info", "tag", "rm", "graph", "bench"] {
+    for cmd in [
+        "serve", "put", "get", "ls", "info", "tag", "rm", "graph", "bench",
+    ] {
         assert!(out.contains(cmd), "{cmd} missing from --help");
     }
 }

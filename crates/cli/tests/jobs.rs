@@ -9,11 +9,22 @@ fn queued_jobs_survive_a_crash_and_finish_after_restart() {
     let s = Server::start_with(&["--workers", "0"]);
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(s.put_ok(&format!("doc{i}.txt"), format!("text number {i}\n").as_bytes())["id"].as_str().unwrap().to_owned());
+        ids.push(
+            s.put_ok(
+                &format!("doc{i}.txt"),
+                format!("text number {i}\n").as_bytes(),
+            )["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let h = s.get_json("/api/health");
     assert_eq!(h["jobs_queued"], 5, "{h}");
-    assert_eq!(s.get_json(&format!("/api/files/{}", ids[0]))["tagging"], "pending");
+    assert_eq!(
+        s.get_json(&format!("/api/files/{}", ids[0]))["tagging"],
+        "pending"
+    );
     // The upload did not wait for tagging, and a crash loses no job.
     let (data, _keep) = s.kill();
     let s = Server::start_at(&data, &["--workers", "2"]);
@@ -21,7 +32,14 @@ fn queued_jobs_survive_a_crash_and_finish_after_restart() {
     for id in &ids {
         let f = s.get_json(&format!("/api/files/{id}"));
         assert_eq!(f["tagging"], "done", "{f}");
-        assert!(f["tags"].as_array().unwrap().iter().any(|t| t["kind"] == "auto"), "{f}");
+        assert!(
+            f["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["kind"] == "auto"),
+            "{f}"
+        );
     }
     assert_eq!(s.get_json("/api/health")["jobs_failed"], 0);
 }
@@ -29,34 +47,68 @@ fn queued_jobs_survive_a_crash_and_finish_after_restart() {
 #[test]
 fn retag_requeues_without_touching_user_tags() {
     let s = Server::start();
-    let id = s.put_ok("a.txt", b"some words\n")["id"].as_str().unwrap().to_owned();
+    let id = s.put_ok("a.txt", b"some words\n")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     s.tag(&id, &["mine"]);
     s.wait_tagged();
-    let r = s.http().post(format!("{}/api/retag?all=true", s.url)).send().unwrap();
+    let r = s
+        .http()
+        .post(format!("{}/api/retag?all=true", s.url))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 202);
     assert_eq!(r.json::<serde_json::Value>().unwrap()["queued"], 1);
     s.wait_tagged();
     let f = s.get_json(&format!("/api/files/{id}"));
     assert_eq!(f["tagging"], "done");
-    assert!(f["tags"].as_array().unwrap().iter().any(|t| t["name"] == "mine" && t["kind"] == "user"), "{f}");
+    assert!(
+        f["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "mine" && t["kind"] == "user"),
+        "{f}"
+    );
     // Nothing is outdated now: a plain retag queues nothing.
-    let r: serde_json::Value = s.http().post(format!("{}/api/retag", s.url)).send().unwrap().json().unwrap();
+    let r: serde_json::Value = s
+        .http()
+        .post(format!("{}/api/retag", s.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(r["queued"], 0);
 }
 
 #[test]
 fn tags_belong_to_content() {
     let s = Server::start();
-    let a = s.put_ok("first.txt", b"same words\n")["id"].as_str().unwrap().to_owned();
+    let a = s.put_ok("first.txt", b"same words\n")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     s.wait_tagged();
     // A re-upload of the same bytes under another name has the automatic tags at once.
     let b = s.put_ok("second.md", b"same words\n");
     assert_eq!(b["tagging"], "done", "{b}");
     let auto = |f: &serde_json::Value| -> Vec<String> {
-        f["tags"].as_array().unwrap().iter().filter(|t| t["kind"] == "auto").map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+        f["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == "auto")
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert!(auto(&b).contains(&"document".to_string()), "{b}");
-    assert!(!auto(&b).is_empty() && auto(&b).iter().all(|t| auto(&s.get_json(&format!("/api/files/{a}"))).contains(t) || t == "md"));
+    assert!(
+        !auto(&b).is_empty()
+            && auto(&b)
+                .iter()
+                .all(|t| auto(&s.get_json(&format!("/api/files/{a}"))).contains(t) || t == "md")
+    );
 }
 
 #[test]
@@ -65,10 +117,19 @@ fn uploads_tag_themselves_from_their_content() {
     let text = "The Rust compiler checks ownership and borrowing. Rust programs manage memory without a \
                 garbage collector: the borrow checker proves references valid. Ownership rules make Rust \
                 code safe, and the Rust compiler explains each ownership error.\n";
-    let id = s.put_ok("notes.txt", text.repeat(3).as_bytes())["id"].as_str().unwrap().to_owned();
+    let id = s.put_ok("notes.txt", text.repeat(3).as_bytes())["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     s.wait_tagged();
     let f = s.get_json(&format!("/api/files/{id}"));
-    let auto: Vec<&str> = f["tags"].as_array().unwrap().iter().filter(|t| t["kind"] == "auto").map(|t| t["name"].as_str().unwrap()).collect();
+    let auto: Vec<&str> = f["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "auto")
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert!(auto.contains(&"rust"), "{auto:?}");
     assert!(auto.contains(&"english"), "{auto:?}");
     assert_eq!(f["fields"]["language"], "eng", "{f}");

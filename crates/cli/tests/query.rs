@@ -16,7 +16,10 @@ fn corpus(s: &Server) -> std::collections::HashMap<String, String> {
     ];
     let mut ids = std::collections::HashMap::new();
     for (i, (name, len, tags)) in files.iter().enumerate() {
-        let id = s.put_ok(name, &bytes(*len, 100 + i as u64))["id"].as_str().unwrap().to_owned();
+        let id = s.put_ok(name, &bytes(*len, 100 + i as u64))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         s.tag(&id, tags);
         ids.insert(name.to_string(), id);
     }
@@ -27,13 +30,20 @@ fn corpus(s: &Server) -> std::collections::HashMap<String, String> {
 fn tag_expressions() {
     let s = Server::start();
     corpus(&s);
-    assert_eq!(s.names("rust AND (pdf OR markdown) AND NOT draft"), ["guide.md", "paper.pdf", "报告.md"]);
+    assert_eq!(
+        s.names("rust AND (pdf OR markdown) AND NOT draft"),
+        ["guide.md", "paper.pdf", "报告.md"]
+    );
     assert_eq!(s.names("rust pdf"), ["draft.pdf", "paper.pdf"]);
     assert_eq!(s.names("python OR holiday"), ["notes.txt", "photo.jpg"]);
     assert_eq!(s.names("-rust"), ["notes.txt", "photo.jpg"]);
     assert_eq!(s.names("NOT (rust OR python)"), ["photo.jpg"]);
     assert_eq!(s.names("中文"), ["报告.md"]);
-    assert_eq!(s.names("Rust AND Markdown"), ["guide.md", "报告.md"], "tags compare case-insensitively");
+    assert_eq!(
+        s.names("Rust AND Markdown"),
+        ["guide.md", "报告.md"],
+        "tags compare case-insensitively"
+    );
     assert_eq!(s.names("nosuchtag"), Vec::<String>::new());
     assert_eq!(s.names("").len(), 6);
 }
@@ -42,7 +52,10 @@ fn tag_expressions() {
 fn field_predicates() {
     let s = Server::start();
     corpus(&s);
-    assert_eq!(s.names("size>=2000"), ["draft.pdf", "paper.pdf", "photo.jpg"]);
+    assert_eq!(
+        s.names("size>=2000"),
+        ["draft.pdf", "paper.pdf", "photo.jpg"]
+    );
     assert_eq!(s.names("size<100"), ["notes.txt", "报告.md"]);
     assert_eq!(s.names("size>1KiB size<=2KB"), ["paper.pdf"]);
     assert_eq!(s.names("name:PAPER"), ["paper.pdf"]);
@@ -52,7 +65,10 @@ fn field_predicates() {
     assert_eq!(s.names(&format!("created:{today}")).len(), 6);
     assert_eq!(s.names("created<2020-01-01").len(), 0);
     assert_eq!(s.names("modified>2020").len(), 6);
-    let hash = s.get_json("/api/files?q=name:notes")["files"][0]["hash"].as_str().unwrap()[..8].to_owned();
+    let hash = s.get_json("/api/files?q=name:notes")["files"][0]["hash"]
+        .as_str()
+        .unwrap()[..8]
+        .to_owned();
     assert_eq!(s.names(&format!("hash:{hash}")), ["notes.txt"]);
     assert_eq!(s.names("pdf AND size>2500"), ["draft.pdf"]);
 }
@@ -60,15 +76,33 @@ fn field_predicates() {
 #[test]
 fn malformed_queries_are_400_with_a_position() {
     let s = Server::start();
-    for (q, pos) in [("rust AND", 8usize), ("(rust OR pdf", 0), ("rust)", 4), ("foo:bar", 0), ("size>lots", 5), ("a OR OR b", 5), ("\"open", 0)] {
-        let r = s.http().get(format!("{}/api/files", s.url)).query(&[("q", q)]).send().unwrap();
+    for (q, pos) in [
+        ("rust AND", 8usize),
+        ("(rust OR pdf", 0),
+        ("rust)", 4),
+        ("foo:bar", 0),
+        ("size>lots", 5),
+        ("a OR OR b", 5),
+        ("\"open", 0),
+    ] {
+        let r = s
+            .http()
+            .get(format!("{}/api/files", s.url))
+            .query(&[("q", q)])
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 400, "{q}");
         let v: serde_json::Value = r.json().unwrap();
         assert_eq!(v["code"], "bad_query", "{q}");
         assert_eq!(v["position"], pos, "{q}: {v}");
         assert!(v["error"].as_str().unwrap().starts_with("query: "), "{v}");
     }
-    let r = s.http().get(format!("{}/api/graph", s.url)).query(&[("q", "((")]).send().unwrap();
+    let r = s
+        .http()
+        .get(format!("{}/api/graph", s.url))
+        .query(&[("q", "((")])
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
 }
 
@@ -77,20 +111,42 @@ fn removing_tags_and_hiding_automatic_ones() {
     let s = Server::start();
     let ids = corpus(&s);
     let id = &ids["draft.pdf"];
-    let r = s.http().delete(format!("{}/api/files/{id}/tags", s.url)).json(&serde_json::json!({"tags": ["draft"]})).send().unwrap();
+    let r = s
+        .http()
+        .delete(format!("{}/api/files/{id}/tags", s.url))
+        .json(&serde_json::json!({"tags": ["draft"]}))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(s.names("draft"), Vec::<String>::new());
     // Automatic tags (here the kind tag `other`) can be hidden per file.
     s.wait_tagged();
     let before = s.names("other");
     assert!(before.contains(&"draft.pdf".to_string()), "{before:?}");
-    s.http().delete(format!("{}/api/files/{id}/tags", s.url)).json(&serde_json::json!({"tags": ["other"]})).send().unwrap();
+    s.http()
+        .delete(format!("{}/api/files/{id}/tags", s.url))
+        .json(&serde_json::json!({"tags": ["other"]}))
+        .send()
+        .unwrap();
     let after = s.names("other");
-    assert!(!after.contains(&"draft.pdf".to_string()) && after.len() == before.len() - 1, "{after:?}");
+    assert!(
+        !after.contains(&"draft.pdf".to_string()) && after.len() == before.len() - 1,
+        "{after:?}"
+    );
     // Bad tags are 422.
-    let r = s.http().post(format!("{}/api/files/{id}/tags", s.url)).json(&serde_json::json!({"tags": ["bad\u{0}tag"]})).send().unwrap();
+    let r = s
+        .http()
+        .post(format!("{}/api/files/{id}/tags", s.url))
+        .json(&serde_json::json!({"tags": ["bad\u{0}tag"]}))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 422);
-    let r = s.http().post(format!("{}/api/files/nope/tags", s.url)).json(&serde_json::json!({"tags": ["x"]})).send().unwrap();
+    let r = s
+        .http()
+        .post(format!("{}/api/files/nope/tags", s.url))
+        .json(&serde_json::json!({"tags": ["x"]}))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 404);
 }
 
@@ -100,21 +156,35 @@ fn neighbours_graph_and_tag_listings() {
     let ids = corpus(&s);
     s.wait_tagged();
     let rel = s.get_json(&format!("/api/files/{}/related?limit=10", ids["guide.md"]));
-    let names: Vec<&str> = rel["related"].as_array().unwrap().iter().map(|r| r["file"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = rel["related"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["file"]["name"].as_str().unwrap())
+        .collect();
     // 报告.md shares rust + markdown (+ kind tags): the closest neighbour.
     assert_eq!(names[0], "报告.md", "{rel}");
     assert!(!names.contains(&"guide.md"));
     let shared = rel["related"][0]["shared_tags"].as_array().unwrap();
-    assert!(shared.contains(&"markdown".into()) && shared.contains(&"rust".into()), "{shared:?}");
+    assert!(
+        shared.contains(&"markdown".into()) && shared.contains(&"rust".into()),
+        "{shared:?}"
+    );
 
     let g = s.get_json("/api/graph?q=rust");
     let nodes = g["nodes"].as_array().unwrap();
     let files = nodes.iter().filter(|n| n["type"] == "file").count();
     assert_eq!(files, 4);
     let rust = nodes.iter().find(|n| n["id"] == "t:rust").unwrap();
-    assert_eq!((rust["kind"].as_str(), rust["degree"].as_u64()), (Some("user"), Some(4)));
+    assert_eq!(
+        (rust["kind"].as_str(), rust["degree"].as_u64()),
+        (Some("user"), Some(4))
+    );
     for e in g["edges"].as_array().unwrap() {
-        assert!(nodes.iter().any(|n| n["id"] == e["source"]) && nodes.iter().any(|n| n["id"] == e["target"]));
+        assert!(
+            nodes.iter().any(|n| n["id"] == e["source"])
+                && nodes.iter().any(|n| n["id"] == e["target"])
+        );
     }
     assert_eq!(g["truncated"], false);
     // Bounded: never more nodes than asked for, and it says so.
@@ -124,12 +194,28 @@ fn neighbours_graph_and_tag_listings() {
 
     // The neighbourhood of a file: the files that share one of its tags.
     let g = s.get_json(&format!("/api/graph?around=f:{}", ids["notes.txt"]));
-    let files: Vec<&str> = g["nodes"].as_array().unwrap().iter().filter(|n| n["type"] == "file").map(|n| n["name"].as_str().unwrap()).collect();
+    let files: Vec<&str> = g["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] == "file")
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
     assert!(files.contains(&"notes.txt"), "{files:?}");
     let g = s.get_json("/api/graph?around=t:holiday");
-    let files: Vec<&str> = g["nodes"].as_array().unwrap().iter().filter(|n| n["type"] == "file").map(|n| n["name"].as_str().unwrap()).collect();
+    let files: Vec<&str> = g["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] == "file")
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
     assert_eq!(files, ["photo.jpg"]);
-    let r = s.http().get(format!("{}/api/graph?around=x:y", s.url)).send().unwrap();
+    let r = s
+        .http()
+        .get(format!("{}/api/graph?around=x:y", s.url))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
 
     let t = s.get_json("/api/tags?prefix=ru");
@@ -137,6 +223,9 @@ fn neighbours_graph_and_tag_listings() {
     assert_eq!(t["tags"][0]["files"], 4);
     let co = s.get_json("/api/tags/cooccurrence?limit=100");
     let pairs = co["pairs"].as_array().unwrap();
-    let rp = pairs.iter().find(|p| p["a"] == "pdf" && p["b"] == "rust").expect("pdf+rust pair");
+    let rp = pairs
+        .iter()
+        .find(|p| p["a"] == "pdf" && p["b"] == "rust")
+        .expect("pdf+rust pair");
     assert_eq!(rp["files"], 2);
 }

@@ -22,12 +22,27 @@ fn put_and_get_back_every_size() {
 #[test]
 fn multipart_several_files_at_once() {
     let s = Server::start();
-    let files = [(0usize, "empty.txt"), (1, "one.bin"), (1 << 20, "mib.bin"), (100 << 20, "big.bin")];
-    let mut form = reqwest::blocking::multipart::Form::new().text("note", "a plain field is ignored");
+    let files = [
+        (0usize, "empty.txt"),
+        (1, "one.bin"),
+        (1 << 20, "mib.bin"),
+        (100 << 20, "big.bin"),
+    ];
+    let mut form =
+        reqwest::blocking::multipart::Form::new().text("note", "a plain field is ignored");
     for (i, (len, name)) in files.iter().enumerate() {
-        form = form.part("file", reqwest::blocking::multipart::Part::bytes(bytes(*len, 10 + i as u64)).file_name(name.to_string()));
+        form = form.part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(bytes(*len, 10 + i as u64))
+                .file_name(name.to_string()),
+        );
     }
-    let r = s.http().post(format!("{}/api/files", s.url)).multipart(form).send().unwrap();
+    let r = s
+        .http()
+        .post(format!("{}/api/files", s.url))
+        .multipart(form)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 201);
     let v: serde_json::Value = r.json().unwrap();
     let got = v["files"].as_array().unwrap();
@@ -48,15 +63,28 @@ fn identical_content_is_stored_once_and_freed_with_its_last_reference() {
     assert_ne!(a["id"], b["id"]);
     assert_eq!(a["hash"], b["hash"]);
     assert_eq!(s.stored_blobs(), 1);
-    let del = |id: &serde_json::Value| s.http().delete(format!("{}/api/files/{}", s.url, id.as_str().unwrap())).send().unwrap().status();
+    let del = |id: &serde_json::Value| {
+        s.http()
+            .delete(format!("{}/api/files/{}", s.url, id.as_str().unwrap()))
+            .send()
+            .unwrap()
+            .status()
+    };
     assert_eq!(del(&a["id"]), 204);
-    assert_eq!(s.stored_blobs(), 1, "the other record still uses the content");
+    assert_eq!(
+        s.stored_blobs(),
+        1,
+        "the other record still uses the content"
+    );
     assert_eq!(s.content(b["id"].as_str().unwrap()), data);
     assert_eq!(del(&b["id"]), 204);
     assert_eq!(s.stored_blobs(), 0, "the last reference frees the blob");
     assert_eq!(del(&b["id"]), 404);
     let h = s.get_json("/api/health");
-    assert_eq!((h["files"].as_u64(), h["blobs"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (h["files"].as_u64(), h["blobs"].as_u64()),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]
@@ -64,10 +92,12 @@ fn two_uploads_of_the_same_content_at_once() {
     let s = Server::start();
     let data = bytes(20 << 20, 8);
     let results: Vec<serde_json::Value> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..4).map(|i| {
-            let (s, data) = (&s, data.clone());
-            sc.spawn(move || s.put_ok(&format!("same{i}.bin"), &data))
-        }).collect();
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                let (s, data) = (&s, data.clone());
+                sc.spawn(move || s.put_ok(&format!("same{i}.bin"), &data))
+            })
+            .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(results.iter().all(|r| r["hash"] == b3(&data)));

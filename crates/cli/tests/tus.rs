@@ -6,7 +6,10 @@ use common::*;
 use std::time::Duration;
 
 fn create(s: &Server, name: &str, len: usize) -> String {
-    let meta = format!("filename {}", base64::engine::general_purpose::STANDARD.encode(name));
+    let meta = format!(
+        "filename {}",
+        base64::engine::general_purpose::STANDARD.encode(name)
+    );
     let r = s
         .http()
         .post(format!("{}/api/uploads/", s.url))
@@ -21,14 +24,22 @@ fn create(s: &Server, name: &str, len: usize) -> String {
 }
 
 fn head(s: &Server, loc: &str) -> reqwest::blocking::Response {
-    s.http().head(format!("{}{loc}", s.url)).header("Tus-Resumable", "1.0.0").send().unwrap()
+    s.http()
+        .head(format!("{}{loc}", s.url))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .unwrap()
 }
 
 fn offset(s: &Server, loc: &str) -> u64 {
     let h = head(s, loc);
     assert_eq!(h.status(), 200);
     assert_eq!(h.headers()["cache-control"], "no-store");
-    h.headers()["upload-offset"].to_str().unwrap().parse().unwrap()
+    h.headers()["upload-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn patch(s: &Server, loc: &str, off: u64, body: Vec<u8>) -> reqwest::blocking::Response {
@@ -45,11 +56,18 @@ fn patch(s: &Server, loc: &str, off: u64, body: Vec<u8>) -> reqwest::blocking::R
 #[test]
 fn discovery() {
     let s = Server::start_with(&["--max-upload", "1GiB"]);
-    let r = s.http().request(reqwest::Method::OPTIONS, format!("{}/api/uploads/", s.url)).send().unwrap();
+    let r = s
+        .http()
+        .request(reqwest::Method::OPTIONS, format!("{}/api/uploads/", s.url))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["tus-resumable"], "1.0.0");
     assert_eq!(r.headers()["tus-version"], "1.0.0");
-    assert_eq!(r.headers()["tus-max-size"], (1u64 << 30).to_string().as_str());
+    assert_eq!(
+        r.headers()["tus-max-size"],
+        (1u64 << 30).to_string().as_str()
+    );
     let ext = r.headers()["tus-extension"].to_str().unwrap();
     for e in ["creation", "termination"] {
         assert!(ext.split(',').any(|x| x == e), "{ext}");
@@ -64,18 +82,27 @@ fn upload_in_pieces_and_mismatched_offsets() {
     assert_eq!(offset(&s, &loc), 0);
     let r = patch(&s, &loc, 0, data[..1 << 20].to_vec());
     assert_eq!(r.status(), 204);
-    assert_eq!(r.headers()["upload-offset"], (1u64 << 20).to_string().as_str());
+    assert_eq!(
+        r.headers()["upload-offset"],
+        (1u64 << 20).to_string().as_str()
+    );
     // A client that lost track sends the wrong offset: 409, nothing written.
     let r = patch(&s, &loc, 0, data[..100].to_vec());
     assert_eq!(r.status(), 409);
-    assert_eq!(r.json::<serde_json::Value>().unwrap()["code"], "offset_mismatch");
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["code"],
+        "offset_mismatch"
+    );
     assert_eq!(offset(&s, &loc), 1 << 20);
     let r = patch(&s, &loc, 1 << 20, data[1 << 20..].to_vec());
     assert_eq!(r.status(), 204);
     let id = r.headers()["disgrafs-file-id"].to_str().unwrap().to_owned();
     assert_eq!(head(&s, &loc).headers()["disgrafs-file-id"], id.as_str());
     assert_eq!(s.content(&id), data);
-    assert_eq!(s.get_json(&format!("/api/files/{id}"))["name"], "pieces.bin");
+    assert_eq!(
+        s.get_json(&format!("/api/files/{id}"))["name"],
+        "pieces.bin"
+    );
     // More bytes than declared are refused.
     let loc = create(&s, "small.bin", 10);
     assert_eq!(patch(&s, &loc, 0, vec![1; 11]).status(), 413);
@@ -122,20 +149,55 @@ fn termination_and_protocol_errors() {
     let s = Server::start();
     let loc = create(&s, "t.bin", 100);
     patch(&s, &loc, 0, vec![0; 50]);
-    let r = s.http().delete(format!("{}{loc}", s.url)).header("Tus-Resumable", "1.0.0").send().unwrap();
+    let r = s
+        .http()
+        .delete(format!("{}{loc}", s.url))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(head(&s, &loc).status(), 404);
     assert_eq!(patch(&s, &loc, 50, vec![0; 50]).status(), 404);
     // Wrong or missing version, wrong content type, missing length, bad name, hostile ids.
     let loc = create(&s, "u.bin", 10);
-    let r = s.http().patch(format!("{}{loc}", s.url)).header("Upload-Offset", 0).header("Content-Type", "application/offset+octet-stream").body(vec![0; 5]).send().unwrap();
+    let r = s
+        .http()
+        .patch(format!("{}{loc}", s.url))
+        .header("Upload-Offset", 0)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(vec![0; 5])
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 412);
-    let r = s.http().patch(format!("{}{loc}", s.url)).header("Tus-Resumable", "1.0.0").header("Upload-Offset", 0).header("Content-Type", "text/plain").body(vec![0; 5]).send().unwrap();
+    let r = s
+        .http()
+        .patch(format!("{}{loc}", s.url))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", 0)
+        .header("Content-Type", "text/plain")
+        .body(vec![0; 5])
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 415);
-    let r = s.http().post(format!("{}/api/uploads/", s.url)).header("Tus-Resumable", "1.0.0").send().unwrap();
+    let r = s
+        .http()
+        .post(format!("{}/api/uploads/", s.url))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let bad = format!("filename {}", base64::engine::general_purpose::STANDARD.encode("../../etc/passwd"));
-    let r = s.http().post(format!("{}/api/uploads/", s.url)).header("Tus-Resumable", "1.0.0").header("Upload-Length", 5).header("Upload-Metadata", bad).send().unwrap();
+    let bad = format!(
+        "filename {}",
+        base64::engine::general_purpose::STANDARD.encode("../../etc/passwd")
+    );
+    let r = s
+        .http()
+        .post(format!("{}/api/uploads/", s.url))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", 5)
+        .header("Upload-Metadata", bad)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 422);
     assert_eq!(head(&s, "/api/uploads/..%2F..%2Fdisgrafs.db").status(), 404);
 }
@@ -155,9 +217,20 @@ fn the_client_library_resumes_an_upload_it_started_before() {
     let first = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let f = first.clone();
     let rec = rt
-        .block_on(c.upload(&path, "resume.bin", Some(format!("{}{loc}", s.url)), |_| {}, Some(std::sync::Arc::new(move |n| {
-            let _ = f.compare_exchange(0, n, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed);
-        }))))
+        .block_on(c.upload(
+            &path,
+            "resume.bin",
+            Some(format!("{}{loc}", s.url)),
+            |_| {},
+            Some(std::sync::Arc::new(move |n| {
+                let _ = f.compare_exchange(
+                    0,
+                    n,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            })),
+        ))
         .unwrap();
     assert_eq!(rec.hash, b3(&data));
     // It started at the server's offset, not at zero.

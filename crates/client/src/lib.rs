@@ -18,13 +18,21 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 pub enum ClientError {
     /// The server answered with an error status.
     #[error("{message} ({status})")]
-    Api { status: u16, code: String, message: String, position: Option<usize> },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        position: Option<usize>,
+    },
     #[error("cannot reach {url}: {source}")]
     Connect { url: String, source: reqwest::Error },
     #[error("{0}")]
     Transport(#[from] reqwest::Error),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Protocol(String),
 }
@@ -32,7 +40,10 @@ pub enum ClientError {
 pub type Result<T> = std::result::Result<T, ClientError>;
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
-    move |source| ClientError::Io { path: path.display().to_string(), source }
+    move |source| ClientError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 #[derive(Deserialize)]
@@ -75,7 +86,10 @@ impl Client {
             .read_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;
-        Ok(Client { base: base.trim_end_matches('/').to_owned(), http })
+        Ok(Client {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        })
     }
 
     pub fn base(&self) -> &str {
@@ -89,7 +103,10 @@ impl Client {
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let resp = req.send().await.map_err(|e| {
             if e.is_connect() {
-                ClientError::Connect { url: self.base.clone(), source: e }
+                ClientError::Connect {
+                    url: self.base.clone(),
+                    source: e,
+                }
             } else {
                 ClientError::Transport(e)
             }
@@ -100,12 +117,25 @@ impl Client {
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         Err(match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(b) => ClientError::Api { status, code: b.code, message: b.error, position: b.position },
-            Err(_) => ClientError::Api { status, code: String::new(), message: text.trim().to_owned(), position: None },
+            Ok(b) => ClientError::Api {
+                status,
+                code: b.code,
+                message: b.error,
+                position: b.position,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                code: String::new(),
+                message: text.trim().to_owned(),
+                position: None,
+            },
         })
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T> {
         Ok(self.send(req).await?.json().await?)
     }
 
@@ -114,25 +144,41 @@ impl Client {
     }
 
     pub async fn list(&self, q: &str, limit: u32, offset: u64) -> Result<FileList> {
-        let req = self.http.get(self.url("/api/files")).query(&[("q", q), ("limit", &limit.to_string()), ("offset", &offset.to_string())]);
+        let req = self.http.get(self.url("/api/files")).query(&[
+            ("q", q),
+            ("limit", &limit.to_string()),
+            ("offset", &offset.to_string()),
+        ]);
         self.json(req).await
     }
 
     pub async fn record(&self, id: &str) -> Result<FileRecord> {
-        self.json(self.http.get(self.url(&format!("/api/files/{}", enc(id))))).await
+        self.json(self.http.get(self.url(&format!("/api/files/{}", enc(id)))))
+            .await
     }
 
     pub async fn delete(&self, id: &str) -> Result<()> {
-        self.send(self.http.delete(self.url(&format!("/api/files/{}", enc(id))))).await.map(drop)
+        self.send(
+            self.http
+                .delete(self.url(&format!("/api/files/{}", enc(id)))),
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn add_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord> {
-        let req = self.http.post(self.url(&format!("/api/files/{}/tags", enc(id)))).json(&serde_json::json!({ "tags": tags }));
+        let req = self
+            .http
+            .post(self.url(&format!("/api/files/{}/tags", enc(id))))
+            .json(&serde_json::json!({ "tags": tags }));
         self.json(req).await
     }
 
     pub async fn remove_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord> {
-        let req = self.http.delete(self.url(&format!("/api/files/{}/tags", enc(id)))).json(&serde_json::json!({ "tags": tags }));
+        let req = self
+            .http
+            .delete(self.url(&format!("/api/files/{}/tags", enc(id))))
+            .json(&serde_json::json!({ "tags": tags }));
         self.json(req).await
     }
 
@@ -141,12 +187,20 @@ impl Client {
         struct R {
             related: Vec<Related>,
         }
-        let req = self.http.get(self.url(&format!("/api/files/{}/related", enc(id)))).query(&[("limit", limit)]);
+        let req = self
+            .http
+            .get(self.url(&format!("/api/files/{}/related", enc(id))))
+            .query(&[("limit", limit)]);
         Ok(self.json::<R>(req).await?.related)
     }
 
     pub async fn graph(&self, q: &str, limit: u32) -> Result<Graph> {
-        self.json(self.http.get(self.url("/api/graph")).query(&[("q", q), ("limit", &limit.to_string())])).await
+        self.json(
+            self.http
+                .get(self.url("/api/graph"))
+                .query(&[("q", q), ("limit", &limit.to_string())]),
+        )
+        .await
     }
 
     pub async fn tags(&self, prefix: &str, limit: u32) -> Result<Vec<TagCount>> {
@@ -154,21 +208,44 @@ impl Client {
         struct T {
             tags: Vec<TagCount>,
         }
-        Ok(self.json::<T>(self.http.get(self.url("/api/tags")).query(&[("prefix", prefix), ("limit", &limit.to_string())])).await?.tags)
+        Ok(self
+            .json::<T>(
+                self.http
+                    .get(self.url("/api/tags"))
+                    .query(&[("prefix", prefix), ("limit", &limit.to_string())]),
+            )
+            .await?
+            .tags)
     }
 
     /// Queues re-tagging; returns how many contents were queued.
     pub async fn retag(&self, all: bool) -> Result<u64> {
-        let v: serde_json::Value = self.json(self.http.post(self.url("/api/retag")).query(&[("all", all)])).await?;
+        let v: serde_json::Value = self
+            .json(
+                self.http
+                    .post(self.url("/api/retag"))
+                    .query(&[("all", all)]),
+            )
+            .await?;
         Ok(v["queued"].as_u64().unwrap_or(0))
     }
 
     /// Uploads a file as one streaming `PUT` (no resume).
-    pub async fn put_raw(&self, path: &Path, name: &str, progress: Option<Progress>) -> Result<FileRecord> {
+    pub async fn put_raw(
+        &self,
+        path: &Path,
+        name: &str,
+        progress: Option<Progress>,
+    ) -> Result<FileRecord> {
         let file = tokio::fs::File::open(path).await.map_err(io_at(path))?;
         let len = file.metadata().await.map_err(io_at(path))?.len();
         let body = reqwest::Body::wrap_stream(counting(file_stream(file), 0, progress));
-        let req = self.http.put(self.url("/api/files")).query(&[("name", name)]).header(header::CONTENT_LENGTH, len).body(body);
+        let req = self
+            .http
+            .put(self.url("/api/files"))
+            .query(&[("name", name)])
+            .header(header::CONTENT_LENGTH, len)
+            .body(body);
         self.json(req).await
     }
 
@@ -178,16 +255,26 @@ impl Client {
         for (path, name) in files {
             let file = tokio::fs::File::open(path).await.map_err(io_at(path))?;
             let len = file.metadata().await.map_err(io_at(path))?.len();
-            let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(file_stream(file)), len).file_name(name.clone());
+            let part = reqwest::multipart::Part::stream_with_length(
+                reqwest::Body::wrap_stream(file_stream(file)),
+                len,
+            )
+            .file_name(name.clone());
             form = form.part("file", part);
         }
-        Ok(self.json::<Uploaded>(self.http.post(self.url("/api/files")).multipart(form)).await?.files)
+        Ok(self
+            .json::<Uploaded>(self.http.post(self.url("/api/files")).multipart(form))
+            .await?
+            .files)
     }
 
     /// Creates a tus upload for `len` bytes named `name`; returns its URL.
     pub async fn tus_create(&self, name: &str, len: u64) -> Result<String> {
         use base64::Engine;
-        let meta = format!("filename {}", base64::engine::general_purpose::STANDARD.encode(name));
+        let meta = format!(
+            "filename {}",
+            base64::engine::general_purpose::STANDARD.encode(name)
+        );
         let resp = self
             .send(
                 self.http
@@ -197,13 +284,23 @@ impl Client {
                     .header("Upload-Metadata", meta),
             )
             .await?;
-        let loc = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).ok_or_else(|| ClientError::Protocol("tus creation returned no Location".into()))?;
-        Ok(if loc.starts_with("http") { loc.to_owned() } else { self.url(loc) })
+        let loc = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ClientError::Protocol("tus creation returned no Location".into()))?;
+        Ok(if loc.starts_with("http") {
+            loc.to_owned()
+        } else {
+            self.url(loc)
+        })
     }
 
     /// The server's offset for a tus upload, and the stored file's id once complete.
     pub async fn tus_offset(&self, url: &str) -> Result<(u64, Option<String>)> {
-        let resp = self.send(self.http.head(url).header("Tus-Resumable", "1.0.0")).await?;
+        let resp = self
+            .send(self.http.head(url).header("Tus-Resumable", "1.0.0"))
+            .await?;
         let off = resp
             .headers()
             .get("upload-offset")
@@ -214,9 +311,17 @@ impl Client {
     }
 
     /// Sends the file from `offset` in one PATCH. Returns the stored file's id when complete.
-    pub async fn tus_patch(&self, url: &str, path: &Path, offset: u64, progress: Option<Progress>) -> Result<Option<String>> {
+    pub async fn tus_patch(
+        &self,
+        url: &str,
+        path: &Path,
+        offset: u64,
+        progress: Option<Progress>,
+    ) -> Result<Option<String>> {
         let mut file = tokio::fs::File::open(path).await.map_err(io_at(path))?;
-        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(io_at(path))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(io_at(path))?;
         let body = reqwest::Body::wrap_stream(counting(file_stream(file), offset, progress));
         let resp = self
             .send(
@@ -247,7 +352,9 @@ impl Client {
             Some(u) => match self.tus_offset(&u).await {
                 Ok(_) => u,
                 // Expired or removed: start again.
-                Err(ClientError::Api { status: 404 | 410, .. }) => self.tus_create(name, len).await?,
+                Err(ClientError::Api {
+                    status: 404 | 410, ..
+                }) => self.tus_create(name, len).await?,
                 Err(e) => return Err(e),
             },
             None => self.tus_create(name, len).await?,
@@ -272,7 +379,20 @@ impl Client {
             match self.tus_patch(&url, path, offset, progress.clone()).await {
                 Ok(Some(id)) => return self.record(&id).await,
                 Ok(None) => continue,
-                Err(e @ ClientError::Api { status: 400..=499, .. }) if !matches!(e, ClientError::Api { status: 409 | 423, .. }) => return Err(e),
+                Err(
+                    e @ ClientError::Api {
+                        status: 400..=499, ..
+                    },
+                ) if !matches!(
+                    e,
+                    ClientError::Api {
+                        status: 409 | 423,
+                        ..
+                    }
+                ) =>
+                {
+                    return Err(e);
+                }
                 Err(e) => last_err = Some(e),
             }
         }
@@ -281,7 +401,12 @@ impl Client {
 
     /// Downloads a file to `dest`, resuming a `dest`-adjacent `.part` file left by an earlier
     /// attempt, and checks the result against the record's BLAKE3 hash.
-    pub async fn download(&self, id: &str, dest: &Path, progress: Option<Progress>) -> Result<FileRecord> {
+    pub async fn download(
+        &self,
+        id: &str,
+        dest: &Path,
+        progress: Option<Progress>,
+    ) -> Result<FileRecord> {
         let rec = self.record(id).await?;
         let part = part_path(dest);
         let mut last_err = None;
@@ -304,20 +429,36 @@ impl Client {
         let hash = hash_file(&part).await?;
         if hash != rec.hash {
             let _ = tokio::fs::remove_file(&part).await;
-            return Err(ClientError::Protocol(format!("downloaded content hashes to {hash}, expected {}", rec.hash)));
+            return Err(ClientError::Protocol(format!(
+                "downloaded content hashes to {hash}, expected {}",
+                rec.hash
+            )));
         }
         tokio::fs::rename(&part, dest).await.map_err(io_at(dest))?;
         Ok(rec)
     }
 
-    async fn download_once(&self, rec: &FileRecord, part: &Path, progress: Option<Progress>) -> Result<()> {
-        let have = tokio::fs::metadata(part).await.map(|m| m.len()).unwrap_or(0);
+    async fn download_once(
+        &self,
+        rec: &FileRecord,
+        part: &Path,
+        progress: Option<Progress>,
+    ) -> Result<()> {
+        let have = tokio::fs::metadata(part)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
         if have == rec.size {
             return Ok(());
         }
-        let mut req = self.http.request(Method::GET, self.url(&format!("/api/files/{}/content", enc(&rec.id))));
+        let mut req = self.http.request(
+            Method::GET,
+            self.url(&format!("/api/files/{}/content", enc(&rec.id))),
+        );
         if have > 0 && have < rec.size {
-            req = req.header(header::RANGE, format!("bytes={have}-")).header(header::IF_RANGE, format!("\"{}\"", rec.hash));
+            req = req
+                .header(header::RANGE, format!("bytes={have}-"))
+                .header(header::IF_RANGE, format!("\"{}\"", rec.hash));
         }
         let resp = self.send(req).await?;
         let append = resp.status() == StatusCode::PARTIAL_CONTENT;
@@ -342,7 +483,10 @@ impl Client {
         file.flush().await.map_err(io_at(part))?;
         file.sync_all().await.map_err(io_at(part))?;
         if done != rec.size {
-            return Err(ClientError::Protocol(format!("connection closed after {done} of {} bytes", rec.size)));
+            return Err(ClientError::Protocol(format!(
+                "connection closed after {done} of {} bytes",
+                rec.size
+            )));
         }
         Ok(())
     }
@@ -356,15 +500,27 @@ pub fn part_path(dest: &Path) -> PathBuf {
 }
 
 fn file_id(h: &header::HeaderMap) -> Option<String> {
-    h.get("disgrafs-file-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    h.get("disgrafs-file-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 fn enc(s: &str) -> String {
     // Ids are UUIDs; encode anyway so a hostile id cannot change the path.
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'-' { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
-fn file_stream(file: tokio::fs::File) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+fn file_stream(
+    file: tokio::fs::File,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
 }
 

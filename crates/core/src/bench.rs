@@ -66,7 +66,9 @@ fn num(v: f64) -> String {
 
 /// Renders rows as an aligned text table.
 pub fn render_table(rows: &[BenchRow]) -> String {
-    let header = ["metric", "unit", "baseline", "value", "disgrafs", "value", "ratio", "better"];
+    let header = [
+        "metric", "unit", "baseline", "value", "disgrafs", "value", "ratio", "better",
+    ];
     let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         cells.push(vec![
@@ -83,20 +85,41 @@ pub fn render_table(rows: &[BenchRow]) -> String {
             },
         ]);
     }
-    let widths: Vec<usize> =
-        (0..header.len()).map(|i| cells.iter().map(|row| row[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|row| row[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     for (n, row) in cells.iter().enumerate() {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
         if n == 0 {
-            out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            out.push_str(
+                &widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  "),
+            );
             out.push('\n');
         }
     }
     for r in rows.iter().filter(|r| r.note.is_some()) {
-        out.push_str(&format!("note: {}: {}\n", r.metric, r.note.as_deref().unwrap_or("")));
+        out.push_str(&format!(
+            "note: {}: {}\n",
+            r.metric,
+            r.note.as_deref().unwrap_or("")
+        ));
     }
     out
 }
@@ -107,12 +130,29 @@ mod tests {
 
     #[test]
     fn table_and_ratio() {
-        let r = BenchRow::new("download", "MB/s", Better::Higher, ("nginx", Some(2000.0)), ("disgrafs", 1800.0));
+        let r = BenchRow::new(
+            "download",
+            "MB/s",
+            Better::Higher,
+            ("nginx", Some(2000.0)),
+            ("disgrafs", 1800.0),
+        );
         assert_eq!(r.ratio, Some(0.9));
-        let t = render_table(&[r, BenchRow::new("x", "s", Better::Lower, ("p", None), ("d", 0.5)).with_note("peer missing")]);
+        let t = render_table(&[
+            r,
+            BenchRow::new("x", "s", Better::Lower, ("p", None), ("d", 0.5))
+                .with_note("peer missing"),
+        ]);
         assert!(t.contains("0.90x"), "{t}");
         assert!(t.contains("note: x: peer missing"), "{t}");
-        let json = serde_json::to_value(BenchRow::new("m", "u", Better::Lower, ("a", Some(1.0)), ("b", 2.0))).unwrap();
+        let json = serde_json::to_value(BenchRow::new(
+            "m",
+            "u",
+            Better::Lower,
+            ("a", Some(1.0)),
+            ("b", 2.0),
+        ))
+        .unwrap();
         assert_eq!(json["better"], "lower");
         assert_eq!(json["ratio"], 2.0);
     }

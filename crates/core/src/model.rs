@@ -156,7 +156,9 @@ pub enum NameError {
     TooLong(usize),
     #[error("name contains a control character (U+{0:04X})")]
     Control(u32),
-    #[error("name contains '/' or '\\'; upload a folder's files one by one, each with its own name")]
+    #[error(
+        "name contains '/' or '\\'; upload a folder's files one by one, each with its own name"
+    )]
     Separator,
     #[error("name '{0}' is reserved")]
     Reserved(String),
@@ -200,7 +202,11 @@ pub enum TagNameError {
 /// Normalizes a tag name: trimmed, inner white space folded to one space, lowercased.
 /// Tags compare by this form, so `Rust` and ` rust ` are one tag.
 pub fn normalize_tag(raw: &str) -> Result<String, TagNameError> {
-    let folded = raw.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let folded = raw
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     if folded.is_empty() {
         return Err(TagNameError::Empty);
     }
@@ -310,12 +316,21 @@ mod tests {
         assert_eq!(validate_file_name("report.pdf"), Ok(()));
         assert_eq!(validate_file_name("报告 2026.md"), Ok(()));
         assert_eq!(validate_file_name(""), Err(NameError::Empty));
-        assert_eq!(validate_file_name(".."), Err(NameError::Reserved("..".into())));
-        assert_eq!(validate_file_name("../etc/passwd"), Err(NameError::Separator));
+        assert_eq!(
+            validate_file_name(".."),
+            Err(NameError::Reserved("..".into()))
+        );
+        assert_eq!(
+            validate_file_name("../etc/passwd"),
+            Err(NameError::Separator)
+        );
         assert_eq!(validate_file_name("a\\b"), Err(NameError::Separator));
         assert_eq!(validate_file_name("a\0b"), Err(NameError::Control(0)));
         assert_eq!(validate_file_name("a\nb"), Err(NameError::Control(10)));
-        assert_eq!(validate_file_name(&"x".repeat(4096)), Err(NameError::TooLong(4096)));
+        assert_eq!(
+            validate_file_name(&"x".repeat(4096)),
+            Err(NameError::TooLong(4096))
+        );
     }
 
     #[test]

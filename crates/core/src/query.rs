@@ -20,7 +20,9 @@
 
 use crate::model::{FileKind, normalize_tag};
 use serde::Serialize;
-use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
+use time::{
+    Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description,
+};
 
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,15 +43,25 @@ pub enum Predicate {
     NameContains(String),
     Kind(FileKind),
     /// MIME type equals, or starts with the part before `*` (`image/*`).
-    Mime { prefix: String, exact: bool },
+    Mime {
+        prefix: String,
+        exact: bool,
+    },
     /// The name ends with `.ext` (case-insensitive).
     Ext(String),
     /// The content hash starts with this lowercase hex.
     HashPrefix(String),
     /// Size in bytes, bounds inclusive.
-    Size { min: Option<u64>, max: Option<u64> },
+    Size {
+        min: Option<u64>,
+        max: Option<u64>,
+    },
     /// Unix milliseconds, start inclusive, end exclusive.
-    Time { field: TimeField, start: Option<i64>, end: Option<i64> },
+    Time {
+        field: TimeField,
+        start: Option<i64>,
+        end: Option<i64>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +88,19 @@ pub fn parse(input: &str) -> Result<Expr, QueryError> {
     if input.len() > MAX_QUERY_BYTES {
         return Err(QueryError {
             position: 0,
-            message: format!("query is {} bytes; at most {MAX_QUERY_BYTES} are allowed", input.len()),
+            message: format!(
+                "query is {} bytes; at most {MAX_QUERY_BYTES} are allowed",
+                input.len()
+            ),
         });
     }
     let tokens = lex(input)?;
-    let mut p = Parser { tokens, pos: 0, depth: 0, end: input.chars().count() };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+        end: input.chars().count(),
+    };
     if p.tokens.is_empty() {
         return Ok(Expr::All);
     }
@@ -103,7 +123,10 @@ enum Tok {
     Or,
     Not,
     /// A term, with whether it was quoted (quoted text is always a tag).
-    Word { text: String, quoted: bool },
+    Word {
+        text: String,
+        quoted: bool,
+    },
 }
 
 impl Tok {
@@ -139,36 +162,61 @@ fn lex(input: &str) -> Result<Vec<Token>, QueryError> {
         let start = i;
         match c {
             '(' => {
-                out.push(Token { tok: Tok::LParen, pos: i });
+                out.push(Token {
+                    tok: Tok::LParen,
+                    pos: i,
+                });
                 i += 1;
             }
             ')' => {
-                out.push(Token { tok: Tok::RParen, pos: i });
+                out.push(Token {
+                    tok: Tok::RParen,
+                    pos: i,
+                });
                 i += 1;
             }
             '"' => {
                 let (text, next) = quoted(&chars, i)?;
-                out.push(Token { tok: Tok::Word { text, quoted: true }, pos: start });
+                out.push(Token {
+                    tok: Tok::Word { text, quoted: true },
+                    pos: start,
+                });
                 i = next;
             }
-            '!' | '-' if i + 1 < chars.len() && !chars[i + 1].is_whitespace() && chars[i + 1] != ')' => {
-                out.push(Token { tok: Tok::Not, pos: i });
+            '!' | '-'
+                if i + 1 < chars.len() && !chars[i + 1].is_whitespace() && chars[i + 1] != ')' =>
+            {
+                out.push(Token {
+                    tok: Tok::Not,
+                    pos: i,
+                });
                 i += 1;
             }
             _ => {
                 // A bare word runs to white space or a parenthesis; `field:"quoted value"` keeps
                 // its quoted part.
                 let mut text = String::new();
-                while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '(' && chars[i] != ')' {
+                while i < chars.len()
+                    && !chars[i].is_whitespace()
+                    && chars[i] != '('
+                    && chars[i] != ')'
+                {
                     if chars[i] == '"' {
-                        if text.ends_with(':') || text.ends_with('=') || text.ends_with('>') || text.ends_with('<') {
+                        if text.ends_with(':')
+                            || text.ends_with('=')
+                            || text.ends_with('>')
+                            || text.ends_with('<')
+                        {
                             let (q, next) = quoted(&chars, i)?;
                             text.push('\u{0}'); // marks "the value was quoted"; cannot occur in input words
                             text.push_str(&q);
                             i = next;
                             break;
                         }
-                        return Err(QueryError { position: i, message: "a quote may only start a word or a field's value".into() });
+                        return Err(QueryError {
+                            position: i,
+                            message: "a quote may only start a word or a field's value".into(),
+                        });
                     }
                     text.push(chars[i]);
                     i += 1;
@@ -177,7 +225,10 @@ fn lex(input: &str) -> Result<Vec<Token>, QueryError> {
                     "AND" | "&&" => Tok::And,
                     "OR" | "||" => Tok::Or,
                     "NOT" => Tok::Not,
-                    _ => Tok::Word { text, quoted: false },
+                    _ => Tok::Word {
+                        text,
+                        quoted: false,
+                    },
                 };
                 out.push(Token { tok, pos: start });
             }
@@ -203,7 +254,10 @@ fn quoted(chars: &[char], open: usize) -> Result<(String, usize), QueryError> {
             }
         }
     }
-    Err(QueryError { position: open, message: "unclosed quote".into() })
+    Err(QueryError {
+        position: open,
+        message: "unclosed quote".into(),
+    })
 }
 
 struct Parser {
@@ -218,7 +272,10 @@ impl Parser {
         self.tokens.get(self.pos)
     }
     fn err_at(&self, position: usize, message: impl Into<String>) -> QueryError {
-        QueryError { position, message: message.into() }
+        QueryError {
+            position,
+            message: message.into(),
+        }
     }
     fn here(&self) -> usize {
         self.peek().map_or(self.end, |t| t.pos)
@@ -230,7 +287,11 @@ impl Parser {
             self.pos += 1;
             parts.push(self.and()?);
         }
-        Ok(if parts.len() == 1 { parts.pop().unwrap() } else { Expr::Or(parts) })
+        Ok(if parts.len() == 1 {
+            parts.pop().unwrap()
+        } else {
+            Expr::Or(parts)
+        })
     }
 
     fn and(&mut self) -> Result<Expr, QueryError> {
@@ -245,12 +306,19 @@ impl Parser {
                 _ => break,
             }
         }
-        Ok(if parts.len() == 1 { parts.pop().unwrap() } else { Expr::And(parts) })
+        Ok(if parts.len() == 1 {
+            parts.pop().unwrap()
+        } else {
+            Expr::And(parts)
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, QueryError> {
         let Some(t) = self.peek().cloned() else {
-            return Err(self.err_at(self.end, "expected a tag, a field or '(' but the query ended"));
+            return Err(self.err_at(
+                self.end,
+                "expected a tag, a field or '(' but the query ended",
+            ));
         };
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -263,12 +331,20 @@ impl Parser {
             }
             Tok::LParen => {
                 self.pos += 1;
-                if matches!(self.peek(), Some(Token { tok: Tok::RParen, .. })) {
+                if matches!(
+                    self.peek(),
+                    Some(Token {
+                        tok: Tok::RParen,
+                        ..
+                    })
+                ) {
                     return Err(self.err_at(self.here(), "empty parentheses"));
                 }
                 let inner = self.or()?;
                 match self.peek() {
-                    Some(Token { tok: Tok::RParen, .. }) => {
+                    Some(Token {
+                        tok: Tok::RParen, ..
+                    }) => {
                         self.pos += 1;
                         Ok(inner)
                     }
@@ -279,7 +355,13 @@ impl Parser {
                 self.pos += 1;
                 term(&text, quoted, t.pos).map(Expr::Pred)
             }
-            ref other => Err(self.err_at(t.pos, format!("expected a tag, a field or '(' but found {}", other.describe()))),
+            ref other => Err(self.err_at(
+                t.pos,
+                format!(
+                    "expected a tag, a field or '(' but found {}",
+                    other.describe()
+                ),
+            )),
         };
         self.depth -= 1;
         r
@@ -289,13 +371,20 @@ impl Parser {
 const FIELDS: &str = "tag, name, kind, mime, ext, hash, size, created, modified";
 
 fn term(text: &str, quoted: bool, pos: usize) -> Result<Predicate, QueryError> {
-    let err = |offset: usize, message: String| QueryError { position: pos + offset, message };
+    let err = |offset: usize, message: String| QueryError {
+        position: pos + offset,
+        message,
+    };
     if quoted {
-        return normalize_tag(text).map(Predicate::Tag).map_err(|e| err(0, e.to_string()));
+        return normalize_tag(text)
+            .map(Predicate::Tag)
+            .map_err(|e| err(0, e.to_string()));
     }
     // Find the field operator: the first ':', '<', '>' or '='.
     let Some(op_at) = text.find([':', '<', '>', '=']) else {
-        return normalize_tag(text).map(Predicate::Tag).map_err(|e| err(0, e.to_string()));
+        return normalize_tag(text)
+            .map(Predicate::Tag)
+            .map_err(|e| err(0, e.to_string()));
     };
     let field = &text[..op_at];
     let rest = &text[op_at..];
@@ -317,13 +406,18 @@ fn term(text: &str, quoted: bool, pos: usize) -> Result<Predicate, QueryError> {
         if op == ":" || op == "=" {
             Ok(())
         } else {
-            Err(err(field.chars().count(), format!("'{f}' takes ':' (comparisons are for size, created and modified)")))
+            Err(err(
+                field.chars().count(),
+                format!("'{f}' takes ':' (comparisons are for size, created and modified)"),
+            ))
         }
     };
     match field.to_ascii_lowercase().as_str() {
         "tag" => {
             only_colon("tag")?;
-            normalize_tag(value).map(Predicate::Tag).map_err(|e| verr(e.to_string()))
+            normalize_tag(value)
+                .map(Predicate::Tag)
+                .map_err(|e| verr(e.to_string()))
         }
         "name" => {
             only_colon("name")?;
@@ -331,19 +425,27 @@ fn term(text: &str, quoted: bool, pos: usize) -> Result<Predicate, QueryError> {
         }
         "kind" => {
             only_colon("kind")?;
-            FileKind::parse(&value.to_lowercase()).map(Predicate::Kind).ok_or_else(|| {
-                verr(format!(
-                    "unknown kind '{value}'; kinds are {}",
-                    FileKind::ALL.map(|k| k.as_str()).join(", ")
-                ))
-            })
+            FileKind::parse(&value.to_lowercase())
+                .map(Predicate::Kind)
+                .ok_or_else(|| {
+                    verr(format!(
+                        "unknown kind '{value}'; kinds are {}",
+                        FileKind::ALL.map(|k| k.as_str()).join(", ")
+                    ))
+                })
         }
         "mime" => {
             only_colon("mime")?;
             let v = value.to_lowercase();
             Ok(match v.strip_suffix('*') {
-                Some(p) => Predicate::Mime { prefix: p.to_string(), exact: false },
-                None => Predicate::Mime { prefix: v, exact: true },
+                Some(p) => Predicate::Mime {
+                    prefix: p.to_string(),
+                    exact: false,
+                },
+                None => Predicate::Mime {
+                    prefix: v,
+                    exact: true,
+                },
             })
         }
         "ext" => {
@@ -375,7 +477,11 @@ fn term(text: &str, quoted: bool, pos: usize) -> Result<Predicate, QueryError> {
             Ok(Predicate::Size { min, max })
         }
         "created" | "modified" => {
-            let field = if field.eq_ignore_ascii_case("created") { TimeField::Created } else { TimeField::Modified };
+            let field = if field.eq_ignore_ascii_case("created") {
+                TimeField::Created
+            } else {
+                TimeField::Modified
+            };
             let (t0, t1) = parse_time(value).map_err(verr)?;
             let (start, end) = match op {
                 ">" => (Some(t1), None),
@@ -388,7 +494,10 @@ fn term(text: &str, quoted: bool, pos: usize) -> Result<Predicate, QueryError> {
         }
         _ => Err(err(
             0,
-            format!("unknown field '{field}'; fields are {FIELDS} (put a tag that contains '{}' in quotes)", &rest[..1]),
+            format!(
+                "unknown field '{field}'; fields are {FIELDS} (put a tag that contains '{}' in quotes)",
+                &rest[..1]
+            ),
         )),
     }
 }
@@ -397,7 +506,9 @@ fn term(text: &str, quoted: bool, pos: usize) -> Result<Predicate, QueryError> {
 /// `k`/`m`/`g`/`t` is binary.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let lower = s.to_ascii_lowercase();
-    let split = lower.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(lower.len());
+    let split = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
     let (num, unit) = lower.split_at(split);
     let mult: f64 = match unit {
         "" | "b" => 1.0,
@@ -409,7 +520,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "m" | "mib" => 1024f64.powi(2),
         "g" | "gib" => 1024f64.powi(3),
         "t" | "tib" => 1024f64.powi(4),
-        _ => return Err(format!("unknown size unit '{unit}' (use B, KB, MB, GB, KiB, MiB, GiB)")),
+        _ => {
+            return Err(format!(
+                "unknown size unit '{unit}' (use B, KB, MB, GB, KiB, MiB, GiB)"
+            ));
+        }
     };
     let n: f64 = num.parse().map_err(|_| format!("'{s}' is not a size"))?;
     let bytes = (n * mult).round();
@@ -430,7 +545,10 @@ fn parse_time(s: &str) -> Result<(i64, i64), String> {
         let start = d.midnight().assume_utc();
         return Ok((ms(start), ms(start) + 86_400_000));
     }
-    if let Ok(d) = Date::parse(&format!("{s}-01"), format_description!("[year]-[month]-[day]")) {
+    if let Ok(d) = Date::parse(
+        &format!("{s}-01"),
+        format_description!("[year]-[month]-[day]"),
+    ) {
         let start = d.midnight().assume_utc();
         let next = if d.month() == time::Month::December {
             Date::from_calendar_date(d.year() + 1, time::Month::January, 1)
@@ -443,10 +561,13 @@ fn parse_time(s: &str) -> Result<(i64, i64), String> {
     if s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()) {
         let y: i32 = s.parse().map_err(|_| "bad year".to_string())?;
         let a = Date::from_calendar_date(y, time::Month::January, 1).map_err(|e| e.to_string())?;
-        let b = Date::from_calendar_date(y + 1, time::Month::January, 1).map_err(|e| e.to_string())?;
+        let b =
+            Date::from_calendar_date(y + 1, time::Month::January, 1).map_err(|e| e.to_string())?;
         return Ok((ms(a.midnight().assume_utc()), ms(b.midnight().assume_utc())));
     }
-    Err(format!("'{s}' is not a date (use 2026, 2026-01, 2026-01-31 or RFC 3339)"))
+    Err(format!(
+        "'{s}' is not a date (use 2026, 2026-01, 2026-01-31 or RFC 3339)"
+    ))
 }
 
 impl Expr {
@@ -488,12 +609,27 @@ mod tests {
                 Expr::Not(Box::new(tag("draft"))),
             ])
         );
-        assert_eq!(parse("a b OR c").unwrap(), Expr::Or(vec![Expr::And(vec![tag("a"), tag("b")]), tag("c")]));
-        assert_eq!(parse("-a !b").unwrap(), Expr::And(vec![Expr::Not(Box::new(tag("a"))), Expr::Not(Box::new(tag("b")))]));
+        assert_eq!(
+            parse("a b OR c").unwrap(),
+            Expr::Or(vec![Expr::And(vec![tag("a"), tag("b")]), tag("c")])
+        );
+        assert_eq!(
+            parse("-a !b").unwrap(),
+            Expr::And(vec![
+                Expr::Not(Box::new(tag("a"))),
+                Expr::Not(Box::new(tag("b")))
+            ])
+        );
         assert_eq!(parse("machine-learning").unwrap(), tag("machine-learning"));
         assert_eq!(parse("  ").unwrap(), Expr::All);
-        assert_eq!(parse("\"Big Data\" and").unwrap(), Expr::And(vec![tag("big data"), tag("and")]));
-        assert_eq!(parse("机器 学习").unwrap(), Expr::And(vec![tag("机器"), tag("学习")]));
+        assert_eq!(
+            parse("\"Big Data\" and").unwrap(),
+            Expr::And(vec![tag("big data"), tag("and")])
+        );
+        assert_eq!(
+            parse("机器 学习").unwrap(),
+            Expr::And(vec![tag("机器"), tag("学习")])
+        );
     }
 
     #[test]
@@ -501,18 +637,42 @@ mod tests {
         assert_eq!(
             parse("size>=1KiB size<1kb").unwrap(),
             Expr::And(vec![
-                Expr::Pred(Predicate::Size { min: Some(1024), max: None }),
-                Expr::Pred(Predicate::Size { min: None, max: Some(999) }),
+                Expr::Pred(Predicate::Size {
+                    min: Some(1024),
+                    max: None
+                }),
+                Expr::Pred(Predicate::Size {
+                    min: None,
+                    max: Some(999)
+                }),
             ])
         );
-        assert_eq!(parse("name:\"annual report\"").unwrap(), Expr::Pred(Predicate::NameContains("annual report".into())));
-        assert_eq!(parse("mime:image/*").unwrap(), Expr::Pred(Predicate::Mime { prefix: "image/".into(), exact: false }));
-        assert_eq!(parse("kind:Image").unwrap(), Expr::Pred(Predicate::Kind(FileKind::Image)));
+        assert_eq!(
+            parse("name:\"annual report\"").unwrap(),
+            Expr::Pred(Predicate::NameContains("annual report".into()))
+        );
+        assert_eq!(
+            parse("mime:image/*").unwrap(),
+            Expr::Pred(Predicate::Mime {
+                prefix: "image/".into(),
+                exact: false
+            })
+        );
+        assert_eq!(
+            parse("kind:Image").unwrap(),
+            Expr::Pred(Predicate::Kind(FileKind::Image))
+        );
         assert_eq!(parse("tag:AND").unwrap(), tag("and"));
-        let Expr::Pred(Predicate::Time { start, end, field }) = parse("created:2026-01-02").unwrap() else { panic!() };
+        let Expr::Pred(Predicate::Time { start, end, field }) =
+            parse("created:2026-01-02").unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(field, TimeField::Created);
         assert_eq!(end.unwrap() - start.unwrap(), 86_400_000);
-        let Expr::Pred(Predicate::Time { start, end, .. }) = parse("modified>2026").unwrap() else { panic!() };
+        let Expr::Pred(Predicate::Time { start, end, .. }) = parse("modified>2026").unwrap() else {
+            panic!()
+        };
         assert_eq!((start, end), (Some(1_798_761_600_000), None));
     }
 
@@ -520,11 +680,17 @@ mod tests {
     fn errors_have_positions() {
         let e = |q: &str| parse(q).unwrap_err();
         assert_eq!(e("rust AND").position, 8);
-        assert_eq!(e("rust AND").message, "expected a tag, a field or '(' but the query ended");
+        assert_eq!(
+            e("rust AND").message,
+            "expected a tag, a field or '(' but the query ended"
+        );
         assert_eq!(e("(a OR b").position, 0);
         assert_eq!(e("a)").position, 1);
         assert_eq!(e("a OR OR b").position, 5);
-        assert_eq!(e("foo:bar").message.split(';').next().unwrap(), "unknown field 'foo'");
+        assert_eq!(
+            e("foo:bar").message.split(';').next().unwrap(),
+            "unknown field 'foo'"
+        );
         assert_eq!(e("x size>lots").position, 7);
         assert_eq!(e("中文 \"abc").position, 3);
         assert_eq!(e("()").message, "empty parentheses");

@@ -19,7 +19,10 @@ pub struct SharedTag {
 }
 
 pub fn overlap_score(total_files: u64, shared: impl IntoIterator<Item = SharedTag>) -> f64 {
-    shared.into_iter().map(|s| s.weight_a.min(s.weight_b) * idf(total_files, s.tag_files)).sum()
+    shared
+        .into_iter()
+        .map(|s| s.weight_a.min(s.weight_b) * idf(total_files, s.tag_files))
+        .sum()
 }
 
 #[cfg(test)]
@@ -28,9 +31,30 @@ mod tests {
 
     #[test]
     fn rare_confident_tags_rank_higher() {
-        let rare = overlap_score(1000, [SharedTag { weight_a: 1.0, weight_b: 0.9, tag_files: 3 }]);
-        let common = overlap_score(1000, [SharedTag { weight_a: 1.0, weight_b: 1.0, tag_files: 900 }]);
-        let weak = overlap_score(1000, [SharedTag { weight_a: 0.1, weight_b: 1.0, tag_files: 3 }]);
+        let rare = overlap_score(
+            1000,
+            [SharedTag {
+                weight_a: 1.0,
+                weight_b: 0.9,
+                tag_files: 3,
+            }],
+        );
+        let common = overlap_score(
+            1000,
+            [SharedTag {
+                weight_a: 1.0,
+                weight_b: 1.0,
+                tag_files: 900,
+            }],
+        );
+        let weak = overlap_score(
+            1000,
+            [SharedTag {
+                weight_a: 0.1,
+                weight_b: 1.0,
+                tag_files: 3,
+            }],
+        );
         assert!(rare > common && rare > weak);
         assert_eq!(overlap_score(10, []), 0.0);
     }

@@ -22,15 +22,37 @@ pub(crate) struct ContentParams {
 }
 
 /// RFC 5987 attr-char: what may stay unescaped in `filename*`.
-const ATTR: &AsciiSet = &NON_ALPHANUMERIC.remove(b'!').remove(b'#').remove(b'$').remove(b'&').remove(b'+').remove(b'-')
-    .remove(b'.').remove(b'^').remove(b'_').remove(b'`').remove(b'|').remove(b'~');
+const ATTR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
 
 /// `attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded`.
 pub(crate) fn content_disposition(name: &str, inline: bool) -> HeaderValue {
-    let fallback: String =
-        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let kind = if inline { "inline" } else { "attachment" };
-    let v = format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{}", utf8_percent_encode(name, ATTR));
+    let v = format!(
+        "{kind}; filename=\"{fallback}\"; filename*=UTF-8''{}",
+        utf8_percent_encode(name, ATTR)
+    );
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
@@ -38,7 +60,11 @@ pub(crate) fn content_disposition(name: &str, inline: bool) -> HeaderValue {
 /// audio, video, PDF and plain text. HTML, SVG, XML and the rest are always attachments.
 fn inline_safe(mime: &str) -> bool {
     let raster = mime.starts_with("image/") && !mime.contains("svg");
-    raster || mime.starts_with("audio/") || mime.starts_with("video/") || mime == "application/pdf" || mime == "text/plain"
+    raster
+        || mime.starts_with("audio/")
+        || mime.starts_with("video/")
+        || mime == "application/pdf"
+        || mime == "text/plain"
 }
 
 fn etag(rec: &FileRecord) -> String {
@@ -50,7 +76,9 @@ const MAX_RANGES: usize = 32;
 
 /// Whether an `If-None-Match` list names this entity tag (weak comparison, RFC 9110 §13.1.2).
 fn etag_matches(list: &str, tag: &str) -> bool {
-    list.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag)
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == tag)
 }
 
 /// A file's content.
@@ -73,29 +101,50 @@ pub(crate) async fn content(
     common.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     common.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     let want_inline = p.inline.as_deref().is_some_and(|v| v == "1" || v == "true");
-    common.insert(header::CONTENT_DISPOSITION, content_disposition(&rec.name, want_inline && inline_safe(&rec.mime)));
+    common.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(&rec.name, want_inline && inline_safe(&rec.mime)),
+    );
     // Stored files are untrusted: opened from this origin, they may run nothing. (Not for PDF:
     // a sandboxed response would keep the browser's own PDF viewer from starting.)
     if rec.mime != "application/pdf" {
         common.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox"));
     }
-    common.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    let mime = HeaderValue::from_str(&rec.mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    common.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    let mime = HeaderValue::from_str(&rec.mime)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
 
-    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
         if etag_matches(inm, &tag) {
             return Ok((StatusCode::NOT_MODIFIED, common).into_response());
         }
     }
     // A Range applies only if If-Range (when sent) still names this content.
-    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| {
-        // If-Range compares strongly: only this exact tag.
-        headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|ir| ir.trim() == tag)
-    });
+    let range_header = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| {
+            // If-Range compares strongly: only this exact tag.
+            headers
+                .get(header::IF_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|ir| ir.trim() == tag)
+        });
     // RFC 9110: a Range that is not a well-formed byte range is ignored (200). Many ranges are
     // ignored too: validating them is quadratic, and no client needs more than a few.
-    let range_header = range_header.filter(|r| r.len() <= 1024 && r.matches(',').count() < MAX_RANGES);
-    let parsed = range_header.and_then(|r| http_range_header::parse_range_header(r).ok().map(|p| (r, p)));
+    let range_header =
+        range_header.filter(|r| r.len() <= 1024 && r.matches(',').count() < MAX_RANGES);
+    let parsed = range_header.and_then(|r| {
+        http_range_header::parse_range_header(r)
+            .ok()
+            .map(|p| (r, p))
+    });
     let ranges = match parsed {
         None => None,
         Some((r, p)) => match p.validate(len) {
@@ -108,29 +157,46 @@ pub(crate) async fn content(
                     format!("range '{r}' cannot be served from {len} bytes"),
                 )
                 .into_response();
-                resp.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"));
+                resp.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
+                );
                 return Ok(resp);
             }
         },
     };
     let head = method == Method::HEAD;
-    let body = |stream: Option<disgrafs_store::ByteStream>| stream.map_or_else(Body::empty, Body::from_stream);
+    let body = |stream: Option<disgrafs_store::ByteStream>| {
+        stream.map_or_else(Body::empty, Body::from_stream)
+    };
 
     match ranges {
         None => {
-            let stream = if head { None } else { Some(state.store.blobs.read(&rec.hash, None).await?) };
+            let stream = if head {
+                None
+            } else {
+                Some(state.store.blobs.read(&rec.hash, None).await?)
+            };
             let mut resp = (StatusCode::OK, common, body(stream)).into_response();
             resp.headers_mut().insert(header::CONTENT_TYPE, mime);
-            resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             Ok(resp)
         }
         Some(r) if r.len() == 1 => {
             let (s, e) = (*r[0].start(), *r[0].end());
-            let stream = if head { None } else { Some(state.store.blobs.read(&rec.hash, Some(s..e + 1)).await?) };
+            let stream = if head {
+                None
+            } else {
+                Some(state.store.blobs.read(&rec.hash, Some(s..e + 1)).await?)
+            };
             let mut resp = (StatusCode::PARTIAL_CONTENT, common, body(stream)).into_response();
             let h = resp.headers_mut();
             h.insert(header::CONTENT_TYPE, mime);
-            h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {s}-{e}/{len}")).expect("ascii"));
+            h.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes {s}-{e}/{len}")).expect("ascii"),
+            );
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(e - s + 1));
             Ok(resp)
         }
@@ -148,26 +214,43 @@ async fn multipart_ranges(
     head: bool,
 ) -> ApiResult<Response> {
     let boundary = uuid::Uuid::new_v4().simple().to_string();
-    let mime_str = mime.to_str().unwrap_or("application/octet-stream").to_owned();
+    let mime_str = mime
+        .to_str()
+        .unwrap_or("application/octet-stream")
+        .to_owned();
     let len = rec.size;
     let part_header = |r: &RangeInclusive<u64>| {
-        format!("\r\n--{boundary}\r\nContent-Type: {mime_str}\r\nContent-Range: bytes {}-{}/{len}\r\n\r\n", r.start(), r.end())
+        format!(
+            "\r\n--{boundary}\r\nContent-Type: {mime_str}\r\nContent-Range: bytes {}-{}/{len}\r\n\r\n",
+            r.start(),
+            r.end()
+        )
     };
     let closing = format!("\r\n--{boundary}--\r\n");
-    let total: u64 = ranges.iter().map(|r| part_header(r).len() as u64 + (r.end() - r.start() + 1)).sum::<u64>() + closing.len() as u64;
+    let total: u64 = ranges
+        .iter()
+        .map(|r| part_header(r).len() as u64 + (r.end() - r.start() + 1))
+        .sum::<u64>()
+        + closing.len() as u64;
 
     let body = if head {
         Body::empty()
     } else {
         let blobs = state.store.blobs.clone();
         let hash = rec.hash.clone();
-        let parts: Vec<(Bytes, RangeInclusive<u64>)> = ranges.iter().map(|r| (Bytes::from(part_header(r)), r.clone())).collect();
+        let parts: Vec<(Bytes, RangeInclusive<u64>)> = ranges
+            .iter()
+            .map(|r| (Bytes::from(part_header(r)), r.clone()))
+            .collect();
         let stream = futures::stream::iter(parts)
             .then(move |(h, r)| {
                 let blobs = blobs.clone();
                 let hash = hash.clone();
                 async move {
-                    let data = blobs.read(&hash, Some(*r.start()..r.end() + 1)).await.map_err(std::io::Error::other)?;
+                    let data = blobs
+                        .read(&hash, Some(*r.start()..r.end() + 1))
+                        .await
+                        .map_err(std::io::Error::other)?;
                     Ok::<_, std::io::Error>(futures::stream::once(async move { Ok(h) }).chain(data))
                 }
             })
@@ -176,14 +259,17 @@ async fn multipart_ranges(
                 Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
             })
             .flatten()
-            .chain(futures::stream::once(async move { Ok(Bytes::from(closing)) }));
+            .chain(futures::stream::once(
+                async move { Ok(Bytes::from(closing)) },
+            ));
         Body::from_stream(stream)
     };
     let mut resp = (StatusCode::PARTIAL_CONTENT, common, body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}")).expect("ascii boundary"),
+        HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}"))
+            .expect("ascii boundary"),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
     Ok(resp)

@@ -26,7 +26,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, msg: impl Into<String>) -> Self {
-        ApiError { status, body: ErrorBody { error: msg.into(), code, position: None } }
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: msg.into(),
+                code,
+                position: None,
+            },
+        }
     }
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", msg)
@@ -52,7 +59,11 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
-            body: ErrorBody { error: format!("query: {}", e.message), code: "bad_query", position: Some(e.position) },
+            body: ErrorBody {
+                error: format!("query: {}", e.message),
+                code: "bad_query",
+                position: Some(e.position),
+            },
         }
     }
 }
@@ -64,8 +75,16 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             StoreError::Query(q) => q.into(),
-            StoreError::Full(m) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", format!("storage is full: {m}")),
-            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+            StoreError::Full(m) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                format!("storage is full: {m}"),
+            ),
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
         }
     }
 }

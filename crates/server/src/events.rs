@@ -49,7 +49,9 @@ pub(crate) fn routes() -> Router<AppState> {
 /// Server-sent events of store changes.
 #[utoipa::path(get, path = "/api/events", tag = "events",
     responses((status = 200, description = "text/event-stream of file.created, file.updated, file.tagged, file.deleted", content_type = "text/event-stream")))]
-pub(crate) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub(crate) async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let stream = BroadcastStream::new(state.events.subscribe()).map(|e| {
         Ok(match e {
             Ok(ev) => SseEvent::default().event(ev.kind).data(ev.data),

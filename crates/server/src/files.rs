@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/health", get(health))
-        .route("/api/files", get(list).post(upload_multipart).put(upload_raw))
+        .route(
+            "/api/files",
+            get(list).post(upload_multipart).put(upload_raw),
+        )
         .route("/api/files/{id}", get(get_file).delete(delete_file))
         .route("/api/files/{id}/content", get(download::content))
         .route("/api/files/{id}/tags", post(add_tags).delete(remove_tags))
@@ -76,19 +79,35 @@ pub(crate) struct FileList {
 /// Lists the files matching a query.
 #[utoipa::path(get, path = "/api/files", tag = "files", params(ListParams),
     responses((status = 200, body = FileList), (status = 400, description = "malformed query", body = crate::error::ErrorBody)))]
-pub(crate) async fn list(State(state): State<AppState>, Query(p): Query<ListParams>) -> ApiResult<Json<FileList>> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Json<FileList>> {
     let expr = query::parse(p.q.as_deref().unwrap_or(""))?;
     let sort = match p.sort.as_deref() {
         None => SortKey::Modified,
-        Some(s) => SortKey::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown sort '{s}'; use name, size, mime, created or modified")))?,
+        Some(s) => SortKey::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown sort '{s}'; use name, size, mime, created or modified"
+            ))
+        })?,
     };
     let descending = match p.order.as_deref() {
         None => matches!(sort, SortKey::Modified | SortKey::Created | SortKey::Size),
         Some("asc") => false,
         Some("desc") => true,
-        Some(o) => return Err(ApiError::bad_request(format!("unknown order '{o}'; use asc or desc"))),
+        Some(o) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown order '{o}'; use asc or desc"
+            )));
+        }
     };
-    let opts = ListOptions { sort, descending, limit: p.limit.unwrap_or(100).min(10_000), offset: p.offset.unwrap_or(0) };
+    let opts = ListOptions {
+        sort,
+        descending,
+        limit: p.limit.unwrap_or(100).min(10_000),
+        offset: p.offset.unwrap_or(0),
+    };
     let (files, total) = state.store.meta.list_files(&expr, opts).await?;
     Ok(Json(FileList { files, total }))
 }
@@ -112,9 +131,17 @@ pub(crate) async fn upload_raw(
     body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<FileRecord>)> {
     // Refuse a bad name before reading the body.
-    disgrafs_core::validate_file_name(&p.name)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("file name: {e}")))?;
-    let expected = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    disgrafs_core::validate_file_name(&p.name).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("file name: {e}"),
+        )
+    })?;
+    let expected = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     let staged = upload::stage(&state, body.into_data_stream(), expected).await?;
     let rec = upload::store(&state, staged, &p.name).await?;
     Ok((StatusCode::CREATED, Json(rec)))
@@ -132,21 +159,34 @@ pub(crate) struct Uploaded {
     responses((status = 201, body = Uploaded), (status = 400, body = crate::error::ErrorBody),
         (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
         (status = 507, body = crate::error::ErrorBody)))]
-pub(crate) async fn upload_multipart(State(state): State<AppState>, mut mp: Multipart) -> ApiResult<(StatusCode, Json<Uploaded>)> {
+pub(crate) async fn upload_multipart(
+    State(state): State<AppState>,
+    mut mp: Multipart,
+) -> ApiResult<(StatusCode, Json<Uploaded>)> {
     let mut staged = Vec::new();
     let mut total = 0u64;
     loop {
         let field = match mp.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => return Err(ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))),
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "malformed multipart body: {}",
+                    e.body_text()
+                )));
+            }
         };
         let Some(name) = field.file_name().map(str::to_owned) else {
             // Plain form fields carry no file.
             continue;
         };
-        disgrafs_core::validate_file_name(&name)
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("file name '{}': {e}", name.escape_debug())))?;
+        disgrafs_core::validate_file_name(&name).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("file name '{}': {e}", name.escape_debug()),
+            )
+        })?;
         let blob = upload::stage(&state, field, None).await.map_err(|mut e| {
             if e.status == StatusCode::BAD_REQUEST {
                 e.body.error = format!("malformed multipart body: {}", e.body.error);
@@ -155,12 +195,17 @@ pub(crate) async fn upload_multipart(State(state): State<AppState>, mut mp: Mult
         })?;
         total += blob.size;
         if total > state.config.max_upload {
-            return Err(ApiError::too_large(format!("upload exceeds the limit of {} bytes", state.config.max_upload)));
+            return Err(ApiError::too_large(format!(
+                "upload exceeds the limit of {} bytes",
+                state.config.max_upload
+            )));
         }
         staged.push((blob, name));
     }
     if staged.is_empty() {
-        return Err(ApiError::bad_request("multipart body has no file part (a part with a filename)"));
+        return Err(ApiError::bad_request(
+            "multipart body has no file part (a part with a filename)",
+        ));
     }
     let mut files = Vec::with_capacity(staged.len());
     for (blob, name) in staged {
@@ -172,16 +217,24 @@ pub(crate) async fn upload_multipart(State(state): State<AppState>, mut mp: Mult
 /// A file's record.
 #[utoipa::path(get, path = "/api/files/{id}", tag = "files",
     responses((status = 200, body = FileRecord), (status = 404, body = crate::error::ErrorBody)))]
-pub(crate) async fn get_file(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<FileRecord>> {
+pub(crate) async fn get_file(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FileRecord>> {
     Ok(Json(state.store.meta.get_file(&id).await?))
 }
 
 /// Deletes a file record; its content goes when no other record uses it.
 #[utoipa::path(delete, path = "/api/files/{id}", tag = "files",
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
-pub(crate) async fn delete_file(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub(crate) async fn delete_file(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     state.store.delete(&id).await?;
-    state.events.send("file.deleted", &serde_json::json!({ "id": id }));
+    state
+        .events
+        .send("file.deleted", &serde_json::json!({ "id": id }));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -196,7 +249,13 @@ fn normalized(tags: &[String]) -> ApiResult<Vec<String>> {
     }
     let mut out = Vec::with_capacity(tags.len());
     for t in tags {
-        let n = normalize_tag(t).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("tag '{}': {e}", t.escape_debug())))?;
+        let n = normalize_tag(t).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("tag '{}': {e}", t.escape_debug()),
+            )
+        })?;
         if !out.contains(&n) {
             out.push(n);
         }
@@ -207,8 +266,16 @@ fn normalized(tags: &[String]) -> ApiResult<Vec<String>> {
 /// Adds user tags to a file.
 #[utoipa::path(post, path = "/api/files/{id}/tags", tag = "tags", request_body = TagsBody,
     responses((status = 200, body = FileRecord), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
-pub(crate) async fn add_tags(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<TagsBody>) -> ApiResult<Json<FileRecord>> {
-    let rec = state.store.meta.add_user_tags(&id, &normalized(&b.tags)?).await?;
+pub(crate) async fn add_tags(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(b): Json<TagsBody>,
+) -> ApiResult<Json<FileRecord>> {
+    let rec = state
+        .store
+        .meta
+        .add_user_tags(&id, &normalized(&b.tags)?)
+        .await?;
     state.events.send("file.updated", &rec);
     Ok(Json(rec))
 }
@@ -216,8 +283,16 @@ pub(crate) async fn add_tags(State(state): State<AppState>, Path(id): Path<Strin
 /// Removes user tags from a file; an automatic tag named here is hidden on this file.
 #[utoipa::path(delete, path = "/api/files/{id}/tags", tag = "tags", request_body = TagsBody,
     responses((status = 200, body = FileRecord), (status = 404, body = crate::error::ErrorBody)))]
-pub(crate) async fn remove_tags(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<TagsBody>) -> ApiResult<Json<FileRecord>> {
-    let rec = state.store.meta.remove_tags(&id, &normalized(&b.tags)?).await?;
+pub(crate) async fn remove_tags(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(b): Json<TagsBody>,
+) -> ApiResult<Json<FileRecord>> {
+    let rec = state
+        .store
+        .meta
+        .remove_tags(&id, &normalized(&b.tags)?)
+        .await?;
     state.events.send("file.updated", &rec);
     Ok(Json(rec))
 }
@@ -235,8 +310,16 @@ pub(crate) struct RelatedList {
 /// Files that share tags with this one, by weighted overlap.
 #[utoipa::path(get, path = "/api/files/{id}/related", tag = "graph", params(LimitParam),
     responses((status = 200, body = RelatedList), (status = 404, body = crate::error::ErrorBody)))]
-pub(crate) async fn related(State(state): State<AppState>, Path(id): Path<String>, Query(p): Query<LimitParam>) -> ApiResult<Json<RelatedList>> {
-    let related = state.store.meta.related(&id, p.limit.unwrap_or(20).min(500)).await?;
+pub(crate) async fn related(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<LimitParam>,
+) -> ApiResult<Json<RelatedList>> {
+    let related = state
+        .store
+        .meta
+        .related(&id, p.limit.unwrap_or(20).min(500))
+        .await?;
     Ok(Json(RelatedList { related }))
 }
 
@@ -253,8 +336,15 @@ pub(crate) struct RetagQueued {
 
 /// Queues automatic tagging again. User tags are never touched.
 #[utoipa::path(post, path = "/api/retag", tag = "tags", params(RetagParams), responses((status = 202, body = RetagQueued)))]
-pub(crate) async fn retag(State(state): State<AppState>, Query(p): Query<RetagParams>) -> ApiResult<(StatusCode, Json<RetagQueued>)> {
-    let which = if p.all.unwrap_or(false) { Retag::All } else { Retag::Outdated(crate::jobs::extractor_versions()) };
+pub(crate) async fn retag(
+    State(state): State<AppState>,
+    Query(p): Query<RetagParams>,
+) -> ApiResult<(StatusCode, Json<RetagQueued>)> {
+    let which = if p.all.unwrap_or(false) {
+        Retag::All
+    } else {
+        Retag::Outdated(crate::jobs::extractor_versions())
+    };
     let queued = state.store.meta.enqueue_retag(which).await?;
     state.jobs_queued();
     Ok((StatusCode::ACCEPTED, Json(RetagQueued { queued })))

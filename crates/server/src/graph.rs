@@ -33,22 +33,43 @@ pub(crate) struct GraphParams {
 /// The subgraph of the matching files and their tags, newest files first.
 #[utoipa::path(get, path = "/api/graph", tag = "graph", params(GraphParams),
     responses((status = 200, body = Graph), (status = 400, body = crate::error::ErrorBody)))]
-pub(crate) async fn graph(State(state): State<AppState>, Query(p): Query<GraphParams>) -> ApiResult<Json<Graph>> {
+pub(crate) async fn graph(
+    State(state): State<AppState>,
+    Query(p): Query<GraphParams>,
+) -> ApiResult<Json<Graph>> {
     let mut expr = query::parse(p.q.as_deref().unwrap_or(""))?;
     if let Some(around) = p.around.as_deref().filter(|a| !a.trim().is_empty()) {
         let mut tags = Vec::new();
         for node in around.split(',').map(str::trim) {
             if let Some(t) = node.strip_prefix("t:") {
-                tags.push(normalize_tag(t).map_err(|e| ApiError::bad_request(format!("around: tag '{t}': {e}")))?);
+                tags.push(
+                    normalize_tag(t)
+                        .map_err(|e| ApiError::bad_request(format!("around: tag '{t}': {e}")))?,
+                );
             } else if let Some(f) = node.strip_prefix("f:") {
-                tags.extend(state.store.meta.get_file(f).await?.tags.into_iter().map(|t| t.name));
+                tags.extend(
+                    state
+                        .store
+                        .meta
+                        .get_file(f)
+                        .await?
+                        .tags
+                        .into_iter()
+                        .map(|t| t.name),
+                );
             } else {
-                return Err(ApiError::bad_request(format!("around: '{node}' is not a node id (t:TAG or f:FILE_ID)")));
+                return Err(ApiError::bad_request(format!(
+                    "around: '{node}' is not a node id (t:TAG or f:FILE_ID)"
+                )));
             }
         }
         tags.sort();
         tags.dedup();
-        let near = Expr::Or(tags.into_iter().map(|t| Expr::Pred(Predicate::Tag(t))).collect());
+        let near = Expr::Or(
+            tags.into_iter()
+                .map(|t| Expr::Pred(Predicate::Tag(t)))
+                .collect(),
+        );
         expr = Expr::And(vec![expr, near]);
     }
     let limit = p.limit.unwrap_or(2000).clamp(1, MAX_GRAPH_NODES);
@@ -69,8 +90,18 @@ pub(crate) struct TagList {
 
 /// Tags by how many files carry them.
 #[utoipa::path(get, path = "/api/tags", tag = "tags", params(TagParams), responses((status = 200, body = TagList)))]
-pub(crate) async fn tags(State(state): State<AppState>, Query(p): Query<TagParams>) -> ApiResult<Json<TagList>> {
-    let tags = state.store.meta.tags(p.prefix.as_deref().unwrap_or(""), p.limit.unwrap_or(50).min(1000)).await?;
+pub(crate) async fn tags(
+    State(state): State<AppState>,
+    Query(p): Query<TagParams>,
+) -> ApiResult<Json<TagList>> {
+    let tags = state
+        .store
+        .meta
+        .tags(
+            p.prefix.as_deref().unwrap_or(""),
+            p.limit.unwrap_or(50).min(1000),
+        )
+        .await?;
     Ok(Json(TagList { tags }))
 }
 
@@ -86,7 +117,14 @@ pub(crate) struct CoList {
 
 /// Pairs of tags that appear on the same files, most frequent first.
 #[utoipa::path(get, path = "/api/tags/cooccurrence", tag = "tags", params(CoParams), responses((status = 200, body = CoList)))]
-pub(crate) async fn cooccurrence(State(state): State<AppState>, Query(p): Query<CoParams>) -> ApiResult<Json<CoList>> {
-    let pairs = state.store.meta.cooccurrence(p.limit.unwrap_or(50).min(1000)).await?;
+pub(crate) async fn cooccurrence(
+    State(state): State<AppState>,
+    Query(p): Query<CoParams>,
+) -> ApiResult<Json<CoList>> {
+    let pairs = state
+        .store
+        .meta
+        .cooccurrence(p.limit.unwrap_or(50).min(1000))
+        .await?;
     Ok(Json(CoList { pairs }))
 }

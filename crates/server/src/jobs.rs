@@ -16,10 +16,14 @@ const TAG_TIMEOUT: Duration = Duration::from_secs(300);
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
 pub(crate) fn extractor_versions() -> BTreeMap<String, u32> {
-    disgrafs_tagger::extractor_versions().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    disgrafs_tagger::extractor_versions()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
-type TagReply = tokio::sync::oneshot::Sender<Result<disgrafs_tagger::Tagging, disgrafs_tagger::TagError>>;
+type TagReply =
+    tokio::sync::oneshot::Sender<Result<disgrafs_tagger::Tagging, disgrafs_tagger::TagError>>;
 
 /// One worker's tagging thread. It runs at the lowest CPU priority (nice 19): on a small machine,
 /// tagging must take only the CPU time that uploads and downloads leave.
@@ -28,24 +32,33 @@ struct TagThread(std::sync::mpsc::Sender<(std::path::PathBuf, String, TagReply)>
 impl TagThread {
     fn start(n: usize) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel::<(std::path::PathBuf, String, TagReply)>();
-        std::thread::Builder::new().name(format!("disgrafs-tag-{n}")).spawn(move || {
-            // SAFETY: plain syscalls on this thread's own id; the nice value is per thread on
-            // Linux. Failure only leaves the thread at normal priority.
-            unsafe {
-                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                libc::setpriority(libc::PRIO_PROCESS, tid, 19);
-            }
-            while let Ok((path, name, reply)) = rx.recv() {
-                let _ = reply.send(disgrafs_tagger::tag_file(&path, &name));
-            }
-        })?;
+        std::thread::Builder::new()
+            .name(format!("disgrafs-tag-{n}"))
+            .spawn(move || {
+                // SAFETY: plain syscalls on this thread's own id; the nice value is per thread on
+                // Linux. Failure only leaves the thread at normal priority.
+                unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+                }
+                while let Ok((path, name, reply)) = rx.recv() {
+                    let _ = reply.send(disgrafs_tagger::tag_file(&path, &name));
+                }
+            })?;
         Ok(TagThread(tx))
     }
 
-    async fn tag(&self, path: std::path::PathBuf, name: String) -> Result<Result<disgrafs_tagger::Tagging, disgrafs_tagger::TagError>, String> {
+    async fn tag(
+        &self,
+        path: std::path::PathBuf,
+        name: String,
+    ) -> Result<Result<disgrafs_tagger::Tagging, disgrafs_tagger::TagError>, String> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.0.send((path, name, reply)).map_err(|_| "the tagging thread is gone".to_string())?;
-        rx.await.map_err(|_| "the tagging thread crashed".to_string())
+        self.0
+            .send((path, name, reply))
+            .map_err(|_| "the tagging thread is gone".to_string())?;
+        rx.await
+            .map_err(|_| "the tagging thread crashed".to_string())
     }
 }
 
@@ -76,9 +89,15 @@ pub(crate) fn spawn_workers(state: AppState) {
     }
 }
 
-async fn files_of(state: &AppState, hash: &str) -> Result<Vec<disgrafs_core::FileRecord>, disgrafs_store::StoreError> {
+async fn files_of(
+    state: &AppState,
+    hash: &str,
+) -> Result<Vec<disgrafs_core::FileRecord>, disgrafs_store::StoreError> {
     let q = Expr::Pred(Predicate::HashPrefix(hash.to_owned()));
-    let opts = ListOptions { limit: 1000, ..Default::default() };
+    let opts = ListOptions {
+        limit: 1000,
+        ..Default::default()
+    };
     Ok(state.store.meta.list_files(&q, opts).await?.0)
 }
 
@@ -86,18 +105,34 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
     let files = match files_of(state, &job.hash).await {
         Ok(f) => f,
         Err(e) => {
-            let _ = state.store.meta.fail_job(&job, &format!("cannot read the content's files: {e}"), MAX_ATTEMPTS).await;
+            let _ = state
+                .store
+                .meta
+                .fail_job(
+                    &job,
+                    &format!("cannot read the content's files: {e}"),
+                    MAX_ATTEMPTS,
+                )
+                .await;
             return;
         }
     };
     // Deleting a content's last file removes its job, so a job always has a file; if a race
     // says otherwise, try again later rather than record empty tags.
     let Some(name) = files.first().map(|f| f.name.clone()) else {
-        let _ = state.store.meta.fail_job(&job, "no file uses this content", MAX_ATTEMPTS).await;
+        let _ = state
+            .store
+            .meta
+            .fail_job(&job, "no file uses this content", MAX_ATTEMPTS)
+            .await;
         return;
     };
     let Some(path) = state.store.blobs.local_path(&job.hash) else {
-        let _ = state.store.meta.fail_job(&job, "remote blob stores are not tagged yet", 1).await;
+        let _ = state
+            .store
+            .meta
+            .fail_job(&job, "remote blob stores are not tagged yet", 1)
+            .await;
         return;
     };
     let renew = {
@@ -114,7 +149,11 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
     renew.abort();
     let Ok(outcome) = outcome else {
         tracing::warn!(hash = %job.hash, "tagging took longer than {TAG_TIMEOUT:?}; giving up on this try");
-        let _ = state.store.meta.fail_job(&job, "tagging timed out", MAX_ATTEMPTS).await;
+        let _ = state
+            .store
+            .meta
+            .fail_job(&job, "tagging timed out", MAX_ATTEMPTS)
+            .await;
         return;
     };
     let result = match outcome {
@@ -128,7 +167,12 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
                 tags: t
                     .tags
                     .into_iter()
-                    .map(|a| NewAutoTag { name: a.name, extractor: a.extractor, version: a.version, weight: a.confidence })
+                    .map(|a| NewAutoTag {
+                        name: a.name,
+                        extractor: a.extractor,
+                        version: a.version,
+                        weight: a.confidence,
+                    })
                     .collect(),
                 fields: t.fields,
                 versions: t.versions,
@@ -146,7 +190,11 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
             }
             Err(e) => {
                 tracing::warn!(hash = %job.hash, "cannot record tags: {e}");
-                let _ = state.store.meta.fail_job(&job, &format!("cannot record tags: {e}"), MAX_ATTEMPTS).await;
+                let _ = state
+                    .store
+                    .meta
+                    .fail_job(&job, &format!("cannot record tags: {e}"), MAX_ATTEMPTS)
+                    .await;
             }
         },
         Err(e) => {

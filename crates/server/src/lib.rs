@@ -5,10 +5,10 @@
 //! [`disgrafs_store::Store`] and [`disgrafs_tagger`], and store errors into statuses in one place
 //! ([`error`]).
 
+mod download;
 pub mod error;
 mod events;
 mod files;
-mod download;
 mod graph;
 mod jobs;
 mod openapi;
@@ -16,8 +16,8 @@ mod tus;
 mod upload;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt;
 use disgrafs_store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,7 +47,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             data_dir: PathBuf::from("disgrafs-data"),
             max_upload: 1 << 40,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8),
+            workers: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(1, 8),
             min_confidence: disgrafs_tagger::DEFAULT_MIN_CONFIDENCE,
             upload_expiry: std::time::Duration::from_secs(24 * 3600),
         }
@@ -99,21 +101,40 @@ pub fn api(state: AppState) -> Router {
 
 /// Refuses requests that change something when a browser says they come from another site's
 /// page: without accounts yet, that is what keeps any web page from uploading or deleting here.
-async fn same_origin_writes(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn same_origin_writes(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use axum::http::{Method, header};
     use axum::response::IntoResponse;
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
-        if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-            let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if let Some(origin) = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+        {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
             if origin != "null" && origin_host != host {
-                return error::ApiError::new(axum::http::StatusCode::FORBIDDEN, "cross_origin", format!("requests from {origin} may not change this store"))
-                    .into_response();
+                return error::ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "cross_origin",
+                    format!("requests from {origin} may not change this store"),
+                )
+                .into_response();
             }
             if origin == "null" {
-                return error::ApiError::new(axum::http::StatusCode::FORBIDDEN, "cross_origin", "requests from an opaque origin may not change this store")
-                    .into_response();
+                return error::ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "cross_origin",
+                    "requests from an opaque origin may not change this store",
+                )
+                .into_response();
             }
         }
     }
@@ -124,7 +145,10 @@ async fn same_origin_writes(req: axum::extract::Request, next: axum::middleware:
 pub async fn start_background(state: &AppState) -> Result<(), disgrafs_store::StoreError> {
     let recovered = state.store.meta.recover_jobs().await?;
     if recovered > 0 {
-        tracing::info!(recovered, "re-queued tagging jobs left running by a previous run");
+        tracing::info!(
+            recovered,
+            "re-queued tagging jobs left running by a previous run"
+        );
     }
     jobs::spawn_workers(state.clone());
     tus::spawn_expiry(state.clone());
@@ -138,11 +162,17 @@ pub async fn serve(
     extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    start_background(&state).await.map_err(std::io::Error::other)?;
-    let app = api(state).merge(extra).layer(tower_http::trace::TraceLayer::new_for_http());
+    start_background(&state)
+        .await
+        .map_err(std::io::Error::other)?;
+    let app = api(state)
+        .merge(extra)
+        .layer(tower_http::trace::TraceLayer::new_for_http());
     // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms).
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

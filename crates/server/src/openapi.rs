@@ -26,5 +26,8 @@ use utoipa::OpenApi;
 pub struct ApiDoc;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/api/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    Router::new().route(
+        "/api/openapi.json",
+        get(|| async { Json(ApiDoc::openapi()) }),
+    )
 }

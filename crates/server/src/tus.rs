@@ -8,11 +8,11 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, upload};
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use base64::Engine;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -50,7 +50,10 @@ pub(crate) struct TusStore {
 impl TusStore {
     pub(crate) fn open(dir: &FsPath) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(TusStore { dir: dir.to_path_buf(), locks: Default::default() })
+        Ok(TusStore {
+            dir: dir.to_path_buf(),
+            locks: Default::default(),
+        })
     }
     fn part(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.part"))
@@ -63,24 +66,43 @@ impl TusStore {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ApiError::not_found(format!("upload {id} not found")));
         }
-        let raw = tokio::fs::read(self.info_path(id)).await.map_err(|_| ApiError::not_found(format!("upload {id} not found")))?;
-        serde_json::from_slice(&raw).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("upload {id} is damaged: {e}")))
+        let raw = tokio::fs::read(self.info_path(id))
+            .await
+            .map_err(|_| ApiError::not_found(format!("upload {id} not found")))?;
+        serde_json::from_slice(&raw).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("upload {id} is damaged: {e}"),
+            )
+        })
     }
     async fn save(&self, id: &str, info: &Info) -> ApiResult<()> {
         let tmp = self.dir.join(format!("{id}.json.tmp"));
         let data = serde_json::to_vec(info).expect("info serializes");
-        tokio::fs::write(&tmp, data).await.map_err(|e| disgrafs_store::StoreError::from_write(e))?;
-        tokio::fs::rename(&tmp, self.info_path(id)).await.map_err(disgrafs_store::StoreError::from)?;
+        tokio::fs::write(&tmp, data)
+            .await
+            .map_err(|e| disgrafs_store::StoreError::from_write(e))?;
+        tokio::fs::rename(&tmp, self.info_path(id))
+            .await
+            .map_err(disgrafs_store::StoreError::from)?;
         Ok(())
     }
     async fn offset(&self, id: &str, info: &Info) -> u64 {
         if info.file_id.is_some() {
             return info.length;
         }
-        tokio::fs::metadata(self.part(id)).await.map_or(0, |m| m.len())
+        tokio::fs::metadata(self.part(id))
+            .await
+            .map_or(0, |m| m.len())
     }
     fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks.lock().expect("tus lock map").entry(id.to_owned()).or_default().clone()
+        self.locks
+            .lock()
+            .expect("tus lock map")
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
     }
     async fn remove(&self, id: &str) {
         let _ = tokio::fs::remove_file(self.part(id)).await;
@@ -92,8 +114,17 @@ impl TusStore {
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/uploads", axum::routing::options(options).post(create))
-        .route("/api/uploads/", axum::routing::options(options).post(create))
-        .route("/api/uploads/{id}", axum::routing::patch(patch).head(head).delete(terminate).options(options))
+        .route(
+            "/api/uploads/",
+            axum::routing::options(options).post(create),
+        )
+        .route(
+            "/api/uploads/{id}",
+            axum::routing::patch(patch)
+                .head(head)
+                .delete(terminate)
+                .options(options),
+        )
 }
 
 fn tus_headers(h: &mut HeaderMap) {
@@ -110,8 +141,16 @@ fn with_tus(status: StatusCode, mut h: HeaderMap) -> Response {
 fn check_version(headers: &HeaderMap) -> ApiResult<()> {
     match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
         Some(TUS_VERSION) => Ok(()),
-        Some(v) => Err(ApiError::new(StatusCode::PRECONDITION_FAILED, "tus_version", format!("tus version {v} is not supported; use {TUS_VERSION}"))),
-        None => Err(ApiError::new(StatusCode::PRECONDITION_FAILED, "tus_version", "missing Tus-Resumable header")),
+        Some(v) => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "tus_version",
+            format!("tus version {v} is not supported; use {TUS_VERSION}"),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "tus_version",
+            "missing Tus-Resumable header",
+        )),
     }
 }
 
@@ -140,8 +179,12 @@ fn parse_metadata(raw: &str) -> ApiResult<HashMap<String, String>> {
         let (k, v) = pair.split_once(' ').unwrap_or((pair, ""));
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(v.trim())
-            .map_err(|_| ApiError::bad_request(format!("Upload-Metadata value of '{k}' is not base64")))?;
-        let v = String::from_utf8(bytes).map_err(|_| ApiError::bad_request(format!("Upload-Metadata value of '{k}' is not UTF-8")))?;
+            .map_err(|_| {
+                ApiError::bad_request(format!("Upload-Metadata value of '{k}' is not base64"))
+            })?;
+        let v = String::from_utf8(bytes).map_err(|_| {
+            ApiError::bad_request(format!("Upload-Metadata value of '{k}' is not UTF-8"))
+        })?;
         out.insert(k.to_owned(), v);
     }
     Ok(out)
@@ -149,7 +192,9 @@ fn parse_metadata(raw: &str) -> ApiResult<HashMap<String, String>> {
 
 fn expires_at(state: &AppState) -> HeaderValue {
     let t = time::OffsetDateTime::now_utc() + state.config.upload_expiry;
-    let f = t.format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
+    let f = t
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default();
     HeaderValue::from_str(&f.replace("+0000", "GMT")).unwrap_or(HeaderValue::from_static(""))
 }
 
@@ -168,7 +213,11 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
 #[utoipa::path(post, path = "/api/uploads/", tag = "tus",
     responses((status = 201, description = "Location of the new upload"), (status = 400, body = crate::error::ErrorBody),
         (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
-pub(crate) async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     match create_inner(&state, &headers, body).await {
         Ok(r) => r,
         Err(e) => tus_error(e),
@@ -178,27 +227,69 @@ pub(crate) async fn create(State(state): State<AppState>, headers: HeaderMap, bo
 async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
     check_version(headers)?;
     if headers.contains_key("upload-defer-length") {
-        return Err(ApiError::bad_request("Upload-Defer-Length is not supported; send Upload-Length"));
+        return Err(ApiError::bad_request(
+            "Upload-Defer-Length is not supported; send Upload-Length",
+        ));
     }
-    let length = header_u64(headers, "upload-length")?.ok_or_else(|| ApiError::bad_request("missing Upload-Length header"))?;
+    let length = header_u64(headers, "upload-length")?
+        .ok_or_else(|| ApiError::bad_request("missing Upload-Length header"))?;
     if length > state.config.max_upload {
-        return Err(ApiError::too_large(format!("upload of {length} bytes exceeds the limit of {} bytes", state.config.max_upload)));
+        return Err(ApiError::too_large(format!(
+            "upload of {length} bytes exceeds the limit of {} bytes",
+            state.config.max_upload
+        )));
     }
-    let raw_meta = headers.get("upload-metadata").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let raw_meta = headers
+        .get("upload-metadata")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let meta = parse_metadata(&raw_meta)?;
-    let name = meta.get("filename").or_else(|| meta.get("name")).cloned().ok_or_else(|| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Upload-Metadata must carry a filename")
+    let name = meta
+        .get("filename")
+        .or_else(|| meta.get("name"))
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "Upload-Metadata must carry a filename",
+            )
+        })?;
+    disgrafs_core::validate_file_name(&name).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("file name: {e}"),
+        )
     })?;
-    disgrafs_core::validate_file_name(&name)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("file name: {e}")))?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    tokio::fs::File::create(state.tus.part(&id)).await.map_err(disgrafs_store::StoreError::from_write)?;
-    state.tus.save(&id, &Info { length, name, metadata: raw_meta, file_id: None }).await?;
+    tokio::fs::File::create(state.tus.part(&id))
+        .await
+        .map_err(disgrafs_store::StoreError::from_write)?;
+    state
+        .tus
+        .save(
+            &id,
+            &Info {
+                length,
+                name,
+                metadata: raw_meta,
+                file_id: None,
+            },
+        )
+        .await?;
 
     let mut h = HeaderMap::new();
-    h.insert(header::LOCATION, HeaderValue::from_str(&format!("/api/uploads/{id}")).expect("ascii"));
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/api/uploads/{id}")).expect("ascii"),
+    );
     h.insert("upload-expires", expires_at(state));
-    let with_body = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) == Some(OFFSET_CT);
+    let with_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        == Some(OFFSET_CT);
     if with_body || length == 0 {
         let lock = state.tus.lock(&id);
         let _g = lock.lock().await;
@@ -214,12 +305,19 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
 /// Where an upload stands.
 #[utoipa::path(head, path = "/api/uploads/{id}", tag = "tus",
     responses((status = 200, description = "Upload-Offset, Upload-Length, and Disgrafs-File-Id once complete"), (status = 404)))]
-pub(crate) async fn head(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub(crate) async fn head(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let r = async {
         check_version(&headers)?;
         let info = state.tus.info(&id).await?;
         let mut h = HeaderMap::new();
-        h.insert("upload-offset", HeaderValue::from(state.tus.offset(&id, &info).await));
+        h.insert(
+            "upload-offset",
+            HeaderValue::from(state.tus.offset(&id, &info).await),
+        );
         h.insert("upload-length", HeaderValue::from(info.length));
         if !info.metadata.is_empty() {
             if let Ok(v) = HeaderValue::from_str(&info.metadata) {
@@ -241,24 +339,49 @@ pub(crate) async fn head(State(state): State<AppState>, Path(id): Path<String>, 
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "new Upload-Offset"), (status = 404, body = crate::error::ErrorBody),
         (status = 409, description = "offset mismatch", body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody)))]
-pub(crate) async fn patch(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     match patch_inner(&state, &id, &headers, body).await {
         Ok(r) => r,
         Err(e) => tus_error(e),
     }
 }
 
-async fn patch_inner(state: &AppState, id: &str, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+async fn patch_inner(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     check_version(headers)?;
-    if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some(OFFSET_CT) {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_content_type", format!("PATCH needs Content-Type: {OFFSET_CT}")));
+    if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some(OFFSET_CT)
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_content_type",
+            format!("PATCH needs Content-Type: {OFFSET_CT}"),
+        ));
     }
-    let offset = header_u64(headers, "upload-offset")?.ok_or_else(|| ApiError::bad_request("missing Upload-Offset header"))?;
+    let offset = header_u64(headers, "upload-offset")?
+        .ok_or_else(|| ApiError::bad_request("missing Upload-Offset header"))?;
     state.tus.info(id).await?;
     let lock = state.tus.lock(id);
     let _g = tokio::time::timeout(LOCK_WAIT, lock.lock())
         .await
-        .map_err(|_| ApiError::new(StatusCode::LOCKED, "busy", "another request is writing this upload"))?;
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::LOCKED,
+                "busy",
+                "another request is writing this upload",
+            )
+        })?;
     let (new_offset, file_id) = append(state, id, offset, body).await?;
     let mut h = HeaderMap::new();
     h.insert("upload-offset", HeaderValue::from(new_offset));
@@ -272,17 +395,30 @@ async fn patch_inner(state: &AppState, id: &str, headers: &HeaderMap, body: Body
 /// Appends `body` at `offset` (which must be the current one) and, when the upload is then
 /// complete, stores it. Returns the new offset and the stored file's id. The caller holds the
 /// upload's lock.
-async fn append(state: &AppState, id: &str, offset: u64, body: Body) -> ApiResult<(u64, Option<String>)> {
+async fn append(
+    state: &AppState,
+    id: &str,
+    offset: u64,
+    body: Body,
+) -> ApiResult<(u64, Option<String>)> {
     let mut info = state.tus.info(id).await?;
     let current = state.tus.offset(id, &info).await;
     if offset != current {
-        return Err(ApiError::new(StatusCode::CONFLICT, "offset_mismatch", format!("Upload-Offset is {offset} but the upload has {current} bytes")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "offset_mismatch",
+            format!("Upload-Offset is {offset} but the upload has {current} bytes"),
+        ));
     }
     if info.file_id.is_some() {
         return Ok((current, info.file_id));
     }
-    let mut file =
-        tokio::fs::OpenOptions::new().append(true).create(true).open(state.tus.part(id)).await.map_err(disgrafs_store::StoreError::from_write)?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(state.tus.part(id))
+        .await
+        .map_err(disgrafs_store::StoreError::from_write)?;
     let mut written = current;
     let mut stream = body.into_data_stream();
     let mut failure = None;
@@ -296,7 +432,10 @@ async fn append(state: &AppState, id: &str, offset: u64, body: Body) -> ApiResul
             }
         };
         if written + chunk.len() as u64 > info.length {
-            failure = Some(ApiError::too_large(format!("more bytes than the declared Upload-Length of {}", info.length)));
+            failure = Some(ApiError::too_large(format!(
+                "more bytes than the declared Upload-Length of {}",
+                info.length
+            )));
             break;
         }
         if let Err(e) = file.write_all(&chunk).await {
@@ -305,9 +444,13 @@ async fn append(state: &AppState, id: &str, offset: u64, body: Body) -> ApiResul
         }
         written += chunk.len() as u64;
     }
-    file.flush().await.map_err(disgrafs_store::StoreError::from_write)?;
+    file.flush()
+        .await
+        .map_err(disgrafs_store::StoreError::from_write)?;
     // A failed write may have left a partial chunk: cut back to what we know was written whole.
-    file.set_len(written).await.map_err(disgrafs_store::StoreError::from_write)?;
+    file.set_len(written)
+        .await
+        .map_err(disgrafs_store::StoreError::from_write)?;
     drop(file);
     if let Some(e) = failure {
         return Err(e);
@@ -327,7 +470,11 @@ async fn append(state: &AppState, id: &str, offset: u64, body: Body) -> ApiResul
 
 /// Cancels an upload and removes its bytes (tus termination).
 #[utoipa::path(delete, path = "/api/uploads/{id}", tag = "tus", responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
-pub(crate) async fn terminate(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub(crate) async fn terminate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let r = async {
         check_version(&headers)?;
         state.tus.info(&id).await?;
@@ -346,13 +493,17 @@ pub(crate) fn spawn_expiry(state: AppState) {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tick.tick().await;
-            let Ok(mut dir) = tokio::fs::read_dir(&state.tus.dir).await else { continue };
+            let Ok(mut dir) = tokio::fs::read_dir(&state.tus.dir).await else {
+                continue;
+            };
             while let Ok(Some(e)) = dir.next_entry().await {
                 let path = e.path();
                 if path.extension().and_then(|x| x.to_str()) != Some("json") {
                     continue;
                 }
-                let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
+                let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                    continue;
+                };
                 // Idle since the last byte arrived (the part file) or the last state change.
                 let mut newest = None;
                 for p in [path.clone(), state.tus.part(&id)] {

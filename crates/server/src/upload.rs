@@ -16,28 +16,43 @@ pub(crate) async fn stage<E: std::fmt::Display>(
 ) -> ApiResult<StagedBlob> {
     let max = state.config.max_upload;
     if let Some(n) = expected.filter(|n| *n > max) {
-        return Err(ApiError::too_large(format!("upload of {n} bytes exceeds the limit of {max} bytes")));
+        return Err(ApiError::too_large(format!(
+            "upload of {n} bytes exceeds the limit of {max} bytes"
+        )));
     }
     let mut staging = state.store.blobs.stage().await?;
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
         if staging.size() + chunk.len() as u64 > max {
-            return Err(ApiError::too_large(format!("upload exceeds the limit of {max} bytes")));
+            return Err(ApiError::too_large(format!(
+                "upload exceeds the limit of {max} bytes"
+            )));
         }
         staging.write(chunk).await?;
     }
     if let Some(n) = expected.filter(|n| *n != staging.size()) {
-        return Err(ApiError::bad_request(format!("body has {} bytes but {n} were announced", staging.size())));
+        return Err(ApiError::bad_request(format!(
+            "body has {} bytes but {n} were announced",
+            staging.size()
+        )));
     }
     Ok(staging.finish().await?)
 }
 
 /// Stores a staged blob as a file named `name`, announces it and queues its tagging.
-pub(crate) async fn store(state: &AppState, staged: StagedBlob, name: &str) -> ApiResult<FileRecord> {
-    disgrafs_core::validate_file_name(name).map_err(|e| StoreError::Invalid(format!("file name: {e}")))?;
+pub(crate) async fn store(
+    state: &AppState,
+    staged: StagedBlob,
+    name: &str,
+) -> ApiResult<FileRecord> {
+    disgrafs_core::validate_file_name(name)
+        .map_err(|e| StoreError::Invalid(format!("file name: {e}")))?;
     let detected = disgrafs_tagger::detect(&staged.head, name);
-    let rec = state.store.put(staged, name, &detected.mime, detected.kind).await?;
+    let rec = state
+        .store
+        .put(staged, name, &detected.mime, detected.kind)
+        .await?;
     state.events.send("file.created", &rec);
     state.jobs_queued();
     Ok(rec)

@@ -44,7 +44,10 @@ pub struct BlobStore {
 
 impl std::fmt::Debug for BlobStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobStore").field("local_blobs", &self.local_blobs).field("staging", &self.staging).finish()
+        f.debug_struct("BlobStore")
+            .field("local_blobs", &self.local_blobs)
+            .field("staging", &self.staging)
+            .finish()
     }
 }
 
@@ -57,20 +60,32 @@ impl BlobStore {
     pub fn local(data_dir: &Path) -> Result<Self, StoreError> {
         let blobs = data_dir.join("blobs");
         std::fs::create_dir_all(&blobs)?;
-        let root = blobs.to_str().ok_or_else(|| StoreError::Config(format!("data dir {} is not UTF-8", data_dir.display())))?;
-        let op = Operator::new(opendal::services::Fs::default().root(root)).map_err(io_err)?.finish();
+        let root = blobs.to_str().ok_or_else(|| {
+            StoreError::Config(format!("data dir {} is not UTF-8", data_dir.display()))
+        })?;
+        let op = Operator::new(opendal::services::Fs::default().root(root))
+            .map_err(io_err)?
+            .finish();
         Self::with_operator(op, Some(blobs), data_dir)
     }
 
     /// Blobs behind any OpenDAL operator (S3, …); staging stays on local disk under `data_dir`.
-    pub fn with_operator(op: Operator, local_blobs: Option<PathBuf>, data_dir: &Path) -> Result<Self, StoreError> {
+    pub fn with_operator(
+        op: Operator,
+        local_blobs: Option<PathBuf>,
+        data_dir: &Path,
+    ) -> Result<Self, StoreError> {
         let staging = data_dir.join("tmp").join("staging");
         std::fs::create_dir_all(&staging)?;
         // Anything here is from a process that died mid-upload: no record points at it.
         for e in std::fs::read_dir(&staging)? {
             let _ = std::fs::remove_file(e?.path());
         }
-        Ok(BlobStore { op, local_blobs, staging })
+        Ok(BlobStore {
+            op,
+            local_blobs,
+            staging,
+        })
     }
 
     fn key(hash: &str) -> String {
@@ -86,7 +101,11 @@ impl BlobStore {
     /// receiving: on two cores, network and disk then overlap.
     pub async fn stage(&self) -> Result<Staging, StoreError> {
         let path = self.staging.join(uuid::Uuid::new_v4().simple().to_string());
-        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(StoreError::from_write)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(StoreError::from_write)?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
         let writer = tokio::task::spawn_blocking(move || -> io::Result<(String, u64)> {
             use std::io::Write;
@@ -142,14 +161,23 @@ impl BlobStore {
         .await
         .map_err(|e| StoreError::Io(io::Error::other(e)))?
         .map_err(StoreError::from_write)?;
-        Ok(StagedBlob { guard, hash, size, head })
+        Ok(StagedBlob {
+            guard,
+            hash,
+            size,
+            head,
+        })
     }
 
     /// Makes a staged blob durable under its hash. Idempotent: committing content that is
     /// already stored replaces it with identical bytes (an atomic rename), or skips the upload
     /// to a remote store when the object exists.
     pub async fn commit(&self, mut staged: StagedBlob) -> Result<(), StoreError> {
-        let from = staged.guard.0.take().expect("staged blob has a path until committed");
+        let from = staged
+            .guard
+            .0
+            .take()
+            .expect("staged blob has a path until committed");
         let key = Self::key(&staged.hash);
         if let Some(blobs) = &self.local_blobs {
             let to = blobs.join(&key);
@@ -181,7 +209,12 @@ impl BlobStore {
             if self.op.exists(&key).await.map_err(io_err)? {
                 return Ok(());
             }
-            let mut w = self.op.writer_with(&key).chunk(8 << 20).await.map_err(io_err)?;
+            let mut w = self
+                .op
+                .writer_with(&key)
+                .chunk(8 << 20)
+                .await
+                .map_err(io_err)?;
             let mut f = tokio::fs::File::open(&from).await?;
             let mut buf = vec![0u8; READ_CHUNK];
             loop {
@@ -189,7 +222,9 @@ impl BlobStore {
                 if n == 0 {
                     break;
                 }
-                w.write(Bytes::copy_from_slice(&buf[..n])).await.map_err(io_err)?;
+                w.write(Bytes::copy_from_slice(&buf[..n]))
+                    .await
+                    .map_err(io_err)?;
             }
             w.close().await.map_err(io_err)?;
             Ok::<_, StoreError>(())
@@ -200,47 +235,66 @@ impl BlobStore {
     }
 
     /// Streams `range` of a blob (the whole blob when None).
-    pub async fn read(&self, hash: &str, range: Option<Range<u64>>) -> Result<ByteStream, StoreError> {
+    pub async fn read(
+        &self,
+        hash: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream, StoreError> {
         if let Some(path) = self.local_path(hash) {
             // One hop to the blocking pool opens the blob and produces the first piece; a small
             // blob is then done (this is what keeps small GETs cheap).
-            let (file, first, start, end) = tokio::task::spawn_blocking(move || -> io::Result<_> {
-                let file = std::fs::File::open(path)?;
-                let len = file.metadata()?.len();
-                let Range { start, end } = range.unwrap_or(0..len);
-                if end > len {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob is shorter than its record"));
-                }
-                let n = (end - start).min(MAP_WINDOW);
-                let first = if n <= SMALL_READ {
-                    let mut buf = vec![0u8; n as usize];
-                    std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, start)?;
-                    Bytes::from(buf)
-                } else {
-                    map_window(&file, start, n)?
-                };
-                Ok((file, first, start, end))
-            })
-            .await
-            .map_err(|e| StoreError::Io(io::Error::other(e)))?
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {hash}")),
-                _ => e.into(),
-            })?;
+            let (file, first, start, end) =
+                tokio::task::spawn_blocking(move || -> io::Result<_> {
+                    let file = std::fs::File::open(path)?;
+                    let len = file.metadata()?.len();
+                    let Range { start, end } = range.unwrap_or(0..len);
+                    if end > len {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "blob is shorter than its record",
+                        ));
+                    }
+                    let n = (end - start).min(MAP_WINDOW);
+                    let first = if n <= SMALL_READ {
+                        let mut buf = vec![0u8; n as usize];
+                        std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, start)?;
+                        Bytes::from(buf)
+                    } else {
+                        map_window(&file, start, n)?
+                    };
+                    Ok((file, first, start, end))
+                })
+                .await
+                .map_err(|e| StoreError::Io(io::Error::other(e)))?
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {hash}")),
+                    _ => e.into(),
+                })?;
             let rest_start = start + first.len() as u64;
             let file = std::sync::Arc::new(file);
             // Further windows of the file are mapped and handed to the socket writer as they are:
             // no copy in user space, and at most a few windows resident at once.
-            let windows = (rest_start..end).step_by(MAP_WINDOW as usize).map(move |off| (off, (end - off).min(MAP_WINDOW)));
+            let windows = (rest_start..end)
+                .step_by(MAP_WINDOW as usize)
+                .map(move |off| (off, (end - off).min(MAP_WINDOW)));
             let rest = futures::stream::iter(windows).then(move |(off, n)| {
                 let file = file.clone();
-                async move { tokio::task::spawn_blocking(move || map_window(&file, off, n)).await.map_err(io::Error::other)? }
+                async move {
+                    tokio::task::spawn_blocking(move || map_window(&file, off, n))
+                        .await
+                        .map_err(io::Error::other)?
+                }
             });
             let first = (!first.is_empty()).then_some(Ok(first));
             return Ok(Box::pin(futures::stream::iter(first).chain(rest)));
         }
         let key = Self::key(hash);
-        let reader = self.op.reader_with(&key).chunk(READ_CHUNK).await.map_err(io_err)?;
+        let reader = self
+            .op
+            .reader_with(&key)
+            .chunk(READ_CHUNK)
+            .await
+            .map_err(io_err)?;
         let s = match range {
             Some(r) => reader.into_bytes_stream(r).await,
             None => reader.into_bytes_stream(..).await,
@@ -266,7 +320,12 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: a plain syscall on an open descriptor we own; it reads no memory of ours.
     unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE);
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 
@@ -275,7 +334,13 @@ fn map_window(file: &std::fs::File, offset: u64, len: u64) -> io::Result<Bytes> 
     // SAFETY: blobs are immutable: a content-addressed file is written once (staged, fsynced,
     // renamed into place) and never modified; deleting or replacing it (with identical bytes)
     // unlinks the old inode, which stays valid while mapped. So the mapping cannot change under us.
-    let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(len as usize).populate().map(file)? };
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len as usize)
+            .populate()
+            .map(file)?
+    };
     Ok(Bytes::from_owner(map))
 }
 
@@ -323,10 +388,19 @@ impl Staging {
         }
         let batch = std::mem::take(&mut self.batch);
         self.batch_len = 0;
-        let sent = self.tx.as_ref().expect("open until finished").send(batch).await;
+        let sent = self
+            .tx
+            .as_ref()
+            .expect("open until finished")
+            .send(batch)
+            .await;
         if sent.is_err() {
             // The writer stopped: it failed, and says why.
-            return Err(self.join_writer().await.err().unwrap_or_else(|| StoreError::Io(io::Error::other("staging writer stopped"))));
+            return Err(self
+                .join_writer()
+                .await
+                .err()
+                .unwrap_or_else(|| StoreError::Io(io::Error::other("staging writer stopped"))));
         }
         Ok(())
     }
@@ -334,7 +408,9 @@ impl Staging {
     async fn join_writer(&mut self) -> Result<(String, u64), StoreError> {
         self.tx.take();
         let w = self.writer.take().expect("writer joined once");
-        w.await.map_err(|e| StoreError::Io(io::Error::other(e)))?.map_err(StoreError::from_write)
+        w.await
+            .map_err(|e| StoreError::Io(io::Error::other(e)))?
+            .map_err(StoreError::from_write)
     }
 
     pub fn size(&self) -> u64 {
@@ -346,7 +422,12 @@ impl Staging {
         self.flush_buf().await?;
         let (hash, size) = self.join_writer().await?;
         debug_assert_eq!(size, self.size);
-        Ok(StagedBlob { guard: StagingGuard(self.guard.0.take()), hash, size, head: std::mem::take(&mut self.head) })
+        Ok(StagedBlob {
+            guard: StagingGuard(self.guard.0.take()),
+            hash,
+            size,
+            head: std::mem::take(&mut self.head),
+        })
     }
 }
 
@@ -361,6 +442,9 @@ pub struct StagedBlob {
 
 impl std::fmt::Debug for StagedBlob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StagedBlob").field("hash", &self.hash).field("size", &self.size).finish()
+        f.debug_struct("StagedBlob")
+            .field("hash", &self.hash)
+            .field("size", &self.size)
+            .finish()
     }
 }

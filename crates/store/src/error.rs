@@ -27,7 +27,9 @@ impl StoreError {
     /// Maps a write error, telling a full disk apart from other failures.
     pub fn from_write(e: io::Error) -> Self {
         match e.kind() {
-            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::Full(e.to_string()),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                StoreError::Full(e.to_string())
+            }
             _ => StoreError::Io(e),
         }
     }

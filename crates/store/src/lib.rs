@@ -14,7 +14,7 @@ mod meta;
 mod sql;
 mod sqlite;
 
-pub use blob::{BlobStore, ByteStream, StagedBlob, Staging, HEAD_BYTES};
+pub use blob::{BlobStore, ByteStream, HEAD_BYTES, StagedBlob, Staging};
 pub use error::StoreError;
 pub use meta::*;
 pub use sqlite::SqliteMeta;
@@ -40,9 +40,16 @@ impl Store {
     /// the first one's uploads in progress and its hash locks would not see the other's.
     pub async fn open_local(data_dir: &Path, min_confidence: f64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
-        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(data_dir.join("lock"))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(data_dir.join("lock"))?;
         if lock.try_lock().is_err() {
-            return Err(StoreError::Config(format!("{} is in use by another disgrafs process", data_dir.display())));
+            return Err(StoreError::Config(format!(
+                "{} is in use by another disgrafs process",
+                data_dir.display()
+            )));
         }
         let blobs = BlobStore::local(data_dir)?;
         let meta = SqliteMeta::open(&data_dir.join("disgrafs.db"), min_confidence).await?;
@@ -52,17 +59,36 @@ impl Store {
     }
 
     pub fn new(blobs: BlobStore, meta: Arc<dyn MetaStore>) -> Self {
-        Store { blobs, meta, locks: HashLocks::default(), _dir_lock: None }
+        Store {
+            blobs,
+            meta,
+            locks: HashLocks::default(),
+            _dir_lock: None,
+        }
     }
 
     /// Stores a staged blob under `name`: commits the content (once, whoever else uploads it)
     /// and creates the file record.
-    pub async fn put(&self, staged: StagedBlob, name: &str, mime: &str, kind: FileKind) -> Result<FileRecord, StoreError> {
+    pub async fn put(
+        &self,
+        staged: StagedBlob,
+        name: &str,
+        mime: &str,
+        kind: FileKind,
+    ) -> Result<FileRecord, StoreError> {
         disgrafs_core::validate_file_name(name).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let _guard = self.locks.lock(&staged.hash).await;
         let (hash, size) = (staged.hash.clone(), staged.size);
         self.blobs.commit(staged).await?;
-        self.meta.insert_file(NewFile { name, hash: &hash, size, mime, kind }).await
+        self.meta
+            .insert_file(NewFile {
+                name,
+                hash: &hash,
+                size,
+                mime,
+                kind,
+            })
+            .await
     }
 
     /// Deletes a file record, and its content when no other record uses it.

@@ -18,9 +18,19 @@ pub(crate) struct HashGuard {
 
 impl HashLocks {
     pub(crate) async fn lock(&self, hash: &str) -> HashGuard {
-        let m = self.inner.lock().expect("lock map poisoned").entry(hash.to_owned()).or_default().clone();
+        let m = self
+            .inner
+            .lock()
+            .expect("lock map poisoned")
+            .entry(hash.to_owned())
+            .or_default()
+            .clone();
         let guard = m.lock_owned().await;
-        HashGuard { _guard: guard, key: hash.to_owned(), locks: self.clone() }
+        HashGuard {
+            _guard: guard,
+            key: hash.to_owned(),
+            locks: self.clone(),
+        }
     }
 }
 
@@ -28,7 +38,10 @@ impl Drop for HashGuard {
     fn drop(&mut self) {
         let mut map = self.locks.inner.lock().expect("lock map poisoned");
         // Two references: the map's and this guard's mutex. Forget idle entries.
-        if map.get(&self.key).is_some_and(|m| Arc::strong_count(m) <= 2) {
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) <= 2)
+        {
             map.remove(&self.key);
         }
     }

@@ -51,7 +51,12 @@ pub struct ListOptions {
 
 impl Default for ListOptions {
     fn default() -> Self {
-        ListOptions { sort: SortKey::Modified, descending: true, limit: 100, offset: 0 }
+        ListOptions {
+            sort: SortKey::Modified,
+            descending: true,
+            limit: 100,
+            offset: 0,
+        }
     }
 }
 
@@ -124,7 +129,11 @@ pub trait MetaStore: Send + Sync + 'static {
     /// caller then deletes the blob (the content row is gone already).
     async fn delete_file(&self, id: &str) -> Result<Option<String>, StoreError>;
     /// Files matching a query, one page, with the total count.
-    async fn list_files(&self, q: &Expr, opts: ListOptions) -> Result<(Vec<FileRecord>, u64), StoreError>;
+    async fn list_files(
+        &self,
+        q: &Expr,
+        opts: ListOptions,
+    ) -> Result<(Vec<FileRecord>, u64), StoreError>;
     async fn add_user_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError>;
     /// Removes user tags; an automatic tag named here is hidden on this file.
     async fn remove_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError>;

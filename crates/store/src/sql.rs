@@ -12,7 +12,11 @@ pub(crate) fn push_expr(qb: &mut QueryBuilder<'_, Sqlite>, e: &Expr, min_confide
             qb.push("1");
         }
         Expr::And(parts) | Expr::Or(parts) => {
-            let op = if matches!(e, Expr::And(_)) { " AND " } else { " OR " };
+            let op = if matches!(e, Expr::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             qb.push("(");
             for (i, p) in parts.iter().enumerate() {
                 if i > 0 {
@@ -45,35 +49,54 @@ fn push_pred(qb: &mut QueryBuilder<'_, Sqlite>, p: &Predicate, min_confidence: f
                 .push(" AND NOT EXISTS (SELECT 1 FROM file_tags h WHERE h.file_id = f.id AND h.tag_id = bt.tag_id AND h.hidden = 1)))");
         }
         Predicate::NameContains(s) => {
-            qb.push("instr(f.name_lower, ").push_bind(s.clone()).push(") > 0");
+            qb.push("instr(f.name_lower, ")
+                .push_bind(s.clone())
+                .push(") > 0");
         }
         Predicate::Kind(k) => {
             qb.push("b.kind = ").push_bind(k.as_str());
         }
-        Predicate::Mime { prefix, exact: true } => {
+        Predicate::Mime {
+            prefix,
+            exact: true,
+        } => {
             qb.push("b.mime = ").push_bind(prefix.clone());
         }
-        Predicate::Mime { prefix, exact: false } => {
-            qb.push("substr(b.mime, 1, ").push_bind(prefix.chars().count() as i64).push(") = ").push_bind(prefix.clone());
+        Predicate::Mime {
+            prefix,
+            exact: false,
+        } => {
+            qb.push("substr(b.mime, 1, ")
+                .push_bind(prefix.chars().count() as i64)
+                .push(") = ")
+                .push_bind(prefix.clone());
         }
         Predicate::Ext(ext) => {
             let suffix = format!(".{ext}");
-            qb.push("substr(f.name_lower, -").push_bind(suffix.chars().count() as i64).push(") = ").push_bind(suffix);
+            qb.push("substr(f.name_lower, -")
+                .push_bind(suffix.chars().count() as i64)
+                .push(") = ")
+                .push_bind(suffix);
         }
         // A whole hash can use the index.
         Predicate::HashPrefix(h) if h.len() == 64 => {
             qb.push("f.hash = ").push_bind(h.clone());
         }
         Predicate::HashPrefix(h) => {
-            qb.push("substr(f.hash, 1, ").push_bind(h.len() as i64).push(") = ").push_bind(h.clone());
+            qb.push("substr(f.hash, 1, ")
+                .push_bind(h.len() as i64)
+                .push(") = ")
+                .push_bind(h.clone());
         }
         Predicate::Size { min, max } => {
             qb.push("(1");
             if let Some(min) = min {
-                qb.push(" AND f.size >= ").push_bind((*min).min(i64::MAX as u64) as i64);
+                qb.push(" AND f.size >= ")
+                    .push_bind((*min).min(i64::MAX as u64) as i64);
             }
             if let Some(max) = max {
-                qb.push(" AND f.size <= ").push_bind((*max).min(i64::MAX as u64) as i64);
+                qb.push(" AND f.size <= ")
+                    .push_bind((*max).min(i64::MAX as u64) as i64);
             }
             qb.push(")");
         }

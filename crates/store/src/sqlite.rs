@@ -1,16 +1,18 @@
 //! The SQLite adapter of [`MetaStore`]: the embedded default, one file in the data directory.
 
+use crate::StoreError;
 use crate::meta::*;
 use crate::sql;
-use crate::StoreError;
 use async_trait::async_trait;
 use disgrafs_core::query::Expr;
-use disgrafs_core::rank::{overlap_score, SharedTag};
+use disgrafs_core::rank::{SharedTag, overlap_score};
 use disgrafs_core::{
-    file_node_id, tag_node_id, CoOccurrence, FileKind, FileRecord, Graph, GraphEdge, GraphNode, Related, TagCount,
-    TagKind, TagRef, TaggingState,
+    CoOccurrence, FileKind, FileRecord, Graph, GraphEdge, GraphNode, Related, TagCount, TagKind,
+    TagRef, TaggingState, file_node_id, tag_node_id,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -48,11 +50,11 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 fn ms_to_time(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-const RECORD_COLUMNS: &str =
-    "f.id, f.name, f.size, f.hash, b.mime, b.kind, f.created, f.modified, b.tagging, b.fields FROM files f JOIN blobs b ON b.hash = f.hash";
+const RECORD_COLUMNS: &str = "f.id, f.name, f.size, f.hash, b.mime, b.kind, f.created, f.modified, b.tagging, b.fields FROM files f JOIN blobs b ON b.hash = f.hash";
 
 fn record_from_row(r: &SqliteRow) -> FileRecord {
     FileRecord {
@@ -81,10 +83,20 @@ impl SqliteMeta {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
         MIGRATOR.run(&write).await?;
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
-        Ok(SqliteMeta { pool, write, min_confidence })
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(SqliteMeta {
+            pool,
+            write,
+            min_confidence,
+        })
     }
 
     /// Loads the visible tags of these files, sorted user first then by weight.
@@ -94,7 +106,8 @@ impl SqliteMeta {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "SELECT e.file_id, t.name, e.kind, e.extractor, e.weight FROM edges e JOIN tags t ON t.id = e.tag_id WHERE (e.kind = 'user' OR e.weight >= ",
             );
-            qb.push_bind(self.min_confidence).push(") AND e.file_id IN (");
+            qb.push_bind(self.min_confidence)
+                .push(") AND e.file_id IN (");
             push_list(&mut qb, chunk);
             for r in qb.build().fetch_all(&self.pool).await? {
                 out.entry(r.get("file_id")).or_default().push(TagRef {
@@ -128,14 +141,24 @@ impl SqliteMeta {
     async fn records_by_ids(&self, ids: &[String]) -> Result<Vec<FileRecord>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {RECORD_COLUMNS} WHERE f.id IN ("));
+            let mut qb =
+                QueryBuilder::<Sqlite>::new(format!("SELECT {RECORD_COLUMNS} WHERE f.id IN ("));
             push_list(&mut qb, chunk);
-            out.extend(qb.build().fetch_all(&self.pool).await?.iter().map(record_from_row));
+            out.extend(
+                qb.build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(record_from_row),
+            );
         }
         self.with_tags(out).await
     }
 
-    async fn tag_ids(tx: &mut sqlx::SqliteConnection, names: &[String]) -> Result<Vec<i64>, StoreError> {
+    async fn tag_ids(
+        tx: &mut sqlx::SqliteConnection,
+        names: &[String],
+    ) -> Result<Vec<i64>, StoreError> {
         let mut ids = Vec::with_capacity(names.len());
         for n in names {
             // DO UPDATE (a no-op) rather than DO NOTHING so that RETURNING yields the existing id.
@@ -151,7 +174,13 @@ impl SqliteMeta {
     }
 
     /// A user tag on a file, or (`hidden`) the hiding of an automatic tag of that name.
-    async fn set_file_tag(tx: &mut sqlx::SqliteConnection, id: &str, tag_id: i64, hidden: bool, now: i64) -> Result<(), StoreError> {
+    async fn set_file_tag(
+        tx: &mut sqlx::SqliteConnection,
+        id: &str,
+        tag_id: i64,
+        hidden: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO file_tags (file_id, tag_id, hidden, created) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (file_id, tag_id) DO UPDATE SET hidden = ?3",
@@ -172,7 +201,11 @@ impl SqliteMeta {
     }
 
     async fn touch(tx: &mut sqlx::SqliteConnection, id: &str) -> Result<(), StoreError> {
-        let n = sqlx::query("UPDATE files SET modified = ? WHERE id = ?").bind(now_ms()).bind(id).execute(&mut *tx).await?;
+        let n = sqlx::query("UPDATE files SET modified = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("file {id}")));
         }
@@ -183,7 +216,8 @@ impl SqliteMeta {
 #[async_trait]
 impl MetaStore for SqliteMeta {
     async fn insert_file(&self, new: NewFile<'_>) -> Result<FileRecord, StoreError> {
-        disgrafs_core::validate_file_name(new.name).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        disgrafs_core::validate_file_name(new.name)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
         let mut tx = self.begin_write().await?;
@@ -244,13 +278,20 @@ impl MetaStore for SqliteMeta {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?;
-        let refs: i64 = sqlx::query_scalar("UPDATE blobs SET refs = refs - 1 WHERE hash = ? RETURNING refs")
-            .bind(&hash)
-            .fetch_one(&mut *tx)
-            .await?;
+        let refs: i64 =
+            sqlx::query_scalar("UPDATE blobs SET refs = refs - 1 WHERE hash = ? RETURNING refs")
+                .bind(&hash)
+                .fetch_one(&mut *tx)
+                .await?;
         let gone = if refs == 0 {
-            sqlx::query("DELETE FROM jobs WHERE hash = ?").bind(&hash).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM blobs WHERE hash = ?").bind(&hash).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM jobs WHERE hash = ?")
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM blobs WHERE hash = ?")
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
             // Tags no edge uses any more would linger in autocomplete.
             sqlx::query(
                 "DELETE FROM tags WHERE NOT EXISTS (SELECT 1 FROM blob_tags WHERE tag_id = tags.id)
@@ -266,8 +307,14 @@ impl MetaStore for SqliteMeta {
         Ok(gone)
     }
 
-    async fn list_files(&self, q: &Expr, opts: ListOptions) -> Result<(Vec<FileRecord>, u64), StoreError> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM files f JOIN blobs b ON b.hash = f.hash WHERE ");
+    async fn list_files(
+        &self,
+        q: &Expr,
+        opts: ListOptions,
+    ) -> Result<(Vec<FileRecord>, u64), StoreError> {
+        let mut count = QueryBuilder::<Sqlite>::new(
+            "SELECT count(*) FROM files f JOIN blobs b ON b.hash = f.hash WHERE ",
+        );
         sql::push_expr(&mut count, q, self.min_confidence);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
 
@@ -286,7 +333,9 @@ impl MetaStore for SqliteMeta {
             .push(" OFFSET ")
             .push_bind(opts.offset as i64);
         let rows = qb.build().fetch_all(&self.pool).await?;
-        let records = self.with_tags(rows.iter().map(record_from_row).collect()).await?;
+        let records = self
+            .with_tags(rows.iter().map(record_from_row).collect())
+            .await?;
         Ok((records, total as u64))
     }
 
@@ -307,7 +356,10 @@ impl MetaStore for SqliteMeta {
         let now = now_ms();
         for name in tags {
             let Some(tag_id): Option<i64> =
-                sqlx::query_scalar("SELECT id FROM tags WHERE name = ?").bind(name).fetch_optional(&mut *tx).await?
+                sqlx::query_scalar("SELECT id FROM tags WHERE name = ?")
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?
             else {
                 continue;
             };
@@ -321,7 +373,11 @@ impl MetaStore for SqliteMeta {
             if has_auto {
                 Self::set_file_tag(&mut tx, id, tag_id, true, now).await?;
             } else {
-                sqlx::query("DELETE FROM file_tags WHERE file_id = ? AND tag_id = ?").bind(id).bind(tag_id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM file_tags WHERE file_id = ? AND tag_id = ?")
+                    .bind(id)
+                    .bind(tag_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -331,7 +387,9 @@ impl MetaStore for SqliteMeta {
     async fn related(&self, id: &str, limit: u32) -> Result<Vec<Related>, StoreError> {
         // Existence check gives a 404 rather than an empty list for an unknown id.
         self.get_file(id).await?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM files").fetch_one(&self.pool).await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM files")
+            .fetch_one(&self.pool)
+            .await?;
         let rows = sqlx::query(
             "WITH mine AS (SELECT tag_id, weight FROM edges WHERE file_id = ?1 AND (kind = 'user' OR weight >= ?2)),
                   df AS (SELECT e.tag_id, count(*) AS n FROM edges e JOIN mine m ON m.tag_id = e.tag_id GROUP BY e.tag_id)
@@ -350,7 +408,11 @@ impl MetaStore for SqliteMeta {
         let mut by_file: HashMap<String, (Vec<SharedTag>, Vec<String>)> = HashMap::new();
         for r in &rows {
             let e = by_file.entry(r.get("file_id")).or_default();
-            e.0.push(SharedTag { weight_a: r.get("wa"), weight_b: r.get("wb"), tag_files: r.get::<i64, _>("n") as u64 });
+            e.0.push(SharedTag {
+                weight_a: r.get("wa"),
+                weight_b: r.get("wb"),
+                tag_files: r.get::<i64, _>("n") as u64,
+            });
             e.1.push(r.get("name"));
         }
         let mut scored: Vec<(String, f64, Vec<String>)> = by_file
@@ -363,20 +425,33 @@ impl MetaStore for SqliteMeta {
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(limit as usize);
         let ids: Vec<String> = scored.iter().map(|s| s.0.clone()).collect();
-        let mut records: HashMap<String, FileRecord> =
-            self.records_by_ids(&ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let mut records: HashMap<String, FileRecord> = self
+            .records_by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
         Ok(scored
             .into_iter()
-            .filter_map(|(f, score, shared_tags)| records.remove(&f).map(|file| Related { file, score, shared_tags }))
+            .filter_map(|(f, score, shared_tags)| {
+                records.remove(&f).map(|file| Related {
+                    file,
+                    score,
+                    shared_tags,
+                })
+            })
             .collect())
     }
 
     async fn graph(&self, q: &Expr, limit: u32) -> Result<Graph, StoreError> {
         let limit = limit.max(1) as usize;
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT f.id, f.name, f.size, b.mime, b.kind FROM files f JOIN blobs b ON b.hash = f.hash WHERE ");
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT f.id, f.name, f.size, b.mime, b.kind FROM files f JOIN blobs b ON b.hash = f.hash WHERE ",
+        );
         sql::push_expr(&mut qb, q, self.min_confidence);
         // One more than can be drawn tells whether the limit cut anything.
-        qb.push(" ORDER BY f.modified DESC, f.id DESC LIMIT ").push_bind(limit as i64 + 1);
+        qb.push(" ORDER BY f.modified DESC, f.id DESC LIMIT ")
+            .push_bind(limit as i64 + 1);
         let files = qb.build().fetch_all(&self.pool).await?;
         let mut truncated = files.len() > limit;
 
@@ -389,7 +464,11 @@ impl MetaStore for SqliteMeta {
         for r in files.iter().take(limit) {
             let id: String = r.get("id");
             let edges = edges_by_file.remove(&id).unwrap_or_default();
-            let new_tags: HashSet<&str> = edges.iter().map(|e| e.name.as_str()).filter(|t| !tag_nodes.contains_key(*t)).collect();
+            let new_tags: HashSet<&str> = edges
+                .iter()
+                .map(|e| e.name.as_str())
+                .filter(|t| !tag_nodes.contains_key(*t))
+                .collect();
             if g.nodes.len() + 1 + new_tags.len() > limit {
                 truncated = true;
                 break;
@@ -401,7 +480,13 @@ impl MetaStore for SqliteMeta {
                 mime: r.get("mime"),
                 size: r.get::<i64, _>("size") as u64,
             });
-            for TagRef { name: tag, kind, weight, .. } in edges {
+            for TagRef {
+                name: tag,
+                kind,
+                weight,
+                ..
+            } in edges
+            {
                 match tag_nodes.get(&tag) {
                     Some(&i) => {
                         // A tag any person used is a user tag in the picture.
@@ -413,10 +498,20 @@ impl MetaStore for SqliteMeta {
                     }
                     None => {
                         tag_nodes.insert(tag.clone(), g.nodes.len());
-                        g.nodes.push(GraphNode::Tag { id: tag_node_id(&tag), name: tag.clone(), kind, degree: 0 });
+                        g.nodes.push(GraphNode::Tag {
+                            id: tag_node_id(&tag),
+                            name: tag.clone(),
+                            kind,
+                            degree: 0,
+                        });
                     }
                 }
-                g.edges.push(GraphEdge { source: file_node_id(&id), target: tag_node_id(&tag), kind, weight });
+                g.edges.push(GraphEdge {
+                    source: file_node_id(&id),
+                    target: tag_node_id(&tag),
+                    kind,
+                    weight,
+                });
             }
         }
         // Degrees over the whole store, so node size means the same in every view.
@@ -434,7 +529,10 @@ impl MetaStore for SqliteMeta {
             }
         }
         for n in &mut g.nodes {
-            if let GraphNode::Tag { name, degree: d, .. } = n {
+            if let GraphNode::Tag {
+                name, degree: d, ..
+            } = n
+            {
                 *d = degree.get(name.as_str()).copied().unwrap_or(0);
             }
         }
@@ -458,7 +556,11 @@ impl MetaStore for SqliteMeta {
             .iter()
             .map(|r| TagCount {
                 name: r.get("name"),
-                kind: if r.get::<i64, _>("user") == 1 { TagKind::User } else { TagKind::Auto },
+                kind: if r.get::<i64, _>("user") == 1 {
+                    TagKind::User
+                } else {
+                    TagKind::Auto
+                },
                 files: r.get::<i64, _>("n") as u64,
             })
             .collect())
@@ -481,7 +583,11 @@ impl MetaStore for SqliteMeta {
             .map(|r| {
                 let (a, b): (String, String) = (r.get("a"), r.get("b"));
                 let (a, b) = if a <= b { (a, b) } else { (b, a) };
-                CoOccurrence { a, b, files: r.get::<i64, _>("n") as u64 }
+                CoOccurrence {
+                    a,
+                    b,
+                    files: r.get::<i64, _>("n") as u64,
+                }
             })
             .collect())
     }
@@ -492,7 +598,12 @@ impl MetaStore for SqliteMeta {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(StoreStats { files: files as u64, blobs: blobs as u64, bytes: bytes as u64, tags: tags as u64 })
+        Ok(StoreStats {
+            files: files as u64,
+            blobs: blobs as u64,
+            bytes: bytes as u64,
+            tags: tags as u64,
+        })
     }
 
     async fn claim_job(&self, lease_ms: i64) -> Result<Option<Job>, StoreError> {
@@ -509,7 +620,10 @@ impl MetaStore for SqliteMeta {
         .fetch_all(&mut *tx)
         .await?;
         for hash in dead {
-            sqlx::query("UPDATE blobs SET tagging = 'failed' WHERE hash = ?").bind(hash).execute(&mut *tx).await?;
+            sqlx::query("UPDATE blobs SET tagging = 'failed' WHERE hash = ?")
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
         }
         let row: Option<(i64, String, i64)> = sqlx::query_as(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?1
@@ -523,7 +637,11 @@ impl MetaStore for SqliteMeta {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(row.map(|(id, hash, attempts)| Job { id, hash, attempts: attempts as u32 }))
+        Ok(row.map(|(id, hash, attempts)| Job {
+            id,
+            hash,
+            attempts: attempts as u32,
+        }))
     }
 
     async fn renew_job(&self, job: &Job, lease_ms: i64) -> Result<(), StoreError> {
@@ -537,12 +655,18 @@ impl MetaStore for SqliteMeta {
 
     async fn complete_job(&self, job: &Job, result: TagResult) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let live: Option<i64> = sqlx::query_scalar("SELECT id FROM jobs WHERE id = ?").bind(job.id).fetch_optional(&mut *tx).await?;
+        let live: Option<i64> = sqlx::query_scalar("SELECT id FROM jobs WHERE id = ?")
+            .bind(job.id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if live.is_none() {
             // The content was deleted while it was being tagged.
             return Ok(());
         }
-        sqlx::query("DELETE FROM blob_tags WHERE hash = ?").bind(&job.hash).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM blob_tags WHERE hash = ?")
+            .bind(&job.hash)
+            .execute(&mut *tx)
+            .await?;
         let names: Vec<String> = result.tags.iter().map(|t| t.name.clone()).collect();
         let ids = Self::tag_ids(&mut tx, &names).await?;
         for (t, tag_id) in result.tags.iter().zip(ids) {
@@ -558,8 +682,10 @@ impl MetaStore for SqliteMeta {
             .execute(&mut *tx)
             .await?;
         }
-        let fields = serde_json::to_string(&result.fields).map_err(|e| StoreError::Db(e.to_string()))?;
-        let versions = serde_json::to_string(&result.versions).map_err(|e| StoreError::Db(e.to_string()))?;
+        let fields =
+            serde_json::to_string(&result.fields).map_err(|e| StoreError::Db(e.to_string()))?;
+        let versions =
+            serde_json::to_string(&result.versions).map_err(|e| StoreError::Db(e.to_string()))?;
         sqlx::query("UPDATE blobs SET mime = ?, kind = ?, fields = ?, extractor_versions = ?, tagging = 'done' WHERE hash = ?")
             .bind(&result.mime)
             .bind(result.kind.as_str())
@@ -568,7 +694,10 @@ impl MetaStore for SqliteMeta {
             .bind(&job.hash)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(job.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -576,12 +705,17 @@ impl MetaStore for SqliteMeta {
     async fn fail_job(&self, job: &Job, error: &str, max_attempts: u32) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         if job.attempts >= max_attempts {
-            sqlx::query("UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = ? WHERE id = ?")
-                .bind(error)
-                .bind(job.id)
+            sqlx::query(
+                "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = ? WHERE id = ?",
+            )
+            .bind(error)
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE blobs SET tagging = 'failed' WHERE hash = ?")
+                .bind(&job.hash)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE blobs SET tagging = 'failed' WHERE hash = ?").bind(&job.hash).execute(&mut *tx).await?;
         } else {
             sqlx::query("UPDATE jobs SET state = 'queued', lease_until = NULL, last_error = ?, run_after = ? WHERE id = ?")
                 .bind(error)
@@ -597,12 +731,17 @@ impl MetaStore for SqliteMeta {
     async fn recover_jobs(&self) -> Result<u64, StoreError> {
         // One process owns a SQLite file, so whatever is `running` now was left by a previous run:
         // expire the leases, and the next claim re-queues (or fails, if tried too often) them.
-        let r = sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'running'").execute(&self.write).await?;
+        let r = sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'running'")
+            .execute(&self.write)
+            .await?;
         Ok(r.rows_affected())
     }
 
     async fn enqueue_retag(&self, which: Retag) -> Result<u64, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT hash, extractor_versions FROM blobs").fetch_all(&self.pool).await?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT hash, extractor_versions FROM blobs")
+                .fetch_all(&self.pool)
+                .await?;
         let now = now_ms();
         let mut n = 0;
         let mut tx = self.begin_write().await?;
@@ -610,8 +749,11 @@ impl MetaStore for SqliteMeta {
             let due = match &which {
                 Retag::All => true,
                 Retag::Outdated(current) => {
-                    let old: BTreeMap<String, u32> = serde_json::from_str(&versions).unwrap_or_default();
-                    current.iter().any(|(ex, v)| old.get(ex).is_none_or(|o| o < v))
+                    let old: BTreeMap<String, u32> =
+                        serde_json::from_str(&versions).unwrap_or_default();
+                    current
+                        .iter()
+                        .any(|(ex, v)| old.get(ex).is_none_or(|o| o < v))
                 }
             };
             if !due {
@@ -627,7 +769,10 @@ impl MetaStore for SqliteMeta {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE blobs SET tagging = 'pending' WHERE hash = ?").bind(&hash).execute(&mut *tx).await?;
+            sqlx::query("UPDATE blobs SET tagging = 'pending' WHERE hash = ?")
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
             n += 1;
         }
         tx.commit().await?;
@@ -640,6 +785,10 @@ impl MetaStore for SqliteMeta {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(JobStats { queued: queued as u64, running: running as u64, failed: failed as u64 })
+        Ok(JobStats {
+            queued: queued as u64,
+            running: running as u64,
+            failed: failed as u64,
+        })
     }
 }

@@ -12,7 +12,13 @@ async fn sqlite(dir: &std::path::Path) -> Arc<dyn MetaStore> {
 }
 
 fn new<'a>(name: &'a str, hash: &'a str) -> NewFile<'a> {
-    NewFile { name, hash, size: 10, mime: "text/plain", kind: FileKind::Document }
+    NewFile {
+        name,
+        hash,
+        size: 10,
+        mime: "text/plain",
+        kind: FileKind::Document,
+    }
 }
 
 fn h(n: u8) -> String {
@@ -23,7 +29,15 @@ async fn tag_result(tags: &[(&str, f64)], version: u32) -> TagResult {
     TagResult {
         mime: "text/markdown".into(),
         kind: FileKind::Document,
-        tags: tags.iter().map(|(n, w)| NewAutoTag { name: n.to_string(), extractor: "keywords".into(), version, weight: *w }).collect(),
+        tags: tags
+            .iter()
+            .map(|(n, w)| NewAutoTag {
+                name: n.to_string(),
+                extractor: "keywords".into(),
+                version,
+                weight: *w,
+            })
+            .collect(),
         fields: BTreeMap::new(),
         versions: BTreeMap::from([("keywords".to_string(), version)]),
     }
@@ -39,7 +53,10 @@ async fn jobs_contract(m: Arc<dyn MetaStore>) {
     let j1 = m.claim_job(60_000).await.unwrap().unwrap();
     let j2 = m.claim_job(60_000).await.unwrap().unwrap();
     assert_ne!(j1.hash, j2.hash);
-    assert!(m.claim_job(60_000).await.unwrap().is_none(), "leased jobs are not handed out twice");
+    assert!(
+        m.claim_job(60_000).await.unwrap().is_none(),
+        "leased jobs are not handed out twice"
+    );
 
     // A worker that dies loses its lease; the job comes back.
     let j3 = m.claim_job(-1).await.unwrap();
@@ -50,34 +67,70 @@ async fn jobs_contract(m: Arc<dyn MetaStore>) {
     assert_eq!(again.attempts, 2);
 
     // Completing records tags on the content: both records with that hash carry them.
-    let j_a = if j1.hash == h(1) { j1.clone() } else { again.clone() };
-    m.complete_job(&j_a, tag_result(&[("rust", 0.9), ("faint", 0.05)], 1).await).await.unwrap();
+    let j_a = if j1.hash == h(1) {
+        j1.clone()
+    } else {
+        again.clone()
+    };
+    m.complete_job(&j_a, tag_result(&[("rust", 0.9), ("faint", 0.05)], 1).await)
+        .await
+        .unwrap();
     let rec = m.get_file(&a.id).await.unwrap();
     assert_eq!(rec.mime, "text/markdown");
     let names: Vec<&str> = rec.tags.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["rust"], "low-confidence tags are kept but not shown");
-    let (copies, _) = m.list_files(&parse("rust").unwrap(), ListOptions::default()).await.unwrap();
+    assert_eq!(
+        names,
+        ["rust"],
+        "low-confidence tags are kept but not shown"
+    );
+    let (copies, _) = m
+        .list_files(&parse("rust").unwrap(), ListOptions::default())
+        .await
+        .unwrap();
     assert_eq!(copies.len(), 2);
 
     // Failing: retried with a delay, then marked failed.
     let j_b = if j1.hash == h(2) { j1 } else { again };
-    m.fail_job(&Job { attempts: 3, ..j_b.clone() }, "boom", 3).await.unwrap();
+    m.fail_job(
+        &Job {
+            attempts: 3,
+            ..j_b.clone()
+        },
+        "boom",
+        3,
+    )
+    .await
+    .unwrap();
     assert_eq!(m.job_stats().await.unwrap().failed, 1);
 
     // Retag: outdated ones only, then all; failed ones are queued again.
     let current = BTreeMap::from([("keywords".to_string(), 1u32)]);
-    assert_eq!(m.enqueue_retag(Retag::Outdated(current)).await.unwrap(), 1, "only the never-tagged content");
+    assert_eq!(
+        m.enqueue_retag(Retag::Outdated(current)).await.unwrap(),
+        1,
+        "only the never-tagged content"
+    );
     let newer = BTreeMap::from([("keywords".to_string(), 2u32)]);
     assert_eq!(m.enqueue_retag(Retag::Outdated(newer)).await.unwrap(), 2);
     assert_eq!(m.job_stats().await.unwrap().queued, 2);
 
     // Deleting the last reference drops the content's job and says the blob can go.
-    let (all, _) = m.list_files(&parse("").unwrap(), ListOptions::default()).await.unwrap();
+    let (all, _) = m
+        .list_files(&parse("").unwrap(), ListOptions::default())
+        .await
+        .unwrap();
     let b = all.iter().find(|f| f.name == "b.md").unwrap();
     assert_eq!(m.delete_file(&b.id).await.unwrap(), Some(h(2)));
     assert_eq!(m.job_stats().await.unwrap().queued, 1);
-    assert_eq!(m.delete_file(&a.id).await.unwrap(), None, "a-copy.md still uses it");
-    assert!(matches!(m.get_file(&a.id).await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        m.delete_file(&a.id).await.unwrap(),
+        None,
+        "a-copy.md still uses it"
+    );
+    assert!(matches!(
+        m.get_file(&a.id).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn recovery_contract(dir: &std::path::Path) {
@@ -99,17 +152,33 @@ async fn poison_contract(m: Arc<dyn MetaStore>) {
         let j = m.claim_job(-1).await.unwrap().expect("claimed again");
         assert_eq!(j.attempts, attempt);
     }
-    assert!(m.claim_job(-1).await.unwrap().is_none(), "not tried forever");
+    assert!(
+        m.claim_job(-1).await.unwrap().is_none(),
+        "not tried forever"
+    );
     assert_eq!(m.job_stats().await.unwrap().failed, 1);
-    let (files, _) = m.list_files(&parse("").unwrap(), ListOptions::default()).await.unwrap();
+    let (files, _) = m
+        .list_files(&parse("").unwrap(), ListOptions::default())
+        .await
+        .unwrap();
     assert_eq!(files[0].tagging, disgrafs_core::TaggingState::Failed);
 }
 
 async fn names_contract(m: Arc<dyn MetaStore>) {
     for bad in ["", "..", "a/b", "a\0b", &"x".repeat(300)] {
-        assert!(matches!(m.insert_file(new(bad, &h(3))).await, Err(StoreError::Invalid(_))), "{bad:?}");
+        assert!(
+            matches!(
+                m.insert_file(new(bad, &h(3))).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
     }
-    assert_eq!(m.stats().await.unwrap().files, 0, "a refused name leaves nothing");
+    assert_eq!(
+        m.stats().await.unwrap().files,
+        0,
+        "a refused name leaves nothing"
+    );
 }
 
 #[tokio::test]

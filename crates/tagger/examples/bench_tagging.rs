@@ -5,7 +5,10 @@ fn main() {
     let json = std::env::args().any(|a| a == "--json");
     match disgrafs_tagger::bench::run(&disgrafs_tagger::bench::BenchOptions::default()) {
         // The same JSON as the other `disgrafs bench` suites: one array of rows.
-        Ok(rows) if json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
+        Ok(rows) if json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        ),
         Ok(rows) => print!("{}", disgrafs_core::bench::render_table(&rows)),
         Err(e) => {
             eprintln!("bench tagging: {e}");

@@ -23,7 +23,11 @@ fn main() {
         kws = yake.ranked(&text, lang, 10);
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{:.2} MB/s over {passes} passes of {} bytes", (text.len() * passes) as f64 / secs / 1e6, text.len());
+    println!(
+        "{:.2} MB/s over {passes} passes of {} bytes",
+        (text.len() * passes) as f64 / secs / 1e6,
+        text.len()
+    );
     for k in kws {
         println!("{:.4} {:.2} {}", k.score, k.confidence, k.text);
     }

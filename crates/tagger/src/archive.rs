@@ -90,7 +90,9 @@ pub fn zip_names<R: Read + Seek>(r: &mut R) -> Result<Listing, ArchiveError> {
         }
     }
     if cd_offset >= len {
-        return Err(ArchiveError::NotZip("central directory offset past the end"));
+        return Err(ArchiveError::NotZip(
+            "central directory offset past the end",
+        ));
     }
     r.seek(SeekFrom::Start(cd_offset))?;
     let mut r = BufReader::new(r.take(len - cd_offset));
@@ -121,7 +123,9 @@ pub fn zip_names<R: Read + Seek>(r: &mut R) -> Result<Listing, ArchiveError> {
             break;
         }
         std::io::copy(&mut (&mut r).take(skip), &mut std::io::sink())?;
-        listing.names.push(String::from_utf8_lossy(&name).into_owned());
+        listing
+            .names
+            .push(String::from_utf8_lossy(&name).into_owned());
     }
     Ok(listing)
 }
@@ -135,9 +139,14 @@ struct Capped<R> {
 impl<R: Read> Read for Capped<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.left == 0 {
-            return Err(std::io::Error::other(format!("over {} MiB unpacked", MAX_UNPACKED_BYTES >> 20)));
+            return Err(std::io::Error::other(format!(
+                "over {} MiB unpacked",
+                MAX_UNPACKED_BYTES >> 20
+            )));
         }
-        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..max])?;
         self.left -= n as u64;
         Ok(n)
@@ -146,7 +155,10 @@ impl<R: Read> Read for Capped<R> {
 
 /// Lists a tar stream's entry names (decompress it first for `.tar.gz`).
 pub fn tar_names<R: Read>(r: R) -> Listing {
-    let mut archive = tar::Archive::new(Capped { inner: r, left: MAX_UNPACKED_BYTES });
+    let mut archive = tar::Archive::new(Capped {
+        inner: r,
+        left: MAX_UNPACKED_BYTES,
+    });
     let mut listing = Listing::default();
     let entries = match archive.entries() {
         Ok(e) => e,
@@ -161,7 +173,9 @@ pub fn tar_names<R: Read>(r: R) -> Listing {
             break;
         }
         match entry {
-            Ok(entry) => listing.names.push(String::from_utf8_lossy(&entry.path_bytes()).into_owned()),
+            Ok(entry) => listing
+                .names
+                .push(String::from_utf8_lossy(&entry.path_bytes()).into_owned()),
             Err(e) => {
                 listing.truncated = true;
                 listing.error = Some(e.to_string());
@@ -198,10 +212,17 @@ pub fn name_keywords(names: &[String], top: usize) -> Vec<(String, usize)> {
     let mut words = String::new();
     for name in names {
         words.clear();
-        let mut parts = name.split(['/', '\\']).filter(|p| !p.is_empty() && *p != ".").peekable();
+        let mut parts = name
+            .split(['/', '\\'])
+            .filter(|p| !p.is_empty() && *p != ".")
+            .peekable();
         while let Some(part) = parts.next() {
             // The last part's extension names a format, not a subject.
-            let part = if parts.peek().is_none() { part.rsplit_once('.').map_or(part, |(stem, _)| stem) } else { part };
+            let part = if parts.peek().is_none() {
+                part.rsplit_once('.').map_or(part, |(stem, _)| stem)
+            } else {
+                part
+            };
             split_identifier(part, &mut words);
             words.push(' ');
         }
@@ -226,7 +247,9 @@ pub fn name_keywords(names: &[String], top: usize) -> Vec<(String, usize)> {
 }
 
 pub(crate) fn tag_archive(c: &mut Collector, path: &Path, mime: &str) {
-    let Some(mut file) = c.open("archive", path) else { return };
+    let Some(mut file) = c.open("archive", path) else {
+        return;
+    };
     let listing = match mime {
         "application/zip" => match zip_names(&mut file) {
             Ok(l) => l,
@@ -244,11 +267,23 @@ pub(crate) fn tag_archive(c: &mut Collector, path: &Path, mime: &str) {
         _ => return,
     };
     if let Some(e) = &listing.error {
-        c.warn(format!("archive: listing stopped after {} entries: {e}", listing.names.len()));
+        c.warn(format!(
+            "archive: listing stopped after {} entries: {e}",
+            listing.names.len()
+        ));
     } else if listing.truncated {
-        c.warn(format!("archive: only the first {MAX_ENTRIES} entries were listed"));
+        c.warn(format!(
+            "archive: only the first {MAX_ENTRIES} entries were listed"
+        ));
     }
-    c.field("entries", format!("{}{}", listing.names.len(), if listing.truncated { "+" } else { "" }));
+    c.field(
+        "entries",
+        format!(
+            "{}{}",
+            listing.names.len(),
+            if listing.truncated { "+" } else { "" }
+        ),
+    );
     let ranked = name_keywords(&listing.names, crate::MAX_KEYWORDS);
     let Some(&(_, most)) = ranked.first() else {
         return;
@@ -258,7 +293,12 @@ pub(crate) fn tag_archive(c: &mut Collector, path: &Path, mime: &str) {
     let evidence = (listing.names.len() as f64 / 20.0).min(1.0);
     for (word, n) in ranked {
         let share = n as f64 / most as f64;
-        c.tag("archive", VERSION, &word, 0.45 + 0.25 * share + 0.25 * evidence * share);
+        c.tag(
+            "archive",
+            VERSION,
+            &word,
+            0.45 + 0.25 * share + 0.25 * evidence * share,
+        );
     }
 }
 
@@ -268,14 +308,21 @@ mod tests {
 
     #[test]
     fn name_keywords_split_and_rank() {
-        let names: Vec<String> =
-            ["photos/holidayBeach/IMG_001.jpg", "photos/holidayBeach/IMG_002.jpg", "photos/readme.txt", "photos/"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let names: Vec<String> = [
+            "photos/holidayBeach/IMG_001.jpg",
+            "photos/holidayBeach/IMG_002.jpg",
+            "photos/readme.txt",
+            "photos/",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let k = name_keywords(&names, 10);
         assert_eq!(k[0], ("photos".to_string(), 4));
-        assert!(k.contains(&("holiday".to_string(), 2)) && k.contains(&("beach".to_string(), 2)), "{k:?}");
+        assert!(
+            k.contains(&("holiday".to_string(), 2)) && k.contains(&("beach".to_string(), 2)),
+            "{k:?}"
+        );
         assert!(!k.iter().any(|(w, _)| w == "jpg" || w == "001"), "{k:?}");
     }
 
@@ -284,7 +331,9 @@ mod tests {
         assert!(zip_names(&mut std::io::Cursor::new(vec![0u8; 100])).is_err());
         assert!(zip_names(&mut std::io::Cursor::new(Vec::new())).is_err());
         // An end record pointing past the end.
-        let mut eocd = vec![0x50, 0x4b, 5, 6, 0, 0, 0, 0, 1, 0, 1, 0, 46, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0];
+        let mut eocd = vec![
+            0x50, 0x4b, 5, 6, 0, 0, 0, 0, 1, 0, 1, 0, 46, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0,
+        ];
         assert!(zip_names(&mut std::io::Cursor::new(eocd.clone())).is_err());
         // One claimed entry at offset 0, which is not a central directory entry.
         eocd[16] = 0;

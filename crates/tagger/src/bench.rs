@@ -93,10 +93,16 @@ pub fn english_corpus(dir: &Path) -> Result<Vec<Doc>, BenchError> {
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .filter(|t| t.len() > 1000)
-        .map(|text| Doc { lang: Lang::English, text })
+        .map(|text| Doc {
+            lang: Lang::English,
+            text,
+        })
         .collect();
     if docs.is_empty() {
-        return Err(BenchError::Corpus(format!("no English texts in {}", dir.display())));
+        return Err(BenchError::Corpus(format!(
+            "no English texts in {}",
+            dir.display()
+        )));
     }
     Ok(docs)
 }
@@ -104,7 +110,11 @@ pub fn english_corpus(dir: &Path) -> Result<Vec<Doc>, BenchError> {
 /// `n` Chinese documents of about 6 KB, each mostly about one topic, reproducibly.
 pub fn chinese_corpus(n: usize) -> Vec<Doc> {
     let mut topics: Vec<Vec<&str>> = Vec::new();
-    for line in include_str!("bench_corpus_zh.txt").lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in include_str!("bench_corpus_zh.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         if line.starts_with('#') {
             topics.push(Vec::new());
         } else if let Some(t) = topics.last_mut() {
@@ -137,7 +147,10 @@ pub fn chinese_corpus(n: usize) -> Vec<Doc> {
                     text.push_str("\n\n");
                 }
             }
-            Doc { lang: Lang::Chinese, text }
+            Doc {
+                lang: Lang::Chinese,
+                text,
+            }
         })
         .collect()
 }
@@ -181,7 +194,10 @@ fn default_python() -> PathBuf {
         PathBuf::from("target/yake-venv/bin/python"),
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/yake-venv/bin/python"),
     ];
-    candidates.into_iter().find(|p| p.exists()).unwrap_or_else(|| PathBuf::from("python3"))
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 /// Words of a Chinese text joined by spaces, as Python's YAKE needs them.
@@ -203,13 +219,21 @@ fn run_python(python: &Path, docs: &[Doc], repeats: usize) -> Result<PythonResul
     let input: Vec<serde_json::Value> = docs
         .iter()
         .map(|d| {
-            let text = if d.lang == Lang::Chinese { presegment(&d.text) } else { d.text.clone() };
+            let text = if d.lang == Lang::Chinese {
+                presegment(&d.text)
+            } else {
+                d.text.clone()
+            };
             serde_json::json!({ "lang": d.lang.code(), "text": text })
         })
         .collect();
     let docs_path = dir.path().join("docs.json");
     let script_path = dir.path().join("bench_yake.py");
-    std::fs::write(&docs_path, serde_json::to_vec(&input).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    std::fs::write(
+        &docs_path,
+        serde_json::to_vec(&input).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
     std::fs::write(&script_path, PY_SCRIPT).map_err(|e| e.to_string())?;
     let out = Command::new(python)
         .arg(&script_path)
@@ -219,9 +243,14 @@ fn run_python(python: &Path, docs: &[Doc], repeats: usize) -> Result<PythonResul
         .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("{} failed: {}", python.display(), err.lines().last().unwrap_or("")));
+        return Err(format!(
+            "{} failed: {}",
+            python.display(),
+            err.lines().last().unwrap_or("")
+        ));
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("bad output: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad output: {e}"))?;
     let secs = |lang: &str| v["seconds"][lang].as_f64().unwrap_or(0.0);
     let keywords = v["keywords"]
         .as_array()
@@ -229,7 +258,11 @@ fn run_python(python: &Path, docs: &[Doc], repeats: usize) -> Result<PythonResul
             docs.iter()
                 .map(|kws| {
                     kws.as_array()
-                        .map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|k| k.as_str().map(String::from))
+                                .collect()
+                        })
                         .unwrap_or_default()
                 })
                 .collect()
@@ -260,7 +293,10 @@ fn agreement(ours: &[Keyword], theirs: &[String]) -> Option<f64> {
         return None;
     }
     let ours: Vec<String> = ours.iter().map(|k| comparable(&k.text)).collect();
-    let hits = theirs.iter().filter(|t| ours.contains(&comparable(t))).count();
+    let hits = theirs
+        .iter()
+        .filter(|t| ours.contains(&comparable(t)))
+        .count();
     Some(hits as f64 / theirs.len() as f64)
 }
 
@@ -270,14 +306,21 @@ fn time_ours(docs: &[&Doc], repeats: usize) -> (Duration, Vec<Vec<Keyword>>) {
     let mut results = Vec::new();
     for _ in 0..repeats.max(1) {
         let start = Instant::now();
-        results = docs.iter().map(|d| yake.ranked(&d.text, Some(d.lang.whatlang()), 10)).collect();
+        results = docs
+            .iter()
+            .map(|d| yake.ranked(&d.text, Some(d.lang.whatlang()), 10))
+            .collect();
         best = best.min(start.elapsed());
     }
     (best, results)
 }
 
 fn mbps(bytes: usize, secs: f64) -> f64 {
-    if secs > 0.0 { bytes as f64 / secs / 1e6 } else { 0.0 }
+    if secs > 0.0 {
+        bytes as f64 / secs / 1e6
+    } else {
+        0.0
+    }
 }
 
 /// Runs the benchmark. A missing or failing Python is not an error: its rows have no baseline
@@ -301,7 +344,9 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>, BenchError> {
         Ok(p) => (format!("python yake {}", p.version), None),
         Err(e) => ("python yake".to_string(), Some(e.clone())),
     };
-    let base = |secs: fn(&PythonResult) -> f64, bytes: usize| py.as_ref().ok().map(|p| mbps(bytes, secs(p)));
+    let base = |secs: fn(&PythonResult) -> f64, bytes: usize| {
+        py.as_ref().ok().map(|p| mbps(bytes, secs(p)))
+    };
     let mut rows = vec![
         BenchRow::new(
             "keywords english",
@@ -317,13 +362,21 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>, BenchError> {
             (py_name.clone(), base(|p| p.seconds_zh, zh_bytes)),
             (ours, mbps(zh_bytes, zh_time.as_secs_f64())),
         )
-        .with_note("python gets the text pre-segmented by jieba, untimed; ours includes segmentation"),
+        .with_note(
+            "python gets the text pre-segmented by jieba, untimed; ours includes segmentation",
+        ),
         BenchRow::new(
             "keywords english+chinese",
             "MB/s",
             Better::Higher,
-            (py_name.clone(), base(|p| p.seconds_en + p.seconds_zh, en_bytes + zh_bytes)),
-            (ours, mbps(en_bytes + zh_bytes, (en_time + zh_time).as_secs_f64())),
+            (
+                py_name.clone(),
+                base(|p| p.seconds_en + p.seconds_zh, en_bytes + zh_bytes),
+            ),
+            (
+                ours,
+                mbps(en_bytes + zh_bytes, (en_time + zh_time).as_secs_f64()),
+            ),
         )
         .with_note(format!(
             "{} English docs ({en_bytes} B), {} Chinese docs ({zh_bytes} B), best of {}",
@@ -334,9 +387,16 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>, BenchError> {
     ];
     if let Ok(p) = &py {
         let share = |ours: &[Vec<Keyword>], offset: usize| {
-            let shares: Vec<f64> =
-                ours.iter().enumerate().filter_map(|(i, k)| agreement(k, p.keywords.get(offset + i)?)).collect();
-            if shares.is_empty() { 0.0 } else { 100.0 * shares.iter().sum::<f64>() / shares.len() as f64 }
+            let shares: Vec<f64> = ours
+                .iter()
+                .enumerate()
+                .filter_map(|(i, k)| agreement(k, p.keywords.get(offset + i)?))
+                .collect();
+            if shares.is_empty() {
+                0.0
+            } else {
+                100.0 * shares.iter().sum::<f64>() / shares.len() as f64
+            }
         };
         rows.push(
             BenchRow::new(
@@ -356,7 +416,9 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>, BenchError> {
                 (py_name, None),
                 (ours, share(&zh_kw, en.len())),
             )
-            .with_note("python yake treats words under 3 characters as stop words: most Chinese words"),
+            .with_note(
+                "python yake treats words under 3 characters as stop words: most Chinese words",
+            ),
         );
     }
     if let Some(note) = py_note {
@@ -384,8 +446,15 @@ mod tests {
     fn comparison_ignores_case_and_cjk_spaces() {
         assert_eq!(comparable("Honey  Bee"), "honey bee");
         assert_eq!(comparable("大熊猫 保护"), "大熊猫保护");
-        let ours = vec![Keyword { text: "大熊猫保护".into(), score: 0.1, confidence: 0.9 }];
-        assert_eq!(agreement(&ours, &["大熊猫 保护".into(), "竹子".into()]), Some(0.5));
+        let ours = vec![Keyword {
+            text: "大熊猫保护".into(),
+            score: 0.1,
+            confidence: 0.9,
+        }];
+        assert_eq!(
+            agreement(&ours, &["大熊猫 保护".into(), "竹子".into()]),
+            Some(0.5)
+        );
         assert_eq!(agreement(&ours, &[]), None);
     }
 

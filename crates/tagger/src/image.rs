@@ -51,7 +51,9 @@ pub fn inspect<R: BufRead + Seek>(r: &mut R) -> ImageFacts {
             f.width = Some(size.width as u64);
             f.height = Some(size.height as u64);
         }
-        Err(e) => f.warnings.push(format!("image: cannot read dimensions: {e}")),
+        Err(e) => f
+            .warnings
+            .push(format!("image: cannot read dimensions: {e}")),
     }
     if let Err(e) = r.rewind() {
         f.warnings.push(format!("exif: cannot rewind: {e}"));
@@ -72,7 +74,9 @@ fn ascii(exif: &exif::Exif, tag: Tag) -> Option<String> {
     let Value::Ascii(ref parts) = field.value else {
         return None;
     };
-    let s = String::from_utf8_lossy(parts.first()?).trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string();
+    let s = String::from_utf8_lossy(parts.first()?)
+        .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+        .to_string();
     (!s.is_empty()).then_some(s)
 }
 
@@ -100,7 +104,11 @@ fn read_exif(exif: &exif::Exif, f: &mut ImageFacts) {
     if let Some((tag, Value::Ascii(parts))) = date
         && let Some(Ok(mut dt)) = parts.first().map(|p| exif::DateTime::from_ascii(p))
     {
-        let offset_tag = if tag == Tag::DateTimeOriginal { Tag::OffsetTimeOriginal } else { Tag::OffsetTime };
+        let offset_tag = if tag == Tag::DateTimeOriginal {
+            Tag::OffsetTimeOriginal
+        } else {
+            Tag::OffsetTime
+        };
         if let Some(Value::Ascii(o)) = exif.get_field(offset_tag, In::PRIMARY).map(|f| &f.value)
             && let Some(o) = o.first()
         {
@@ -149,11 +157,16 @@ fn read_exif(exif: &exif::Exif, f: &mut ImageFacts) {
 /// `NIKON CORPORATION` → `nikon`; `Canon` → `canon`: the maker's first word, which is how people
 /// name it.
 fn make_tag(make: &str) -> Option<String> {
-    make.split_whitespace().next().map(|w| w.trim_end_matches([',', '.']).to_lowercase()).filter(|w| !w.is_empty())
+    make.split_whitespace()
+        .next()
+        .map(|w| w.trim_end_matches([',', '.']).to_lowercase())
+        .filter(|w| !w.is_empty())
 }
 
 pub(crate) fn tag_image(c: &mut Collector, path: &Path) {
-    let Some(file) = c.open("image", path) else { return };
+    let Some(file) = c.open("image", path) else {
+        return;
+    };
     let f = inspect(&mut BufReader::new(file));
     for w in f.warnings {
         c.warn(w);
@@ -177,7 +190,11 @@ pub(crate) fn tag_image(c: &mut Collector, path: &Path) {
     }
     let camera = match (&f.make, &f.model) {
         // Many models repeat the make ("Canon" + "Canon EOS 5D").
-        (Some(make), Some(model)) if model.to_lowercase().starts_with(&make_tag(make).unwrap_or_default()) => {
+        (Some(make), Some(model))
+            if model
+                .to_lowercase()
+                .starts_with(&make_tag(make).unwrap_or_default()) =>
+        {
             model.clone()
         }
         (Some(make), Some(model)) => format!("{make} {model}"),
@@ -185,7 +202,15 @@ pub(crate) fn tag_image(c: &mut Collector, path: &Path) {
         (None, None) => String::new(),
     };
     c.field("camera", camera);
-    if let Some(Taken { year: y, month: mo, day: d, hour: h, minute: mi, second: s, offset_minutes: offset }) = f.taken
+    if let Some(Taken {
+        year: y,
+        month: mo,
+        day: d,
+        hour: h,
+        minute: mi,
+        second: s,
+        offset_minutes: offset,
+    }) = f.taken
     {
         c.tag("exif", EXIF_VERSION, &y.to_string(), 0.9);
         c.field("taken", format!("{y:04}-{mo:02}-{d:02}"));
@@ -194,7 +219,11 @@ pub(crate) fn tag_image(c: &mut Collector, path: &Path) {
             let off = off.unsigned_abs();
             c.field(
                 "taken_at",
-                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{sign}{:02}:{:02}", off / 60, off % 60),
+                format!(
+                    "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{sign}{:02}:{:02}",
+                    off / 60,
+                    off % 60
+                ),
             );
         }
     }
@@ -219,7 +248,9 @@ mod tests {
 
     #[test]
     fn garbage_gives_warnings_not_panics() {
-        let f = inspect(&mut std::io::Cursor::new(b"\xff\xd8\xff\xe1\x00\x10Exif\0\0garbage".to_vec()));
+        let f = inspect(&mut std::io::Cursor::new(
+            b"\xff\xd8\xff\xe1\x00\x10Exif\0\0garbage".to_vec(),
+        ));
         assert!(f.width.is_none());
         assert!(!f.warnings.is_empty());
     }

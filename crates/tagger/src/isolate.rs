@@ -53,7 +53,14 @@ impl Job {
     }
 
     fn from_name(name: &str) -> Option<Job> {
-        [Job::PdfText, Job::TestPanic, Job::TestHang, Job::TestAllocate].into_iter().find(|j| j.name() == name)
+        [
+            Job::PdfText,
+            Job::TestPanic,
+            Job::TestHang,
+            Job::TestAllocate,
+        ]
+        .into_iter()
+        .find(|j| j.name() == name)
     }
 
     /// Runs the job in this process (may panic or hang: that is why it is isolated).
@@ -90,7 +97,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { timeout: Duration::from_secs(20), memory_bytes: 1 << 30, max_output: 8 << 20 }
+        Limits {
+            timeout: Duration::from_secs(20),
+            memory_bytes: 1 << 30,
+            max_output: 8 << 20,
+        }
     }
 }
 
@@ -143,7 +154,11 @@ fn child_main(job: &str) -> i32 {
     match job.run(Path::new(&input), max_output) {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
-            if stdout.write_all(&out).and_then(|()| stdout.flush()).is_err() {
+            if stdout
+                .write_all(&out)
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
                 return 3;
             }
             0
@@ -168,7 +183,10 @@ pub fn run(job: Job, path: &Path, limits: &Limits) -> Result<Vec<u8>, Failure> {
 
 /// Reads a pipe to its end keeping at most `max` bytes (draining the rest so the child never
 /// blocks on a full pipe).
-fn drain(mut r: impl Read + Send + 'static, max: usize) -> std::thread::JoinHandle<(Vec<u8>, bool)> {
+fn drain(
+    mut r: impl Read + Send + 'static,
+    max: usize,
+) -> std::thread::JoinHandle<(Vec<u8>, bool)> {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut over = false;
@@ -233,7 +251,11 @@ fn run_child(exe: &PathBuf, job: Job, path: &Path, limits: &Limits) -> Result<Ve
         Some(101) => Err(Failure::Panicked(panic_line(&err))),
         _ => Err(Failure::Crashed(format!(
             "{status}{}",
-            if err.is_empty() { String::new() } else { format!(": {}", panic_line(&err)) }
+            if err.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", panic_line(&err))
+            }
         ))),
     }
 }
@@ -242,7 +264,9 @@ fn run_child(exe: &PathBuf, job: Job, path: &Path, limits: &Limits) -> Result<Ve
 fn panic_line(stderr: &str) -> String {
     let mut lines = stderr.lines();
     match lines.next() {
-        Some(first) if first.contains("panicked at") => lines.next().map_or(first, str::trim).to_string(),
+        Some(first) if first.contains("panicked at") => {
+            lines.next().map_or(first, str::trim).to_string()
+        }
         Some(first) => first.to_string(),
         None => String::new(),
     }
@@ -282,25 +306,38 @@ mod tests {
     use super::*;
 
     fn quick() -> Limits {
-        Limits { timeout: Duration::from_millis(300), memory_bytes: 256 << 20, max_output: 1024 }
+        Limits {
+            timeout: Duration::from_millis(300),
+            memory_bytes: 256 << 20,
+            max_output: 1024,
+        }
     }
 
     #[test]
     fn thread_mode_contains_panics_and_hangs() {
         let p = Path::new("/nonexistent");
         // A generous timeout for the panic: printing a backtrace (RUST_BACKTRACE=1) is slow.
-        let patient = Limits { timeout: Duration::from_secs(30), ..quick() };
+        let patient = Limits {
+            timeout: Duration::from_secs(30),
+            ..quick()
+        };
         assert!(
             matches!(run_in_thread(Job::TestPanic, p, &patient), Err(Failure::Panicked(m)) if m.contains("on purpose"))
         );
         let t = Instant::now();
-        assert!(matches!(run_in_thread(Job::TestHang, p, &quick()), Err(Failure::TimedOut(_))));
+        assert!(matches!(
+            run_in_thread(Job::TestHang, p, &quick()),
+            Err(Failure::TimedOut(_))
+        ));
         assert!(t.elapsed() < Duration::from_secs(2));
     }
 
     #[test]
     fn panic_lines() {
-        assert_eq!(panic_line("thread 'main' panicked at src/x.rs:1:2:\nboom\nnote: ..."), "boom");
+        assert_eq!(
+            panic_line("thread 'main' panicked at src/x.rs:1:2:\nboom\nnote: ..."),
+            "boom"
+        );
         assert_eq!(panic_line("other"), "other");
     }
 }

@@ -16,7 +16,11 @@ pub struct Detected {
 
 fn ext_of(name: &str) -> Option<String> {
     let (stem, ext) = name.rsplit_once('.')?;
-    if stem.is_empty() || ext.is_empty() || ext.len() > 10 || !ext.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if stem.is_empty()
+        || ext.is_empty()
+        || ext.len() > 10
+        || !ext.chars().all(|c| c.is_ascii_alphanumeric())
+    {
         return None;
     }
     Some(ext.to_ascii_lowercase())
@@ -101,7 +105,10 @@ fn looks_like_text(head: &[u8]) -> bool {
         _ => 0,
     };
     let few_invalid = invalid.saturating_sub(cut_at_end) * 64 <= head.len();
-    few_invalid && !head.iter().any(|&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c | 0x1b)))
+    few_invalid
+        && !head
+            .iter()
+            .any(|&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c | 0x1b)))
 }
 
 /// Detects a content's type from its first bytes (8 KiB are plenty) and its name.
@@ -111,25 +118,55 @@ pub fn detect(head: &[u8], name: &str) -> Detected {
         let mime = t.mime_type().to_string();
         let kind = kind_of_mime(&mime, Some(t.matcher_type()));
         let agreeing_ext = ext.filter(|e| ext_agrees(e, &mime, Some(t.extension())));
-        return Detected { mime, kind, agreeing_ext };
+        return Detected {
+            mime,
+            kind,
+            agreeing_ext,
+        };
     }
     if head.is_empty() {
-        return Detected { mime: "application/x-empty".into(), kind: FileKind::Other, agreeing_ext: None };
+        return Detected {
+            mime: "application/x-empty".into(),
+            kind: FileKind::Other,
+            agreeing_ext: None,
+        };
     }
     if looks_like_text(head) {
         if let Some((mime, kind)) = ext.as_deref().and_then(text_ext) {
-            return Detected { mime: mime.into(), kind, agreeing_ext: ext };
+            return Detected {
+                mime: mime.into(),
+                kind,
+                agreeing_ext: ext,
+            };
         }
-        let trimmed = String::from_utf8_lossy(&head[..head.len().min(512)]).trim_start().to_ascii_lowercase();
+        let trimmed = String::from_utf8_lossy(&head[..head.len().min(512)])
+            .trim_start()
+            .to_ascii_lowercase();
         if trimmed.starts_with("<!doctype html") || trimmed.starts_with("<html") {
-            return Detected { mime: "text/html".into(), kind: FileKind::Document, agreeing_ext: None };
+            return Detected {
+                mime: "text/html".into(),
+                kind: FileKind::Document,
+                agreeing_ext: None,
+            };
         }
         if trimmed.starts_with("#!") {
-            return Detected { mime: "text/x-script".into(), kind: FileKind::Code, agreeing_ext: None };
+            return Detected {
+                mime: "text/x-script".into(),
+                kind: FileKind::Code,
+                agreeing_ext: None,
+            };
         }
-        return Detected { mime: "text/plain".into(), kind: FileKind::Document, agreeing_ext: None };
+        return Detected {
+            mime: "text/plain".into(),
+            kind: FileKind::Document,
+            agreeing_ext: None,
+        };
     }
-    Detected { mime: "application/octet-stream".into(), kind: FileKind::Other, agreeing_ext: None }
+    Detected {
+        mime: "application/octet-stream".into(),
+        kind: FileKind::Other,
+        agreeing_ext: None,
+    }
 }
 
 #[cfg(test)]
@@ -140,7 +177,10 @@ mod tests {
     fn magic_beats_extension() {
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
         let d = detect(png, "photo.png");
-        assert_eq!((d.mime.as_str(), d.kind, d.agreeing_ext.as_deref()), ("image/png", FileKind::Image, Some("png")));
+        assert_eq!(
+            (d.mime.as_str(), d.kind, d.agreeing_ext.as_deref()),
+            ("image/png", FileKind::Image, Some("png"))
+        );
         // A PNG named .pdf is a PNG, and `pdf` is not claimed.
         let d = detect(png, "fake.pdf");
         assert_eq!((d.kind, d.agreeing_ext), (FileKind::Image, None));
@@ -154,7 +194,10 @@ mod tests {
     #[test]
     fn text_by_extension() {
         let d = detect(b"fn main() {}\n", "main.rs");
-        assert_eq!((d.kind, d.agreeing_ext.as_deref()), (FileKind::Code, Some("rs")));
+        assert_eq!(
+            (d.kind, d.agreeing_ext.as_deref()),
+            (FileKind::Code, Some("rs"))
+        );
         let d = detect("# 标题\n".as_bytes(), "notes.md");
         assert_eq!(d.mime, "text/markdown");
         // Binary junk named .txt is not text.

@@ -37,7 +37,12 @@ pub(crate) fn tag_language(c: &mut Collector, text: &str) -> Option<whatlang::La
     if info.confidence() < MIN_CONFIDENCE {
         return None;
     }
-    c.tag("language", VERSION, &tag_name(info.lang()), info.confidence());
+    c.tag(
+        "language",
+        VERSION,
+        &tag_name(info.lang()),
+        info.confidence(),
+    );
     c.field("language", info.lang().code());
     Some(info.lang())
 }

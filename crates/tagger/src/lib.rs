@@ -84,7 +84,10 @@ pub struct Tagging {
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Every extractor with its current version. Raise an extractor's version when its output for
@@ -105,7 +108,9 @@ pub fn extractor_versions() -> Vec<(&'static str, u32)> {
 /// Does a content tagged with `stored` versions need re-tagging? True when any extractor is new
 /// or its version rose. (A lower current version, after a downgrade, does not retag.)
 pub fn needs_retag(stored: &BTreeMap<String, u32>) -> bool {
-    extractor_versions().iter().any(|(name, v)| stored.get(*name).is_none_or(|s| s < v))
+    extractor_versions()
+        .iter()
+        .any(|(name, v)| stored.get(*name).is_none_or(|s| s < v))
 }
 
 /// Accumulates one content's tags, fields and warnings; normalizes and deduplicates tag names.
@@ -125,7 +130,11 @@ impl Collector {
                 return;
             }
         };
-        let confidence = if confidence.is_finite() { confidence.clamp(0.0, 1.0) } else { 0.0 };
+        let confidence = if confidence.is_finite() {
+            confidence.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         if let Some(t) = self.out.tags.iter_mut().find(|t| t.name == name) {
             if confidence > t.confidence {
                 t.confidence = confidence;
@@ -134,7 +143,12 @@ impl Collector {
             }
             return;
         }
-        self.out.tags.push(AutoTag { name, extractor: extractor.to_string(), version, confidence });
+        self.out.tags.push(AutoTag {
+            name,
+            extractor: extractor.to_string(),
+            version,
+            confidence,
+        });
     }
 
     pub(crate) fn field(&mut self, key: &str, value: impl Into<String>) {
@@ -146,7 +160,9 @@ impl Collector {
 
     /// Opens the content for an extractor; a failure is that extractor's warning.
     pub(crate) fn open(&mut self, extractor: &str, path: &Path) -> Option<std::fs::File> {
-        std::fs::File::open(path).map_err(|e| self.warn(format!("{extractor}: cannot open: {e}"))).ok()
+        std::fs::File::open(path)
+            .map_err(|e| self.warn(format!("{extractor}: cannot open: {e}")))
+            .ok()
     }
 
     pub(crate) fn warn(&mut self, msg: impl Into<String>) {
@@ -161,14 +177,24 @@ impl Collector {
 ///
 /// Errors only when the file cannot be opened or read at all; everything else is a warning.
 pub fn tag_file(path: &Path, name: &str) -> Result<Tagging, TagError> {
-    let io = |source| TagError::Io { path: path.display().to_string(), source };
+    let io = |source| TagError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let mut head = Vec::with_capacity(8192);
-    std::fs::File::open(path).map_err(io)?.take(8192).read_to_end(&mut head).map_err(io)?;
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(8192)
+        .read_to_end(&mut head)
+        .map_err(io)?;
     let d = detect(&head, name);
     let mut c = Collector::default();
     c.out.mime = d.mime.clone();
     c.out.kind = d.kind;
-    c.out.versions = extractor_versions().into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+    c.out.versions = extractor_versions()
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
     c.tag("kind", kind::VERSION, d.kind.as_str(), 1.0);
     if let Some(ext) = &d.agreeing_ext {
         c.tag("kind", kind::VERSION, ext, 0.9);
@@ -187,7 +213,9 @@ pub fn tag_file(path: &Path, name: &str) -> Result<Tagging, TagError> {
             FileKind::Audio | FileKind::Video if media::supports(mime) => {
                 guarded(&mut c, "media", |c| media::tag_media(c, path))
             }
-            FileKind::Archive => guarded(&mut c, "archive", |c| archive::tag_archive(c, path, mime)),
+            FileKind::Archive => {
+                guarded(&mut c, "archive", |c| archive::tag_archive(c, path, mime))
+            }
             _ => {}
         }
     }
@@ -199,7 +227,10 @@ pub fn tag_file(path: &Path, name: &str) -> Result<Tagging, TagError> {
 fn guarded(c: &mut Collector, extractor: &str, f: impl FnOnce(&mut Collector)) {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)));
     if let Err(payload) = result {
-        c.warn(format!("{extractor}: extractor panicked: {}", isolate::panic_message(&*payload)));
+        c.warn(format!(
+            "{extractor}: extractor panicked: {}",
+            isolate::panic_message(&*payload)
+        ));
     }
 }
 

@@ -61,29 +61,47 @@ pub fn supports(mime: &str) -> bool {
 fn configure_lofty() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        lofty::config::apply_global_options(GlobalOptions::new().allocation_limit(ALLOCATION_LIMIT));
+        lofty::config::apply_global_options(
+            GlobalOptions::new().allocation_limit(ALLOCATION_LIMIT),
+        );
     });
 }
 
 fn clean(s: Option<std::borrow::Cow<'_, str>>) -> Option<String> {
-    s.map(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string()).filter(|s| !s.is_empty())
+    s.map(|s| {
+        s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+            .to_string()
+    })
+    .filter(|s| !s.is_empty())
 }
 
 /// Reads tags and properties from a media stream.
 pub fn inspect<R: Read + Seek>(r: R) -> Result<MediaFacts, lofty::error::FileParseError> {
     configure_lofty();
-    let options = ParseOptions::new().read_cover_art(false).parsing_mode(ParsingMode::BestAttempt);
-    let file: TaggedFile = Probe::new(BufReader::new(r)).options(options).guess_file_type()?.read()?;
+    let options = ParseOptions::new()
+        .read_cover_art(false)
+        .parsing_mode(ParsingMode::BestAttempt);
+    let file: TaggedFile = Probe::new(BufReader::new(r))
+        .options(options)
+        .guess_file_type()?
+        .read()?;
     let mut f = MediaFacts::default();
     if let Some(tag) = file.primary_tag().or_else(|| file.first_tag()) {
         f.artist = clean(tag.artist());
         f.album = clean(tag.album());
         f.title = clean(tag.title());
-        f.year = tag.date().map(|d| d.year).filter(|y| (1800..=2200).contains(y));
+        f.year = tag
+            .date()
+            .map(|d| d.year)
+            .filter(|y| (1800..=2200).contains(y));
         // Several genres are often packed in one value.
         if let Some(g) = clean(tag.genre()) {
-            f.genres =
-                g.split([';', '/', ',', '\0']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            f.genres = g
+                .split([';', '/', ',', '\0'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
         }
     }
     let p = file.properties();
@@ -95,7 +113,9 @@ pub fn inspect<R: Read + Seek>(r: R) -> Result<MediaFacts, lofty::error::FilePar
 }
 
 pub(crate) fn tag_media(c: &mut Collector, path: &Path) {
-    let Some(file) = c.open("media", path) else { return };
+    let Some(file) = c.open("media", path) else {
+        return;
+    };
     let f = match inspect(file) {
         Ok(f) => f,
         Err(e) => {

@@ -59,7 +59,10 @@ pub(crate) fn tag_pdf(c: &mut Collector, path: &Path) {
             return;
         }
     }
-    let limits = Limits { max_output: crate::text::MAX_TEXT_BYTES, ..Limits::default() };
+    let limits = Limits {
+        max_output: crate::text::MAX_TEXT_BYTES,
+        ..Limits::default()
+    };
     let out = match isolate::run(Job::PdfText, path, &limits) {
         Ok(out) => out,
         Err(e) => {

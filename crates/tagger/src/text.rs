@@ -36,7 +36,9 @@ pub fn format_of(mime: &str) -> Option<Format> {
 /// Reads at most `limit` bytes; the flag says whether the file had more.
 pub fn read_prefix(path: &Path, limit: usize) -> std::io::Result<(Vec<u8>, bool)> {
     let mut buf = Vec::new();
-    std::fs::File::open(path)?.take(limit as u64 + 1).read_to_end(&mut buf)?;
+    std::fs::File::open(path)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)?;
     let truncated = buf.len() > limit;
     buf.truncate(limit);
     Ok((buf, truncated))
@@ -77,7 +79,10 @@ pub(crate) fn tag_text_file(c: &mut Collector, path: &Path, format: Format) {
         }
     };
     if truncated {
-        c.warn(format!("keywords: only the first {} MiB of text were read", MAX_TEXT_BYTES >> 20));
+        c.warn(format!(
+            "keywords: only the first {} MiB of text were read",
+            MAX_TEXT_BYTES >> 20
+        ));
     }
     let (text, lossy) = decode(bytes, truncated);
     if lossy {
@@ -102,7 +107,11 @@ fn markdown_text(md: &str) -> String {
             Event::SoftBreak => out.push(' '),
             Event::HardBreak => out.push('\n'),
             Event::End(
-                TagEnd::Paragraph | TagEnd::Heading(_) | TagEnd::Item | TagEnd::TableCell | TagEnd::BlockQuote(_),
+                TagEnd::Paragraph
+                | TagEnd::Heading(_)
+                | TagEnd::Item
+                | TagEnd::TableCell
+                | TagEnd::BlockQuote(_),
             ) => out.push_str("\n\n"),
             _ => {}
         }
@@ -176,12 +185,18 @@ fn html_text(html: &str) -> String {
             rest = rest
                 .match_indices("</")
                 .find(|(i, _)| {
-                    rest.as_bytes()[i + 2..].get(..name.len()).is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+                    rest.as_bytes()[i + 2..]
+                        .get(..name.len())
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
                 })
                 .map_or("", |(i, _)| &rest[i..]);
             continue;
         }
-        out.push_str(if BLOCK_ELEMENTS.contains(&name.as_str()) { "\n\n" } else { " " });
+        out.push_str(if BLOCK_ELEMENTS.contains(&name.as_str()) {
+            "\n\n"
+        } else {
+            " "
+        });
     }
     out.push_str(rest);
     out
@@ -190,7 +205,10 @@ fn html_text(html: &str) -> String {
 /// Decodes the entity at the start of `s` (which starts with `&`): the text and bytes consumed.
 fn entity(s: &str) -> (Option<String>, usize) {
     // Byte search: slicing the str at a fixed length could cut a character.
-    let Some(semi) = s.as_bytes()[..s.len().min(12)].iter().position(|&b| b == b';') else {
+    let Some(semi) = s.as_bytes()[..s.len().min(12)]
+        .iter()
+        .position(|&b| b == b';')
+    else {
         return (None, 1);
     };
     let body = &s[1..semi];
@@ -362,7 +380,9 @@ fn code_text(code: &str) -> String {
         while let Some(start) = rest.find(|c: char| c.is_alphabetic() || c == '_') {
             out.push_str(&rest[..start]);
             rest = &rest[start..];
-            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
             let ident = &rest[..end];
             rest = &rest[end..];
             if CODE_KEYWORDS.contains(&ident) {
@@ -390,7 +410,10 @@ mod tests {
         assert!(t.contains("Panda"), "{t}");
         assert!(t.contains("Giant & red pandas!"), "{t}");
         assert!(t.contains("Bamboo 中"), "{t}");
-        assert!(!t.contains("color") && !t.contains("var") && !t.contains("hidden") && !t.contains('<'), "{t}");
+        assert!(
+            !t.contains("color") && !t.contains("var") && !t.contains("hidden") && !t.contains('<'),
+            "{t}"
+        );
         // Unterminated markup does not loop or panic.
         assert_eq!(html_text("a <b"), "a ");
         assert_eq!(html_text("x &bogus"), "x &bogus");
@@ -399,7 +422,9 @@ mod tests {
 
     #[test]
     fn markdown_drops_markup_and_code() {
-        let t = markdown_text("# Graph *stores*\n\nSee [the docs](http://x.invalid/p).\n\n```\nlet x = 1;\n```\n");
+        let t = markdown_text(
+            "# Graph *stores*\n\nSee [the docs](http://x.invalid/p).\n\n```\nlet x = 1;\n```\n",
+        );
         assert!(t.contains("Graph stores"), "{t}");
         assert!(t.contains("the docs") && !t.contains("http"), "{t}");
         assert!(!t.contains("let x"), "{t}");
@@ -407,7 +432,9 @@ mod tests {
 
     #[test]
     fn code_identifiers_split_and_reserved_words_dropped() {
-        let t = code_text("fn parseHttpRequest(raw_bytes: &[u8]) -> Result<Request> { // parse the request\n}");
+        let t = code_text(
+            "fn parseHttpRequest(raw_bytes: &[u8]) -> Result<Request> { // parse the request\n}",
+        );
         assert!(t.contains("parse Http Request"), "{t}");
         assert!(t.contains("raw bytes"), "{t}");
         assert!(t.contains("parse the request"), "{t}");
@@ -422,6 +449,9 @@ mod tests {
         // A character cut by the read limit is not "invalid".
         let mut cut = "中".as_bytes().to_vec();
         cut.pop();
-        assert_eq!(decode([b"ab".as_slice(), &cut].concat(), true), ("ab".to_string(), false));
+        assert_eq!(
+            decode([b"ab".as_slice(), &cut].concat(), true),
+            ("ab".to_string(), false)
+        );
     }
 }

@@ -19,8 +19,12 @@ fn names(t: &Tagging) -> Vec<&str> {
 
 /// The keyword tags, best first.
 fn keywords(t: &Tagging) -> Vec<(&str, f64)> {
-    let mut k: Vec<(&str, f64)> =
-        t.tags.iter().filter(|t| t.extractor == "keywords").map(|t| (t.name.as_str(), t.confidence)).collect();
+    let mut k: Vec<(&str, f64)> = t
+        .tags
+        .iter()
+        .filter(|t| t.extractor == "keywords")
+        .map(|t| (t.name.as_str(), t.confidence))
+        .collect();
     k.sort_by(|a, b| b.1.total_cmp(&a.1));
     k
 }
@@ -32,11 +36,18 @@ fn has(t: &Tagging, name: &str) -> bool {
 #[test]
 fn english_text_main_subject_is_a_top_keyword() {
     let dir = tempfile::tempdir().unwrap();
-    let t = tag(&write(dir.path(), "bees.txt", ENGLISH.as_bytes()), "bees.txt");
+    let t = tag(
+        &write(dir.path(), "bees.txt", ENGLISH.as_bytes()),
+        "bees.txt",
+    );
     assert_eq!(t.kind, FileKind::Document);
     let k = keywords(&t);
     let top3: Vec<&str> = k.iter().take(3).map(|k| k.0).collect();
-    assert!(top3.iter().any(|w| w.contains("honey bee") || *w == "bees" || *w == "colonies"), "{k:?}");
+    assert!(
+        top3.iter()
+            .any(|w| w.contains("honey bee") || *w == "bees" || *w == "colonies"),
+        "{k:?}"
+    );
     assert!(k[0].1 >= 0.7, "top keyword confidence {k:?}");
     assert!(k.iter().all(|(_, c)| (0.0..=1.0).contains(c)));
     assert!(has(&t, "english"), "{:?}", names(&t));
@@ -49,14 +60,21 @@ fn english_text_main_subject_is_a_top_keyword() {
 #[test]
 fn chinese_text_main_subject_is_a_top_keyword() {
     let dir = tempfile::tempdir().unwrap();
-    let t = tag(&write(dir.path(), "panda.txt", CHINESE.as_bytes()), "panda.txt");
+    let t = tag(
+        &write(dir.path(), "panda.txt", CHINESE.as_bytes()),
+        "panda.txt",
+    );
     let k = keywords(&t);
     let top3: Vec<&str> = k.iter().take(3).map(|k| k.0).collect();
     assert!(top3.contains(&"大熊猫"), "{k:?}");
     assert!(has(&t, "chinese"), "{:?}", names(&t));
     assert_eq!(t.fields.get("language").map(String::as_str), Some("cmn"));
     // Stop words never make a keyword.
-    assert!(!k.iter().any(|(w, _)| ["的", "我们", "已经", "就是"].contains(w)), "{k:?}");
+    assert!(
+        !k.iter()
+            .any(|(w, _)| ["的", "我们", "已经", "就是"].contains(w)),
+        "{k:?}"
+    );
 }
 
 #[test]
@@ -66,12 +84,27 @@ fn html_markdown_and_code_give_words_not_markup() {
         "<html><head><style>.honey{{color:gold}}</style><script>var tracking=1;</script></head><body><p>{}</p></body></html>",
         ENGLISH.replace("\n\n", "</p><p>")
     );
-    let t = tag(&write(dir.path(), "bees.html", html.as_bytes()), "bees.html");
+    let t = tag(
+        &write(dir.path(), "bees.html", html.as_bytes()),
+        "bees.html",
+    );
     let k = keywords(&t);
-    assert!(k.iter().take(5).any(|(w, _)| w.contains("honey bee") || w.contains("colonies")), "{k:?}");
-    assert!(!k.iter().any(|(w, _)| w.contains("tracking") || w.contains("color") || w.contains('<')), "{k:?}");
+    assert!(
+        k.iter()
+            .take(5)
+            .any(|(w, _)| w.contains("honey bee") || w.contains("colonies")),
+        "{k:?}"
+    );
+    assert!(
+        !k.iter()
+            .any(|(w, _)| w.contains("tracking") || w.contains("color") || w.contains('<')),
+        "{k:?}"
+    );
 
-    let md = format!("# Honey bees\n\n{}\n\n```\nlet tracking = 1;\n```\n", ENGLISH);
+    let md = format!(
+        "# Honey bees\n\n{}\n\n```\nlet tracking = 1;\n```\n",
+        ENGLISH
+    );
     let t = tag(&write(dir.path(), "bees.md", md.as_bytes()), "bees.md");
     assert!(has(&t, "md"));
     assert!(!keywords(&t).iter().any(|(w, _)| w.contains("tracking")));
@@ -80,19 +113,36 @@ fn html_markdown_and_code_give_words_not_markup() {
                 let mut checksum = 0u32;\n    for b in block_data { checksum = checksum.wrapping_add(*b as u32); }\n    \
                 checksum // the block checksum\n}\n\nfn verifyBlockChecksum(block_data: &[u8], expected: u32) -> bool {\n    \
                 blockChecksum(block_data) == expected\n}\n";
-    let t = tag(&write(dir.path(), "checksum.rs", code.as_bytes()), "checksum.rs");
+    let t = tag(
+        &write(dir.path(), "checksum.rs", code.as_bytes()),
+        "checksum.rs",
+    );
     assert_eq!(t.kind, FileKind::Code);
     let k = keywords(&t);
-    assert!(k.iter().take(3).any(|(w, _)| w.contains("checksum")), "{k:?}");
-    assert!(!k.iter().any(|(w, _)| *w == "fn" || *w == "let" || w.contains("blockchecksum")), "{k:?}");
+    assert!(
+        k.iter().take(3).any(|(w, _)| w.contains("checksum")),
+        "{k:?}"
+    );
+    assert!(
+        !k.iter()
+            .any(|(w, _)| *w == "fn" || *w == "let" || w.contains("blockchecksum")),
+        "{k:?}"
+    );
 }
 
 #[test]
 fn pdf_text_of_all_pages() {
     let dir = tempfile::tempdir().unwrap();
-    let t = tag(&write(dir.path(), "report.pdf", &pdf(&pdf_pages())), "report.pdf");
+    let t = tag(
+        &write(dir.path(), "report.pdf", &pdf(&pdf_pages())),
+        "report.pdf",
+    );
     assert_eq!(t.mime, "application/pdf");
-    assert_eq!(t.fields.get("pages").map(String::as_str), Some("3"), "{t:?}");
+    assert_eq!(
+        t.fields.get("pages").map(String::as_str),
+        Some("3"),
+        "{t:?}"
+    );
     let k = keywords(&t);
     // The first and the last page's subjects both come out.
     assert!(k.iter().any(|(w, _)| w.contains("volcano")), "{k:?}");
@@ -104,21 +154,41 @@ fn pdf_text_of_all_pages() {
 #[test]
 fn jpeg_exif_camera_date_gps() {
     let dir = tempfile::tempdir().unwrap();
-    let t = tag(&write(dir.path(), "IMG_0001.JPG", &jpeg_with_exif(1)), "IMG_0001.JPG");
+    let t = tag(
+        &write(dir.path(), "IMG_0001.JPG", &jpeg_with_exif(1)),
+        "IMG_0001.JPG",
+    );
     assert_eq!(t.kind, FileKind::Image);
     assert!(t.warnings.is_empty(), "{:?}", t.warnings);
     let f = |k: &str| t.fields.get(k).map(String::as_str);
-    assert_eq!((f("width"), f("height"), f("orientation")), (Some("64"), Some("48"), Some("landscape")));
+    assert_eq!(
+        (f("width"), f("height"), f("orientation")),
+        (Some("64"), Some("48"), Some("landscape"))
+    );
     assert_eq!(f("camera"), Some("Canon EOS 5D Mark IV"));
     assert_eq!(f("taken"), Some("2021-07-14"));
     assert_eq!(f("taken_at"), Some("2021-07-14T09:30:05+02:00"));
     assert_eq!(f("gps"), Some("48.856667,2.350000"));
-    for want in ["image", "jpg", "landscape", "canon", "canon eos 5d mark iv", "2021", "gps"] {
+    for want in [
+        "image",
+        "jpg",
+        "landscape",
+        "canon",
+        "canon eos 5d mark iv",
+        "2021",
+        "gps",
+    ] {
         assert!(has(&t, want), "{want} missing from {:?}", names(&t));
     }
     // Orientation 6 (rotated 90°): displayed as portrait.
-    let t = tag(&write(dir.path(), "rotated.jpg", &jpeg_with_exif(6)), "rotated.jpg");
-    assert_eq!(t.fields.get("orientation").map(String::as_str), Some("portrait"));
+    let t = tag(
+        &write(dir.path(), "rotated.jpg", &jpeg_with_exif(6)),
+        "rotated.jpg",
+    );
+    assert_eq!(
+        t.fields.get("orientation").map(String::as_str),
+        Some("portrait")
+    );
     assert!(has(&t, "portrait"));
 }
 
@@ -131,18 +201,34 @@ fn mp3_flac_and_ogg_opus_tags() {
     tag_media(&flac, lofty::tag::TagType::VorbisComments);
     let opus = write(dir.path(), "so-what.opus", &opus_ogg());
     tag_media(&opus, lofty::tag::TagType::VorbisComments);
-    for (path, name, kind_tag) in
-        [(&mp3, "so-what.mp3", "mp3"), (&flac, "so-what.flac", "flac"), (&opus, "so-what.opus", "opus")]
-    {
+    for (path, name, kind_tag) in [
+        (&mp3, "so-what.mp3", "mp3"),
+        (&flac, "so-what.flac", "flac"),
+        (&opus, "so-what.opus", "opus"),
+    ] {
         let t = tag(path, name);
         assert_eq!(t.kind, FileKind::Audio, "{name}");
         assert!(t.warnings.is_empty(), "{name}: {:?}", t.warnings);
-        for want in ["audio", kind_tag, "miles davis", "kind of blue", "jazz", "1959"] {
+        for want in [
+            "audio",
+            kind_tag,
+            "miles davis",
+            "kind of blue",
+            "jazz",
+            "1959",
+        ] {
             assert!(has(&t, want), "{name}: {want} missing from {:?}", names(&t));
         }
-        assert_eq!(t.fields.get("artist").map(String::as_str), Some("Miles Davis"));
+        assert_eq!(
+            t.fields.get("artist").map(String::as_str),
+            Some("Miles Davis")
+        );
         assert_eq!(t.fields.get("title").map(String::as_str), Some("So What"));
-        let secs: f64 = t.fields.get("duration_s").and_then(|d| d.parse().ok()).unwrap_or(0.0);
+        let secs: f64 = t
+            .fields
+            .get("duration_s")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.0);
         let want = if kind_tag == "mp3" { 1.0 } else { 2.0 };
         assert!((secs - want).abs() < 0.1, "{name}: duration {secs}");
     }
@@ -165,8 +251,15 @@ fn zip_and_targz_names_become_keywords() {
     }
     assert!(!has(&t, "jpg"));
 
-    let t = tag(&write(dir.path(), "trip.tar.gz", &targz(&entries[..3], 0)), "trip.tar.gz");
-    assert_eq!(t.fields.get("entries").map(String::as_str), Some("3"), "{t:?}");
+    let t = tag(
+        &write(dir.path(), "trip.tar.gz", &targz(&entries[..3], 0)),
+        "trip.tar.gz",
+    );
+    assert_eq!(
+        t.fields.get("entries").map(String::as_str),
+        Some("3"),
+        "{t:?}"
+    );
     for want in ["holiday", "beach", "mountain"] {
         assert!(has(&t, want), "{want} missing from {:?}", names(&t));
     }
@@ -179,13 +272,19 @@ fn zip_and_targz_names_become_keywords() {
 fn truncated_and_garbage_pdfs() {
     let dir = tempfile::tempdir().unwrap();
     let full = pdf(&pdf_pages());
-    for (i, cut) in [full.len() * 6 / 10, full.len() / 3, 40].into_iter().enumerate() {
+    for (i, cut) in [full.len() * 6 / 10, full.len() / 3, 40]
+        .into_iter()
+        .enumerate()
+    {
         let name = format!("cut{i}.pdf");
         let t = tag(&write(dir.path(), &name, &full[..cut]), &name);
         assert_eq!(t.mime, "application/pdf");
         assert!(has(&t, "document"));
         // lopdf may recover a truncated file partly; if it cannot, a warning says so.
-        assert!(!t.warnings.is_empty() || t.fields.contains_key("pages"), "{name}: {t:?}");
+        assert!(
+            !t.warnings.is_empty() || t.fields.contains_key("pages"),
+            "{name}: {t:?}"
+        );
     }
     let mut junk = b"%PDF-1.7\n".to_vec();
     junk.extend(noise(64 << 10, 7));
@@ -232,7 +331,11 @@ fn random_bytes_behind_every_magic() {
             bytes.extend(noise(48 << 10, seed));
             let start = Instant::now();
             let t = tag(&write(dir.path(), name, &bytes), name);
-            assert!(start.elapsed() < Duration::from_secs(10), "{name} took {:?}", start.elapsed());
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{name} took {:?}",
+                start.elapsed()
+            );
             assert!(!t.mime.is_empty());
         }
     }
@@ -249,7 +352,11 @@ fn zip_bomb_is_not_inflated() {
     let path = write(dir.path(), "bomb.zip", &bomb);
     let start = Instant::now();
     let t = tag(&path, "bomb.zip");
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(t.fields.get("entries").map(String::as_str), Some("2"));
     assert!(has(&t, "bomb") && has(&t, "zeros"), "{:?}", names(&t));
 
@@ -265,13 +372,18 @@ fn zip_bomb_is_not_inflated() {
 #[test]
 fn zip_with_more_entries_than_the_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let names: Vec<String> =
-        (0..disgrafs_tagger::archive::MAX_ENTRIES + 50).map(|i| format!("logs/day{i}.log")).collect();
+    let names: Vec<String> = (0..disgrafs_tagger::archive::MAX_ENTRIES + 50)
+        .map(|i| format!("logs/day{i}.log"))
+        .collect();
     let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
     let t = tag(&write(dir.path(), "many.zip", &zip(&entries)), "many.zip");
     assert_eq!(t.fields.get("entries").map(String::as_str), Some("10000+"));
     assert!(has(&t, "logs"));
-    assert!(t.warnings.iter().any(|w| w.contains("first 10000")), "{:?}", t.warnings);
+    assert!(
+        t.warnings.iter().any(|w| w.contains("first 10000")),
+        "{:?}",
+        t.warnings
+    );
 }
 
 #[test]
@@ -280,8 +392,16 @@ fn gzip_bomb_stops_at_the_unpacked_cap() {
     let cap = disgrafs_tagger::archive::MAX_UNPACKED_BYTES;
     let bytes = targz(&[("after/the_bomb.txt", b"late")], cap + (16 << 20));
     let t = tag(&write(dir.path(), "bomb.tar.gz", &bytes), "bomb.tar.gz");
-    assert_eq!(t.fields.get("entries").map(String::as_str), Some("1+"), "{t:?}");
-    assert!(t.warnings.iter().any(|w| w.contains("unpacked")), "{:?}", t.warnings);
+    assert_eq!(
+        t.fields.get("entries").map(String::as_str),
+        Some("1+"),
+        "{t:?}"
+    );
+    assert!(
+        t.warnings.iter().any(|w| w.contains("unpacked")),
+        "{:?}",
+        t.warnings
+    );
     assert!(has(&t, "bomb") && !has(&t, "late"));
 }
 
@@ -296,13 +416,29 @@ fn two_gib_text_file_reads_a_bounded_prefix() {
     }
     std::fs::write(&path, &text).unwrap();
     // Sparse: the file claims 2 GiB without using the disk.
-    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(2 << 30).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
     let start = Instant::now();
     let t = tag(&path, "huge.log");
-    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
-    assert!(t.warnings.iter().any(|w| w.contains("only the first")), "{:?}", t.warnings);
     assert!(
-        keywords(&t).iter().take(5).any(|(w, _)| w.contains("honey") || w.contains("bee") || w.contains("colon")),
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        t.warnings.iter().any(|w| w.contains("only the first")),
+        "{:?}",
+        t.warnings
+    );
+    assert!(
+        keywords(&t)
+            .iter()
+            .take(5)
+            .any(|(w, _)| w.contains("honey") || w.contains("bee") || w.contains("colon")),
         "{t:?}"
     );
 }
@@ -315,7 +451,11 @@ fn invalid_utf8_text() {
     bytes.splice(100..100, b" caf\xe9 \xff\xfe ".iter().copied());
     let t = tag(&write(dir.path(), "latin1.txt", &bytes), "latin1.txt");
     assert_eq!(t.kind, FileKind::Document);
-    assert!(t.warnings.iter().any(|w| w.contains("UTF-8")), "{:?}", t.warnings);
+    assert!(
+        t.warnings.iter().any(|w| w.contains("UTF-8")),
+        "{:?}",
+        t.warnings
+    );
     assert!(!keywords(&t).is_empty());
 }
 
@@ -344,6 +484,10 @@ fn versions_and_retag_decision() {
     }
     // Every tag's (extractor, version) is a known current pair.
     for tag in &t.tags {
-        assert_eq!(t.versions.get(&tag.extractor), Some(&tag.version), "{tag:?}");
+        assert_eq!(
+            t.versions.get(&tag.extractor),
+            Some(&tag.version),
+            "{tag:?}"
+        );
     }
 }

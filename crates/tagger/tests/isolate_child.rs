@@ -11,7 +11,11 @@ fn pdf_in_a_child_gives_all_pages() {
     let dir = tempfile::tempdir().unwrap();
     let path = common::write(dir.path(), "r.pdf", &common::pdf(&common::pdf_pages()));
     let t = disgrafs_tagger::tag_file(&path, "r.pdf").unwrap();
-    assert_eq!(t.fields.get("pages").map(String::as_str), Some("3"), "{t:?}");
+    assert_eq!(
+        t.fields.get("pages").map(String::as_str),
+        Some("3"),
+        "{t:?}"
+    );
     assert!(t.tags.iter().any(|x| x.name.contains("glacier")), "{t:?}");
 }
 
@@ -25,19 +29,30 @@ fn garbage_pdf_in_a_child_is_a_warning() {
 }
 
 fn limits(timeout_ms: u64) -> Limits {
-    Limits { timeout: Duration::from_millis(timeout_ms), memory_bytes: 512 << 20, max_output: 1 << 20 }
+    Limits {
+        timeout: Duration::from_millis(timeout_ms),
+        memory_bytes: 512 << 20,
+        max_output: 1 << 20,
+    }
 }
 
 fn child_panic_is_contained() {
     let r = isolate::run(Job::TestPanic, Path::new("/dev/null"), &limits(20_000));
-    assert!(matches!(&r, Err(Failure::Panicked(m)) if m.contains("on purpose")), "{r:?}");
+    assert!(
+        matches!(&r, Err(Failure::Panicked(m)) if m.contains("on purpose")),
+        "{r:?}"
+    );
 }
 
 fn child_hang_is_killed_at_the_deadline() {
     let start = Instant::now();
     let r = isolate::run(Job::TestHang, Path::new("/dev/null"), &limits(500));
     assert!(matches!(r, Err(Failure::TimedOut(_))), "{r:?}");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 fn child_memory_is_bounded() {
@@ -45,16 +60,29 @@ fn child_memory_is_bounded() {
     let r = isolate::run(Job::TestAllocate, Path::new("/dev/null"), &limits(20_000));
     // The allocation fails under RLIMIT_AS: Rust aborts, and the parent sees a dead child.
     assert!(matches!(r, Err(Failure::Crashed(_))), "{r:?}");
-    assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 fn main() {
     isolate::run_child_if_requested();
     let tests: [(&str, fn()); 5] = [
-        ("pdf_in_a_child_gives_all_pages", pdf_in_a_child_gives_all_pages),
-        ("garbage_pdf_in_a_child_is_a_warning", garbage_pdf_in_a_child_is_a_warning),
+        (
+            "pdf_in_a_child_gives_all_pages",
+            pdf_in_a_child_gives_all_pages,
+        ),
+        (
+            "garbage_pdf_in_a_child_is_a_warning",
+            garbage_pdf_in_a_child_is_a_warning,
+        ),
         ("child_panic_is_contained", child_panic_is_contained),
-        ("child_hang_is_killed_at_the_deadline", child_hang_is_killed_at_the_deadline),
+        (
+            "child_hang_is_killed_at_the_deadline",
+            child_hang_is_killed_at_the_deadline,
+        ),
         ("child_memory_is_bounded", child_memory_is_bounded),
     ];
     let mut failed = 0;

@@ -51,7 +51,10 @@ pub fn router() -> Router {
         .route("/", get(index))
         .route("/assets/{*path}", get(hashed_asset));
     for a in assets().iter().filter(|a| !a.path.contains('/')) {
-        router = router.route(&format!("/{}", a.path), get(move |headers: HeaderMap| async move { serve(a, &headers) }));
+        router = router.route(
+            &format!("/{}", a.path),
+            get(move |headers: HeaderMap| async move { serve(a, &headers) }),
+        );
     }
     router
 }
@@ -83,7 +86,9 @@ fn serve(a: &'static Asset, request: &HeaderMap) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == a.etag || t.trim() == "*"));
     let mut response = if not_modified {
-        Response::builder().status(StatusCode::NOT_MODIFIED).body(Body::empty())
+        Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
     } else {
         Response::builder()
             .header(header::CONTENT_TYPE, HeaderValue::from_static(a.mime))
@@ -93,6 +98,9 @@ fn serve(a: &'static Asset, request: &HeaderMap) -> Response {
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::ETAG, HeaderValue::from_static(a.etag));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }

@@ -44,10 +44,22 @@ impl Server {
             .spawn()
             .expect("start disgrafs serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read address line");
-        let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no address in {line:?}")).to_owned();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read address line");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
         let addr = url.trim_start_matches("http://").to_owned();
-        Server { child, url, addr, data: data.to_path_buf(), _dir: None }
+        Server {
+            child,
+            url,
+            addr,
+            data: data.to_path_buf(),
+            _dir: None,
+        }
     }
 
     /// Stops the server hard (SIGKILL), keeping its data directory; returns the directory's owner.
@@ -58,18 +70,31 @@ impl Server {
     }
 
     pub fn http(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap()
     }
 
     pub fn get_json(&self, path: &str) -> serde_json::Value {
-        let r = self.http().get(format!("{}{path}", self.url)).send().unwrap();
+        let r = self
+            .http()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .unwrap();
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
         r.json().unwrap()
     }
 
     /// `PUT /api/files?name=` with a body; returns the status and JSON body.
     pub fn put(&self, name: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
-        let r = self.http().put(format!("{}/api/files", self.url)).query(&[("name", name)]).body(body).send().unwrap();
+        let r = self
+            .http()
+            .put(format!("{}/api/files", self.url))
+            .query(&[("name", name)])
+            .body(body)
+            .send()
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(serde_json::Value::Null))
     }
@@ -81,23 +106,42 @@ impl Server {
     }
 
     pub fn content(&self, id: &str) -> Vec<u8> {
-        let r = self.http().get(format!("{}/api/files/{id}/content", self.url)).send().unwrap();
+        let r = self
+            .http()
+            .get(format!("{}/api/files/{id}/content", self.url))
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 200);
         r.bytes().unwrap().to_vec()
     }
 
     pub fn tag(&self, id: &str, tags: &[&str]) -> serde_json::Value {
-        let r = self.http().post(format!("{}/api/files/{id}/tags", self.url)).json(&serde_json::json!({ "tags": tags })).send().unwrap();
+        let r = self
+            .http()
+            .post(format!("{}/api/files/{id}/tags", self.url))
+            .json(&serde_json::json!({ "tags": tags }))
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 200);
         r.json().unwrap()
     }
 
     /// Names of the files a query finds, sorted.
     pub fn names(&self, q: &str) -> Vec<String> {
-        let r = self.http().get(format!("{}/api/files", self.url)).query(&[("q", q), ("limit", "1000")]).send().unwrap();
+        let r = self
+            .http()
+            .get(format!("{}/api/files", self.url))
+            .query(&[("q", q), ("limit", "1000")])
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 200, "query {q:?}");
         let v: serde_json::Value = r.json().unwrap();
-        let mut n: Vec<String> = v["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect();
+        let mut n: Vec<String> = v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect();
         n.sort();
         n
     }
@@ -143,14 +187,27 @@ impl Drop for Server {
 }
 
 pub fn count_files(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum()
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
 }
 
 /// Deterministic, incompressible test content.
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut out = vec![0u8; len];
-    blake3::Hasher::new().update(&seed.to_le_bytes()).finalize_xof().fill(&mut out);
+    blake3::Hasher::new()
+        .update(&seed.to_le_bytes())
+        .finalize_xof()
+        .fill(&mut out);
     out
 }
 

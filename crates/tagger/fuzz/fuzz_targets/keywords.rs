@@ -7,9 +7,12 @@ use disgrafs_tagger::text::{Format, to_plain};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let text = String::from_utf8_lossy(rest);
-    let format = [Format::Plain, Format::Markdown, Format::Html, Format::Code][usize::from(selector % 4)];
+    let format =
+        [Format::Plain, Format::Markdown, Format::Html, Format::Code][usize::from(selector % 4)];
     let plain = to_plain(&text, format);
     let lang = [None, Some(whatlang_lang(selector))][usize::from(selector >> 7)];
     let kws = Yake::default().ranked(&plain, lang, 10);
@@ -20,5 +23,9 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn whatlang_lang(selector: u8) -> disgrafs_tagger::keywords::Lang {
-    if selector & 0x40 == 0 { disgrafs_tagger::keywords::Lang::Eng } else { disgrafs_tagger::keywords::Lang::Cmn }
+    if selector & 0x40 == 0 {
+        disgrafs_tagger::keywords::Lang::Eng
+    } else {
+        disgrafs_tagger::keywords::Lang::Cmn
+    }
 }

@@ -5,20 +5,30 @@ use rustc_hash::FxHashSet;
 use std::sync::OnceLock;
 
 fn parse(list: &'static str) -> impl Iterator<Item = &'static str> {
-    list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+    list.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 fn set() -> &'static FxHashSet<&'static str> {
     static SET: OnceLock<FxHashSet<&'static str>> = OnceLock::new();
     // One set for both languages: the scripts do not overlap, and mixed documents are common.
-    SET.get_or_init(|| parse(include_str!("stopwords_en.txt")).chain(parse(include_str!("stopwords_zh.txt"))).collect())
+    SET.get_or_init(|| {
+        parse(include_str!("stopwords_en.txt"))
+            .chain(parse(include_str!("stopwords_zh.txt")))
+            .collect()
+    })
 }
 
 /// Is this lowercased word a stop word? Besides the lists, Latin words shorter than 3 characters
 /// (YAKE's rule) and single CJK characters (mostly particles: 的, 了, 在, 是) are.
 pub fn is_stop(lower: &str, cjk: bool) -> bool {
     let mut chars = lower.chars();
-    let short = if cjk { chars.nth(1).is_none() } else { chars.nth(2).is_none() };
+    let short = if cjk {
+        chars.nth(1).is_none()
+    } else {
+        chars.nth(2).is_none()
+    };
     short || set().contains(lower)
 }
 

@@ -75,7 +75,8 @@ pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
                 i += 1;
             } else if matches!(b, b'.' | b'!' | b'?') {
                 let next = bytes.get(i + 1).copied();
-                if next.is_none_or(|n| n.is_ascii_whitespace() || matches!(n, b'"' | b'\'' | b')')) {
+                if next.is_none_or(|n| n.is_ascii_whitespace() || matches!(n, b'"' | b'\'' | b')'))
+                {
                     f(Piece::SentenceBreak);
                 } else {
                     f(Piece::BlockBreak);
@@ -101,7 +102,10 @@ pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
                 end = start + off + c.len_utf8();
             }
             for token in jieba().cut(&text[start..end], true) {
-                f(Piece::Word { text: token.word, cjk: true });
+                f(Piece::Word {
+                    text: token.word,
+                    cjk: true,
+                });
             }
             i = end;
         } else if is_word_char(c) {
@@ -144,7 +148,10 @@ fn word<'a>(text: &'a str, start: usize, f: &mut impl FnMut(Piece<'a>)) -> usize
             w = stem;
         }
     }
-    f(Piece::Word { text: w, cjk: false });
+    f(Piece::Word {
+        text: w,
+        cjk: false,
+    });
     end.max(start + 1)
 }
 
@@ -184,13 +191,19 @@ mod tests {
                 "Next"
             ]
         );
-        assert_eq!(pieces("a.b e.g. x"), ["a", "|", "b", "e", "|", "g", "/", "x"]);
+        assert_eq!(
+            pieces("a.b e.g. x"),
+            ["a", "|", "b", "e", "|", "g", "/", "x"]
+        );
     }
 
     #[test]
     fn chinese_is_segmented_and_mixed_text_works() {
         let p = pieces("我们研究大熊猫的栖息地。Rust 很快");
-        assert!(p.contains(&"大熊猫".to_string()) || p.contains(&"熊猫".to_string()), "{p:?}");
+        assert!(
+            p.contains(&"大熊猫".to_string()) || p.contains(&"熊猫".to_string()),
+            "{p:?}"
+        );
         assert!(p.contains(&"/".to_string()));
         assert_eq!(p.last().map(String::as_str), Some("很快"));
         assert_eq!(pieces("熊猫\n竹子"), ["熊猫", "|", "竹子"]);

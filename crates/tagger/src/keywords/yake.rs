@@ -34,7 +34,11 @@ pub struct YakeConfig {
 
 impl Default for YakeConfig {
     fn default() -> Self {
-        YakeConfig { max_ngram: 3, window: 1, dedup_threshold: 0.9 }
+        YakeConfig {
+            max_ngram: 3,
+            window: 1,
+            dedup_threshold: 0.9,
+        }
     }
 }
 
@@ -70,7 +74,11 @@ fn tag_of(word: &str, first_in_sentence: bool) -> Tag {
         }
     }
     if letters == 0 {
-        return if digits > 0 { Tag::Digit } else { Tag::Unparsable };
+        return if digits > 0 {
+            Tag::Digit
+        } else {
+            Tag::Unparsable
+        };
     }
     if word.starts_with(|c: char| c.is_numeric()) {
         return Tag::Unparsable;
@@ -179,13 +187,20 @@ impl<'s> Scan<'s> {
         let key = key.into_owned();
         let stop = is_stop(&self.lower, cjk);
         self.ids.insert(key, id);
-        self.terms.push(Term { stop, ..Term::default() });
+        self.terms.push(Term {
+            stop,
+            ..Term::default()
+        });
         id
     }
 
     fn word(&mut self, word: &'s str, cjk: bool, cfg: &YakeConfig) {
         self.words += 1;
-        let tag = if cjk { Tag::Plain } else { tag_of(word, self.sentence_pos == 0) };
+        let tag = if cjk {
+            Tag::Plain
+        } else {
+            tag_of(word, self.sentence_pos == 0)
+        };
         self.sentence_pos += 1;
         let id = self.term_id(word, cjk);
         let term = &mut self.terms[id as usize];
@@ -240,7 +255,12 @@ impl<'s> Scan<'s> {
             r.left_weight += w;
         }
         let max_tf = self.terms.iter().map(|t| t.tf).max().unwrap_or(1).max(1) as f64;
-        let valid: Vec<f64> = self.terms.iter().filter(|t| !t.stop).map(|t| t.tf as f64).collect();
+        let valid: Vec<f64> = self
+            .terms
+            .iter()
+            .filter(|t| !t.stop)
+            .map(|t| t.tf as f64)
+            .collect();
         let (mean, std) = if valid.is_empty() {
             (0.0, 0.0)
         } else {
@@ -252,11 +272,19 @@ impl<'s> Scan<'s> {
         for t in &mut self.terms {
             let tf = f64::from(t.tf);
             let ratio = |d: u32, w: u32| {
-                if w == 0 { 0.0 } else { f64::from(d) / f64::from(w) }
+                if w == 0 {
+                    0.0
+                } else {
+                    f64::from(d) / f64::from(w)
+                }
             };
             let rel = (0.5 + ratio(t.left_distinct, t.left_weight) * tf / max_tf)
                 + (0.5 + ratio(t.right_distinct, t.right_weight) * tf / max_tf);
-            let freq = if mean + std > 0.0 { tf / (mean + std) } else { tf };
+            let freq = if mean + std > 0.0 {
+                tf / (mean + std)
+            } else {
+                tf
+            };
             let spread = t.sentences.len() as f64 / sentences;
             let case = f64::from(t.tf_acronym.max(t.tf_proper)) / (1.0 + tf.ln());
             let median = median(&t.sentences);
@@ -281,10 +309,16 @@ impl<'s> Scan<'s> {
             }
             // Only interior stop words reach here (valid candidates neither start nor end with one).
             let p = |a: u32, b: u32, denom: u32| {
-                self.edges.get(&(a, b)).map_or(0.0, |&w| f64::from(w) / f64::from(denom.max(1)))
+                self.edges
+                    .get(&(a, b))
+                    .map_or(0.0, |&w| f64::from(w) / f64::from(denom.max(1)))
             };
-            let before = i.checked_sub(1).map_or(0.0, |j| p(ids[j], id, self.terms[ids[j] as usize].tf));
-            let after = ids.get(i + 1).map_or(0.0, |&n| p(id, n, self.terms[n as usize].tf));
+            let before = i
+                .checked_sub(1)
+                .map_or(0.0, |j| p(ids[j], id, self.terms[ids[j] as usize].tf));
+            let after = ids
+                .get(i + 1)
+                .map_or(0.0, |&n| p(id, n, self.terms[n as usize].tf));
             let prob = before * after;
             prod *= 1.0 + (1.0 - prob);
             sum -= 1.0 - prob;
@@ -305,14 +339,24 @@ fn bump_candidate<'s>(
         return;
     }
     let n = words.len();
-    let valid = !words.iter().any(|w| matches!(w.1, Tag::Digit | Tag::Unparsable))
+    let valid = !words
+        .iter()
+        .any(|w| matches!(w.1, Tag::Digit | Tag::Unparsable))
         && !terms[key[0] as usize].stop
         && !terms[key[n - 1] as usize].stop;
     let mut surface = [""; MAX_N];
     for (slot, w) in surface.iter_mut().zip(words) {
         *slot = w.2;
     }
-    candidates.insert(key, Candidate { tf: 1, words: surface, n: n as u8, valid });
+    candidates.insert(
+        key,
+        Candidate {
+            tf: 1,
+            words: surface,
+            n: n as u8,
+            valid,
+        },
+    );
 }
 
 fn median(sorted: &[u32]) -> f64 {
@@ -335,7 +379,11 @@ fn similarity(a: &str, b: &str) -> f64 {
     let mut cur = vec![0usize; b.len() + 1];
     for ca in &a {
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = if ca == cb { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+            cur[j + 1] = if ca == cb {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(cur[j])
+            };
         }
         std::mem::swap(&mut prev, &mut cur);
     }
@@ -348,7 +396,11 @@ fn similarity(a: &str, b: &str) -> f64 {
 /// absolute part (so a document whose best candidate is poor does not claim certainty), and is
 /// damped for texts too short to carry evidence.
 pub fn confidence(score: f64, best: f64, words: usize) -> f64 {
-    let relative = if score > 0.0 && best > 0.0 { 1.0 / (1.0 + (score / best).log10().max(0.0)) } else { 1.0 };
+    let relative = if score > 0.0 && best > 0.0 {
+        1.0 / (1.0 + (score / best).log10().max(0.0))
+    } else {
+        1.0
+    };
     let absolute = 1.0 / (1.0 + (score.max(0.0) / 0.05).sqrt());
     let evidence = (words as f64 / 60.0).min(1.0);
     ((0.6 * relative + 0.4 * absolute) * (0.5 + 0.5 * evidence)).clamp(0.0, 1.0)
@@ -436,10 +488,17 @@ impl Yake {
                 if out.len() >= top {
                     break;
                 }
-                if out.iter().any(|k| similarity(&k.text, &text) > cfg.dedup_threshold) {
+                if out
+                    .iter()
+                    .any(|k| similarity(&k.text, &text) > cfg.dedup_threshold)
+                {
                     continue;
                 }
-                out.push(Keyword { text, score, confidence: 0.0 });
+                out.push(Keyword {
+                    text,
+                    score,
+                    confidence: 0.0,
+                });
             }
             i += run;
         }
@@ -497,7 +556,10 @@ mod tests {
     fn stemming_merges_plurals() {
         let text = "Graphs are great. A graph links files. Graph databases store graphs of files.";
         let kws = Yake::default().ranked(text, Some(whatlang::Lang::Eng), 5);
-        let graphs = kws.iter().filter(|k| k.text == "graph" || k.text == "graphs").count();
+        let graphs = kws
+            .iter()
+            .filter(|k| k.text == "graph" || k.text == "graphs")
+            .count();
         assert_eq!(graphs, 1, "{kws:?}");
     }
 }

@@ -47,13 +47,21 @@ pub fn pdf(pages: &[&str]) -> Vec<u8> {
         ];
         // One line per sentence, so lines stay on the page.
         for line in text.split_inclusive(". ") {
-            ops.push(Operation::new("Tj", vec![Object::string_literal(line.trim())]));
+            ops.push(Operation::new(
+                "Tj",
+                vec![Object::string_literal(line.trim())],
+            ));
             ops.push(Operation::new("T*", vec![]));
         }
         ops.push(Operation::new("ET", vec![]));
         let content = Content { operations: ops };
-        let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().expect("encode content")));
-        let page_id = doc.add_object(dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => content_id });
+        let content_id = doc.add_object(Stream::new(
+            dictionary! {},
+            content.encode().expect("encode content"),
+        ));
+        let page_id = doc.add_object(
+            dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => content_id },
+        );
         kids.push(page_id.into());
     }
     let count = kids.len() as i64;
@@ -84,17 +92,59 @@ pub fn pdf_pages() -> [&'static str; 3] {
 pub fn jpeg_with_exif(orientation: u16) -> Vec<u8> {
     use exif::{Field, In, Rational, Tag, Value};
     let ascii = |s: &str| Value::Ascii(vec![s.as_bytes().to_vec()]);
-    let rational = |v: &[(u32, u32)]| Value::Rational(v.iter().map(|&(num, denom)| Rational { num, denom }).collect());
+    let rational = |v: &[(u32, u32)]| {
+        Value::Rational(
+            v.iter()
+                .map(|&(num, denom)| Rational { num, denom })
+                .collect(),
+        )
+    };
     let fields = [
-        Field { tag: Tag::Make, ifd_num: In::PRIMARY, value: ascii("Canon") },
-        Field { tag: Tag::Model, ifd_num: In::PRIMARY, value: ascii("Canon EOS 5D Mark IV") },
-        Field { tag: Tag::Orientation, ifd_num: In::PRIMARY, value: Value::Short(vec![orientation]) },
-        Field { tag: Tag::DateTimeOriginal, ifd_num: In::PRIMARY, value: ascii("2021:07:14 09:30:05") },
-        Field { tag: Tag::OffsetTimeOriginal, ifd_num: In::PRIMARY, value: ascii("+02:00") },
-        Field { tag: Tag::GPSLatitudeRef, ifd_num: In::PRIMARY, value: ascii("N") },
-        Field { tag: Tag::GPSLatitude, ifd_num: In::PRIMARY, value: rational(&[(48, 1), (51, 1), (2400, 100)]) },
-        Field { tag: Tag::GPSLongitudeRef, ifd_num: In::PRIMARY, value: ascii("E") },
-        Field { tag: Tag::GPSLongitude, ifd_num: In::PRIMARY, value: rational(&[(2, 1), (21, 1), (0, 1)]) },
+        Field {
+            tag: Tag::Make,
+            ifd_num: In::PRIMARY,
+            value: ascii("Canon"),
+        },
+        Field {
+            tag: Tag::Model,
+            ifd_num: In::PRIMARY,
+            value: ascii("Canon EOS 5D Mark IV"),
+        },
+        Field {
+            tag: Tag::Orientation,
+            ifd_num: In::PRIMARY,
+            value: Value::Short(vec![orientation]),
+        },
+        Field {
+            tag: Tag::DateTimeOriginal,
+            ifd_num: In::PRIMARY,
+            value: ascii("2021:07:14 09:30:05"),
+        },
+        Field {
+            tag: Tag::OffsetTimeOriginal,
+            ifd_num: In::PRIMARY,
+            value: ascii("+02:00"),
+        },
+        Field {
+            tag: Tag::GPSLatitudeRef,
+            ifd_num: In::PRIMARY,
+            value: ascii("N"),
+        },
+        Field {
+            tag: Tag::GPSLatitude,
+            ifd_num: In::PRIMARY,
+            value: rational(&[(48, 1), (51, 1), (2400, 100)]),
+        },
+        Field {
+            tag: Tag::GPSLongitudeRef,
+            ifd_num: In::PRIMARY,
+            value: ascii("E"),
+        },
+        Field {
+            tag: Tag::GPSLongitude,
+            ifd_num: In::PRIMARY,
+            value: rational(&[(2, 1), (21, 1), (0, 1)]),
+        },
     ];
     let mut w = exif::experimental::Writer::new();
     for f in &fields {
@@ -103,12 +153,14 @@ pub fn jpeg_with_exif(orientation: u16) -> Vec<u8> {
     let mut tiff = Cursor::new(Vec::new());
     w.write(&mut tiff, false).expect("write exif");
     let (width, height) = (64u16, 48u16);
-    let pixels: Vec<u8> =
-        (0..usize::from(width) * usize::from(height)).flat_map(|i| [(i % 256) as u8, 80, 160]).collect();
+    let pixels: Vec<u8> = (0..usize::from(width) * usize::from(height))
+        .flat_map(|i| [(i % 256) as u8, 80, 160])
+        .collect();
     let mut out = Vec::new();
     let mut enc = jpeg_encoder::Encoder::new(&mut out, 85);
     enc.add_exif_metadata(&tiff.into_inner()).expect("add exif");
-    enc.encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb).expect("encode jpeg");
+    enc.encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)
+        .expect("encode jpeg");
     out
 }
 
@@ -144,14 +196,19 @@ pub fn tag_media(path: &Path, tag_type: lofty::tag::TagType) {
     tag.set_album("Kind of Blue".into());
     tag.set_genre("Jazz".into());
     tag.set_title("So What".into());
-    tag.set_date(lofty::tag::items::Timestamp { year: 1959, ..Default::default() });
-    tag.save_to_path(path, WriteOptions::default()).expect("lofty writes the tag");
+    tag.set_date(lofty::tag::items::Timestamp {
+        year: 1959,
+        ..Default::default()
+    });
+    tag.save_to_path(path, WriteOptions::default())
+        .expect("lofty writes the tag");
 }
 
 /// A zip (zip crate) with the given entries, deflated.
 pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     for (name, data) in entries {
         w.start_file(*name, opts).expect("start zip entry");
         w.write_all(data).expect("write zip entry");
@@ -168,7 +225,12 @@ pub fn targz(entries: &[(&str, &[u8])], big: u64) -> Vec<u8> {
         let mut h = tar::Header::new_gnu();
         h.set_size(big);
         h.set_mode(0o644);
-        b.append_data(&mut h, "bomb/zeros.bin", std::io::Read::take(std::io::repeat(0), big)).expect("append big");
+        b.append_data(
+            &mut h,
+            "bomb/zeros.bin",
+            std::io::Read::take(std::io::repeat(0), big),
+        )
+        .expect("append big");
     }
     for (name, data) in entries {
         let mut h = tar::Header::new_gnu();
@@ -176,7 +238,10 @@ pub fn targz(entries: &[(&str, &[u8])], big: u64) -> Vec<u8> {
         h.set_mode(0o644);
         b.append_data(&mut h, name, *data).expect("append");
     }
-    b.into_inner().expect("finish tar").finish().expect("finish gzip")
+    b.into_inner()
+        .expect("finish tar")
+        .finish()
+        .expect("finish gzip")
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
@@ -224,6 +289,11 @@ pub fn opus_ogg() -> Vec<u8> {
     tags.extend_from_slice(&0u32.to_le_bytes());
     let mut out = ogg_page(0, 0, 0x02, &head);
     out.extend(ogg_page(1, 0, 0x00, &tags));
-    out.extend(ogg_page(2, 2 * 48_000 + u64::from(pre_skip), 0x04, &[0xF8, 0xFF, 0xFE]));
+    out.extend(ogg_page(
+        2,
+        2 * 48_000 + u64::from(pre_skip),
+        0x04,
+        &[0xF8, 0xFF, 0xFE],
+    ));
     out
 }
