@@ -1,4 +1,6 @@
-// The shapes the server's JSON API returns (see the API contract in ARCHITECTURE.md).
+// The shapes the server's JSON API speaks. Their definition is crates/core (src/model.rs for the
+// records, src/api.rs for the envelopes and headers; see "The API contract" in ARCHITECTURE.md):
+// a field changed there changes here in the same commit.
 
 export type FileKind = "document" | "image" | "audio" | "video" | "archive" | "code" | "data" | "other";
 export type TagKind = "auto" | "user";
@@ -21,12 +23,40 @@ export interface FileRecord {
   modified: string;
   tags: Tag[];
   tagging: "pending" | "done" | "failed";
+  /** Facts the extractors found that are not tags (`width`, `duration_s`, ...); absent when none. */
+  fields?: Record<string, string>;
 }
 
 export interface FileList {
   files: FileRecord[];
   total: number;
 }
+
+export interface ErrorBody {
+  error: string;
+  code: string;
+  /** Character offset of a query error. */
+  position?: number;
+}
+
+export interface Uploaded {
+  files: FileRecord[];
+}
+
+export interface Health {
+  status: string;
+  version: string;
+  files: number;
+  blobs: number;
+  bytes: number;
+  tags: number;
+  jobs_queued: number;
+  jobs_running: number;
+  jobs_failed: number;
+}
+
+/** Response header with the id of the file a tus upload stored. */
+export const FILE_ID_HEADER = "disgrafs-file-id";
 
 export interface Related {
   file: FileRecord;

@@ -225,7 +225,7 @@ pub async fn get(opts: &ClientOpts, id: &str, output: Option<PathBuf>) -> anyhow
         Some(o) => o,
         None => {
             // The name comes from the server: never let it choose a path, or replace a file.
-            disgrafs_core::validate_file_name(&rec.name).map_err(|e| {
+            disgrafs_core::FileName::new(rec.name.as_str()).map_err(|e| {
                 anyhow::anyhow!(
                     "the server sent an unusable name {:?}: {e}; use -o PATH",
                     rec.name
@@ -350,12 +350,24 @@ pub async fn info(opts: &ClientOpts, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn tag(opts: &ClientOpts, id: &str, tags: &[String], add: bool) -> anyhow::Result<()> {
+/// What `disgrafs tag` does to the named tags.
+#[derive(Debug, Clone, Copy)]
+pub enum TagEdit {
+    Add,
+    /// Removes user tags; hides automatic ones on this file.
+    Remove,
+}
+
+pub async fn tag(
+    opts: &ClientOpts,
+    id: &str,
+    tags: &[String],
+    edit: TagEdit,
+) -> anyhow::Result<()> {
     let c = client(opts)?;
-    let rec = if add {
-        c.add_tags(id, tags).await?
-    } else {
-        c.remove_tags(id, tags).await?
+    let rec = match edit {
+        TagEdit::Add => c.add_tags(id, tags).await?,
+        TagEdit::Remove => c.remove_tags(id, tags).await?,
     };
     if opts.json {
         print_json(&rec)

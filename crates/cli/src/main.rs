@@ -205,10 +205,10 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Info { id, opts } => c::info(&opts, &id).await,
         Command::Tag {
             action: TagAction::Add { id, tags, opts },
-        } => c::tag(&opts, &id, &tags, true).await,
+        } => c::tag(&opts, &id, &tags, c::TagEdit::Add).await,
         Command::Tag {
             action: TagAction::Rm { id, tags, opts },
-        } => c::tag(&opts, &id, &tags, false).await,
+        } => c::tag(&opts, &id, &tags, c::TagEdit::Remove).await,
         Command::Rm { ids, opts } => c::rm(&opts, &ids).await,
         Command::Graph {
             query,

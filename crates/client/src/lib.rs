@@ -5,10 +5,13 @@
 //! in the file's record.
 
 use bytes::Bytes;
+pub use disgrafs_core::api::FileList;
+use disgrafs_core::api::{
+    ErrorBody, FILE_ID_HEADER, Health, RelatedList, RetagQueued, TagList, TagsBody, Uploaded,
+};
 use disgrafs_core::{FileRecord, Graph, Related, TagCount};
 use futures::{Stream, StreamExt, TryStreamExt};
 use reqwest::{Method, StatusCode, header};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,26 +47,6 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
         path: path.display().to_string(),
         source,
     }
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    position: Option<usize>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FileList {
-    pub files: Vec<FileRecord>,
-    pub total: u64,
-}
-
-#[derive(Deserialize)]
-struct Uploaded {
-    files: Vec<FileRecord>,
 }
 
 /// Called with the number of bytes moved so far.
@@ -139,7 +122,7 @@ impl Client {
         Ok(self.send(req).await?.json().await?)
     }
 
-    pub async fn health(&self) -> Result<serde_json::Value> {
+    pub async fn health(&self) -> Result<Health> {
         self.json(self.http.get(self.url("/api/health"))).await
     }
 
@@ -170,7 +153,9 @@ impl Client {
         let req = self
             .http
             .post(self.url(&format!("/api/files/{}/tags", enc(id))))
-            .json(&serde_json::json!({ "tags": tags }));
+            .json(&TagsBody {
+                tags: tags.to_vec(),
+            });
         self.json(req).await
     }
 
@@ -178,20 +163,18 @@ impl Client {
         let req = self
             .http
             .delete(self.url(&format!("/api/files/{}/tags", enc(id))))
-            .json(&serde_json::json!({ "tags": tags }));
+            .json(&TagsBody {
+                tags: tags.to_vec(),
+            });
         self.json(req).await
     }
 
     pub async fn related(&self, id: &str, limit: u32) -> Result<Vec<Related>> {
-        #[derive(Deserialize)]
-        struct R {
-            related: Vec<Related>,
-        }
         let req = self
             .http
             .get(self.url(&format!("/api/files/{}/related", enc(id))))
             .query(&[("limit", limit)]);
-        Ok(self.json::<R>(req).await?.related)
+        Ok(self.json::<RelatedList>(req).await?.related)
     }
 
     pub async fn graph(&self, q: &str, limit: u32) -> Result<Graph> {
@@ -204,12 +187,8 @@ impl Client {
     }
 
     pub async fn tags(&self, prefix: &str, limit: u32) -> Result<Vec<TagCount>> {
-        #[derive(Deserialize)]
-        struct T {
-            tags: Vec<TagCount>,
-        }
         Ok(self
-            .json::<T>(
+            .json::<TagList>(
                 self.http
                     .get(self.url("/api/tags"))
                     .query(&[("prefix", prefix), ("limit", &limit.to_string())]),
@@ -220,14 +199,14 @@ impl Client {
 
     /// Queues re-tagging; returns how many contents were queued.
     pub async fn retag(&self, all: bool) -> Result<u64> {
-        let v: serde_json::Value = self
+        let r: RetagQueued = self
             .json(
                 self.http
                     .post(self.url("/api/retag"))
                     .query(&[("all", all)]),
             )
             .await?;
-        Ok(v["queued"].as_u64().unwrap_or(0))
+        Ok(r.queued)
     }
 
     /// Uploads a file as one streaming `PUT` (no resume).
@@ -500,7 +479,7 @@ pub fn part_path(dest: &Path) -> PathBuf {
 }
 
 fn file_id(h: &header::HeaderMap) -> Option<String> {
-    h.get("disgrafs-file-id")
+    h.get(FILE_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }

@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate does no IO (no files, no network, no clock reads); every
 //! other crate can depend on it, and it depends on none of them.
 
+pub mod api;
 pub mod bench;
 pub mod model;
 pub mod query;

@@ -10,6 +10,9 @@ use time::OffsetDateTime;
 pub const MAX_NAME_BYTES: usize = 255;
 /// Longest tag name, in bytes.
 pub const MAX_TAG_BYTES: usize = 128;
+/// How many leading bytes of a content decide its type by magic bytes: kept while an upload is
+/// staged (to type the record at once) and read again by the tagger.
+pub const HEAD_BYTES: usize = 8192;
 
 /// A stored file as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,26 +167,64 @@ pub enum NameError {
     Reserved(String),
 }
 
-/// Checks a file name given by a client. Names are labels, never paths: blobs are stored under
-/// their hash, so a name cannot reach the file system, but we still refuse names that would be
-/// dangerous when a person saves the file again (`..`, separators, control characters).
-pub fn validate_file_name(name: &str) -> Result<(), NameError> {
-    if name.is_empty() {
-        return Err(NameError::Empty);
+/// A file name that has been checked: a label, never a path. Blobs are stored under their hash,
+/// so a name cannot reach the file system, but names that would be dangerous when a person saves
+/// the file again (`..`, separators, control characters) are refused. Names are checked once, at
+/// the edge where they enter (HTTP, tus metadata); everything behind takes this type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FileName(String);
+
+impl FileName {
+    pub fn new(name: impl Into<String>) -> Result<Self, NameError> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(NameError::TooLong(name.len()));
+        }
+        if let Some(c) = name.chars().find(|c| c.is_control()) {
+            return Err(NameError::Control(c as u32));
+        }
+        if name.contains('/') || name.contains('\\') {
+            return Err(NameError::Separator);
+        }
+        if name == "." || name == ".." || name.trim().is_empty() {
+            return Err(NameError::Reserved(name));
+        }
+        Ok(FileName(name))
     }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(NameError::TooLong(name.len()));
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-    if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(NameError::Control(c as u32));
+}
+
+impl std::ops::Deref for FileName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
     }
-    if name.contains('/') || name.contains('\\') {
-        return Err(NameError::Separator);
+}
+
+impl std::fmt::Display for FileName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
-    if name == "." || name == ".." || name.trim().is_empty() {
-        return Err(NameError::Reserved(name.to_owned()));
+}
+
+impl TryFrom<String> for FileName {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, NameError> {
+        FileName::new(s)
     }
-    Ok(())
+}
+
+impl From<FileName> for String {
+    fn from(n: FileName) -> String {
+        n.0
+    }
 }
 
 /// Why a tag was refused.
@@ -313,22 +354,19 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(validate_file_name("report.pdf"), Ok(()));
-        assert_eq!(validate_file_name("报告 2026.md"), Ok(()));
-        assert_eq!(validate_file_name(""), Err(NameError::Empty));
         assert_eq!(
-            validate_file_name(".."),
-            Err(NameError::Reserved("..".into()))
+            FileName::new("report.pdf").map(String::from),
+            Ok("report.pdf".into())
         );
+        assert!(FileName::new("报告 2026.md").is_ok());
+        assert_eq!(FileName::new(""), Err(NameError::Empty));
+        assert_eq!(FileName::new(".."), Err(NameError::Reserved("..".into())));
+        assert_eq!(FileName::new("../etc/passwd"), Err(NameError::Separator));
+        assert_eq!(FileName::new("a\\b"), Err(NameError::Separator));
+        assert_eq!(FileName::new("a\0b"), Err(NameError::Control(0)));
+        assert_eq!(FileName::new("a\nb"), Err(NameError::Control(10)));
         assert_eq!(
-            validate_file_name("../etc/passwd"),
-            Err(NameError::Separator)
-        );
-        assert_eq!(validate_file_name("a\\b"), Err(NameError::Separator));
-        assert_eq!(validate_file_name("a\0b"), Err(NameError::Control(0)));
-        assert_eq!(validate_file_name("a\nb"), Err(NameError::Control(10)));
-        assert_eq!(
-            validate_file_name(&"x".repeat(4096)),
+            FileName::new(&"x".repeat(4096)),
             Err(NameError::TooLong(4096))
         );
     }

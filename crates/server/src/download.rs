@@ -2,13 +2,13 @@
 //! conditional requests on the content hash, and `Content-Disposition` with the original name.
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Cause};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use disgrafs_core::FileRecord;
+use disgrafs_store::FileContent;
 use futures::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -67,7 +67,7 @@ fn inline_safe(mime: &str) -> bool {
         || mime == "text/plain"
 }
 
-fn etag(rec: &FileRecord) -> String {
+fn etag(rec: &FileContent) -> String {
     format!("\"{}\"", rec.hash)
 }
 
@@ -84,8 +84,8 @@ fn etag_matches(list: &str, tag: &str) -> bool {
 /// A file's content.
 #[utoipa::path(get, path = "/api/files/{id}/content", tag = "files", params(ContentParams),
     responses((status = 200, description = "the whole file"), (status = 206, description = "one range, or multipart/byteranges"),
-        (status = 304, description = "If-None-Match matched"), (status = 404, body = crate::error::ErrorBody),
-        (status = 416, body = crate::error::ErrorBody)))]
+        (status = 304, description = "If-None-Match matched"), (status = 404, body = disgrafs_core::api::ErrorBody),
+        (status = 416, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn content(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -93,7 +93,7 @@ pub(crate) async fn content(
     method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let rec = state.store.meta.get_file_untagged(&id).await?;
+    let rec = state.store.content(&id).await?;
     let tag = etag(&rec);
     let len = rec.size;
     let mut common = HeaderMap::new();
@@ -152,8 +152,7 @@ pub(crate) async fn content(
             Ok(v) if !v.is_empty() && len > 0 => Some(v),
             _ => {
                 let mut resp = ApiError::new(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
+                    Cause::RangeNotSatisfiable,
                     format!("range '{r}' cannot be served from {len} bytes"),
                 )
                 .into_response();
@@ -175,7 +174,7 @@ pub(crate) async fn content(
             let stream = if head {
                 None
             } else {
-                Some(state.store.blobs.read(&rec.hash, None).await?)
+                Some(state.store.read(&rec.hash, None).await?)
             };
             let mut resp = (StatusCode::OK, common, body(stream)).into_response();
             resp.headers_mut().insert(header::CONTENT_TYPE, mime);
@@ -188,7 +187,7 @@ pub(crate) async fn content(
             let stream = if head {
                 None
             } else {
-                Some(state.store.blobs.read(&rec.hash, Some(s..e + 1)).await?)
+                Some(state.store.read(&rec.hash, Some(s..e + 1)).await?)
             };
             let mut resp = (StatusCode::PARTIAL_CONTENT, common, body(stream)).into_response();
             let h = resp.headers_mut();
@@ -207,7 +206,7 @@ pub(crate) async fn content(
 /// `multipart/byteranges` (RFC 9110 §14.6): one part per range, each with its Content-Range.
 async fn multipart_ranges(
     state: &AppState,
-    rec: &FileRecord,
+    rec: &FileContent,
     ranges: Vec<RangeInclusive<u64>>,
     common: HeaderMap,
     mime: HeaderValue,
@@ -236,7 +235,7 @@ async fn multipart_ranges(
     let body = if head {
         Body::empty()
     } else {
-        let blobs = state.store.blobs.clone();
+        let store = state.store.clone();
         let hash = rec.hash.clone();
         let parts: Vec<(Bytes, RangeInclusive<u64>)> = ranges
             .iter()
@@ -244,10 +243,10 @@ async fn multipart_ranges(
             .collect();
         let stream = futures::stream::iter(parts)
             .then(move |(h, r)| {
-                let blobs = blobs.clone();
+                let store = store.clone();
                 let hash = hash.clone();
                 async move {
-                    let data = blobs
+                    let data = store
                         .read(&hash, Some(*r.start()..r.end() + 1))
                         .await
                         .map_err(std::io::Error::other)?;

@@ -1,70 +1,157 @@
-//! The one place where failures become HTTP statuses and JSON bodies.
+//! The one place where failures become HTTP statuses and JSON bodies: every error response names
+//! a [`Cause`], and [`Cause::status`] is the table of statuses.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use disgrafs_core::api::ErrorBody;
 use disgrafs_core::query::QueryError;
+use disgrafs_core::{NameError, TagNameError};
 use disgrafs_store::StoreError;
-use serde::Serialize;
 
-/// Body of every error response: `{"error": "...", "code": "...", "position": N}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// One line a person can read.
-    pub error: String,
-    /// Stable, machine-readable cause.
-    pub code: &'static str,
-    /// Character offset of a query error.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub position: Option<usize>,
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    BadRequest,
+    BadQuery,
+    /// A name, a tag or metadata that is well-formed HTTP but not acceptable.
+    Invalid,
+    NotFound,
+    TooLarge,
+    StorageFull,
+    /// A browser page of another site tried to change the store.
+    CrossOrigin,
+    /// The request's Host is not one this server answers to (DNS rebinding).
+    MisdirectedHost,
+    TusVersion,
+    UnsupportedMediaType,
+    /// Another request is writing the same upload.
+    Locked,
+    OffsetMismatch,
+    RangeNotSatisfiable,
+    Internal,
+}
+
+impl Cause {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Cause::BadRequest | Cause::BadQuery => StatusCode::BAD_REQUEST,
+            Cause::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Cause::NotFound => StatusCode::NOT_FOUND,
+            Cause::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Cause::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+            Cause::CrossOrigin => StatusCode::FORBIDDEN,
+            Cause::MisdirectedHost => StatusCode::MISDIRECTED_REQUEST,
+            Cause::TusVersion => StatusCode::PRECONDITION_FAILED,
+            Cause::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Cause::Locked => StatusCode::LOCKED,
+            Cause::OffsetMismatch => StatusCode::CONFLICT,
+            Cause::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            Cause::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable `code` of the body.
+    pub fn code(self) -> &'static str {
+        match self {
+            Cause::BadRequest => "bad_request",
+            Cause::BadQuery => "bad_query",
+            Cause::Invalid => "invalid",
+            Cause::NotFound => "not_found",
+            Cause::TooLarge => "too_large",
+            Cause::StorageFull => "storage_full",
+            Cause::CrossOrigin => "cross_origin",
+            Cause::MisdirectedHost => "misdirected_host",
+            Cause::TusVersion => "tus_version",
+            Cause::UnsupportedMediaType => "bad_content_type",
+            Cause::Locked => "busy",
+            Cause::OffsetMismatch => "offset_mismatch",
+            Cause::RangeNotSatisfiable => "range_not_satisfiable",
+            Cause::Internal => "internal",
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub body: ErrorBody,
+    cause: Cause,
+    message: String,
+    /// Character offset of a query error.
+    position: Option<usize>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, msg: impl Into<String>) -> Self {
+    pub fn new(cause: Cause, msg: impl Into<String>) -> Self {
         ApiError {
-            status,
-            body: ErrorBody {
-                error: msg.into(),
-                code,
-                position: None,
-            },
+            cause,
+            message: msg.into(),
+            position: None,
         }
     }
     pub fn bad_request(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", msg)
+        Self::new(Cause::BadRequest, msg)
+    }
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Self::new(Cause::Invalid, msg)
     }
     pub fn not_found(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", msg)
+        Self::new(Cause::NotFound, msg)
     }
     pub fn too_large(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg)
+        Self::new(Cause::TooLarge, msg)
+    }
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Self::new(Cause::Internal, msg)
+    }
+
+    pub fn cause(&self) -> Cause {
+        self.cause
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.cause.status()
+    }
+
+    /// Puts `context: ` before the message.
+    pub fn context(mut self, context: &str) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(status = %self.status, "{}", self.body.error);
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(%status, "{}", self.message);
         }
-        (self.status, axum::Json(self.body)).into_response()
+        let body = ErrorBody {
+            error: self.message,
+            code: self.cause.code().to_owned(),
+            position: self.position,
+        };
+        (status, axum::Json(body)).into_response()
     }
 }
 
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
-            body: ErrorBody {
-                error: format!("query: {}", e.message),
-                code: "bad_query",
-                position: Some(e.position),
-            },
+            cause: Cause::BadQuery,
+            message: format!("query: {}", e.message),
+            position: Some(e.position),
         }
+    }
+}
+
+impl From<NameError> for ApiError {
+    fn from(e: NameError) -> Self {
+        ApiError::invalid(format!("file name: {e}"))
+    }
+}
+
+impl From<TagNameError> for ApiError {
+    fn from(e: TagNameError) -> Self {
+        ApiError::invalid(e.to_string())
     }
 }
 
@@ -72,19 +159,12 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-            StoreError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
-            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::Invalid(m) => ApiError::invalid(m),
             StoreError::Query(q) => q.into(),
-            StoreError::Full(m) => ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "storage_full",
-                format!("storage is full: {m}"),
-            ),
-            other => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                other.to_string(),
-            ),
+            StoreError::Full(m) => {
+                ApiError::new(Cause::StorageFull, format!("storage is full: {m}"))
+            }
+            other => ApiError::internal(other.to_string()),
         }
     }
 }

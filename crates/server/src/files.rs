@@ -1,15 +1,16 @@
 //! File records: upload (raw `PUT`, multipart `POST`), list and search, read, delete, tags,
 //! neighbours.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Cause};
 use crate::{AppState, download, upload};
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use disgrafs_core::{FileRecord, Related, normalize_tag, query};
+use disgrafs_core::api::{FileList, Health, RelatedList, RetagQueued, TagsBody, Uploaded};
+use disgrafs_core::{FileName, FileRecord, normalize_tag, query};
 use disgrafs_store::{ListOptions, Retag, SortKey};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -25,27 +26,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/retag", post(retag))
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Health {
-    status: &'static str,
-    version: &'static str,
-    files: u64,
-    blobs: u64,
-    bytes: u64,
-    tags: u64,
-    jobs_queued: u64,
-    jobs_running: u64,
-    jobs_failed: u64,
-}
-
 /// Liveness, with the store's counts.
 #[utoipa::path(get, path = "/api/health", tag = "files", responses((status = 200, body = Health)))]
 pub(crate) async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    let s = state.store.meta.stats().await?;
-    let j = state.store.meta.job_stats().await?;
+    let s = state.store.stats().await?;
+    let j = state.store.job_stats().await?;
     Ok(Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
         files: s.files,
         blobs: s.blobs,
         bytes: s.bytes,
@@ -69,16 +57,9 @@ pub(crate) struct ListParams {
     order: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct FileList {
-    files: Vec<FileRecord>,
-    /// Matching files in all, beyond this page.
-    total: u64,
-}
-
 /// Lists the files matching a query.
 #[utoipa::path(get, path = "/api/files", tag = "files", params(ListParams),
-    responses((status = 200, body = FileList), (status = 400, description = "malformed query", body = crate::error::ErrorBody)))]
+    responses((status = 200, body = FileList), (status = 400, description = "malformed query", body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Query(p): Query<ListParams>,
@@ -108,7 +89,7 @@ pub(crate) async fn list(
         limit: p.limit.unwrap_or(100).min(10_000),
         offset: p.offset.unwrap_or(0),
     };
-    let (files, total) = state.store.meta.list_files(&expr, opts).await?;
+    let (files, total) = state.store.list(&expr, opts).await?;
     Ok(Json(FileList { files, total }))
 }
 
@@ -121,9 +102,9 @@ pub(crate) struct PutParams {
 /// Uploads one file as the raw request body, streamed to disk.
 #[utoipa::path(put, path = "/api/files", tag = "files", params(PutParams),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = FileRecord), (status = 400, body = crate::error::ErrorBody),
-        (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
-        (status = 507, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = FileRecord), (status = 400, body = disgrafs_core::api::ErrorBody),
+        (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody),
+        (status = 507, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn upload_raw(
     State(state): State<AppState>,
     Query(p): Query<PutParams>,
@@ -131,34 +112,23 @@ pub(crate) async fn upload_raw(
     body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<FileRecord>)> {
     // Refuse a bad name before reading the body.
-    disgrafs_core::validate_file_name(&p.name).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            format!("file name: {e}"),
-        )
-    })?;
+    let name = FileName::new(p.name)?;
     let expected = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let staged = upload::stage(&state, body.into_data_stream(), expected).await?;
-    let rec = upload::store(&state, staged, &p.name).await?;
+    let rec = upload::publish(&state, staged, &name).await?;
     Ok((StatusCode::CREATED, Json(rec)))
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Uploaded {
-    files: Vec<FileRecord>,
 }
 
 /// Uploads one or more files as `multipart/form-data` parts that carry a filename. All parts are
 /// staged before any is stored: a request that fails half-way stores nothing.
 #[utoipa::path(post, path = "/api/files", tag = "files",
     request_body(content_type = "multipart/form-data", description = "one or more parts with a filename"),
-    responses((status = 201, body = Uploaded), (status = 400, body = crate::error::ErrorBody),
-        (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
-        (status = 507, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Uploaded), (status = 400, body = disgrafs_core::api::ErrorBody),
+        (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody),
+        (status = 507, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn upload_multipart(
     State(state): State<AppState>,
     mut mp: Multipart,
@@ -176,22 +146,18 @@ pub(crate) async fn upload_multipart(
                 )));
             }
         };
-        let Some(name) = field.file_name().map(str::to_owned) else {
+        let Some(raw) = field.file_name().map(str::to_owned) else {
             // Plain form fields carry no file.
             continue;
         };
-        disgrafs_core::validate_file_name(&name).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                format!("file name '{}': {e}", name.escape_debug()),
-            )
-        })?;
-        let blob = upload::stage(&state, field, None).await.map_err(|mut e| {
-            if e.status == StatusCode::BAD_REQUEST {
-                e.body.error = format!("malformed multipart body: {}", e.body.error);
+        let name = FileName::new(raw.as_str())
+            .map_err(|e| ApiError::from(e).context(&format!("'{}'", raw.escape_debug())))?;
+        let blob = upload::stage(&state, field, None).await.map_err(|e| {
+            if e.cause() == Cause::BadRequest {
+                e.context("malformed multipart body")
+            } else {
+                e
             }
-            e
         })?;
         total += blob.size;
         if total > state.config.max_upload {
@@ -209,24 +175,24 @@ pub(crate) async fn upload_multipart(
     }
     let mut files = Vec::with_capacity(staged.len());
     for (blob, name) in staged {
-        files.push(upload::store(&state, blob, &name).await?);
+        files.push(upload::publish(&state, blob, &name).await?);
     }
     Ok((StatusCode::CREATED, Json(Uploaded { files })))
 }
 
 /// A file's record.
 #[utoipa::path(get, path = "/api/files/{id}", tag = "files",
-    responses((status = 200, body = FileRecord), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = FileRecord), (status = 404, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn get_file(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FileRecord>> {
-    Ok(Json(state.store.meta.get_file(&id).await?))
+    Ok(Json(state.store.file(&id).await?))
 }
 
 /// Deletes a file record; its content goes when no other record uses it.
 #[utoipa::path(delete, path = "/api/files/{id}", tag = "files",
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 404, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn delete_file(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -238,24 +204,14 @@ pub(crate) async fn delete_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct TagsBody {
-    tags: Vec<String>,
-}
-
 fn normalized(tags: &[String]) -> ApiResult<Vec<String>> {
     if tags.is_empty() {
         return Err(ApiError::bad_request("no tags given"));
     }
     let mut out = Vec::with_capacity(tags.len());
     for t in tags {
-        let n = normalize_tag(t).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                format!("tag '{}': {e}", t.escape_debug()),
-            )
-        })?;
+        let n = normalize_tag(t)
+            .map_err(|e| ApiError::from(e).context(&format!("tag '{}'", t.escape_debug())))?;
         if !out.contains(&n) {
             out.push(n);
         }
@@ -265,7 +221,7 @@ fn normalized(tags: &[String]) -> ApiResult<Vec<String>> {
 
 /// Adds user tags to a file.
 #[utoipa::path(post, path = "/api/files/{id}/tags", tag = "tags", request_body = TagsBody,
-    responses((status = 200, body = FileRecord), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = FileRecord), (status = 404, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn add_tags(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -273,7 +229,6 @@ pub(crate) async fn add_tags(
 ) -> ApiResult<Json<FileRecord>> {
     let rec = state
         .store
-        .meta
         .add_user_tags(&id, &normalized(&b.tags)?)
         .await?;
     state.events.send("file.updated", &rec);
@@ -282,17 +237,13 @@ pub(crate) async fn add_tags(
 
 /// Removes user tags from a file; an automatic tag named here is hidden on this file.
 #[utoipa::path(delete, path = "/api/files/{id}/tags", tag = "tags", request_body = TagsBody,
-    responses((status = 200, body = FileRecord), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = FileRecord), (status = 404, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn remove_tags(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Json(b): Json<TagsBody>,
 ) -> ApiResult<Json<FileRecord>> {
-    let rec = state
-        .store
-        .meta
-        .remove_tags(&id, &normalized(&b.tags)?)
-        .await?;
+    let rec = state.store.remove_tags(&id, &normalized(&b.tags)?).await?;
     state.events.send("file.updated", &rec);
     Ok(Json(rec))
 }
@@ -302,14 +253,9 @@ pub(crate) struct LimitParam {
     limit: Option<u32>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct RelatedList {
-    related: Vec<Related>,
-}
-
 /// Files that share tags with this one, by weighted overlap.
 #[utoipa::path(get, path = "/api/files/{id}/related", tag = "graph", params(LimitParam),
-    responses((status = 200, body = RelatedList), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = RelatedList), (status = 404, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn related(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -317,7 +263,6 @@ pub(crate) async fn related(
 ) -> ApiResult<Json<RelatedList>> {
     let related = state
         .store
-        .meta
         .related(&id, p.limit.unwrap_or(20).min(500))
         .await?;
     Ok(Json(RelatedList { related }))
@@ -327,11 +272,6 @@ pub(crate) async fn related(
 pub(crate) struct RetagParams {
     /// Re-run every extractor on every content, not only where an extractor's version rose.
     all: Option<bool>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct RetagQueued {
-    queued: u64,
 }
 
 /// Queues automatic tagging again. User tags are never touched.
@@ -345,7 +285,7 @@ pub(crate) async fn retag(
     } else {
         Retag::Outdated(crate::jobs::extractor_versions())
     };
-    let queued = state.store.meta.enqueue_retag(which).await?;
-    state.jobs_queued();
+    let queued = state.store.enqueue_retag(which).await?;
+    state.wake_workers();
     Ok((StatusCode::ACCEPTED, Json(RetagQueued { queued })))
 }

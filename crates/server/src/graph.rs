@@ -5,9 +5,10 @@ use crate::error::{ApiError, ApiResult};
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use disgrafs_core::api::{CoList, TagList};
 use disgrafs_core::query::{Expr, Predicate};
-use disgrafs_core::{CoOccurrence, Graph, TagCount, normalize_tag, query};
-use serde::{Deserialize, Serialize};
+use disgrafs_core::{Graph, normalize_tag, query};
+use serde::Deserialize;
 
 /// Most nodes one graph response may carry.
 pub const MAX_GRAPH_NODES: u32 = 50_000;
@@ -32,7 +33,7 @@ pub(crate) struct GraphParams {
 
 /// The subgraph of the matching files and their tags, newest files first.
 #[utoipa::path(get, path = "/api/graph", tag = "graph", params(GraphParams),
-    responses((status = 200, body = Graph), (status = 400, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Graph), (status = 400, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn graph(
     State(state): State<AppState>,
     Query(p): Query<GraphParams>,
@@ -47,16 +48,7 @@ pub(crate) async fn graph(
                         .map_err(|e| ApiError::bad_request(format!("around: tag '{t}': {e}")))?,
                 );
             } else if let Some(f) = node.strip_prefix("f:") {
-                tags.extend(
-                    state
-                        .store
-                        .meta
-                        .get_file(f)
-                        .await?
-                        .tags
-                        .into_iter()
-                        .map(|t| t.name),
-                );
+                tags.extend(state.store.file(f).await?.tags.into_iter().map(|t| t.name));
             } else {
                 return Err(ApiError::bad_request(format!(
                     "around: '{node}' is not a node id (t:TAG or f:FILE_ID)"
@@ -73,7 +65,7 @@ pub(crate) async fn graph(
         expr = Expr::And(vec![expr, near]);
     }
     let limit = p.limit.unwrap_or(2000).clamp(1, MAX_GRAPH_NODES);
-    Ok(Json(state.store.meta.graph(&expr, limit).await?))
+    Ok(Json(state.store.graph(&expr, limit).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -81,11 +73,6 @@ pub(crate) struct TagParams {
     /// Only tags that start with this.
     prefix: Option<String>,
     limit: Option<u32>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct TagList {
-    tags: Vec<TagCount>,
 }
 
 /// Tags by how many files carry them.
@@ -96,7 +83,6 @@ pub(crate) async fn tags(
 ) -> ApiResult<Json<TagList>> {
     let tags = state
         .store
-        .meta
         .tags(
             p.prefix.as_deref().unwrap_or(""),
             p.limit.unwrap_or(50).min(1000),
@@ -110,11 +96,6 @@ pub(crate) struct CoParams {
     limit: Option<u32>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct CoList {
-    pairs: Vec<CoOccurrence>,
-}
-
 /// Pairs of tags that appear on the same files, most frequent first.
 #[utoipa::path(get, path = "/api/tags/cooccurrence", tag = "tags", params(CoParams), responses((status = 200, body = CoList)))]
 pub(crate) async fn cooccurrence(
@@ -123,7 +104,6 @@ pub(crate) async fn cooccurrence(
 ) -> ApiResult<Json<CoList>> {
     let pairs = state
         .store
-        .meta
         .cooccurrence(p.limit.unwrap_or(50).min(1000))
         .await?;
     Ok(Json(CoList { pairs }))

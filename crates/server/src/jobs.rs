@@ -74,7 +74,7 @@ pub(crate) fn spawn_workers(state: AppState) {
         };
         tokio::spawn(async move {
             loop {
-                match state.store.meta.claim_job(LEASE_MS).await {
+                match state.store.claim_job(LEASE_MS).await {
                     Ok(Some(job)) => run(&state, &thread, job).await,
                     Ok(None) => {
                         let _ = tokio::time::timeout(IDLE_POLL, state.jobs.notified()).await;
@@ -98,49 +98,49 @@ async fn files_of(
         limit: 1000,
         ..Default::default()
     };
-    Ok(state.store.meta.list_files(&q, opts).await?.0)
+    Ok(state.store.list(&q, opts).await?.0)
+}
+
+/// Records a failed try; a job whose failure cannot be recorded keeps its lease until it expires,
+/// and is then tried again.
+async fn fail(state: &AppState, job: &Job, error: &str, max_attempts: u32) {
+    if let Err(e) = state.store.fail_job(job, error, max_attempts).await {
+        tracing::warn!(hash = %job.hash, "cannot record a failed tagging try ({error}): {e}");
+    }
 }
 
 async fn run(state: &AppState, thread: &TagThread, job: Job) {
     let files = match files_of(state, &job.hash).await {
         Ok(f) => f,
         Err(e) => {
-            let _ = state
-                .store
-                .meta
-                .fail_job(
-                    &job,
-                    &format!("cannot read the content's files: {e}"),
-                    MAX_ATTEMPTS,
-                )
-                .await;
+            fail(
+                state,
+                &job,
+                &format!("cannot read the content's files: {e}"),
+                MAX_ATTEMPTS,
+            )
+            .await;
             return;
         }
     };
     // Deleting a content's last file removes its job, so a job always has a file; if a race
     // says otherwise, try again later rather than record empty tags.
     let Some(name) = files.first().map(|f| f.name.clone()) else {
-        let _ = state
-            .store
-            .meta
-            .fail_job(&job, "no file uses this content", MAX_ATTEMPTS)
-            .await;
+        fail(state, &job, "no file uses this content", MAX_ATTEMPTS).await;
         return;
     };
-    let Some(path) = state.store.blobs.local_path(&job.hash) else {
-        let _ = state
-            .store
-            .meta
-            .fail_job(&job, "remote blob stores are not tagged yet", 1)
-            .await;
+    let Some(path) = state.store.local_path(&job.hash) else {
+        fail(state, &job, "remote blob stores are not tagged yet", 1).await;
         return;
     };
     let renew = {
-        let (meta, job) = (state.store.meta.clone(), job.clone());
+        let (store, job) = (state.store.clone(), job.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)).await;
-                let _ = meta.renew_job(&job, LEASE_MS).await;
+                if let Err(e) = store.renew_job(&job, LEASE_MS).await {
+                    tracing::warn!(hash = %job.hash, "cannot renew the job's lease: {e}");
+                }
             }
         })
     };
@@ -149,11 +149,7 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
     renew.abort();
     let Ok(outcome) = outcome else {
         tracing::warn!(hash = %job.hash, "tagging took longer than {TAG_TIMEOUT:?}; giving up on this try");
-        let _ = state
-            .store
-            .meta
-            .fail_job(&job, "tagging timed out", MAX_ATTEMPTS)
-            .await;
+        fail(state, &job, "tagging timed out", MAX_ATTEMPTS).await;
         return;
     };
     let result = match outcome {
@@ -171,7 +167,7 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
                         name: a.name,
                         extractor: a.extractor,
                         version: a.version,
-                        weight: a.confidence,
+                        confidence: a.confidence,
                     })
                     .collect(),
                 fields: t.fields,
@@ -182,7 +178,7 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
         Err(e) => Err(format!("tagger crashed: {e}")),
     };
     match result {
-        Ok(r) => match state.store.meta.complete_job(&job, r).await {
+        Ok(r) => match state.store.complete_job(&job, r).await {
             Ok(()) => {
                 for f in files_of(state, &job.hash).await.unwrap_or_default() {
                     state.events.send("file.tagged", &f);
@@ -190,16 +186,18 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
             }
             Err(e) => {
                 tracing::warn!(hash = %job.hash, "cannot record tags: {e}");
-                let _ = state
-                    .store
-                    .meta
-                    .fail_job(&job, &format!("cannot record tags: {e}"), MAX_ATTEMPTS)
-                    .await;
+                fail(
+                    state,
+                    &job,
+                    &format!("cannot record tags: {e}"),
+                    MAX_ATTEMPTS,
+                )
+                .await;
             }
         },
         Err(e) => {
             tracing::warn!(hash = %job.hash, attempt = job.attempts, "tagging failed: {e}");
-            let _ = state.store.meta.fail_job(&job, &e, MAX_ATTEMPTS).await;
+            fail(state, &job, &e, MAX_ATTEMPTS).await;
         }
     }
 }

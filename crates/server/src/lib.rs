@@ -80,7 +80,7 @@ impl AppState {
     }
 
     /// Wakes the tagging workers: a job was queued.
-    pub(crate) fn jobs_queued(&self) {
+    pub(crate) fn wake_workers(&self) {
         self.jobs.notify_waiters();
     }
 }
@@ -122,16 +122,14 @@ async fn same_origin_writes(
             let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
             if origin != "null" && origin_host != host {
                 return error::ApiError::new(
-                    axum::http::StatusCode::FORBIDDEN,
-                    "cross_origin",
+                    error::Cause::CrossOrigin,
                     format!("requests from {origin} may not change this store"),
                 )
                 .into_response();
             }
             if origin == "null" {
                 return error::ApiError::new(
-                    axum::http::StatusCode::FORBIDDEN,
-                    "cross_origin",
+                    error::Cause::CrossOrigin,
                     "requests from an opaque origin may not change this store",
                 )
                 .into_response();
@@ -143,7 +141,7 @@ async fn same_origin_writes(
 
 /// Starts the tagging workers and the housekeeping tasks. They stop when the runtime does.
 pub async fn start_background(state: &AppState) -> Result<(), disgrafs_store::StoreError> {
-    let recovered = state.store.meta.recover_jobs().await?;
+    let recovered = state.store.recover_jobs().await?;
     if recovered > 0 {
         tracing::info!(
             recovered,

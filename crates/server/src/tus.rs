@@ -6,7 +6,7 @@
 //! (declared length, metadata and, once complete, the stored file's id). When the last byte
 //! arrives, the part is hashed and committed like any upload.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Cause};
 use crate::{AppState, upload};
 use axum::Router;
 use axum::body::Body;
@@ -14,6 +14,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use disgrafs_core::FileName;
+use disgrafs_core::api::FILE_ID_HEADER;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -25,8 +27,6 @@ use tokio::io::AsyncWriteExt;
 const TUS_VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration";
 const OFFSET_CT: &str = "application/offset+octet-stream";
-/// Header carrying the stored file's id once an upload is complete.
-pub const FILE_ID_HEADER: &str = "disgrafs-file-id";
 /// A PATCH waits this long for another PATCH of the same upload (say, from a connection the
 /// client gave up on) to let go.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -34,7 +34,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Info {
     length: u64,
-    name: String,
+    name: FileName,
     /// The raw Upload-Metadata header, echoed on HEAD.
     metadata: String,
     #[serde(default)]
@@ -69,13 +69,8 @@ impl TusStore {
         let raw = tokio::fs::read(self.info_path(id))
             .await
             .map_err(|_| ApiError::not_found(format!("upload {id} not found")))?;
-        serde_json::from_slice(&raw).map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("upload {id} is damaged: {e}"),
-            )
-        })
+        serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::internal(format!("upload {id} is damaged: {e}")))
     }
     async fn save(&self, id: &str, info: &Info) -> ApiResult<()> {
         let tmp = self.dir.join(format!("{id}.json.tmp"));
@@ -142,13 +137,11 @@ fn check_version(headers: &HeaderMap) -> ApiResult<()> {
     match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
         Some(TUS_VERSION) => Ok(()),
         Some(v) => Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "tus_version",
+            Cause::TusVersion,
             format!("tus version {v} is not supported; use {TUS_VERSION}"),
         )),
         None => Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "tus_version",
+            Cause::TusVersion,
             "missing Tus-Resumable header",
         )),
     }
@@ -211,8 +204,8 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
 /// Creates an upload (tus creation); a body with `Content-Type: application/offset+octet-stream`
 /// is its first bytes (creation-with-upload).
 #[utoipa::path(post, path = "/api/uploads/", tag = "tus",
-    responses((status = 201, description = "Location of the new upload"), (status = 400, body = crate::error::ErrorBody),
-        (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, description = "Location of the new upload"), (status = 400, body = disgrafs_core::api::ErrorBody),
+        (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -249,20 +242,8 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
         .get("filename")
         .or_else(|| meta.get("name"))
         .cloned()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "Upload-Metadata must carry a filename",
-            )
-        })?;
-    disgrafs_core::validate_file_name(&name).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            format!("file name: {e}"),
-        )
-    })?;
+        .ok_or_else(|| ApiError::invalid("Upload-Metadata must carry a filename"))?;
+    let name = FileName::new(name)?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     tokio::fs::File::create(state.tus.part(&id))
         .await
@@ -331,14 +312,14 @@ pub(crate) async fn head(
     }
     .await;
     // HEAD responses carry no body: an error is its status alone.
-    r.unwrap_or_else(|e| with_tus(e.status, HeaderMap::new()))
+    r.unwrap_or_else(|e| with_tus(e.status(), HeaderMap::new()))
 }
 
 /// Appends bytes at `Upload-Offset`.
 #[utoipa::path(patch, path = "/api/uploads/{id}", tag = "tus",
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
-    responses((status = 204, description = "new Upload-Offset"), (status = 404, body = crate::error::ErrorBody),
-        (status = 409, description = "offset mismatch", body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody)))]
+    responses((status = 204, description = "new Upload-Offset"), (status = 404, body = disgrafs_core::api::ErrorBody),
+        (status = 409, description = "offset mismatch", body = disgrafs_core::api::ErrorBody), (status = 415, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn patch(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -364,8 +345,7 @@ async fn patch_inner(
         != Some(OFFSET_CT)
     {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "bad_content_type",
+            Cause::UnsupportedMediaType,
             format!("PATCH needs Content-Type: {OFFSET_CT}"),
         ));
     }
@@ -375,13 +355,7 @@ async fn patch_inner(
     let lock = state.tus.lock(id);
     let _g = tokio::time::timeout(LOCK_WAIT, lock.lock())
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::LOCKED,
-                "busy",
-                "another request is writing this upload",
-            )
-        })?;
+        .map_err(|_| ApiError::new(Cause::Locked, "another request is writing this upload"))?;
     let (new_offset, file_id) = append(state, id, offset, body).await?;
     let mut h = HeaderMap::new();
     h.insert("upload-offset", HeaderValue::from(new_offset));
@@ -405,8 +379,7 @@ async fn append(
     let current = state.tus.offset(id, &info).await;
     if offset != current {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "offset_mismatch",
+            Cause::OffsetMismatch,
             format!("Upload-Offset is {offset} but the upload has {current} bytes"),
         ));
     }
@@ -460,8 +433,8 @@ async fn append(
     }
     // The part stays until the record's id is saved: a failure anywhere before leaves the
     // upload complete and retryable (the next PATCH or HEAD at its full offset finishes it).
-    let staged = state.store.blobs.adopt(&state.tus.part(id)).await?;
-    let rec = upload::store(state, staged, &info.name).await?;
+    let staged = state.store.adopt(&state.tus.part(id)).await?;
+    let rec = upload::publish(state, staged, &info.name).await?;
     info.file_id = Some(rec.id.clone());
     state.tus.save(id, &info).await?;
     let _ = tokio::fs::remove_file(state.tus.part(id)).await;
@@ -469,7 +442,7 @@ async fn append(
 }
 
 /// Cancels an upload and removes its bytes (tus termination).
-#[utoipa::path(delete, path = "/api/uploads/{id}", tag = "tus", responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/uploads/{id}", tag = "tus", responses((status = 204), (status = 404, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn terminate(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -3,8 +3,8 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use bytes::Bytes;
-use disgrafs_core::FileRecord;
-use disgrafs_store::{StagedBlob, StoreError};
+use disgrafs_core::{FileName, FileRecord};
+use disgrafs_store::StagedBlob;
 use futures::{Stream, StreamExt};
 
 /// Streams `body` to a staging file, refusing more than `max_upload` bytes and, when the
@@ -20,7 +20,7 @@ pub(crate) async fn stage<E: std::fmt::Display>(
             "upload of {n} bytes exceeds the limit of {max} bytes"
         )));
     }
-    let mut staging = state.store.blobs.stage().await?;
+    let mut staging = state.store.stage().await?;
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
@@ -40,20 +40,19 @@ pub(crate) async fn stage<E: std::fmt::Display>(
     Ok(staging.finish().await?)
 }
 
-/// Stores a staged blob as a file named `name`, announces it and queues its tagging.
-pub(crate) async fn store(
+/// Publishes a staged upload: detects its type from its first bytes, stores it as a file named
+/// `name`, announces the new record and wakes the tagging workers.
+pub(crate) async fn publish(
     state: &AppState,
     staged: StagedBlob,
-    name: &str,
+    name: &FileName,
 ) -> ApiResult<FileRecord> {
-    disgrafs_core::validate_file_name(name)
-        .map_err(|e| StoreError::Invalid(format!("file name: {e}")))?;
     let detected = disgrafs_tagger::detect(&staged.head, name);
     let rec = state
         .store
         .put(staged, name, &detected.mime, detected.kind)
         .await?;
     state.events.send("file.created", &rec);
-    state.jobs_queued();
+    state.wake_workers();
     Ok(rec)
 }

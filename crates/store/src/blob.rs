@@ -8,6 +8,7 @@
 
 use crate::StoreError;
 use bytes::Bytes;
+use disgrafs_core::HEAD_BYTES;
 use futures::{Stream, StreamExt};
 use opendal::Operator;
 use std::io;
@@ -16,8 +17,6 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use tokio::io::AsyncReadExt;
 
-/// How many bytes of a file's head are kept for type detection.
-pub const HEAD_BYTES: usize = 8192;
 /// Read size when streaming a blob from a remote store.
 const READ_CHUNK: usize = 1 << 20;
 /// Window of a local blob mapped at once when streaming it out.
@@ -52,7 +51,10 @@ impl std::fmt::Debug for BlobStore {
 }
 
 fn io_err(e: opendal::Error) -> StoreError {
-    StoreError::Io(io::Error::other(e))
+    match e.kind() {
+        opendal::ErrorKind::NotFound => StoreError::NotFound(format!("blob: {e}")),
+        _ => StoreError::Io(io::Error::other(e)),
+    }
 }
 
 impl BlobStore {

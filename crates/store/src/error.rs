@@ -9,8 +9,6 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    Conflict(String),
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error("storage is full: {0}")]

@@ -14,21 +14,24 @@ mod meta;
 mod sql;
 mod sqlite;
 
-pub use blob::{BlobStore, ByteStream, HEAD_BYTES, StagedBlob, Staging};
+pub use blob::{BlobStore, ByteStream, StagedBlob, Staging};
 pub use error::StoreError;
 pub use meta::*;
 pub use sqlite::SqliteMeta;
 
-use disgrafs_core::{FileKind, FileRecord};
+use disgrafs_core::query::Expr;
+use disgrafs_core::{CoOccurrence, FileKind, FileName, FileRecord, Graph, Related, TagCount};
 use locks::HashLocks;
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Blobs and metadata, kept consistent.
+/// Blobs and metadata, kept consistent: the one way the server reaches either, so the ordering
+/// rules above cannot be bypassed.
 #[derive(Clone)]
 pub struct Store {
-    pub blobs: BlobStore,
-    pub meta: Arc<dyn MetaStore>,
+    blobs: BlobStore,
+    meta: Arc<dyn MetaStore>,
     locks: HashLocks,
     /// Held (locked) while the store is open.
     _dir_lock: Option<Arc<std::fs::File>>,
@@ -72,11 +75,10 @@ impl Store {
     pub async fn put(
         &self,
         staged: StagedBlob,
-        name: &str,
+        name: &FileName,
         mime: &str,
         kind: FileKind,
     ) -> Result<FileRecord, StoreError> {
-        disgrafs_core::validate_file_name(name).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let _guard = self.locks.lock(&staged.hash).await;
         let (hash, size) = (staged.hash.clone(), staged.size);
         self.blobs.commit(staged).await?;
@@ -99,5 +101,113 @@ impl Store {
             self.blobs.delete(&hash).await?;
         }
         Ok(())
+    }
+
+    // Content.
+
+    /// Starts staging an upload (see [`BlobStore::stage`]).
+    pub async fn stage(&self) -> Result<Staging, StoreError> {
+        self.blobs.stage().await
+    }
+
+    /// Stages a finished local file by moving it (see [`BlobStore::adopt`]).
+    pub async fn adopt(&self, path: &Path) -> Result<StagedBlob, StoreError> {
+        self.blobs.adopt(path).await
+    }
+
+    /// Streams `range` of a content (the whole when None).
+    pub async fn read(
+        &self,
+        hash: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream, StoreError> {
+        self.blobs.read(hash, range).await
+    }
+
+    /// A content's path on local disk, when blobs are local (the tagger reads files).
+    pub fn local_path(&self, hash: &str) -> Option<PathBuf> {
+        self.blobs.local_path(hash)
+    }
+
+    // Records and the graph.
+
+    pub async fn file(&self, id: &str) -> Result<FileRecord, StoreError> {
+        self.meta.get_file(id).await
+    }
+
+    /// What a download of the file needs: one cheap lookup.
+    pub async fn content(&self, id: &str) -> Result<FileContent, StoreError> {
+        self.meta.get_content(id).await
+    }
+
+    pub async fn list(
+        &self,
+        q: &Expr,
+        opts: ListOptions,
+    ) -> Result<(Vec<FileRecord>, u64), StoreError> {
+        self.meta.list_files(q, opts).await
+    }
+
+    pub async fn add_user_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError> {
+        self.meta.add_user_tags(id, tags).await
+    }
+
+    pub async fn remove_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError> {
+        self.meta.remove_tags(id, tags).await
+    }
+
+    pub async fn related(&self, id: &str, limit: u32) -> Result<Vec<Related>, StoreError> {
+        self.meta.related(id, limit).await
+    }
+
+    pub async fn graph(&self, q: &Expr, limit: u32) -> Result<Graph, StoreError> {
+        self.meta.graph(q, limit).await
+    }
+
+    pub async fn tags(&self, prefix: &str, limit: u32) -> Result<Vec<TagCount>, StoreError> {
+        self.meta.tags(prefix, limit).await
+    }
+
+    pub async fn cooccurrence(&self, limit: u32) -> Result<Vec<CoOccurrence>, StoreError> {
+        self.meta.cooccurrence(limit).await
+    }
+
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.meta.stats().await
+    }
+
+    // The tagging queue.
+
+    pub async fn claim_job(&self, lease_ms: i64) -> Result<Option<Job>, StoreError> {
+        self.meta.claim_job(lease_ms).await
+    }
+
+    pub async fn renew_job(&self, job: &Job, lease_ms: i64) -> Result<(), StoreError> {
+        self.meta.renew_job(job, lease_ms).await
+    }
+
+    pub async fn complete_job(&self, job: &Job, result: TagResult) -> Result<(), StoreError> {
+        self.meta.complete_job(job, result).await
+    }
+
+    pub async fn fail_job(
+        &self,
+        job: &Job,
+        error: &str,
+        max_attempts: u32,
+    ) -> Result<(), StoreError> {
+        self.meta.fail_job(job, error, max_attempts).await
+    }
+
+    pub async fn recover_jobs(&self) -> Result<u64, StoreError> {
+        self.meta.recover_jobs().await
+    }
+
+    pub async fn enqueue_retag(&self, which: Retag) -> Result<u64, StoreError> {
+        self.meta.enqueue_retag(which).await
+    }
+
+    pub async fn job_stats(&self) -> Result<JobStats, StoreError> {
+        self.meta.job_stats().await
     }
 }

@@ -4,13 +4,13 @@
 use crate::StoreError;
 use async_trait::async_trait;
 use disgrafs_core::query::Expr;
-use disgrafs_core::{CoOccurrence, FileKind, FileRecord, Graph, Related, TagCount};
+use disgrafs_core::{CoOccurrence, FileKind, FileName, FileRecord, Graph, Related, TagCount};
 use std::collections::BTreeMap;
 
 /// A file record to create, for content already committed to the blob store.
 #[derive(Debug, Clone)]
 pub struct NewFile<'a> {
-    pub name: &'a str,
+    pub name: &'a FileName,
     pub hash: &'a str,
     pub size: u64,
     /// Type as detected at upload from the first bytes; tagging may refine it.
@@ -73,13 +73,24 @@ pub struct Job {
     pub attempts: u32,
 }
 
+/// What serving a file's bytes needs, from one cheap lookup (no tags).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileContent {
+    pub name: String,
+    /// BLAKE3 of the content: the blob's key, and the download's ETag.
+    pub hash: String,
+    pub size: u64,
+    pub mime: String,
+}
+
 /// One automatic tag to record for a content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAutoTag {
     pub name: String,
     pub extractor: String,
     pub version: u32,
-    pub weight: f64,
+    /// The extractor's confidence, 0..=1: the weight of the tag's edges.
+    pub confidence: f64,
 }
 
 /// What tagging found for a content.
@@ -117,14 +128,28 @@ pub enum Retag {
     Outdated(BTreeMap<String, u32>),
 }
 
+impl Retag {
+    /// The retag rule, for every adapter: is a content whose tags came from the extractor
+    /// versions `stored` due? An extractor that did not run then, or ran at a lower version,
+    /// makes it due.
+    pub fn is_due(&self, stored: &BTreeMap<String, u32>) -> bool {
+        match self {
+            Retag::All => true,
+            Retag::Outdated(current) => current
+                .iter()
+                .any(|(ex, v)| stored.get(ex).is_none_or(|old| old < v)),
+        }
+    }
+}
+
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
     /// Creates a file record for a committed content, increments the content's reference count
     /// and, when the content is new, queues it for tagging: all in one transaction.
     async fn insert_file(&self, new: NewFile<'_>) -> Result<FileRecord, StoreError>;
     async fn get_file(&self, id: &str) -> Result<FileRecord, StoreError>;
-    /// The record without its tags: one cheap lookup, for downloads.
-    async fn get_file_untagged(&self, id: &str) -> Result<FileRecord, StoreError>;
+    /// What a download of the file needs: one cheap lookup.
+    async fn get_content(&self, id: &str) -> Result<FileContent, StoreError>;
     /// Deletes a file record. Returns the content hash when this was its last reference: the
     /// caller then deletes the blob (the content row is gone already).
     async fn delete_file(&self, id: &str) -> Result<Option<String>, StoreError>;
@@ -156,4 +181,29 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn recover_jobs(&self) -> Result<u64, StoreError>;
     async fn enqueue_retag(&self, which: Retag) -> Result<u64, StoreError>;
     async fn job_stats(&self) -> Result<JobStats, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Retag;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn retag_rule() {
+        let current = BTreeMap::from([("keywords".to_string(), 3), ("image".to_string(), 1)]);
+        let outdated = Retag::Outdated(current.clone());
+        assert!(!outdated.is_due(&current), "current versions are not due");
+        let mut older = current.clone();
+        *older.get_mut("keywords").unwrap() = 2;
+        assert!(outdated.is_due(&older), "a version that rose is due");
+        older.remove("keywords");
+        assert!(
+            outdated.is_due(&older),
+            "an extractor that did not run is due"
+        );
+        let mut newer = current.clone();
+        *newer.get_mut("keywords").unwrap() = 9;
+        assert!(!outdated.is_due(&newer), "a downgrade does not retag");
+        assert!(Retag::All.is_due(&current));
+    }
 }

@@ -1,12 +1,36 @@
-//! Compiles a parsed query ([`Expr`]) into a SQL condition over `files f JOIN blobs b`.
+//! SQL shared by every query: the visibility rule of edges, and the compilation of a parsed
+//! query ([`Expr`]) into a condition over `files f JOIN blobs b`.
 //!
-//! Every value is a bound parameter; only fixed SQL text is pushed, so no input reaches the SQL
-//! text itself.
+//! Every value from a request is a bound parameter; only fixed SQL text is pushed, so no input
+//! reaches the SQL text itself.
 
 use disgrafs_core::query::{Expr, Predicate, TimeField};
 use sqlx::{QueryBuilder, Sqlite};
 
-pub(crate) fn push_expr(qb: &mut QueryBuilder<'_, Sqlite>, e: &Expr, min_confidence: f64) {
+/// The one definition of which edges are shown: user tags always, automatic tags at or above the
+/// confidence threshold (weaker ones are kept, and shown again if the threshold is lowered).
+/// Every query over edges reads them through this relation, as `FROM {visible} e`.
+/// `min_confidence` is the server's setting, checked to be a number in 0..=1, never a request's
+/// input.
+pub(crate) fn visible_edges(min_confidence: f64) -> String {
+    debug_assert!((0.0..=1.0).contains(&min_confidence));
+    format!(
+        "(SELECT file_id, tag_id, kind, extractor, weight FROM edges \
+         WHERE kind = 'user' OR weight >= {min_confidence:?})"
+    )
+}
+
+/// Pushes `v1, v2, ...)` as bound values: the rest of an `IN (` list.
+pub(crate) fn push_list<'a>(qb: &mut QueryBuilder<'a, Sqlite>, items: &'a [String]) {
+    let mut sep = qb.separated(", ");
+    for v in items {
+        sep.push_bind(v);
+    }
+    qb.push(")");
+}
+
+/// Pushes the condition `e` over `files f JOIN blobs b`; `visible` is [`visible_edges`].
+pub(crate) fn push_expr(qb: &mut QueryBuilder<'_, Sqlite>, e: &Expr, visible: &str) {
     match e {
         Expr::All => {
             qb.push("1");
@@ -22,31 +46,28 @@ pub(crate) fn push_expr(qb: &mut QueryBuilder<'_, Sqlite>, e: &Expr, min_confide
                 if i > 0 {
                     qb.push(op);
                 }
-                push_expr(qb, p, min_confidence);
+                push_expr(qb, p, visible);
             }
             qb.push(")");
         }
         Expr::Not(inner) => {
             qb.push("NOT (");
-            push_expr(qb, inner, min_confidence);
+            push_expr(qb, inner, visible);
             qb.push(")");
         }
-        Expr::Pred(p) => push_pred(qb, p, min_confidence),
+        Expr::Pred(p) => push_pred(qb, p, visible),
     }
 }
 
-fn push_pred(qb: &mut QueryBuilder<'_, Sqlite>, p: &Predicate, min_confidence: f64) {
+fn push_pred(qb: &mut QueryBuilder<'_, Sqlite>, p: &Predicate, visible: &str) {
     match p {
         Predicate::Tag(name) => {
-            // A user tag on the file, or a confident automatic tag on its content that the
-            // person has not hidden.
-            qb.push("(EXISTS (SELECT 1 FROM file_tags ft JOIN tags t ON t.id = ft.tag_id WHERE ft.file_id = f.id AND ft.hidden = 0 AND t.name = ")
-                .push_bind(name.clone())
-                .push(") OR EXISTS (SELECT 1 FROM blob_tags bt JOIN tags t ON t.id = bt.tag_id WHERE bt.hash = f.hash AND t.name = ")
-                .push_bind(name.clone())
-                .push(" AND bt.weight >= ")
-                .push_bind(min_confidence)
-                .push(" AND NOT EXISTS (SELECT 1 FROM file_tags h WHERE h.file_id = f.id AND h.tag_id = bt.tag_id AND h.hidden = 1)))");
+            qb.push(format!(
+                "EXISTS (SELECT 1 FROM {visible} e JOIN tags t ON t.id = e.tag_id \
+                 WHERE e.file_id = f.id AND t.name = "
+            ))
+            .push_bind(name.clone())
+            .push(")");
         }
         Predicate::NameContains(s) => {
             qb.push("instr(f.name_lower, ")

@@ -10,6 +10,7 @@ use disgrafs_core::{
     CoOccurrence, FileKind, FileRecord, Graph, GraphEdge, GraphNode, Related, TagCount, TagKind,
     TagRef, TaggingState, file_node_id, tag_node_id,
 };
+use sql::push_list;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -32,17 +33,19 @@ pub struct SqliteMeta {
     /// The one writer connection. SQLite allows one writer at a time anyway; queueing writers
     /// in the pool rather than in SQLite's busy handler avoids SQLITE_BUSY on lock upgrades.
     write: SqlitePool,
-    /// Automatic tags below this confidence are kept but not shown.
-    min_confidence: f64,
+    /// The edges that are shown ([`sql::visible_edges`]), as SQL text for `FROM`.
+    visible: String,
 }
 
-/// Pushes `v1, v2, ...)` as bound values: the rest of an `IN (` list.
-fn push_list<'a>(qb: &mut QueryBuilder<'a, Sqlite>, items: &'a [String]) {
-    let mut sep = qb.separated(", ");
-    for v in items {
-        sep.push_bind(v);
-    }
-    qb.push(")");
+/// Bound values in one `IN (...)` list: a statement per few hundred keeps each one cheap, and well
+/// under SQLite's limit of bound parameters.
+const IN_LIST_CHUNK: usize = 500;
+
+/// Whether a `file_tags` row adds a user tag or hides an automatic tag of that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileTagRow {
+    User,
+    Hidden,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -66,6 +69,7 @@ fn record_from_row(r: &SqliteRow) -> FileRecord {
         kind: FileKind::parse(r.get::<&str, _>("kind")).unwrap_or_default(),
         created: ms_to_time(r.get("created")),
         modified: ms_to_time(r.get("modified")),
+        // Filled by `with_tags`.
         tags: Vec::new(),
         tagging: TaggingState::parse(r.get::<&str, _>("tagging")).unwrap_or(TaggingState::Pending),
         fields: serde_json::from_str(r.get::<&str, _>("fields")).unwrap_or_default(),
@@ -75,6 +79,11 @@ fn record_from_row(r: &SqliteRow) -> FileRecord {
 impl SqliteMeta {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path, min_confidence: f64) -> Result<Self, StoreError> {
+        if !(0.0..=1.0).contains(&min_confidence) {
+            return Err(StoreError::Config(format!(
+                "min_confidence must be between 0 and 1, not {min_confidence}"
+            )));
+        }
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -95,28 +104,45 @@ impl SqliteMeta {
         Ok(SqliteMeta {
             pool,
             write,
-            min_confidence,
+            visible: sql::visible_edges(min_confidence),
         })
+    }
+
+    /// Runs `head IN (items) tail` on a reader, [`IN_LIST_CHUNK`] items at a time, and returns the
+    /// rows of all. `tail` must not mix rows of different chunks (a `GROUP BY` of the listed
+    /// column is fine).
+    async fn fetch_in(
+        &self,
+        head: &str,
+        items: &[String],
+        tail: &str,
+    ) -> Result<Vec<SqliteRow>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in items.chunks(IN_LIST_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(head);
+            qb.push(" IN (");
+            push_list(&mut qb, chunk);
+            qb.push(tail);
+            rows.extend(qb.build().fetch_all(&self.pool).await?);
+        }
+        Ok(rows)
     }
 
     /// Loads the visible tags of these files, sorted user first then by weight.
     async fn tags_of(&self, ids: &[String]) -> Result<HashMap<String, Vec<TagRef>>, StoreError> {
         let mut out: HashMap<String, Vec<TagRef>> = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT e.file_id, t.name, e.kind, e.extractor, e.weight FROM edges e JOIN tags t ON t.id = e.tag_id WHERE (e.kind = 'user' OR e.weight >= ",
-            );
-            qb.push_bind(self.min_confidence)
-                .push(") AND e.file_id IN (");
-            push_list(&mut qb, chunk);
-            for r in qb.build().fetch_all(&self.pool).await? {
-                out.entry(r.get("file_id")).or_default().push(TagRef {
-                    name: r.get("name"),
-                    kind: TagKind::parse(r.get::<&str, _>("kind")).unwrap_or(TagKind::Auto),
-                    extractor: r.get("extractor"),
-                    weight: r.get("weight"),
-                });
-            }
+        let head = format!(
+            "SELECT e.file_id, t.name, e.kind, e.extractor, e.weight FROM {} e \
+             JOIN tags t ON t.id = e.tag_id WHERE e.file_id",
+            self.visible
+        );
+        for r in self.fetch_in(&head, ids, "").await? {
+            out.entry(r.get("file_id")).or_default().push(TagRef {
+                name: r.get("name"),
+                kind: TagKind::parse(r.get::<&str, _>("kind")).unwrap_or(TagKind::Auto),
+                extractor: r.get("extractor"),
+                weight: r.get("weight"),
+            });
         }
         for tags in out.values_mut() {
             tags.sort_by(|a, b| {
@@ -139,20 +165,10 @@ impl SqliteMeta {
     }
 
     async fn records_by_ids(&self, ids: &[String]) -> Result<Vec<FileRecord>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new(format!("SELECT {RECORD_COLUMNS} WHERE f.id IN ("));
-            push_list(&mut qb, chunk);
-            out.extend(
-                qb.build()
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(record_from_row),
-            );
-        }
-        self.with_tags(out).await
+        let head = format!("SELECT {RECORD_COLUMNS} WHERE f.id");
+        let rows = self.fetch_in(&head, ids, "").await?;
+        self.with_tags(rows.iter().map(record_from_row).collect())
+            .await
     }
 
     async fn tag_ids(
@@ -173,12 +189,12 @@ impl SqliteMeta {
         Ok(ids)
     }
 
-    /// A user tag on a file, or (`hidden`) the hiding of an automatic tag of that name.
+    /// A user tag on a file, or the hiding of an automatic tag of that name.
     async fn set_file_tag(
         tx: &mut sqlx::SqliteConnection,
         id: &str,
         tag_id: i64,
-        hidden: bool,
+        row: FileTagRow,
         now: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
@@ -187,7 +203,7 @@ impl SqliteMeta {
         )
         .bind(id)
         .bind(tag_id)
-        .bind(hidden as i64)
+        .bind((row == FileTagRow::Hidden) as i64)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -198,6 +214,25 @@ impl SqliteMeta {
     /// first never fails to upgrade.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Queues tagging of a content, or re-queues a job that failed; a queued or running job is
+    /// left as it is.
+    async fn queue_tagging(
+        tx: &mut sqlx::SqliteConnection,
+        hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO jobs (kind, hash, state, run_after, created) VALUES ('tag', ?1, 'queued', ?2, ?2)
+             ON CONFLICT (kind, hash) DO UPDATE SET state = 'queued', attempts = 0, run_after = excluded.run_after
+             WHERE jobs.state = 'failed'",
+        )
+        .bind(hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
     }
 
     async fn touch(tx: &mut sqlx::SqliteConnection, id: &str) -> Result<(), StoreError> {
@@ -216,8 +251,6 @@ impl SqliteMeta {
 #[async_trait]
 impl MetaStore for SqliteMeta {
     async fn insert_file(&self, new: NewFile<'_>) -> Result<FileRecord, StoreError> {
-        disgrafs_core::validate_file_name(new.name)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
         let mut tx = self.begin_write().await?;
@@ -234,7 +267,7 @@ impl MetaStore for SqliteMeta {
         .await?;
         sqlx::query("INSERT INTO files (id, name, name_lower, hash, size, created, modified) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(&id)
-            .bind(new.name)
+            .bind(new.name.as_str())
             .bind(new.name.to_lowercase())
             .bind(new.hash)
             .bind(new.size as i64)
@@ -243,32 +276,35 @@ impl MetaStore for SqliteMeta {
             .execute(&mut *tx)
             .await?;
         if refs == 1 && tagging != TaggingState::Done.as_str() {
-            sqlx::query(
-                "INSERT INTO jobs (kind, hash, state, run_after, created) VALUES ('tag', ?, 'queued', ?, ?)
-                 ON CONFLICT (kind, hash) DO NOTHING",
-            )
-            .bind(new.hash)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            Self::queue_tagging(&mut tx, new.hash, now).await?;
         }
         tx.commit().await?;
         self.get_file(&id).await
     }
 
     async fn get_file(&self, id: &str) -> Result<FileRecord, StoreError> {
-        let rec = self.get_file_untagged(id).await?;
-        Ok(self.with_tags(vec![rec]).await?.remove(0))
-    }
-
-    async fn get_file_untagged(&self, id: &str) -> Result<FileRecord, StoreError> {
         let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} WHERE f.id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?;
-        Ok(record_from_row(&row))
+        Ok(self.with_tags(vec![record_from_row(&row)]).await?.remove(0))
+    }
+
+    async fn get_content(&self, id: &str) -> Result<FileContent, StoreError> {
+        let (name, hash, size, mime): (String, String, i64, String) = sqlx::query_as(
+            "SELECT f.name, f.hash, f.size, b.mime FROM files f JOIN blobs b ON b.hash = f.hash WHERE f.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?;
+        Ok(FileContent {
+            name,
+            hash,
+            size: size as u64,
+            mime,
+        })
     }
 
     async fn delete_file(&self, id: &str) -> Result<Option<String>, StoreError> {
@@ -315,11 +351,11 @@ impl MetaStore for SqliteMeta {
         let mut count = QueryBuilder::<Sqlite>::new(
             "SELECT count(*) FROM files f JOIN blobs b ON b.hash = f.hash WHERE ",
         );
-        sql::push_expr(&mut count, q, self.min_confidence);
+        sql::push_expr(&mut count, q, &self.visible);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
 
         let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {RECORD_COLUMNS} WHERE "));
-        sql::push_expr(&mut qb, q, self.min_confidence);
+        sql::push_expr(&mut qb, q, &self.visible);
         let col = match opts.sort {
             SortKey::Name => "f.name_lower",
             SortKey::Size => "f.size",
@@ -344,7 +380,7 @@ impl MetaStore for SqliteMeta {
         Self::touch(&mut tx, id).await?;
         let now = now_ms();
         for tag_id in Self::tag_ids(&mut tx, tags).await? {
-            Self::set_file_tag(&mut tx, id, tag_id, false, now).await?;
+            Self::set_file_tag(&mut tx, id, tag_id, FileTagRow::User, now).await?;
         }
         tx.commit().await?;
         self.get_file(id).await
@@ -371,7 +407,7 @@ impl MetaStore for SqliteMeta {
             .fetch_one(&mut *tx)
             .await?;
             if has_auto {
-                Self::set_file_tag(&mut tx, id, tag_id, true, now).await?;
+                Self::set_file_tag(&mut tx, id, tag_id, FileTagRow::Hidden, now).await?;
             } else {
                 sqlx::query("DELETE FROM file_tags WHERE file_id = ? AND tag_id = ?")
                     .bind(id)
@@ -390,18 +426,18 @@ impl MetaStore for SqliteMeta {
         let total: i64 = sqlx::query_scalar("SELECT count(*) FROM files")
             .fetch_one(&self.pool)
             .await?;
-        let rows = sqlx::query(
-            "WITH mine AS (SELECT tag_id, weight FROM edges WHERE file_id = ?1 AND (kind = 'user' OR weight >= ?2)),
+        let v = &self.visible;
+        let rows = sqlx::query(&format!(
+            "WITH mine AS (SELECT tag_id, weight FROM {v} WHERE file_id = ?1),
                   df AS (SELECT e.tag_id, count(*) AS n FROM edges e JOIN mine m ON m.tag_id = e.tag_id GROUP BY e.tag_id)
              SELECT e.file_id, t.name, m.weight AS wa, e.weight AS wb, df.n AS n
                FROM mine m
-               JOIN edges e ON e.tag_id = m.tag_id AND e.file_id <> ?1 AND (e.kind = 'user' OR e.weight >= ?2)
+               JOIN {v} e ON e.tag_id = m.tag_id AND e.file_id <> ?1
                JOIN tags t ON t.id = m.tag_id
                JOIN df ON df.tag_id = m.tag_id
-              LIMIT ?3",
-        )
+              LIMIT ?2"
+        ))
         .bind(id)
-        .bind(self.min_confidence)
         .bind(RELATED_SCAN_LIMIT)
         .fetch_all(&self.pool)
         .await?;
@@ -448,7 +484,7 @@ impl MetaStore for SqliteMeta {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "SELECT f.id, f.name, f.size, b.mime, b.kind FROM files f JOIN blobs b ON b.hash = f.hash WHERE ",
         );
-        sql::push_expr(&mut qb, q, self.min_confidence);
+        sql::push_expr(&mut qb, q, &self.visible);
         // One more than can be drawn tells whether the limit cut anything.
         qb.push(" ORDER BY f.modified DESC, f.id DESC LIMIT ")
             .push_bind(limit as i64 + 1);
@@ -516,18 +552,16 @@ impl MetaStore for SqliteMeta {
         }
         // Degrees over the whole store, so node size means the same in every view.
         let names: Vec<String> = tag_nodes.keys().cloned().collect();
-        let mut degree: HashMap<String, u64> = HashMap::new();
-        for chunk in names.chunks(500) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT t.name, count(*) AS n FROM edges e JOIN tags t ON t.id = e.tag_id WHERE (e.kind = 'user' OR e.weight >= ",
-            );
-            qb.push_bind(self.min_confidence).push(") AND t.name IN (");
-            push_list(&mut qb, chunk);
-            qb.push(" GROUP BY t.name");
-            for r in qb.build().fetch_all(&self.pool).await? {
-                degree.insert(r.get("name"), r.get::<i64, _>("n") as u64);
-            }
-        }
+        let head = format!(
+            "SELECT t.name, count(*) AS n FROM {} e JOIN tags t ON t.id = e.tag_id WHERE t.name",
+            self.visible
+        );
+        let degree: HashMap<String, u64> = self
+            .fetch_in(&head, &names, " GROUP BY t.name")
+            .await?
+            .iter()
+            .map(|r| (r.get("name"), r.get::<i64, _>("n") as u64))
+            .collect();
         for n in &mut g.nodes {
             if let GraphNode::Tag {
                 name, degree: d, ..
@@ -541,14 +575,14 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn tags(&self, prefix: &str, limit: u32) -> Result<Vec<TagCount>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT t.name, max(e.kind = 'user') AS user, count(DISTINCT e.file_id) AS n
-               FROM tags t JOIN edges e ON e.tag_id = t.id
-              WHERE substr(t.name, 1, length(?1)) = ?1 AND (e.kind = 'user' OR e.weight >= ?2)
-              GROUP BY t.id ORDER BY n DESC, t.name LIMIT ?3",
-        )
+               FROM tags t JOIN {} e ON e.tag_id = t.id
+              WHERE substr(t.name, 1, length(?1)) = ?1
+              GROUP BY t.id ORDER BY n DESC, t.name LIMIT ?2",
+            self.visible
+        ))
         .bind(prefix.to_lowercase())
-        .bind(self.min_confidence)
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
@@ -567,14 +601,14 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn cooccurrence(&self, limit: u32) -> Result<Vec<CoOccurrence>, StoreError> {
-        let rows = sqlx::query(
-            "WITH v AS (SELECT file_id, tag_id FROM edges WHERE kind = 'user' OR weight >= ?1)
+        let rows = sqlx::query(&format!(
+            "WITH v AS (SELECT file_id, tag_id FROM {})
              SELECT ta.name AS a, tb.name AS b, count(*) AS n
                FROM v x JOIN v y ON x.file_id = y.file_id AND x.tag_id < y.tag_id
                JOIN tags ta ON ta.id = x.tag_id JOIN tags tb ON tb.id = y.tag_id
-              GROUP BY x.tag_id, y.tag_id ORDER BY n DESC, a, b LIMIT ?2",
-        )
-        .bind(self.min_confidence)
+              GROUP BY x.tag_id, y.tag_id ORDER BY n DESC, a, b LIMIT ?1",
+            self.visible
+        ))
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
@@ -678,7 +712,7 @@ impl MetaStore for SqliteMeta {
             .bind(tag_id)
             .bind(&t.extractor)
             .bind(t.version as i64)
-            .bind(t.weight.clamp(0.0, 1.0))
+            .bind(t.confidence.clamp(0.0, 1.0))
             .execute(&mut *tx)
             .await?;
         }
@@ -746,29 +780,11 @@ impl MetaStore for SqliteMeta {
         let mut n = 0;
         let mut tx = self.begin_write().await?;
         for (hash, versions) in rows {
-            let due = match &which {
-                Retag::All => true,
-                Retag::Outdated(current) => {
-                    let old: BTreeMap<String, u32> =
-                        serde_json::from_str(&versions).unwrap_or_default();
-                    current
-                        .iter()
-                        .any(|(ex, v)| old.get(ex).is_none_or(|o| o < v))
-                }
-            };
-            if !due {
+            let stored: BTreeMap<String, u32> = serde_json::from_str(&versions).unwrap_or_default();
+            if !which.is_due(&stored) {
                 continue;
             }
-            sqlx::query(
-                "INSERT INTO jobs (kind, hash, state, run_after, created) VALUES ('tag', ?, 'queued', ?, ?)
-                 ON CONFLICT (kind, hash) DO UPDATE SET state = 'queued', attempts = 0, run_after = excluded.run_after
-                 WHERE jobs.state = 'failed'",
-            )
-            .bind(&hash)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            Self::queue_tagging(&mut tx, &hash, now).await?;
             sqlx::query("UPDATE blobs SET tagging = 'pending' WHERE hash = ?")
                 .bind(&hash)
                 .execute(&mut *tx)

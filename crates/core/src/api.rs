@@ -1,0 +1,90 @@
+//! The envelopes of the HTTP API: what wraps the records in requests and responses, and the
+//! headers disgrafs adds. Defined once here, used by the server (which describes them in its
+//! OpenAPI document), the client and, by hand, `web/src/types.ts`.
+
+use crate::{CoOccurrence, FileRecord, Related, TagCount};
+use serde::{Deserialize, Serialize};
+
+/// Response header carrying the id of the file a request stored (tus: the last PATCH, or a HEAD
+/// of a finished upload).
+pub const FILE_ID_HEADER: &str = "disgrafs-file-id";
+
+/// Body of every error response: `{"error": "...", "code": "...", "position": N}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// One line a person can read.
+    pub error: String,
+    /// Stable, machine-readable cause.
+    #[serde(default)]
+    pub code: String,
+    /// Character offset of a query error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+}
+
+/// `GET /api/health`: liveness, with the store's counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub files: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+    pub tags: u64,
+    pub jobs_queued: u64,
+    pub jobs_running: u64,
+    pub jobs_failed: u64,
+}
+
+/// `GET /api/files`: one page of a query's files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileList {
+    pub files: Vec<FileRecord>,
+    /// Matching files in all, beyond this page.
+    pub total: u64,
+}
+
+/// `POST /api/files` (multipart): the files stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Uploaded {
+    pub files: Vec<FileRecord>,
+}
+
+/// `POST|DELETE /api/files/{id}/tags`: the tags to add or remove.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TagsBody {
+    pub tags: Vec<String>,
+}
+
+/// `GET /api/files/{id}/related`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RelatedList {
+    pub related: Vec<Related>,
+}
+
+/// `GET /api/tags`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TagList {
+    pub tags: Vec<TagCount>,
+}
+
+/// `GET /api/tags/cooccurrence`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CoList {
+    pub pairs: Vec<CoOccurrence>,
+}
+
+/// `POST /api/retag`: how many contents were queued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetagQueued {
+    pub queued: u64,
+}
