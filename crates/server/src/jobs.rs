@@ -42,7 +42,8 @@ impl TagThread {
                     libc::setpriority(libc::PRIO_PROCESS, tid, 19);
                 }
                 while let Ok((path, name, reply)) = rx.recv() {
-                    let _ = reply.send(disgrafs_tagger::tag_file(&path, &name));
+                    // Err: the worker stopped waiting (timeout); nobody wants this result.
+                    reply.send(disgrafs_tagger::tag_file(&path, &name)).ok();
                 }
             })?;
         Ok(TagThread(tx))
@@ -77,7 +78,10 @@ pub(crate) fn spawn_workers(state: AppState) {
                 match state.store.meta.claim_job(LEASE_MS).await {
                     Ok(Some(job)) => run(&state, &thread, job).await,
                     Ok(None) => {
-                        let _ = tokio::time::timeout(IDLE_POLL, state.jobs.notified()).await;
+                        // Woken or timed out: either way, look for work again.
+                        tokio::time::timeout(IDLE_POLL, state.jobs.notified())
+                            .await
+                            .ok();
                     }
                     Err(e) => {
                         tracing::warn!(worker = n, "cannot claim a job: {e}");
@@ -105,34 +109,24 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
     let files = match files_of(state, &job.hash).await {
         Ok(f) => f,
         Err(e) => {
-            let _ = state
-                .store
-                .meta
-                .fail_job(
-                    &job,
-                    &format!("cannot read the content's files: {e}"),
-                    MAX_ATTEMPTS,
-                )
-                .await;
+            fail(
+                state,
+                &job,
+                &format!("cannot read the content's files: {e}"),
+                MAX_ATTEMPTS,
+            )
+            .await;
             return;
         }
     };
     // Deleting a content's last file removes its job, so a job always has a file; if a race
     // says otherwise, try again later rather than record empty tags.
     let Some(name) = files.first().map(|f| f.name.clone()) else {
-        let _ = state
-            .store
-            .meta
-            .fail_job(&job, "no file uses this content", MAX_ATTEMPTS)
-            .await;
+        fail(state, &job, "no file uses this content", MAX_ATTEMPTS).await;
         return;
     };
     let Some(path) = state.store.blobs.local_path(&job.hash) else {
-        let _ = state
-            .store
-            .meta
-            .fail_job(&job, "remote blob stores are not tagged yet", 1)
-            .await;
+        fail(state, &job, "remote blob stores are not tagged yet", 1).await;
         return;
     };
     let renew = {
@@ -140,7 +134,9 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)).await;
-                let _ = meta.renew_job(&job, LEASE_MS).await;
+                if let Err(e) = meta.renew_job(&job, LEASE_MS).await {
+                    tracing::warn!(hash = %job.hash, "cannot renew the tagging job's lease: {e}");
+                }
             }
         })
     };
@@ -149,11 +145,7 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
     renew.abort();
     let Ok(outcome) = outcome else {
         tracing::warn!(hash = %job.hash, "tagging took longer than {TAG_TIMEOUT:?}; giving up on this try");
-        let _ = state
-            .store
-            .meta
-            .fail_job(&job, "tagging timed out", MAX_ATTEMPTS)
-            .await;
+        fail(state, &job, "tagging timed out", MAX_ATTEMPTS).await;
         return;
     };
     let result = match outcome {
@@ -190,16 +182,26 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
             }
             Err(e) => {
                 tracing::warn!(hash = %job.hash, "cannot record tags: {e}");
-                let _ = state
-                    .store
-                    .meta
-                    .fail_job(&job, &format!("cannot record tags: {e}"), MAX_ATTEMPTS)
-                    .await;
+                fail(
+                    state,
+                    &job,
+                    &format!("cannot record tags: {e}"),
+                    MAX_ATTEMPTS,
+                )
+                .await;
             }
         },
         Err(e) => {
             tracing::warn!(hash = %job.hash, attempt = job.attempts, "tagging failed: {e}");
-            let _ = state.store.meta.fail_job(&job, &e, MAX_ATTEMPTS).await;
+            fail(state, &job, &e, MAX_ATTEMPTS).await;
         }
+    }
+}
+
+/// Records a failed try (retried with backoff until `attempts`). A job whose failure cannot be
+/// recorded keeps its lease until it expires and is then claimed again, so the error is only logged.
+async fn fail(state: &AppState, job: &Job, reason: &str, attempts: u32) {
+    if let Err(e) = state.store.meta.fail_job(job, reason, attempts).await {
+        tracing::warn!(hash = %job.hash, "cannot record that tagging failed ({reason}): {e}");
     }
 }
