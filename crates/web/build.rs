@@ -73,7 +73,7 @@ fn build_page(web: &Path, dist: &Path) -> Result<(), String> {
         fs::write(&stamp_path, &want_stamp)
             .map_err(|e| format!("writing {}: {e}", stamp_path.display()))?;
     }
-    let _ = fs::remove_dir_all(dist);
+    fs::remove_dir_all(dist).ok();
     run(
         Command::new("node")
             .arg(web.join("node_modules/vite/bin/vite.js"))
@@ -112,7 +112,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
 }
 
 fn write_fallback(dist: &Path, reason: &str) {
-    let _ = fs::remove_dir_all(dist);
+    fs::remove_dir_all(dist).ok();
     fs::create_dir_all(dist).expect("create OUT_DIR/dist");
     let reason = reason
         .replace('&', "&amp;")

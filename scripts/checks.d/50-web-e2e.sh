@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Browser tests of the web page: type-checks web/src, builds `disgrafs`, serves a temporary data
-# directory on a free loopback port, and runs web/test/e2e.test.mjs (node's test runner,
-# playwright-core driving /usr/bin/chromium headless) against it; stops the server by its PID at
-# the end.
+# Browser tests of the web page: type-checks web/src, takes `disgrafs` from $DISGRAFS_BIN (the
+# binary of scripts/test's one build) or builds it, serves a temporary data directory on a free
+# loopback port, and runs web/test/e2e.test.mjs (node's test runner, playwright-core driving
+# /usr/bin/chromium headless) against it; stops the server by its PID at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -10,8 +10,11 @@ cd "$(dirname "$0")/../.."
 [ -d web/node_modules/playwright-core ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
 (cd web && npx tsc --noEmit)
 
-cargo build --locked -p disgrafs-cli
-BIN=target/debug/disgrafs
+BIN="${DISGRAFS_BIN:-}"
+if [ -z "$BIN" ]; then
+  cargo build --locked -p disgrafs-cli
+  BIN=target/debug/disgrafs
+fi
 DATA=$(mktemp -d)
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$DATA/server.log" 2>&1 &

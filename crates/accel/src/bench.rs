@@ -158,7 +158,7 @@ impl AutogroupBoost {
 impl Drop for AutogroupBoost {
     fn drop(&mut self) {
         if let Some(n) = self.0 {
-            let _ = fs::write(Self::PATH, n.to_string());
+            fs::write(Self::PATH, n.to_string()).ok();
         }
     }
 }
@@ -282,7 +282,7 @@ fn run_phase(
         std::thread::spawn(move || -> Result<(), AccelError> {
             pin_current_thread(cpu)?;
             raise_priority(gettid());
-            let _ = tid_tx.send((cpu, gettid()));
+            tid_tx.send((cpu, gettid())).ok();
             let mut buf = vec![0u8; 65536];
             while !stop.load(Ordering::Relaxed) {
                 if let Ok(n) = sink.recv(&mut buf) {
@@ -300,7 +300,7 @@ fn run_phase(
         std::thread::spawn(move || -> Result<(), AccelError> {
             pin_current_thread(cpu)?;
             raise_priority(gettid());
-            let _ = tid_tx.send((cpu, gettid()));
+            tid_tx.send((cpu, gettid())).ok();
             // Bounded: the phase length, plus a hard cap on the count.
             let cap = 50_000_000u64;
             let mut i = 0usize;

@@ -63,8 +63,8 @@ pub enum AccelCommand {
 
 fn out(line: &str) {
     let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "{line}");
-    let _ = o.flush();
+    writeln!(o, "{line}").ok();
+    o.flush().ok();
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, AccelError> {

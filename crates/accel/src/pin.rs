@@ -140,9 +140,9 @@ pub fn ensure_root() -> Result<(), AccelError> {
             )));
         }
         if let Some(parent) = Path::new(MOUNT_MARKER).parent() {
-            let _ = fs::create_dir_all(parent);
+            fs::create_dir_all(parent).ok();
         }
-        let _ = fs::write(MOUNT_MARKER, b"");
+        fs::write(MOUNT_MARKER, b"").ok();
     }
     fs::create_dir_all(ROOT).map_err(|e| AccelError::io(format!("creating {ROOT}"), e))
 }
@@ -269,9 +269,9 @@ pub fn release_bpffs_if_ours() -> bool {
     let target = CString::new(BPFFS).expect("no NUL");
     // SAFETY: target is a NUL-terminated path.
     if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {
-        let _ = fs::remove_file(MOUNT_MARKER);
+        fs::remove_file(MOUNT_MARKER).ok();
         if let Some(parent) = Path::new(MOUNT_MARKER).parent() {
-            let _ = fs::remove_dir(parent); // only when empty
+            fs::remove_dir(parent).ok(); // only when empty
         }
         return true;
     }

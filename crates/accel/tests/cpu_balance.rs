@@ -2,6 +2,10 @@
 //! per CPU against the weights, flow affinity, weights changed in place, status and detach from
 //! a new process, and refusal to replace someone else's XDP program. Needs root (skips with the
 //! reason otherwise; fails instead under DISGRAFS_REQUIRE_PRIVILEGED=1).
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 use std::{
     collections::BTreeMap,

@@ -1,6 +1,10 @@
 //! The test hosts themselves: namespaces, veth pairs and cgroups are torn down even when the test
 //! that made them panics, and nothing is created in the root namespace or the root cgroup. Needs
 //! root (skips with the reason otherwise; fails instead under DISGRAFS_REQUIRE_PRIVILEGED=1).
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 use std::{panic, path::Path, process::Command};
 

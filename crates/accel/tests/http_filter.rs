@@ -1,6 +1,10 @@
 //! The HTTP socket filter in the kernel, run over hand-made frames with BPF_PROG_TEST_RUN: every
 //! header shape the filter must walk, and what it must drop. Needs root (skips with the reason
 //! otherwise; fails instead under DISGRAFS_REQUIRE_PRIVILEGED=1).
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 

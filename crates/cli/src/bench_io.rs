@@ -47,8 +47,8 @@ impl Drop for Proc {
         while Instant::now() < until && matches!(self.0.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.0.kill().ok();
+        self.0.wait().ok();
         for w in workers {
             // Only the workers we saw under this master, if they outlived it.
             if std::fs::read_to_string(format!("/proc/{w}/status"))
@@ -328,7 +328,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<f64>>,
 {
-    let mut v = vec![f().await?, f().await?, f().await?];
+    let mut v = [f().await?, f().await?, f().await?];
     v.sort_by(f64::total_cmp);
     Ok(v[1])
 }

@@ -95,10 +95,10 @@ impl ResumeBook {
             Some(u) => self.map.insert(key.to_owned(), u.to_owned()),
             None => self.map.remove(key),
         };
-        let _ = std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new(".")));
+        std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new("."))).ok();
         let tmp = self.path.with_extension("tmp");
         if std::fs::write(&tmp, serde_json::to_vec(&self.map).unwrap_or_default()).is_ok() {
-            let _ = std::fs::rename(tmp, &self.path);
+            std::fs::rename(tmp, &self.path).ok();
         }
     }
 }
@@ -169,7 +169,7 @@ pub async fn put(opts: &ClientOpts, paths: &[PathBuf]) -> anyhow::Result<()> {
                 }
             })
         };
-        let key = ResumeBook::key(&c.base().to_owned(), path);
+        let key = ResumeBook::key(c.base(), path);
         let resume = key.as_ref().and_then(|k| book.map.get(k).cloned());
         let mut created = None;
         let res = c

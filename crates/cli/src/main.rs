@@ -1,5 +1,12 @@
 //! `disgrafs`: the server, its command-line client, the accelerators and the benchmarks.
 //! Definitions and glue only: the work is in the library crates.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies that only the integration tests use"
+    )
+)]
 
 mod bench_io;
 mod client_cmds;

@@ -1,5 +1,9 @@
 //! The `disgrafs` command against a real server: put, ls, info, tag, get, graph, rm, and its
 //! one-line failures.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use common::*;

@@ -1,4 +1,8 @@
 //! The tagging queue is persistent: jobs queued by one run are done by the next.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use common::*;

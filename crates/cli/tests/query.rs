@@ -1,5 +1,9 @@
 //! The query language over real records, with user tags: AND, OR, NOT, parentheses, fields;
 //! neighbours, the graph, tag listings.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use common::*;

@@ -1,5 +1,9 @@
 //! Downloads: Range (single, suffix, open, multiple, unsatisfiable), conditional requests, HEAD,
 //! Content-Disposition.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use common::*;

@@ -1,4 +1,8 @@
 //! Byte-for-byte round trips, streamed and multipart, and content deduplication.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use common::*;

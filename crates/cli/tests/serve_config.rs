@@ -1,4 +1,8 @@
 //! `disgrafs serve` settings: flags over environment over the config file.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use common::*;

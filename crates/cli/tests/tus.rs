@@ -1,4 +1,8 @@
 //! tus 1.0: discovery, creation, offsets, a resume after the connection is cut, termination.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use base64::Engine;
@@ -223,12 +227,13 @@ fn the_client_library_resumes_an_upload_it_started_before() {
             Some(format!("{}{loc}", s.url)),
             |_| {},
             Some(std::sync::Arc::new(move |n| {
-                let _ = f.compare_exchange(
+                f.compare_exchange(
                     0,
                     n,
                     std::sync::atomic::Ordering::Relaxed,
                     std::sync::atomic::Ordering::Relaxed,
-                );
+                )
+                .ok();
             })),
         ))
         .unwrap();

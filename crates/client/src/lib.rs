@@ -407,7 +407,7 @@ impl Client {
         }
         let hash = hash_file(&part).await?;
         if hash != rec.hash {
-            let _ = tokio::fs::remove_file(&part).await;
+            tokio::fs::remove_file(&part).await.ok();
             return Err(ClientError::Protocol(format!(
                 "downloaded content hashes to {hash}, expected {}",
                 rec.hash

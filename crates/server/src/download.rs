@@ -120,10 +120,9 @@ pub(crate) async fn content(
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
+        && etag_matches(inm, &tag)
     {
-        if etag_matches(inm, &tag) {
-            return Ok((StatusCode::NOT_MODIFIED, common).into_response());
-        }
+        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
     // A Range applies only if If-Range (when sent) still names this content.
     let range_header = headers

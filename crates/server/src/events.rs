@@ -34,7 +34,7 @@ impl EventBus {
     pub fn send(&self, kind: &'static str, data: &impl Serialize) {
         if let Ok(data) = serde_json::to_string(data) {
             // No subscribers is fine.
-            let _ = self.0.send(Event { kind, data });
+            self.0.send(Event { kind, data }).ok();
         }
     }
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -42,7 +42,8 @@ impl TagThread {
                     libc::setpriority(libc::PRIO_PROCESS, tid, 19);
                 }
                 while let Ok((path, name, reply)) = rx.recv() {
-                    let _ = reply.send(disgrafs_tagger::tag_file(&path, &name));
+                    // Err: the worker stopped waiting (timeout); nobody wants this result.
+                    reply.send(disgrafs_tagger::tag_file(&path, &name)).ok();
                 }
             })?;
         Ok(TagThread(tx))
@@ -77,7 +78,10 @@ pub(crate) fn spawn_workers(state: AppState) {
                 match state.store.claim_job(LEASE_MS).await {
                     Ok(Some(job)) => run(&state, &thread, job).await,
                     Ok(None) => {
-                        let _ = tokio::time::timeout(IDLE_POLL, state.jobs.notified()).await;
+                        // Woken or timed out: either way, look for work again.
+                        tokio::time::timeout(IDLE_POLL, state.jobs.notified())
+                            .await
+                            .ok();
                     }
                     Err(e) => {
                         tracing::warn!(worker = n, "cannot claim a job: {e}");

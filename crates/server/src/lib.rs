@@ -4,6 +4,13 @@
 //! Architecture invariant: only this crate knows HTTP. It turns requests into calls on
 //! [`disgrafs_store::Store`] and [`disgrafs_tagger`], and store errors into statuses in one place
 //! ([`error`]).
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies that only the integration tests use"
+    )
+)]
 
 mod download;
 pub mod error;
@@ -108,32 +115,31 @@ async fn same_origin_writes(
     use axum::http::{Method, header};
     use axum::response::IntoResponse;
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
-        if let Some(origin) = req
+    if !safe
+        && let Some(origin) = req
             .headers()
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
-        {
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-            if origin != "null" && origin_host != host {
-                return error::ApiError::new(
-                    error::Cause::CrossOrigin,
-                    format!("requests from {origin} may not change this store"),
-                )
-                .into_response();
-            }
-            if origin == "null" {
-                return error::ApiError::new(
-                    error::Cause::CrossOrigin,
-                    "requests from an opaque origin may not change this store",
-                )
-                .into_response();
-            }
+    {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+        if origin != "null" && origin_host != host {
+            return error::ApiError::new(
+                error::Cause::CrossOrigin,
+                format!("requests from {origin} may not change this store"),
+            )
+            .into_response();
+        }
+        if origin == "null" {
+            return error::ApiError::new(
+                error::Cause::CrossOrigin,
+                "requests from an opaque origin may not change this store",
+            )
+            .into_response();
         }
     }
     next.run(req).await
@@ -168,7 +174,7 @@ pub async fn serve(
         .layer(tower_http::trace::TraceLayer::new_for_http());
     // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms).
     let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
+        tcp.set_nodelay(true).ok();
     });
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)

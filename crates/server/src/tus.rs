@@ -77,7 +77,7 @@ impl TusStore {
         let data = serde_json::to_vec(info).expect("info serializes");
         tokio::fs::write(&tmp, data)
             .await
-            .map_err(|e| disgrafs_store::StoreError::from_write(e))?;
+            .map_err(disgrafs_store::StoreError::from_write)?;
         tokio::fs::rename(&tmp, self.info_path(id))
             .await
             .map_err(disgrafs_store::StoreError::from)?;
@@ -100,8 +100,8 @@ impl TusStore {
             .clone()
     }
     async fn remove(&self, id: &str) {
-        let _ = tokio::fs::remove_file(self.part(id)).await;
-        let _ = tokio::fs::remove_file(self.info_path(id)).await;
+        tokio::fs::remove_file(self.part(id)).await.ok();
+        tokio::fs::remove_file(self.info_path(id)).await.ok();
         self.locks.lock().expect("tus lock map").remove(id);
     }
 }
@@ -300,10 +300,10 @@ pub(crate) async fn head(
             HeaderValue::from(state.tus.offset(&id, &info).await),
         );
         h.insert("upload-length", HeaderValue::from(info.length));
-        if !info.metadata.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&info.metadata) {
-                h.insert("upload-metadata", v);
-            }
+        if !info.metadata.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&info.metadata)
+        {
+            h.insert("upload-metadata", v);
         }
         if let Some(f) = &info.file_id {
             h.insert(FILE_ID_HEADER, HeaderValue::from_str(f).expect("uuid"));
@@ -437,7 +437,7 @@ async fn append(
     let rec = upload::publish(state, staged, &info.name).await?;
     info.file_id = Some(rec.id.clone());
     state.tus.save(id, &info).await?;
-    let _ = tokio::fs::remove_file(state.tus.part(id)).await;
+    tokio::fs::remove_file(state.tus.part(id)).await.ok();
     Ok((written, Some(rec.id)))
 }
 

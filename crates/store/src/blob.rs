@@ -81,7 +81,7 @@ impl BlobStore {
         std::fs::create_dir_all(&staging)?;
         // Anything here is from a process that died mid-upload: no record points at it.
         for e in std::fs::read_dir(&staging)? {
-            let _ = std::fs::remove_file(e?.path());
+            std::fs::remove_file(e?.path()).ok();
         }
         Ok(BlobStore {
             op,
@@ -203,7 +203,7 @@ impl BlobStore {
             }
             .await;
             if res.is_err() {
-                let _ = tokio::fs::remove_file(&from).await;
+                tokio::fs::remove_file(&from).await.ok();
             }
             return res.map_err(Into::into);
         }
@@ -232,7 +232,7 @@ impl BlobStore {
             Ok::<_, StoreError>(())
         }
         .await;
-        let _ = tokio::fs::remove_file(&from).await;
+        tokio::fs::remove_file(&from).await.ok();
         res
     }
 
@@ -352,7 +352,7 @@ struct StagingGuard(Option<PathBuf>);
 impl Drop for StagingGuard {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
+            std::fs::remove_file(p).ok();
         }
     }
 }

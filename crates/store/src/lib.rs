@@ -6,6 +6,13 @@
 //! blob is committed (fsynced, renamed) before the record's transaction; the record is deleted
 //! before the blob. A crash in between leaves at worst an unreferenced blob, never a dangling
 //! record.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies that only the integration tests use"
+    )
+)]
 
 mod blob;
 mod error;

@@ -526,10 +526,10 @@ impl MetaStore for SqliteMeta {
                 match tag_nodes.get(&tag) {
                     Some(&i) => {
                         // A tag any person used is a user tag in the picture.
-                        if let GraphNode::Tag { kind: k, .. } = &mut g.nodes[i] {
-                            if kind == TagKind::User {
-                                *k = TagKind::User;
-                            }
+                        if let GraphNode::Tag { kind: k, .. } = &mut g.nodes[i]
+                            && kind == TagKind::User
+                        {
+                            *k = TagKind::User;
                         }
                     }
                     None => {

@@ -1,6 +1,10 @@
 //! `BlobStore` over an OpenDAL operator that is not local disk (the branches S3-compatible stores
 //! take), run on OpenDAL's in-memory service: stage, commit (and commit again), whole and ranged
 //! reads, delete.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 use bytes::Bytes;
 use disgrafs_store::{BlobStore, StoreError};

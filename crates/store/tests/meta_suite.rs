@@ -1,5 +1,9 @@
 //! The contract every `MetaStore` adapter keeps, run against each adapter (SQLite here; the
 //! PostgreSQL adapter of the scale-out issue joins this list).
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 use disgrafs_core::query::parse;
 use disgrafs_core::{FileKind, FileName};

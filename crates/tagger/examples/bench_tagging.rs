@@ -1,5 +1,9 @@
 //! Runs the keyword-extraction benchmark and prints its table (or JSON rows with `--json`):
 //! `cargo run --release -p disgrafs-tagger --example bench_tagging [-- --json]`.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 fn main() {
     let json = std::env::args().any(|a| a == "--json");

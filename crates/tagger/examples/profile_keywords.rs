@@ -1,5 +1,9 @@
 //! Profiling aid: YAKE over one text file, many times
 //! (`cargo run --release -p disgrafs-tagger --example profile_keywords -- FILE [PASSES]`).
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 fn main() {
     let mut args = std::env::args().skip(1);

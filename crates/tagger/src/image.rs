@@ -112,7 +112,7 @@ fn read_exif(exif: &exif::Exif, f: &mut ImageFacts) {
         if let Some(Value::Ascii(o)) = exif.get_field(offset_tag, In::PRIMARY).map(|f| &f.value)
             && let Some(o) = o.first()
         {
-            let _ = dt.parse_offset(o);
+            dt.parse_offset(o).ok();
         }
         let valid = (1826..=2200).contains(&dt.year)
             && (1..=12).contains(&dt.month)

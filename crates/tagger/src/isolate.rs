@@ -141,10 +141,10 @@ fn child_main(job: &str) -> i32 {
     let env_num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     if let Some(mem) = env_num(ENV_MEMORY) {
         // Best effort: a kernel that refuses leaves the parent's timeout as the bound.
-        let _ = rlimit::setrlimit(rlimit::Resource::AS, mem, mem);
+        rlimit::setrlimit(rlimit::Resource::AS, mem, mem).ok();
     }
     if let Some(cpu) = env_num(ENV_CPU) {
-        let _ = rlimit::setrlimit(rlimit::Resource::CPU, cpu, cpu + 1);
+        rlimit::setrlimit(rlimit::Resource::CPU, cpu, cpu + 1).ok();
     }
     let (Some(job), Some(input)) = (Job::from_name(job), std::env::var_os(ENV_INPUT)) else {
         eprintln!("disgrafs-tagger child: unknown job {job:?} or no input");
@@ -226,14 +226,14 @@ fn run_child(exe: &PathBuf, job: Job, path: &Path, limits: &Limits) -> Result<Ve
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
+                child.kill().ok();
+                child.wait().ok();
                 break None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                child.kill().ok();
+                child.wait().ok();
                 return Err(Failure::Crashed(e.to_string()));
             }
         }
@@ -281,7 +281,7 @@ fn run_in_thread(job: Job, path: &Path, limits: &Limits) -> Result<Vec<u8>, Fail
         .spawn(move || {
             let result = std::panic::catch_unwind(|| job.run(&path, max_output));
             // The receiver may have given up (timeout): nothing to do then.
-            let _ = tx.send(result);
+            tx.send(result).ok();
         })
         .map_err(Failure::Spawn)?;
     match rx.recv_timeout(limits.timeout) {

@@ -22,6 +22,13 @@
 //! Architecture invariant: no network IO, no knowledge of HTTP or of the store; the input is a
 //! local file path (the blob, or a spooled copy of a remote one). User tags are not this crate's
 //! business: it only proposes automatic ones.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies that only the integration tests use"
+    )
+)]
 
 use disgrafs_core::{FileKind, normalize_tag};
 use serde::{Deserialize, Serialize};

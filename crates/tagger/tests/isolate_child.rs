@@ -1,5 +1,9 @@
 //! The child-process mode of `isolate`: this test binary is its own child, as the `disgrafs`
 //! binary is in production (its `main` calls `run_child_if_requested` first).
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 

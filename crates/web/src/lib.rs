@@ -8,6 +8,13 @@
 //!
 //! Architecture invariant: this crate knows nothing of the API; the page talks to `/api/*` over
 //! HTTP, and the server merges this router beside its own.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies that only the integration tests use"
+    )
+)]
 
 use axum::Router;
 use axum::body::Body;

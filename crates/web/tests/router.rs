@@ -1,4 +1,8 @@
 //! The embedded page's router: content types, cache headers, conditional requests, 404s.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};

@@ -378,7 +378,7 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
         Ok(())
     });
     if let Err(e) = pinned {
-        let _ = pin::remove_attachment(&a);
+        pin::remove_attachment(&a).ok();
         return Err(e);
     }
     Ok(AttachReport { mode, warnings })
@@ -469,7 +469,7 @@ pub fn set_flow_tracking(iface: &str, netns: Option<&str>, on: bool) -> Result<(
             HashMap::try_from(&mut m).map_err(|e| AccelError::bpf("flow_cpus", e))?;
         let keys: Vec<u32> = flows.keys().filter_map(Result::ok).collect();
         for k in keys {
-            let _ = flows.remove(&k);
+            flows.remove(&k).ok();
         }
     }
     let mut m = open_pinned(&a, "cb_config")?;

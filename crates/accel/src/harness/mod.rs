@@ -137,10 +137,11 @@ impl NetNsGuard {
 impl Drop for NetNsGuard {
     fn drop(&mut self) {
         // Deleting the namespace deletes the interfaces in it (and so both ends of a veth pair).
-        let _ = Command::new("ip")
+        Command::new("ip")
             .args(["netns", "del", &self.name])
             .stderr(Stdio::null())
-            .status();
+            .status()
+            .ok();
     }
 }
 
@@ -320,10 +321,10 @@ impl Drop for CgroupGuard {
     fn drop(&mut self) {
         if let Ok(procs) = fs::read_to_string(self.path.join("cgroup.procs")) {
             for pid in procs.lines() {
-                let _ = fs::write(self.home.join("cgroup.procs"), pid);
+                fs::write(self.home.join("cgroup.procs"), pid).ok();
             }
         }
-        let _ = fs::remove_dir(&self.path);
+        fs::remove_dir(&self.path).ok();
     }
 }
 
@@ -348,6 +349,6 @@ impl AttachmentGuard {
 
 impl Drop for AttachmentGuard {
     fn drop(&mut self) {
-        let _ = crate::pin::remove_attachment(&self.0);
+        crate::pin::remove_attachment(&self.0).ok();
     }
 }

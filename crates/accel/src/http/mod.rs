@@ -245,7 +245,7 @@ impl HttpObserver {
     fn shutdown(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.reader.take() {
-            let _ = h.join();
+            h.join().ok();
         }
     }
 }

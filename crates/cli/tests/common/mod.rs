@@ -64,8 +64,8 @@ impl Server {
 
     /// Stops the server hard (SIGKILL), keeping its data directory; returns the directory's owner.
     pub fn kill(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill().ok();
+        self.child.wait().ok();
         (self.data.clone(), self._dir.take())
     }
 
@@ -166,7 +166,7 @@ impl Server {
         s.set_read_timeout(Some(wait)).unwrap();
         s.write_all(bytes).unwrap();
         let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
+        s.read_to_end(&mut out).ok();
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -181,8 +181,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 }
 
