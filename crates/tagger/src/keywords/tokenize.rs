@@ -4,6 +4,7 @@
 //! document as a whole was detected as, so mixed English/Chinese text works.
 
 use jieba_rs::Jieba;
+use std::ops::ControlFlow;
 use std::sync::OnceLock;
 
 /// What the tokenizer found, in text order.
@@ -47,14 +48,30 @@ fn is_sentence_end(c: char) -> bool {
 
 /// Calls `f` for each piece of `text`.
 pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
+    let _ = tokenize_until(text, |p| {
+        f(p);
+        ControlFlow::Continue(())
+    });
+}
+
+/// [`tokenize`] that stops as soon as `f` breaks. Linear in `text`: every step moves forward,
+/// and nothing looks back (whether the text before a newline ended in CJK is remembered, not
+/// searched for).
+pub(crate) fn tokenize_until<'a>(
+    text: &'a str,
+    mut f: impl FnMut(Piece<'a>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
     let bytes = text.as_bytes();
     let mut i = 0;
+    // The last character that was not whitespace is CJK.
+    let mut after_cjk = false;
     while i < bytes.len() {
         let b = bytes[i];
         // ASCII fast paths: most text is ASCII, and decoding a char per byte costs.
         if b.is_ascii() {
             if b.is_ascii_alphanumeric() {
-                i = word(text, i, &mut f);
+                i = word(text, i, &mut f)?;
+                after_cjk = false;
             } else if b == b'\n' {
                 // A blank line (only whitespace between two newlines) ends a sentence; a single
                 // newline is just wrapping.
@@ -63,12 +80,12 @@ pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
                     j += 1;
                 }
                 if j < bytes.len() && bytes[j] == b'\n' {
-                    f(Piece::SentenceBreak);
+                    f(Piece::SentenceBreak)?;
                     j += 1;
-                } else if text[..i].trim_end().ends_with(is_cjk) || text[j..].starts_with(is_cjk) {
+                } else if after_cjk || text[j..].starts_with(is_cjk) {
                     // Chinese is not wrapped with newlines: a line end there ends a heading or
                     // a list item, which a keyphrase must not run across.
-                    f(Piece::BlockBreak);
+                    f(Piece::BlockBreak)?;
                 }
                 i = j;
             } else if b.is_ascii_whitespace() {
@@ -77,13 +94,17 @@ pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
                 let next = bytes.get(i + 1).copied();
                 if next.is_none_or(|n| n.is_ascii_whitespace() || matches!(n, b'"' | b'\'' | b')'))
                 {
-                    f(Piece::SentenceBreak);
+                    f(Piece::SentenceBreak)?;
                 } else {
-                    f(Piece::BlockBreak);
+                    f(Piece::BlockBreak)?;
                 }
+                after_cjk = false;
                 i += 1;
             } else {
-                f(Piece::BlockBreak);
+                f(Piece::BlockBreak)?;
+                // A vertical tab is whitespace to `char` (and so to the rule above) but not to
+                // `is_ascii_whitespace`.
+                after_cjk &= (b as char).is_whitespace();
                 i += 1;
             }
             continue;
@@ -105,27 +126,36 @@ pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
                 f(Piece::Word {
                     text: token.word,
                     cjk: true,
-                });
+                })?;
             }
+            after_cjk = true;
             i = end;
         } else if is_word_char(c) {
-            i = word(text, i, &mut f);
+            i = word(text, i, &mut f)?;
+            after_cjk = false;
         } else if c.is_whitespace() {
             i += c.len_utf8();
         } else if is_sentence_end(c) {
-            f(Piece::SentenceBreak);
+            f(Piece::SentenceBreak)?;
+            after_cjk = false;
             i += c.len_utf8();
         } else {
-            f(Piece::BlockBreak);
+            f(Piece::BlockBreak)?;
+            after_cjk = false;
             i += c.len_utf8();
         }
     }
+    ControlFlow::Continue(())
 }
 
 /// Scans one Latin-script word starting at `start`; returns where scanning resumes. Joiners
 /// (`-`, `'`, `’`, and `.` between digits) stay inside a word when a word character follows, so
 /// `state-of-the-art`, `don't` and `3.14` are one word each. A possessive `'s` is dropped.
-fn word<'a>(text: &'a str, start: usize, f: &mut impl FnMut(Piece<'a>)) -> usize {
+fn word<'a>(
+    text: &'a str,
+    start: usize,
+    f: &mut impl FnMut(Piece<'a>) -> ControlFlow<()>,
+) -> ControlFlow<(), usize> {
     let mut end = start;
     let mut prev_digit = false;
     let mut iter = text[start..].char_indices().peekable();
@@ -151,8 +181,8 @@ fn word<'a>(text: &'a str, start: usize, f: &mut impl FnMut(Piece<'a>)) -> usize
     f(Piece::Word {
         text: w,
         cjk: false,
-    });
-    end.max(start + 1)
+    })?;
+    ControlFlow::Continue(end.max(start + 1))
 }
 
 #[cfg(test)]
