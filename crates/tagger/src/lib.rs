@@ -18,8 +18,8 @@
 //! Every extractor is bounded in work and memory and must survive any input; what it cannot read
 //! it skips with a warning in [`Tagging::warnings`] (also logged with `tracing`). Work is linear
 //! in the (bounded) input and counted in [`Tagging::work`]; every extractor also stops at the
-//! caller's [`Deadline`] (checked in its loops and on every read of the file), so no input keeps
-//! a worker. Parsers known to panic or hang run through [`isolate`].
+//! caller's [`Deadline`] (checked in its loops and on every read a parser makes of the file), so
+//! no input keeps a worker. Parsers known to panic or hang run through [`isolate`].
 //!
 //! Architecture invariant: no network IO, no knowledge of HTTP or of the store; the input is a
 //! local file path (the blob, or a spooled copy of a remote one). User tags are not this crate's
