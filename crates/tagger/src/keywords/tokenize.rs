@@ -27,6 +27,9 @@ fn jieba() -> &'static Jieba {
     JIEBA.get_or_init(Jieba::new)
 }
 
+/// The most CJK text (bytes) handed to jieba at once.
+const MAX_CJK_SLICE: usize = 16 << 10;
+
 /// Han ideographs, kana and the CJK punctuation-free ranges jieba knows how to cut.
 pub fn is_cjk(c: char) -> bool {
     matches!(c as u32,
@@ -122,11 +125,22 @@ pub(crate) fn tokenize_until<'a>(
                 }
                 end = start + off + c.len_utf8();
             }
-            for token in jieba().cut(&text[start..end], true) {
-                f(Piece::Word {
-                    text: token.word,
-                    cjk: true,
-                })?;
+            // In slices, so that a run without punctuation (a few MiB of it are possible) costs
+            // jieba bounded memory and lets the caller stop between slices; a word cut at a
+            // slice's end is the price, once per 16 KiB.
+            let mut from = start;
+            while from < end {
+                let mut to = (from + MAX_CJK_SLICE).min(end);
+                while !text.is_char_boundary(to) {
+                    to -= 1;
+                }
+                for token in jieba().cut(&text[from..to], true) {
+                    f(Piece::Word {
+                        text: token.word,
+                        cjk: true,
+                    })?;
+                }
+                from = to;
             }
             after_cjk = true;
             i = end;
@@ -239,5 +253,20 @@ mod tests {
         assert_eq!(pieces("熊猫\n竹子"), ["熊猫", "|", "竹子"]);
         assert_eq!(pieces("bamboo\nforest"), ["bamboo", "forest"]);
         assert!(p.contains(&"Rust".to_string()));
+    }
+
+    #[test]
+    fn long_cjk_runs_are_cut_in_slices() {
+        let run = "大熊猫竹子".repeat(4 * MAX_CJK_SLICE / "大熊猫竹子".len());
+        let mut words = 0;
+        let mut longest = 0;
+        tokenize(&run, |p| {
+            if let Piece::Word { text, .. } = p {
+                words += 1;
+                longest = longest.max(text.len());
+            }
+        });
+        assert!(words >= 4 * MAX_CJK_SLICE / "大熊猫竹子".len(), "{words}");
+        assert!(longest <= MAX_CJK_SLICE);
     }
 }
