@@ -42,7 +42,10 @@ impl TagThread {
                     libc::setpriority(libc::PRIO_PROCESS, tid, 19);
                 }
                 while let Ok((path, name, reply)) = rx.recv() {
-                    let _ = reply.send(disgrafs_tagger::tag_file(&path, &name));
+                    // The tagger stops itself at the timeout, so the next job finds the thread
+                    // free; the timeout in `run` is only the backstop.
+                    let deadline = disgrafs_tagger::Deadline::after(TAG_TIMEOUT);
+                    let _ = reply.send(disgrafs_tagger::tag_file_with(&path, &name, &deadline));
                 }
             })?;
         Ok(TagThread(tx))
