@@ -42,8 +42,13 @@ impl TagThread {
                     libc::setpriority(libc::PRIO_PROCESS, tid, 19);
                 }
                 while let Ok((path, name, reply)) = rx.recv() {
-                    // Err: the worker stopped waiting (timeout); nobody wants this result.
-                    reply.send(disgrafs_tagger::tag_file(&path, &name)).ok();
+                    // The tagger stops itself at the timeout, so the next job finds the thread
+                    // free; the timeout in `run` is only the backstop.
+                    let deadline = disgrafs_tagger::Deadline::after(TAG_TIMEOUT);
+                    // Err: the worker stopped waiting; nobody wants this result.
+                    reply
+                        .send(disgrafs_tagger::tag_file_with(&path, &name, &deadline))
+                        .ok();
                 }
             })?;
         Ok(TagThread(tx))

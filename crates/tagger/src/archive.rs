@@ -6,11 +6,12 @@
 //! is seen (a forged directory could claim millions of entries). Entry data is never inflated, so
 //! a zip bomb costs nothing. Tar: entries are read in order, through gzip when compressed; the
 //! bytes decompressed are capped at [`MAX_UNPACKED_BYTES`] (a gzip bomb stops there), and both
-//! formats stop after [`MAX_ENTRIES`].
+//! formats stop after [`MAX_ENTRIES`]. A name is kept up to [`MAX_NAME_BYTES`] (a tar long name
+//! can be as long as the archive), so keyword counting is linear in the listing.
 
 use crate::Collector;
 use crate::keywords::split_identifier;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -20,6 +21,13 @@ pub const VERSION: u32 = 1;
 pub const MAX_ENTRIES: usize = 10_000;
 /// Decompressed tar bytes read at most (entry data is skipped by reading it).
 pub const MAX_UNPACKED_BYTES: u64 = 256 << 20;
+/// The longest entry name kept (Linux's PATH_MAX); the rest of a longer one is dropped.
+pub const MAX_NAME_BYTES: usize = 4096;
+
+/// An entry name, cut to [`MAX_NAME_BYTES`].
+fn entry_name(raw: &[u8]) -> String {
+    String::from_utf8_lossy(&raw[..raw.len().min(MAX_NAME_BYTES)]).into_owned()
+}
 
 /// The names in an archive.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,6 +37,9 @@ pub struct Listing {
     pub truncated: bool,
     /// Why listing stopped early, when it did on an error.
     pub error: Option<String>,
+    /// Bytes of the tar stream read, after decompression (zero for zip, which is never
+    /// inflated).
+    pub unpacked: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,9 +134,7 @@ pub fn zip_names<R: Read + Seek>(r: &mut R) -> Result<Listing, ArchiveError> {
             break;
         }
         std::io::copy(&mut (&mut r).take(skip), &mut std::io::sink())?;
-        listing
-            .names
-            .push(String::from_utf8_lossy(&name).into_owned());
+        listing.names.push(entry_name(&name));
     }
     Ok(listing)
 }
@@ -134,6 +143,12 @@ pub fn zip_names<R: Read + Seek>(r: &mut R) -> Result<Listing, ArchiveError> {
 struct Capped<R> {
     inner: R,
     left: u64,
+}
+
+impl<R> Capped<R> {
+    fn used(&self) -> u64 {
+        MAX_UNPACKED_BYTES - self.left
+    }
 }
 
 impl<R: Read> Read for Capped<R> {
@@ -160,29 +175,26 @@ pub fn tar_names<R: Read>(r: R) -> Listing {
         left: MAX_UNPACKED_BYTES,
     });
     let mut listing = Listing::default();
-    let entries = match archive.entries() {
-        Ok(e) => e,
-        Err(e) => {
-            listing.error = Some(e.to_string());
-            return listing;
-        }
-    };
-    for entry in entries {
-        if listing.names.len() >= MAX_ENTRIES {
-            listing.truncated = true;
-            break;
-        }
-        match entry {
-            Ok(entry) => listing
-                .names
-                .push(String::from_utf8_lossy(&entry.path_bytes()).into_owned()),
-            Err(e) => {
-                listing.truncated = true;
-                listing.error = Some(e.to_string());
-                break;
+    match archive.entries() {
+        Ok(entries) => {
+            for entry in entries {
+                if listing.names.len() >= MAX_ENTRIES {
+                    listing.truncated = true;
+                    break;
+                }
+                match entry {
+                    Ok(entry) => listing.names.push(entry_name(&entry.path_bytes())),
+                    Err(e) => {
+                        listing.truncated = true;
+                        listing.error = Some(e.to_string());
+                        break;
+                    }
+                }
             }
         }
+        Err(e) => listing.error = Some(e.to_string()),
     }
+    listing.unpacked = archive.into_inner().used();
     listing
 }
 
@@ -226,14 +238,18 @@ pub fn name_keywords(names: &[String], top: usize) -> Vec<(String, usize)> {
             split_identifier(part, &mut words);
             words.push(' ');
         }
-        let mut seen: Vec<String> = Vec::new();
+        // Once per entry: a set, since one long name can hold thousands of words.
+        let mut seen: HashSet<String> = HashSet::new();
         for w in words.split(|c: char| !c.is_alphanumeric()) {
+            if crate::keywords::is_overlong(w) {
+                continue;
+            }
             let lower = w.to_lowercase();
             let useful = lower.chars().count() >= 3
                 && !lower.chars().all(|c| c.is_ascii_digit())
                 && !crate::keywords::is_stop_word(&lower);
-            if useful && !seen.contains(&lower) {
-                seen.push(lower);
+            if useful {
+                seen.insert(lower);
             }
         }
         for w in seen {
@@ -251,21 +267,24 @@ pub(crate) fn tag_archive(c: &mut Collector, path: &Path, mime: &str) {
         return;
     };
     let listing = match mime {
-        "application/zip" => match zip_names(&mut file) {
-            Ok(l) => l,
-            Err(e) => {
-                c.warn(format!("archive: {e}"));
-                return;
-            }
-        },
-        "application/x-tar" => tar_names(BufReader::new(file)),
-        "application/gzip" => match targz_names(BufReader::new(file)) {
-            Some(l) => l,
-            // Plain gzip of one file: nothing to list.
-            None => return,
-        },
-        _ => return,
+        "application/zip" => zip_names(&mut file).map_err(|e| e.to_string()),
+        "application/x-tar" => Ok(tar_names(BufReader::new(&mut file))),
+        // None: plain gzip of one file, nothing to list.
+        "application/gzip" => targz_names(BufReader::new(&mut file)).ok_or_else(String::new),
+        _ => Err(String::new()),
     };
+    c.count_read(&file);
+    let listing = match listing {
+        Ok(l) => l,
+        Err(e) => {
+            if !e.is_empty() {
+                c.warn(format!("archive: {e}"));
+            }
+            return;
+        }
+    };
+    c.out.work.entries += listing.names.len() as u64;
+    c.out.work.bytes_unpacked += listing.unpacked;
     if let Some(e) = &listing.error {
         c.warn(format!(
             "archive: listing stopped after {} entries: {e}",

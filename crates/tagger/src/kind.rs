@@ -6,6 +6,10 @@ use disgrafs_core::FileKind;
 /// Version of the kind extractor (2: text with a few invalid UTF-8 bytes is still text).
 pub const VERSION: u32 = 2;
 
+/// How many leading bytes of a content [`detect`] looks at: the store keeps this head of every
+/// upload to type the record at once, and the tagger reads the same (one value, in core).
+pub use disgrafs_core::HEAD_BYTES as HEAD_LEN;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detected {
     pub mime: String,
@@ -111,7 +115,7 @@ fn looks_like_text(head: &[u8]) -> bool {
             .any(|&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c | 0x1b)))
 }
 
-/// Detects a content's type from its first bytes (8 KiB are plenty) and its name.
+/// Detects a content's type from its first [`HEAD_LEN`] bytes and its name.
 pub fn detect(head: &[u8], name: &str) -> Detected {
     let ext = ext_of(name);
     if let Some(t) = infer::get(head) {

@@ -15,9 +15,11 @@
 //! | `media`     | [`media`]     | artist, album, genre, year, `duration_s` (MP3, FLAC, Ogg, M4A)|
 //! | `archive`   | [`archive`]   | keywords from entry names of zip and tar(.gz), `entries`      |
 //!
-//! Every extractor is bounded in time and memory and must survive any input; what it cannot read
-//! it skips with a warning in [`Tagging::warnings`] (also logged with `tracing`). Parsers known to
-//! panic or hang run through [`isolate`].
+//! Every extractor is bounded in work and memory and must survive any input; what it cannot read
+//! it skips with a warning in [`Tagging::warnings`] (also logged with `tracing`). Work is linear
+//! in the (bounded) input and counted in [`Tagging::work`]; every extractor also stops at the
+//! caller's [`Deadline`] (checked in its loops and on every read a parser makes of the file), so
+//! no input keeps a worker. Parsers known to panic or hang run through [`isolate`].
 //!
 //! Architecture invariant: no network IO, no knowledge of HTTP or of the store; the input is a
 //! local file path (the blob, or a spooled copy of a remote one). User tags are not this crate's
@@ -38,6 +40,7 @@ use std::path::Path;
 
 pub mod archive;
 pub mod bench;
+pub mod budget;
 pub mod image;
 pub mod isolate;
 pub mod keywords;
@@ -47,7 +50,8 @@ pub mod media;
 pub mod pdf;
 pub mod text;
 
-pub use kind::{Detected, detect};
+pub use budget::{Deadline, Work};
+pub use kind::{Detected, HEAD_LEN, detect};
 
 /// Tags below this confidence are kept but not shown by default (the page and `disgrafs ls`
 /// filter on it).
@@ -84,8 +88,11 @@ pub struct Tagging {
     /// with what was safe.
     pub warnings: Vec<String>,
     /// [`extractor_versions`] as they were when this tagging was made: the store keeps it beside
-    /// the tags and re-tags when [`needs_retag`] says so.
+    /// the tags and re-tags when an extractor's version rose (`disgrafs_store::Retag::is_due`).
     pub versions: BTreeMap<String, u32>,
+    /// What the extractors did (bytes read, words scanned...): bounded whatever the input.
+    #[serde(default)]
+    pub work: Work,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +102,9 @@ pub enum TagError {
         path: String,
         source: std::io::Error,
     },
+    /// The deadline passed; `extractor` was stopped (what it had done is in `work`).
+    #[error("tagging stopped at its deadline, in the {extractor} extractor")]
+    Deadline { extractor: &'static str, work: Work },
 }
 
 /// Every extractor with its current version. Raise an extractor's version when its output for
@@ -112,18 +122,12 @@ pub fn extractor_versions() -> Vec<(&'static str, u32)> {
     ]
 }
 
-/// Does a content tagged with `stored` versions need re-tagging? True when any extractor is new
-/// or its version rose. (A lower current version, after a downgrade, does not retag.)
-pub fn needs_retag(stored: &BTreeMap<String, u32>) -> bool {
-    extractor_versions()
-        .iter()
-        .any(|(name, v)| stored.get(*name).is_none_or(|s| s < v))
-}
 
 /// Accumulates one content's tags, fields and warnings; normalizes and deduplicates tag names.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Collector {
     out: Tagging,
+    deadline: Deadline,
 }
 
 impl Collector {
@@ -165,11 +169,22 @@ impl Collector {
         }
     }
 
-    /// Opens the content for an extractor; a failure is that extractor's warning.
-    pub(crate) fn open(&mut self, extractor: &str, path: &Path) -> Option<std::fs::File> {
+    /// Opens the content for an extractor, metered (the bytes read count into
+    /// [`Tagging::work`] through [`Collector::count_read`]; reads fail once the deadline has
+    /// passed); a failure is that extractor's warning.
+    pub(crate) fn open(
+        &mut self,
+        extractor: &str,
+        path: &Path,
+    ) -> Option<budget::Metered<std::fs::File>> {
         std::fs::File::open(path)
+            .map(|f| budget::Metered::new(f, self.deadline))
             .map_err(|e| self.warn(format!("{extractor}: cannot open: {e}")))
             .ok()
+    }
+
+    pub(crate) fn count_read<R>(&mut self, file: &budget::Metered<R>) {
+        self.out.work.bytes_read += file.bytes;
     }
 
     pub(crate) fn warn(&mut self, msg: impl Into<String>) {
@@ -182,20 +197,30 @@ impl Collector {
 /// Tags one file. `name` is the name the file was uploaded under: only a hint (its extension
 /// becomes a tag when it agrees with the content, and picks the text format of text files).
 ///
-/// Errors only when the file cannot be opened or read at all; everything else is a warning.
+/// Errors only when the file cannot be opened or read at all, or after
+/// [`budget::DEFAULT_TIMEOUT`]; everything else is a warning.
 pub fn tag_file(path: &Path, name: &str) -> Result<Tagging, TagError> {
+    tag_file_with(path, name, &Deadline::after(budget::DEFAULT_TIMEOUT))
+}
+
+/// [`tag_file`] that stops at `deadline` with [`TagError::Deadline`].
+pub fn tag_file_with(path: &Path, name: &str, deadline: &Deadline) -> Result<Tagging, TagError> {
     let io = |source| TagError::Io {
         path: path.display().to_string(),
         source,
     };
-    let mut head = Vec::with_capacity(8192);
+    let mut head = Vec::with_capacity(HEAD_LEN);
     std::fs::File::open(path)
         .map_err(io)?
-        .take(8192)
+        .take(HEAD_LEN as u64)
         .read_to_end(&mut head)
         .map_err(io)?;
     let d = detect(&head, name);
-    let mut c = Collector::default();
+    let mut c = Collector {
+        out: Tagging::default(),
+        deadline: *deadline,
+    };
+    c.out.work.bytes_read = head.len() as u64;
     c.out.mime = d.mime.clone();
     c.out.kind = d.kind;
     c.out.versions = extractor_versions()
@@ -211,17 +236,17 @@ pub fn tag_file(path: &Path, name: &str) -> Result<Tagging, TagError> {
     // not foresee) costs its tags only.
     let mime = d.mime.as_str();
     if let Some(format) = text::format_of(mime) {
-        guarded(&mut c, "keywords", |c| text::tag_text_file(c, path, format));
+        guarded(&mut c, "keywords", |c| text::tag_text_file(c, path, format))?;
     } else if mime == "application/pdf" {
-        guarded(&mut c, "pdf", |c| pdf::tag_pdf(c, path));
+        guarded(&mut c, "pdf", |c| pdf::tag_pdf(c, path))?;
     } else {
         match d.kind {
-            FileKind::Image => guarded(&mut c, "image", |c| image::tag_image(c, path)),
+            FileKind::Image => guarded(&mut c, "image", |c| image::tag_image(c, path))?,
             FileKind::Audio | FileKind::Video if media::supports(mime) => {
-                guarded(&mut c, "media", |c| media::tag_media(c, path))
+                guarded(&mut c, "media", |c| media::tag_media(c, path))?
             }
             FileKind::Archive => {
-                guarded(&mut c, "archive", |c| archive::tag_archive(c, path, mime))
+                guarded(&mut c, "archive", |c| archive::tag_archive(c, path, mime))?
             }
             _ => {}
         }
@@ -229,9 +254,15 @@ pub fn tag_file(path: &Path, name: &str) -> Result<Tagging, TagError> {
     Ok(c.out)
 }
 
-/// Runs one extractor, turning a panic into a warning. Extractors are written not to panic; this
-/// is the last line for the libraries they call.
-fn guarded(c: &mut Collector, extractor: &str, f: impl FnOnce(&mut Collector)) {
+/// Runs one extractor, turning a panic into a warning (extractors are written not to panic;
+/// this is the last line for the libraries they call) and a passed deadline into the error: an
+/// extractor stopped by it may have left its work half done, which must not be recorded as the
+/// content's tags.
+fn guarded(
+    c: &mut Collector,
+    extractor: &'static str,
+    f: impl FnOnce(&mut Collector),
+) -> Result<(), TagError> {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)));
     if let Err(payload) = result {
         c.warn(format!(
@@ -239,13 +270,31 @@ fn guarded(c: &mut Collector, extractor: &str, f: impl FnOnce(&mut Collector)) {
             isolate::panic_message(&*payload)
         ));
     }
+    if c.deadline.passed() {
+        return Err(TagError::Deadline {
+            extractor,
+            work: c.out.work,
+        });
+    }
+    Ok(())
 }
 
 /// Runs the keyword and language extractors on plain text; shared by text files and PDFs.
 pub(crate) fn tag_plain_text(c: &mut Collector, plain: &str) {
     let lang = language::tag_language(c, plain);
     let extractor = keywords::Yake::default();
-    for k in keywords::KeywordExtractor::extract(&extractor, plain, lang, MAX_KEYWORDS) {
+    let mut work = Work::default();
+    let found = keywords::KeywordExtractor::extract_within(
+        &extractor,
+        plain,
+        lang,
+        MAX_KEYWORDS,
+        &c.deadline,
+        &mut work,
+    );
+    c.out.work.add(&work);
+    // On `Err`, the deadline passed: `guarded` reports it.
+    for k in found.unwrap_or_default() {
         c.tag("keywords", keywords::VERSION, &k.text, k.confidence);
     }
 }

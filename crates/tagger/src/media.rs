@@ -113,10 +113,12 @@ pub fn inspect<R: Read + Seek>(r: R) -> Result<MediaFacts, lofty::error::FilePar
 }
 
 pub(crate) fn tag_media(c: &mut Collector, path: &Path) {
-    let Some(file) = c.open("media", path) else {
+    let Some(mut file) = c.open("media", path) else {
         return;
     };
-    let f = match inspect(file) {
+    let f = inspect(&mut file);
+    c.count_read(&file);
+    let f = match f {
         Ok(f) => f,
         Err(e) => {
             c.warn(format!("media: unreadable: {e}"));

@@ -59,10 +59,13 @@ pub(crate) fn tag_pdf(c: &mut Collector, path: &Path) {
             return;
         }
     }
-    let limits = Limits {
+    let mut limits = Limits {
         max_output: crate::text::MAX_TEXT_BYTES,
         ..Limits::default()
     };
+    if let Some(left) = c.deadline.remaining() {
+        limits.timeout = limits.timeout.min(left);
+    }
     let out = match isolate::run(Job::PdfText, path, &limits) {
         Ok(out) => out,
         Err(e) => {

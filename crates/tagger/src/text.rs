@@ -5,6 +5,7 @@
 //! megabytes, and the worker's memory and time stay bounded whatever the upload.
 
 use crate::Collector;
+use crate::budget::{Deadline, Expired, Ticker};
 use crate::keywords::split_identifier;
 use std::io::Read;
 use std::path::Path;
@@ -61,11 +62,16 @@ pub fn decode(mut bytes: Vec<u8>, truncated: bool) -> (String, bool) {
 
 /// Plain text of `text` in `format`.
 pub fn to_plain(text: &str, format: Format) -> String {
+    to_plain_within(text, format, &Deadline::NEVER).unwrap_or_default()
+}
+
+/// [`to_plain`] that gives up at `deadline`.
+pub fn to_plain_within(text: &str, format: Format, deadline: &Deadline) -> Result<String, Expired> {
     match format {
-        Format::Plain => text.to_string(),
-        Format::Markdown => markdown_text(text),
-        Format::Html => html_text(text),
-        Format::Code => code_text(text),
+        Format::Plain => Ok(text.to_string()),
+        Format::Markdown => markdown_text(text, deadline),
+        Format::Html => html_text(text, deadline),
+        Format::Code => code_text(text, deadline),
     }
 }
 
@@ -78,6 +84,7 @@ pub(crate) fn tag_text_file(c: &mut Collector, path: &Path, format: Format) {
             return;
         }
     };
+    c.out.work.bytes_read += bytes.len() as u64;
     if truncated {
         c.warn(format!(
             "keywords: only the first {} MiB of text were read",
@@ -88,18 +95,23 @@ pub(crate) fn tag_text_file(c: &mut Collector, path: &Path, format: Format) {
     if lossy {
         c.warn("keywords: invalid UTF-8 replaced");
     }
-    let plain = to_plain(&text, format);
+    let Ok(plain) = to_plain_within(&text, format, &c.deadline) else {
+        // `tag_file_with` reports the deadline.
+        return;
+    };
     c.field("text_bytes", plain.len().to_string());
     crate::tag_plain_text(c, &plain);
 }
 
 /// Markdown's text: paragraphs and headings become sentences; code blocks, URLs and raw HTML
 /// are dropped (they are not prose).
-fn markdown_text(md: &str) -> String {
+fn markdown_text(md: &str, deadline: &Deadline) -> Result<String, Expired> {
     use pulldown_cmark::{Event, Parser, Tag, TagEnd};
     let mut out = String::with_capacity(md.len());
     let mut in_code_block = false;
+    let mut ticker = Ticker::new(deadline);
     for event in Parser::new(md) {
+        ticker.tick()?;
         match event {
             Event::Start(Tag::CodeBlock(_)) => in_code_block = true,
             Event::End(TagEnd::CodeBlock) => in_code_block = false,
@@ -116,7 +128,7 @@ fn markdown_text(md: &str) -> String {
             _ => {}
         }
     }
-    out
+    Ok(out)
 }
 
 /// Elements whose content is not text.
@@ -152,10 +164,12 @@ const BLOCK_ELEMENTS: [&str; 24] = [
 /// HTML's text: tags, comments, scripts and styles removed, common entities decoded. A lenient
 /// hand-written scanner rather than a DOM parser: it only needs the words, and must be linear on
 /// any input.
-fn html_text(html: &str) -> String {
+fn html_text(html: &str, deadline: &Deadline) -> Result<String, Expired> {
     let mut out = String::with_capacity(html.len() / 2);
     let mut rest = html;
+    let mut ticker = Ticker::new(deadline);
     while let Some(lt) = rest.find(['<', '&']) {
+        ticker.tick()?;
         out.push_str(&rest[..lt]);
         rest = &rest[lt..];
         if rest.starts_with('&') {
@@ -199,7 +213,7 @@ fn html_text(html: &str) -> String {
         });
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
 /// Decodes the entity at the start of `s` (which starts with `&`): the text and bytes consumed.
@@ -373,9 +387,11 @@ const CODE_KEYWORDS: &[&str] = &[
 /// Source code as words: identifiers split (`parseHttpRequest` → `parse Http Request`),
 /// reserved words dropped, comments and strings kept as they are; each line is a sentence, so
 /// keyphrases do not run from one statement into the next.
-fn code_text(code: &str) -> String {
+fn code_text(code: &str, deadline: &Deadline) -> Result<String, Expired> {
     let mut out = String::with_capacity(code.len() + code.len() / 4);
+    let mut ticker = Ticker::new(deadline);
     for line in code.lines() {
+        ticker.tick()?;
         let mut rest = line;
         while let Some(start) = rest.find(|c: char| c.is_alphabetic() || c == '_') {
             out.push_str(&rest[..start]);
@@ -394,16 +410,41 @@ fn code_text(code: &str) -> String {
         out.push_str(rest);
         out.push_str("\n\n");
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn html_text_(s: &str) -> String {
+        html_text(s, &Deadline::NEVER).unwrap()
+    }
+    fn markdown_text_(s: &str) -> String {
+        markdown_text(s, &Deadline::NEVER).unwrap()
+    }
+    fn code_text_(s: &str) -> String {
+        code_text(s, &Deadline::NEVER).unwrap()
+    }
+
+    #[test]
+    fn conversions_stop_at_the_deadline() {
+        use crate::budget::CHECK_EVERY;
+        let passed = Deadline::at(std::time::Instant::now());
+        let lines = "a *b* <i>c</i>\n\n".repeat(CHECK_EVERY);
+        for format in [Format::Markdown, Format::Html, Format::Code] {
+            assert_eq!(
+                to_plain_within(&lines, format, &passed),
+                Err(Expired),
+                "{format:?}"
+            );
+        }
+        assert!(to_plain_within(&lines, Format::Plain, &passed).is_ok());
+    }
+
     #[test]
     fn html_keeps_text_only() {
-        let t = html_text(
+        let t = html_text_(
             "<html><head><title>Panda</title><style>p{color:red}</style><SCRIPT>var x=1;</SCRIPT></head>\
              <body><!-- hidden --><p>Giant &amp; red pandas&#33;</p><p class=\"a\">Bamboo &#x4e2d;</p>",
         );
@@ -415,14 +456,14 @@ mod tests {
             "{t}"
         );
         // Unterminated markup does not loop or panic.
-        assert_eq!(html_text("a <b"), "a ");
-        assert_eq!(html_text("x &bogus"), "x &bogus");
-        assert_eq!(html_text("<script>never closed"), "");
+        assert_eq!(html_text_("a <b"), "a ");
+        assert_eq!(html_text_("x &bogus"), "x &bogus");
+        assert_eq!(html_text_("<script>never closed"), "");
     }
 
     #[test]
     fn markdown_drops_markup_and_code() {
-        let t = markdown_text(
+        let t = markdown_text_(
             "# Graph *stores*\n\nSee [the docs](http://x.invalid/p).\n\n```\nlet x = 1;\n```\n",
         );
         assert!(t.contains("Graph stores"), "{t}");
@@ -432,7 +473,7 @@ mod tests {
 
     #[test]
     fn code_identifiers_split_and_reserved_words_dropped() {
-        let t = code_text(
+        let t = code_text_(
             "fn parseHttpRequest(raw_bytes: &[u8]) -> Result<Request> { // parse the request\n}",
         );
         assert!(t.contains("parse Http Request"), "{t}");

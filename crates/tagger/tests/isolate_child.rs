@@ -9,7 +9,7 @@ mod common;
 
 use disgrafs_tagger::isolate::{self, Failure, Job, Limits};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn pdf_in_a_child_gives_all_pages() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,26 +49,17 @@ fn child_panic_is_contained() {
 }
 
 fn child_hang_is_killed_at_the_deadline() {
-    let start = Instant::now();
+    // `TimedOut` is returned only once the child has been killed and reaped: the job never ends
+    // by itself.
     let r = isolate::run(Job::TestHang, Path::new("/dev/null"), &limits(500));
     assert!(matches!(r, Err(Failure::TimedOut(_))), "{r:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
 }
 
 fn child_memory_is_bounded() {
-    let start = Instant::now();
+    // The job allocates without end (64 TiB before it would stop): only RLIMIT_AS ends it, with
+    // an abort the parent sees as a dead child, not a timeout.
     let r = isolate::run(Job::TestAllocate, Path::new("/dev/null"), &limits(20_000));
-    // The allocation fails under RLIMIT_AS: Rust aborts, and the parent sees a dead child.
     assert!(matches!(r, Err(Failure::Crashed(_))), "{r:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        start.elapsed()
-    );
 }
 
 fn main() {

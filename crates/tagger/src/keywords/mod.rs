@@ -5,17 +5,30 @@
 //! expected already stripped of markup (see [`crate::text`]); tokenization, stop words and
 //! stemming are shared by every method.
 
+use crate::budget::{Deadline, Expired, Work};
+
 mod stopwords;
 mod tokenize;
 mod yake;
 
 pub use tokenize::{Piece, is_cjk, tokenize as for_each_piece};
 pub use whatlang::Lang;
-pub use yake::{Yake, YakeConfig, confidence};
+pub use yake::{MAX_CONSIDERED_PER_KEYWORD, Yake, YakeConfig, confidence};
 
 /// Version of the keyword extractor: raise it when its output for the same bytes changes
-/// (tokenizer, stop words, scoring, confidence mapping), so `retag` re-runs it.
-pub const VERSION: u32 = 1;
+/// (tokenizer, stop words, scoring, confidence mapping), so `retag` re-runs it. 2: words over
+/// [`MAX_WORD_CHARS`] are not keywords.
+pub const VERSION: u32 = 2;
+
+/// A word longer than this (a DNA sequence on one line, base64, a minified script) names no
+/// subject, and is not a keyword candidate: it separates candidates like punctuation. The bound
+/// is also what keeps the duplicate check's cost per comparison a constant.
+pub const MAX_WORD_CHARS: usize = 64;
+
+/// Is `word` over [`MAX_WORD_CHARS`]? Looks at most that many characters.
+pub fn is_overlong(word: &str) -> bool {
+    word.len() > MAX_WORD_CHARS && word.chars().nth(MAX_WORD_CHARS).is_some()
+}
 
 /// One keyphrase of a document.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +46,19 @@ pub trait KeywordExtractor: Send + Sync {
     /// Short name, recorded as the tags' extractor detail.
     fn name(&self) -> &'static str;
     /// The `top` best keyphrases of `text`, best first. `lang` (when detected) picks the stemmer.
-    fn extract(&self, text: &str, lang: Option<whatlang::Lang>, top: usize) -> Vec<Keyword>;
+    fn extract(&self, text: &str, lang: Option<whatlang::Lang>, top: usize) -> Vec<Keyword> {
+        self.extract_within(text, lang, top, &Deadline::NEVER, &mut Work::default())
+            .unwrap_or_default()
+    }
+    /// [`KeywordExtractor::extract`] that gives up at `deadline`, counting its work into `work`.
+    fn extract_within(
+        &self,
+        text: &str,
+        lang: Option<whatlang::Lang>,
+        top: usize,
+        deadline: &Deadline,
+        work: &mut Work,
+    ) -> Result<Vec<Keyword>, Expired>;
 }
 
 /// Is this lowercased word a stop word (English or Chinese list, or too short)?
@@ -72,6 +97,14 @@ mod tests {
         let mut out = String::new();
         split_identifier(s, &mut out);
         out
+    }
+
+    #[test]
+    fn overlong_words() {
+        assert!(!is_overlong(&"a".repeat(MAX_WORD_CHARS)));
+        assert!(is_overlong(&"a".repeat(MAX_WORD_CHARS + 1)));
+        // Characters, not bytes.
+        assert!(!is_overlong(&"é".repeat(MAX_WORD_CHARS)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! document as a whole was detected as, so mixed English/Chinese text works.
 
 use jieba_rs::Jieba;
+use std::ops::ControlFlow;
 use std::sync::OnceLock;
 
 /// What the tokenizer found, in text order.
@@ -26,6 +27,9 @@ fn jieba() -> &'static Jieba {
     JIEBA.get_or_init(Jieba::new)
 }
 
+/// The most CJK text (bytes) handed to jieba at once.
+const MAX_CJK_SLICE: usize = 16 << 10;
+
 /// Han ideographs, kana and the CJK punctuation-free ranges jieba knows how to cut.
 pub fn is_cjk(c: char) -> bool {
     matches!(c as u32,
@@ -47,14 +51,30 @@ fn is_sentence_end(c: char) -> bool {
 
 /// Calls `f` for each piece of `text`.
 pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
+    let _ = tokenize_until(text, |p| {
+        f(p);
+        ControlFlow::Continue(())
+    });
+}
+
+/// [`tokenize`] that stops as soon as `f` breaks. Linear in `text`: every step moves forward,
+/// and nothing looks back (whether the text before a newline ended in CJK is remembered, not
+/// searched for).
+pub(crate) fn tokenize_until<'a>(
+    text: &'a str,
+    mut f: impl FnMut(Piece<'a>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
     let bytes = text.as_bytes();
     let mut i = 0;
+    // The last character that was not whitespace is CJK.
+    let mut after_cjk = false;
     while i < bytes.len() {
         let b = bytes[i];
         // ASCII fast paths: most text is ASCII, and decoding a char per byte costs.
         if b.is_ascii() {
             if b.is_ascii_alphanumeric() {
-                i = word(text, i, &mut f);
+                i = word(text, i, &mut f)?;
+                after_cjk = false;
             } else if b == b'\n' {
                 // A blank line (only whitespace between two newlines) ends a sentence; a single
                 // newline is just wrapping.
@@ -63,12 +83,12 @@ pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
                     j += 1;
                 }
                 if j < bytes.len() && bytes[j] == b'\n' {
-                    f(Piece::SentenceBreak);
+                    f(Piece::SentenceBreak)?;
                     j += 1;
-                } else if text[..i].trim_end().ends_with(is_cjk) || text[j..].starts_with(is_cjk) {
+                } else if after_cjk || text[j..].starts_with(is_cjk) {
                     // Chinese is not wrapped with newlines: a line end there ends a heading or
                     // a list item, which a keyphrase must not run across.
-                    f(Piece::BlockBreak);
+                    f(Piece::BlockBreak)?;
                 }
                 i = j;
             } else if b.is_ascii_whitespace() {
@@ -77,13 +97,17 @@ pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
                 let next = bytes.get(i + 1).copied();
                 if next.is_none_or(|n| n.is_ascii_whitespace() || matches!(n, b'"' | b'\'' | b')'))
                 {
-                    f(Piece::SentenceBreak);
+                    f(Piece::SentenceBreak)?;
                 } else {
-                    f(Piece::BlockBreak);
+                    f(Piece::BlockBreak)?;
                 }
+                after_cjk = false;
                 i += 1;
             } else {
-                f(Piece::BlockBreak);
+                f(Piece::BlockBreak)?;
+                // A vertical tab is whitespace to `char` (and so to the rule above) but not to
+                // `is_ascii_whitespace`.
+                after_cjk &= (b as char).is_whitespace();
                 i += 1;
             }
             continue;
@@ -101,31 +125,51 @@ pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
                 }
                 end = start + off + c.len_utf8();
             }
-            for token in jieba().cut(&text[start..end], true) {
-                f(Piece::Word {
-                    text: token.word,
-                    cjk: true,
-                });
+            // In slices, so that a run without punctuation (a few MiB of it are possible) costs
+            // jieba bounded memory and lets the caller stop between slices; a word cut at a
+            // slice's end is the price, once per 16 KiB.
+            let mut from = start;
+            while from < end {
+                let mut to = (from + MAX_CJK_SLICE).min(end);
+                while !text.is_char_boundary(to) {
+                    to -= 1;
+                }
+                for token in jieba().cut(&text[from..to], true) {
+                    f(Piece::Word {
+                        text: token.word,
+                        cjk: true,
+                    })?;
+                }
+                from = to;
             }
+            after_cjk = true;
             i = end;
         } else if is_word_char(c) {
-            i = word(text, i, &mut f);
+            i = word(text, i, &mut f)?;
+            after_cjk = false;
         } else if c.is_whitespace() {
             i += c.len_utf8();
         } else if is_sentence_end(c) {
-            f(Piece::SentenceBreak);
+            f(Piece::SentenceBreak)?;
+            after_cjk = false;
             i += c.len_utf8();
         } else {
-            f(Piece::BlockBreak);
+            f(Piece::BlockBreak)?;
+            after_cjk = false;
             i += c.len_utf8();
         }
     }
+    ControlFlow::Continue(())
 }
 
 /// Scans one Latin-script word starting at `start`; returns where scanning resumes. Joiners
 /// (`-`, `'`, `’`, and `.` between digits) stay inside a word when a word character follows, so
 /// `state-of-the-art`, `don't` and `3.14` are one word each. A possessive `'s` is dropped.
-fn word<'a>(text: &'a str, start: usize, f: &mut impl FnMut(Piece<'a>)) -> usize {
+fn word<'a>(
+    text: &'a str,
+    start: usize,
+    f: &mut impl FnMut(Piece<'a>) -> ControlFlow<()>,
+) -> ControlFlow<(), usize> {
     let mut end = start;
     let mut prev_digit = false;
     let mut iter = text[start..].char_indices().peekable();
@@ -151,8 +195,8 @@ fn word<'a>(text: &'a str, start: usize, f: &mut impl FnMut(Piece<'a>)) -> usize
     f(Piece::Word {
         text: w,
         cjk: false,
-    });
-    end.max(start + 1)
+    })?;
+    ControlFlow::Continue(end.max(start + 1))
 }
 
 #[cfg(test)]
@@ -209,5 +253,20 @@ mod tests {
         assert_eq!(pieces("熊猫\n竹子"), ["熊猫", "|", "竹子"]);
         assert_eq!(pieces("bamboo\nforest"), ["bamboo", "forest"]);
         assert!(p.contains(&"Rust".to_string()));
+    }
+
+    #[test]
+    fn long_cjk_runs_are_cut_in_slices() {
+        let run = "大熊猫竹子".repeat(4 * MAX_CJK_SLICE / "大熊猫竹子".len());
+        let mut words = 0;
+        let mut longest = 0;
+        tokenize(&run, |p| {
+            if let Piece::Word { text, .. } = p {
+                words += 1;
+                longest = longest.max(text.len());
+            }
+        });
+        assert!(words >= 4 * MAX_CJK_SLICE / "大熊猫竹子".len(), "{words}");
+        assert!(longest <= MAX_CJK_SLICE);
     }
 }

@@ -11,15 +11,26 @@
 //! - A CJK word is a stop word when it is a single character (the reference's "shorter than 3
 //!   characters" rule would discard nearly every Chinese word).
 //!
+//! - A word over [`super::MAX_WORD_CHARS`] is no candidate (it breaks the block like
+//!   punctuation), and the duplicate check looks at most [`MAX_CONSIDERED_PER_KEYWORD`]
+//!   candidates per keyword wanted: the reference compares every candidate, with an LCS on
+//!   unbounded words, which is quadratic in the length of a long word.
+//!
 //! The score of a candidate is lower for better keyphrases; [`Yake::extract`] maps it to a
 //! confidence in 0..=1 (see [`confidence`]).
 
 use super::stopwords::is_stop;
-use super::tokenize::{Piece, is_cjk, tokenize};
-use super::{Keyword, KeywordExtractor};
+use super::tokenize::{Piece, is_cjk, tokenize_until};
+use super::{Keyword, KeywordExtractor, is_overlong};
+use crate::budget::{Deadline, Expired, Ticker, Work};
 use rust_stemmers::{Algorithm, Stemmer};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
+use std::ops::ControlFlow;
+
+/// The duplicate check looks at no more than this many candidates per keyword asked for; past
+/// that, a document gives fewer keywords rather than more work.
+pub const MAX_CONSIDERED_PER_KEYWORD: usize = 20;
 
 /// YAKE's parameters; the defaults are the reference implementation's.
 #[derive(Debug, Clone)]
@@ -196,6 +207,10 @@ impl<'s> Scan<'s> {
 
     fn word(&mut self, word: &'s str, cjk: bool, cfg: &YakeConfig) {
         self.words += 1;
+        if is_overlong(word) {
+            self.block_break();
+            return;
+        }
         let tag = if cjk {
             Tag::Plain
         } else {
@@ -367,8 +382,23 @@ fn median(sorted: &[u32]) -> f64 {
     }
 }
 
-/// Similarity of two strings in 0..=1: `2·LCS / (|a| + |b|)`, which is the Levenshtein ratio
-/// (with substitutions costing 2) the reference implementation deduplicates with.
+/// Is `2·LCS(a, b) / (|a| + |b|)` over `threshold`? That ratio is the Levenshtein ratio (with
+/// substitutions costing 2) the reference implementation deduplicates with. The LCS is skipped
+/// when the lengths alone rule it out (LCS ≤ the shorter length); `cells` counts the table cells
+/// filled.
+fn similar(a: &str, b: &str, threshold: f64, cells: &mut u64) -> bool {
+    let (la, lb) = (a.chars().count(), b.chars().count());
+    if la + lb == 0 {
+        return 1.0 > threshold;
+    }
+    if 2.0 * la.min(lb) as f64 / (la + lb) as f64 <= threshold {
+        return false;
+    }
+    *cells += (la * lb) as u64;
+    similarity(a, b) > threshold
+}
+
+/// `2·LCS / (|a| + |b|)`, in 0..=1.
 fn similarity(a: &str, b: &str) -> f64 {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
@@ -445,6 +475,23 @@ pub fn stemmer_for(lang: Option<whatlang::Lang>) -> Option<&'static Stemmer> {
 impl Yake {
     /// The ranked keyphrases of `text`, best first, with YAKE's raw score.
     pub fn ranked(&self, text: &str, lang: Option<whatlang::Lang>, top: usize) -> Vec<Keyword> {
+        self.extract(text, lang, top)
+    }
+}
+
+impl KeywordExtractor for Yake {
+    fn name(&self) -> &'static str {
+        "yake"
+    }
+
+    fn extract_within(
+        &self,
+        text: &str,
+        lang: Option<whatlang::Lang>,
+        top: usize,
+        deadline: &Deadline,
+        work: &mut Work,
+    ) -> Result<Vec<Keyword>, Expired> {
         let cfg = &self.config;
         let mut scan = Scan {
             stemmer: stemmer_for(lang),
@@ -461,11 +508,27 @@ impl Yake {
             lower: String::new(),
             words: 0,
         };
-        tokenize(text, |piece| match piece {
-            Piece::Word { text, cjk } => scan.word(text, cjk, cfg),
-            Piece::BlockBreak => scan.block_break(),
-            Piece::SentenceBreak => scan.sentence_break(),
+        let mut ticker = Ticker::new(deadline);
+        let mut expired = false;
+        let _ = tokenize_until(text, |piece| {
+            match piece {
+                Piece::Word { text, cjk } => {
+                    scan.word(text, cjk, cfg);
+                    if ticker.tick().is_err() {
+                        expired = true;
+                        return ControlFlow::Break(());
+                    }
+                }
+                Piece::BlockBreak => scan.block_break(),
+                Piece::SentenceBreak => scan.sentence_break(),
+            }
+            ControlFlow::Continue(())
         });
+        work.words += scan.words as u64;
+        work.candidates += scan.candidates.len() as u64;
+        if expired {
+            return Err(Expired);
+        }
         scan.weigh_terms();
         let mut scored: Vec<(f64, &Candidate)> = scan
             .candidates
@@ -475,22 +538,27 @@ impl Yake {
             .filter(|(s, _)| s.is_finite())
             .collect();
         scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        deadline.check()?;
         let mut out: Vec<Keyword> = Vec::with_capacity(top);
+        let max_considered = top.saturating_mul(MAX_CONSIDERED_PER_KEYWORD);
+        let mut considered = 0;
         // Walk runs of equal score, each ordered by text so that results never depend on hash
         // order; text is built only for the candidates looked at.
         let mut i = 0;
-        while i < scored.len() && out.len() < top {
+        while i < scored.len() && out.len() < top && considered < max_considered {
             let score = scored[i].0;
             let run = scored[i..].iter().take_while(|(s, _)| *s == score).count();
             let mut texts: Vec<String> = scored[i..i + run].iter().map(|(_, c)| c.text()).collect();
             texts.sort_unstable();
             for text in texts {
-                if out.len() >= top {
+                if out.len() >= top || considered >= max_considered {
                     break;
                 }
+                considered += 1;
+                let cells = &mut work.similarity_cells;
                 if out
                     .iter()
-                    .any(|k| similarity(&k.text, &text) > cfg.dedup_threshold)
+                    .any(|k| similar(&k.text, &text, cfg.dedup_threshold, cells))
                 {
                     continue;
                 }
@@ -502,21 +570,12 @@ impl Yake {
             }
             i += run;
         }
+        work.considered += considered as u64;
         let best = out.first().map_or(0.0, |k| k.score);
         for k in &mut out {
             k.confidence = confidence(k.score, best, scan.words);
         }
-        out
-    }
-}
-
-impl KeywordExtractor for Yake {
-    fn name(&self) -> &'static str {
-        "yake"
-    }
-
-    fn extract(&self, text: &str, lang: Option<whatlang::Lang>, top: usize) -> Vec<Keyword> {
-        self.ranked(text, lang, top)
+        Ok(out)
     }
 }
 
