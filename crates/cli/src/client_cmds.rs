@@ -1,6 +1,7 @@
 //! The client commands: thin glue between clap, `disgrafs_client` and the terminal.
 
 use crate::ClientOpts;
+use crate::output::{out, outln};
 use anyhow::{Context, bail};
 use disgrafs_client::{Client, ClientError, Progress};
 use disgrafs_core::{FileRecord, Graph, GraphNode};
@@ -14,7 +15,7 @@ fn client(opts: &ClientOpts) -> anyhow::Result<Client> {
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?)?;
     Ok(())
 }
 
@@ -192,7 +193,7 @@ pub async fn put(opts: &ClientOpts, paths: &[PathBuf]) -> anyhow::Result<()> {
                 }
                 bar.finish_and_clear();
                 if !opts.json {
-                    multi.suspend(|| println!("{}  {}  {}", rec.id, human(rec.size), rec.name));
+                    multi.suspend(|| outln!("{}  {}  {}", rec.id, human(rec.size), rec.name))?;
                 }
                 records.push(rec);
             }
@@ -254,7 +255,7 @@ pub async fn get(opts: &ClientOpts, id: &str, output: Option<PathBuf>) -> anyhow
     if opts.json {
         print_json(&serde_json::json!({ "file": rec, "path": dest }))
     } else {
-        println!("{}  {}  -> {}", rec.id, human(rec.size), dest.display());
+        outln!("{}  {}  -> {}", rec.id, human(rec.size), dest.display())?;
         Ok(())
     }
 }
@@ -283,7 +284,7 @@ pub async fn ls(opts: &ClientOpts, q: &str, limit: u32, offset: u64) -> anyhow::
         return print_json(&serde_json::json!({ "files": list.files, "total": list.total }));
     }
     if list.files.is_empty() {
-        println!("no files match");
+        outln!("no files match")?;
         return Ok(());
     }
     let w = list
@@ -293,31 +294,34 @@ pub async fn ls(opts: &ClientOpts, q: &str, limit: u32, offset: u64) -> anyhow::
         .max()
         .unwrap_or(4)
         .clamp(4, 40);
-    println!(
+    outln!(
         "{:<36}  {:<w$}  {:>10}  {:<24}  TAGS (#user)",
-        "ID", "NAME", "SIZE", "TYPE"
-    );
+        "ID",
+        "NAME",
+        "SIZE",
+        "TYPE"
+    )?;
     for f in &list.files {
         let name: String = if f.name.chars().count() > w {
             f.name.chars().take(w - 1).chain(['…']).collect()
         } else {
             f.name.clone()
         };
-        println!(
+        outln!(
             "{:<36}  {:<w$}  {:>10}  {:<24}  {}",
             f.id,
             name,
             human(f.size),
             f.mime,
             tag_list(f)
-        );
+        )?;
     }
     if list.total > list.files.len() as u64 + offset {
-        println!(
+        outln!(
             "({} of {} shown; --offset and --limit page through the rest)",
             list.files.len(),
             list.total
-        );
+        )?;
     }
     Ok(())
 }
@@ -329,23 +333,23 @@ pub async fn info(opts: &ClientOpts, id: &str) -> anyhow::Result<()> {
     if opts.json {
         return print_json(&serde_json::json!({ "file": rec, "related": related }));
     }
-    println!("id        {}", rec.id);
-    println!("name      {}", rec.name);
-    println!("size      {} ({} bytes)", human(rec.size), rec.size);
-    println!("type      {} ({})", rec.mime, rec.kind.as_str());
-    println!("blake3    {}", rec.hash);
-    println!("created   {}", rec.created);
-    println!("modified  {}", rec.modified);
-    println!("tagging   {}", rec.tagging.as_str());
-    println!("tags      {}", tag_list(&rec));
+    outln!("id        {}", rec.id)?;
+    outln!("name      {}", rec.name)?;
+    outln!("size      {} ({} bytes)", human(rec.size), rec.size)?;
+    outln!("type      {} ({})", rec.mime, rec.kind.as_str())?;
+    outln!("blake3    {}", rec.hash)?;
+    outln!("created   {}", rec.created)?;
+    outln!("modified  {}", rec.modified)?;
+    outln!("tagging   {}", rec.tagging.as_str())?;
+    outln!("tags      {}", tag_list(&rec))?;
     for r in related {
-        println!(
+        outln!(
             "related   {:.2}  {}  {}  ({})",
             r.score,
             r.file.id,
             r.file.name,
             r.shared_tags.join(", ")
-        );
+        )?;
     }
     Ok(())
 }
@@ -372,7 +376,7 @@ pub async fn tag(
     if opts.json {
         print_json(&rec)
     } else {
-        println!("{}  {}", rec.id, tag_list(&rec));
+        outln!("{}  {}", rec.id, tag_list(&rec))?;
         Ok(())
     }
 }
@@ -384,7 +388,7 @@ pub async fn rm(opts: &ClientOpts, ids: &[String]) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot delete {id}"))?;
         if !opts.json {
-            println!("deleted {id}");
+            outln!("deleted {id}")?;
         }
     }
     if opts.json {
@@ -449,7 +453,7 @@ pub async fn graph(
     match format {
         GraphFormat::Json => print_json(&g),
         GraphFormat::Dot => {
-            print!("{}", to_dot(&g));
+            out!("{}", to_dot(&g))?;
             Ok(())
         }
     }
@@ -460,7 +464,7 @@ pub async fn retag(opts: &ClientOpts, all: bool) -> anyhow::Result<()> {
     if opts.json {
         print_json(&serde_json::json!({ "queued": n }))
     } else {
-        println!("queued {n} contents for tagging");
+        outln!("queued {n} contents for tagging")?;
         Ok(())
     }
 }

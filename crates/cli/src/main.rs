@@ -10,6 +10,7 @@
 
 mod bench_io;
 mod client_cmds;
+mod output;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -187,6 +188,9 @@ fn main() {
         Err(e) => fail(anyhow::anyhow!("cannot start the runtime: {e}")),
     };
     if let Err(e) = rt.block_on(run(cli.command)) {
+        if e.is::<output::StdoutClosed>() {
+            std::process::exit(0);
+        }
         fail(e);
     }
 }

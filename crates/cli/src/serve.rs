@@ -1,6 +1,7 @@
 //! `disgrafs serve`: flags over environment over the config file over defaults.
 
 use anyhow::Context;
+use disgrafs_server::host::AllowedHost;
 use disgrafs_server::{AppState, Config};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -14,7 +15,8 @@ pub struct ServeArgs {
     /// Where blobs, metadata and uploads in progress live [default: ./disgrafs-data].
     #[arg(long, env = "DISGRAFS_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// A TOML file with any of: listen, data_dir, max_upload, workers, min_confidence.
+    /// A TOML file with any of: listen, data_dir, max_upload, workers, min_confidence,
+    /// allowed_hosts.
     #[arg(long, env = "DISGRAFS_CONFIG")]
     config: Option<PathBuf>,
     /// Largest accepted upload, in bytes (units allowed: 10GiB, 500MB).
@@ -26,6 +28,15 @@ pub struct ServeArgs {
     /// Automatic tags below this confidence (0 to 1) are kept but not shown.
     #[arg(long)]
     min_confidence: Option<f64>,
+    /// A host name (or name:port) to answer to beside localhost and the listen address, e.g.
+    /// behind a reverse proxy; repeatable. Other Hosts get 421 (DNS-rebinding defence).
+    #[arg(
+        long = "allowed-host",
+        env = "DISGRAFS_ALLOWED_HOSTS",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Option<Vec<AllowedHost>>,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -40,6 +51,7 @@ struct FileConfig {
     max_upload: Option<toml::Value>,
     workers: Option<usize>,
     min_confidence: Option<f64>,
+    allowed_hosts: Option<Vec<AllowedHost>>,
 }
 
 fn load(path: &Path) -> anyhow::Result<FileConfig> {
@@ -78,6 +90,10 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         max_upload,
         workers,
         min_confidence,
+        allowed_hosts: args
+            .allowed_hosts
+            .or(file.allowed_hosts)
+            .unwrap_or(d.allowed_hosts),
         ..d
     })
 }

@@ -128,12 +128,12 @@ fn body_shorter_than_content_length_and_client_disconnects() {
     let before = sentinel(&s);
     // Announce 1 MiB, send 1000 bytes, hang up.
     let mut req =
-        b"PUT /api/files?name=short.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"
+        b"PUT /api/files?name=short.bin HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1048576\r\n\r\n"
             .to_vec();
     req.extend_from_slice(&[7u8; 1000]);
     s.raw(&req, Duration::from_millis(300));
     // And a chunked upload cut mid-stream.
-    s.raw(b"PUT /api/files?name=cut.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\nabc", Duration::from_millis(300));
+    s.raw(b"PUT /api/files?name=cut.bin HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n400\r\nabc", Duration::from_millis(300));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         s.names("name:short").len() + s.names("name:cut").len(),
@@ -150,7 +150,7 @@ fn body_longer_than_content_length() {
     let s = Server::start();
     // Content-Length says 5; the rest is not part of this request (it is parsed as the next one
     // and refused), and the stored file has exactly the announced bytes.
-    let out = s.raw(b"PUT /api/files?name=five.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello, this is extra", Duration::from_millis(1500));
+    let out = s.raw(b"PUT /api/files?name=five.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello, this is extra", Duration::from_millis(1500));
     assert!(out.starts_with("HTTP/1.1 201"), "{out}");
     assert!(
         out.contains("HTTP/1.1 400"),
@@ -167,7 +167,7 @@ fn uploads_over_the_limit_are_413() {
     let before = sentinel(&s);
     // Refused from the announced length, before any body byte is read.
     let out = s.raw(
-        b"PUT /api/files?name=big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n",
+        b"PUT /api/files?name=big.bin HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1048577\r\n\r\n",
         Duration::from_millis(1500),
     );
     assert!(out.starts_with("HTTP/1.1 413"), "{out}");

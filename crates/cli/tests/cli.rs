@@ -164,3 +164,54 @@ fn failures_are_one_line_and_nonzero() {
         assert!(out.contains(cmd), "{cmd} missing from --help");
     }
 }
+
+#[test]
+fn get_writes_an_empty_file() {
+    let s = Server::start();
+    let id = s.put_ok("empty.txt", b"")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let work = tempfile::tempdir().unwrap();
+    let dest = work.path().join("out");
+    ok(&s, &["get", &id, "-o", dest.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"", "exists and is empty");
+    assert!(!work.path().join("out.part").exists());
+}
+
+/// Runs a client command with stdout a pipe whose reader is already gone, as in `| head -1`
+/// once head has exited.
+fn into_closed_pipe(s: &Server, args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(BIN)
+        .args(args)
+        .env("DISGRAFS_SERVER", &s.url)
+        .env("RUST_BACKTRACE", "1")
+        .stdout(writer)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let s = Server::start();
+    let id = s.put_ok("p.txt", b"piped")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = id.as_str();
+    for args in [
+        vec!["info", id],
+        vec!["info", "--json", id],
+        vec!["ls"],
+        vec!["ls", "--json"],
+        vec!["graph", "--format", "dot"],
+    ] {
+        let out = into_closed_pipe(&s, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        // Exit 0, as ripgrep does (SIGPIPE stays ignored; see cli/src/output.rs).
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}

@@ -124,7 +124,7 @@ fn resume_after_the_connection_is_cut() {
         let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
         write!(
             c,
-            "PATCH {loc} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
+            "PATCH {loc} HTTP/1.1\r\nHost: localhost\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
             data.len()
         )
         .unwrap();

@@ -423,13 +423,12 @@ impl Client {
         part: &Path,
         progress: Option<Progress>,
     ) -> Result<()> {
-        let have = tokio::fs::metadata(part)
-            .await
-            .map(|m| m.len())
-            .unwrap_or(0);
-        if have == rec.size {
+        // `None`: no `.part` yet, which is not a finished download even of an empty file.
+        let have = tokio::fs::metadata(part).await.ok().map(|m| m.len());
+        if have == Some(rec.size) {
             return Ok(());
         }
+        let have = have.unwrap_or(0);
         let mut req = self.http.request(
             Method::GET,
             self.url(&format!("/api/files/{}/content", enc(&rec.id))),

@@ -169,4 +169,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::host::UnknownHost> for ApiError {
+    fn from(e: crate::host::UnknownHost) -> Self {
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "unknown_host",
+            format!(
+                "this server does not answer to host {:?} (add it with --allowed-host)",
+                e.0
+            ),
+        )
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
