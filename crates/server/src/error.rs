@@ -60,7 +60,7 @@ impl Cause {
             Cause::TooLarge => "too_large",
             Cause::StorageFull => "storage_full",
             Cause::CrossOrigin => "cross_origin",
-            Cause::MisdirectedHost => "misdirected_host",
+            Cause::MisdirectedHost => "unknown_host",
             Cause::TusVersion => "tus_version",
             Cause::UnsupportedMediaType => "bad_content_type",
             Cause::Locked => "busy",
@@ -172,8 +172,7 @@ impl From<StoreError> for ApiError {
 impl From<crate::host::UnknownHost> for ApiError {
     fn from(e: crate::host::UnknownHost) -> Self {
         ApiError::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "unknown_host",
+            Cause::MisdirectedHost,
             format!(
                 "this server does not answer to host {:?} (add it with --allowed-host)",
                 e.0
