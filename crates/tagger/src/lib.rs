@@ -30,7 +30,6 @@ use std::io::Read;
 use std::path::Path;
 
 pub mod archive;
-pub mod bench;
 pub mod image;
 pub mod isolate;
 pub mod keywords;
