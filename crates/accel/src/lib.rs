@@ -5,8 +5,8 @@
 //! * [`status`]: what is attached where, with counters; `detach` of everything.
 //! * [`pin`]: the bpffs layout under `/sys/fs/bpf/disgrafs/` shared by all accelerators.
 //! * [`harness`]: real test hosts (network namespaces, veth pairs, a child cgroup v2) for tests
-//!   and benchmarks.
-//! * [`cli`] and [`bench`]: what the `disgrafs` binary exposes.
+//!   and for the benchmarks in `disgrafs-bench`.
+//! * [`cli`]: what the `disgrafs` binary exposes.
 //!
 //! BPF sources are in `crates/accel/bpf/`; the objects built from them are committed and embedded
 //! ([`objects`]).
@@ -14,7 +14,6 @@
 //! Architecture invariant: nothing here attaches to an interface or cgroup that the caller did not
 //! name. Architecture invariant: an XDP program disgrafs did not attach is never replaced.
 
-pub mod bench;
 pub mod cli;
 pub mod cpu_balance;
 mod error;

@@ -4,6 +4,7 @@ use crate::ClientOpts;
 use crate::output::{out, outln};
 use anyhow::{Context, bail};
 use disgrafs_client::{Client, ClientError, Progress};
+use disgrafs_core::query::human_size as human;
 use disgrafs_core::{FileRecord, Graph, GraphNode};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -32,21 +33,6 @@ fn query_error(q: &str, e: ClientError) -> anyhow::Error {
         return anyhow::anyhow!("bad {message}: {before}<here>{after}");
     }
     e.into()
-}
-
-pub fn human(n: u64) -> String {
-    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
 }
 
 fn bar_style() -> ProgressStyle {

@@ -8,7 +8,6 @@
     )
 )]
 
-mod bench_io;
 mod client_cmds;
 mod output;
 mod serve;
@@ -113,10 +112,7 @@ enum Command {
     #[command(subcommand)]
     Accel(disgrafs_accel::cli::AccelCommand),
     /// Reproducible measurements beside a peer, printed as a table.
-    Bench {
-        #[command(subcommand)]
-        suite: BenchSuite,
-    },
+    Bench(disgrafs_bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -137,42 +133,6 @@ enum TagAction {
         #[command(flatten)]
         opts: ClientOpts,
     },
-}
-
-#[derive(Subcommand)]
-enum BenchSuite {
-    /// Upload, download and small GETs over loopback, beside nginx.
-    Io(bench_io::Args),
-    /// XDP CPU balancing against no balancer on a veth pair (needs root).
-    CpuBalance {
-        #[command(flatten)]
-        opts: disgrafs_accel::bench::CpuBalanceBenchOptions,
-        /// Print JSON rows instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
-    Tagging {
-        /// Python interpreter with `yake` installed (default: the venv scripts/test makes).
-        #[arg(long)]
-        python: Option<PathBuf>,
-        /// Timed passes per side; the best counts.
-        #[arg(long, default_value_t = 3)]
-        repeats: usize,
-        /// Print JSON rows instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// Prints benchmark rows as a table, or as JSON for scripts.
-fn print_rows(rows: &[disgrafs_core::bench::BenchRow], json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(rows)?);
-    } else {
-        print!("{}", disgrafs_core::bench::render_table(rows));
-    }
-    Ok(())
 }
 
 fn main() {
@@ -228,40 +188,10 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
             opts,
         } => c::graph(&opts, &query.join(" "), format, limit).await,
         Command::Retag { all, opts } => c::retag(&opts, all).await,
-        Command::Bench {
-            suite: BenchSuite::Io(args),
-        } => {
-            let json = args.json;
-            print_rows(&bench_io::run(args).await?, json)
-        }
-        Command::Bench {
-            suite:
-                BenchSuite::Tagging {
-                    python,
-                    repeats,
-                    json,
-                },
-        } => {
-            let opts = disgrafs_tagger::bench::BenchOptions {
-                python,
-                repeats,
-                ..Default::default()
-            };
-            let rows =
-                tokio::task::spawn_blocking(move || disgrafs_tagger::bench::run(&opts)).await??;
-            print_rows(&rows, json)
-        }
+        Command::Bench(bench) => disgrafs_bench::run(bench).await,
         // The accelerators block (netlink, bpf(2), a reader thread): keep them off the runtime.
         Command::Accel(cmd) => {
             Ok(tokio::task::spawn_blocking(move || disgrafs_accel::cli::run(cmd)).await??)
-        }
-        Command::Bench {
-            suite: BenchSuite::CpuBalance { opts, json },
-        } => {
-            let rows =
-                tokio::task::spawn_blocking(move || disgrafs_accel::bench::cpu_balance(&opts))
-                    .await??;
-            print_rows(&rows, json)
         }
     }
 }

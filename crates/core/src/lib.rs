@@ -1,5 +1,5 @@
-//! disgrafs' domain: the records of the graph file system, the query language, neighbour
-//! ranking and the benchmark row shape.
+//! disgrafs' domain: the records of the graph file system, the query language and
+//! neighbour ranking.
 //!
 //! Architecture invariant: this crate does no IO (no files, no network, no clock reads); every
 //! other crate can depend on it, and it depends on none of them.
@@ -12,7 +12,6 @@
 )]
 
 pub mod api;
-pub mod bench;
 pub mod model;
 pub mod query;
 pub mod rank;

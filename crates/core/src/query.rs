@@ -534,6 +534,23 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// A size for people, in binary units: `512 B`, `1.5 KiB`, `4.0 GiB` (what [`parse_size`] reads
+/// back, to a tenth).
+pub fn human_size(n: u64) -> String {
+    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
 /// A date (`2026-01-31`, the whole day in UTC) or an RFC 3339 instant, as the half-open
 /// interval of unix milliseconds it covers.
 fn parse_time(s: &str) -> Result<(i64, i64), String> {
@@ -705,5 +722,12 @@ mod tests {
         assert_eq!(parse_size("2g"), Ok(2 << 30));
         assert!(parse_size("1XB").is_err());
         assert!(parse_size("").is_err());
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(1 << 30), "1.0 GiB");
+        assert_eq!(
+            parse_size(&human_size(3 << 20).replace(' ', "")),
+            Ok(3 << 20)
+        );
     }
 }

@@ -39,7 +39,6 @@ use std::io::Read;
 use std::path::Path;
 
 pub mod archive;
-pub mod bench;
 pub mod budget;
 pub mod image;
 pub mod isolate;

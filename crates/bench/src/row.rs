@@ -2,6 +2,7 @@
 //! candidate) beside the same workload on a peer (the baseline) in the same run.
 
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -124,6 +125,23 @@ pub fn render_table(rows: &[BenchRow]) -> String {
     out
 }
 
+/// Writes rows as a table, or as one pretty JSON array for scripts.
+pub fn write_rows(out: &mut impl Write, rows: &[BenchRow], json: bool) -> std::io::Result<()> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, rows)?;
+        writeln!(out)
+    } else {
+        out.write_all(render_table(rows).as_bytes())
+    }
+}
+
+/// [`write_rows`] on stdout: the one row printer of every suite.
+pub fn print_rows(rows: &[BenchRow], json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    write_rows(&mut out, rows, json)?;
+    out.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +173,19 @@ mod tests {
         .unwrap();
         assert_eq!(json["better"], "lower");
         assert_eq!(json["ratio"], 2.0);
+    }
+
+    #[test]
+    fn rows_round_trip_as_json_and_print_as_the_table() {
+        let rows =
+            vec![BenchRow::new("m", "u", Better::Higher, ("a", None), ("b", 2.0)).with_note("why")];
+        let mut json = Vec::new();
+        write_rows(&mut json, &rows, true).unwrap();
+        assert!(json.ends_with(b"]\n"));
+        let back: Vec<BenchRow> = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, rows);
+        let mut table = Vec::new();
+        write_rows(&mut table, &rows, false).unwrap();
+        assert_eq!(String::from_utf8(table).unwrap(), render_table(&rows));
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Corpus: English is the licence texts Debian ships in every system (`/usr/share/common-licenses`,
 //! package base-files: real prose, about 280 KB); Chinese is generated reproducibly from the
-//! sentence pools in `bench_corpus_zh.txt` (six topics plus generic sentences, mixed by a fixed
+//! sentence pools in `data/tagging_zh.txt` (six topics plus generic sentences, mixed by a fixed
 //! pseudo-random sequence). Both sides extract the top 10 keyphrases of up to 3 words per document
 //! with the reference's defaults (window 1, dedup 0.9).
 //!
@@ -12,35 +12,28 @@
 //! interpreter start; ours includes segmentation. Speed is best-of-`repeats`, in MB of original
 //! text per second, one thread each.
 
-use crate::keywords::{Keyword, Yake};
-use disgrafs_core::bench::{BenchRow, Better};
+use crate::row::{BenchRow, Better};
+use disgrafs_tagger::keywords::{self, Keyword, Yake};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Options of [`run`].
-#[derive(Debug, Clone)]
-pub struct BenchOptions {
-    /// Python interpreter with `yake` installed. Default: `$DISGRAFS_YAKE_PYTHON`, else the venv
-    /// `scripts/deps.d/30-tagger.sh` makes (`target/yake-venv`), else `python3`.
+/// Options of [`run`] (the flags of `disgrafs bench tagging`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Python interpreter with `yake` installed (default: `$DISGRAFS_YAKE_PYTHON`, else the venv
+    /// scripts/deps.d/30-tagger.sh makes in target/yake-venv, else `python3`).
+    #[arg(long)]
     pub python: Option<PathBuf>,
-    /// Timed passes over the corpus per side; the best counts.
+    /// Timed passes per side; the best counts.
+    #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    /// Directory of English texts (default `/usr/share/common-licenses`).
+    /// Directory of English texts.
+    #[arg(skip = PathBuf::from("/usr/share/common-licenses"))]
     pub english_dir: PathBuf,
     /// Generated Chinese documents.
+    #[arg(skip = 24usize)]
     pub chinese_docs: usize,
-}
-
-impl Default for BenchOptions {
-    fn default() -> Self {
-        BenchOptions {
-            python: None,
-            repeats: 3,
-            english_dir: PathBuf::from("/usr/share/common-licenses"),
-            chinese_docs: 24,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,10 +64,10 @@ impl Lang {
             Lang::Chinese => "zh",
         }
     }
-    fn whatlang(self) -> whatlang::Lang {
+    fn whatlang(self) -> keywords::Lang {
         match self {
-            Lang::English => whatlang::Lang::Eng,
-            Lang::Chinese => whatlang::Lang::Cmn,
+            Lang::English => keywords::Lang::Eng,
+            Lang::Chinese => keywords::Lang::Cmn,
         }
     }
 }
@@ -110,7 +103,7 @@ pub fn english_corpus(dir: &Path) -> Result<Vec<Doc>, BenchError> {
 /// `n` Chinese documents of about 6 KB, each mostly about one topic, reproducibly.
 pub fn chinese_corpus(n: usize) -> Vec<Doc> {
     let mut topics: Vec<Vec<&str>> = Vec::new();
-    for line in include_str!("bench_corpus_zh.txt")
+    for line in include_str!("../data/tagging_zh.txt")
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -203,11 +196,11 @@ fn default_python() -> PathBuf {
 /// Words of a Chinese text joined by spaces, as Python's YAKE needs them.
 fn presegment(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 5 / 4);
-    crate::keywords::for_each_piece(text, |piece| {
+    keywords::for_each_piece(text, |piece| {
         match piece {
-            crate::keywords::Piece::Word { text, .. } => out.push_str(text),
-            crate::keywords::Piece::BlockBreak => out.push_str(" ,"),
-            crate::keywords::Piece::SentenceBreak => out.push_str(" 。"),
+            keywords::Piece::Word { text, .. } => out.push_str(text),
+            keywords::Piece::BlockBreak => out.push_str(" ,"),
+            keywords::Piece::SentenceBreak => out.push_str(" 。"),
         }
         out.push(' ');
     });
@@ -280,7 +273,7 @@ fn run_python(python: &Path, docs: &[Doc], repeats: usize) -> Result<PythonResul
 /// pre-segmented input puts between words.
 fn comparable(k: &str) -> String {
     let lower = k.to_lowercase();
-    if lower.chars().any(crate::keywords::is_cjk) {
+    if lower.chars().any(keywords::is_cjk) {
         lower.chars().filter(|c| !c.is_whitespace()).collect()
     } else {
         lower.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -325,11 +318,11 @@ fn mbps(bytes: usize, secs: f64) -> f64 {
 
 /// Runs the benchmark. A missing or failing Python is not an error: its rows have no baseline
 /// and say why.
-pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>, BenchError> {
+pub fn run(opts: &Args) -> Result<Vec<BenchRow>, BenchError> {
     let mut docs = english_corpus(&opts.english_dir)?;
     docs.extend(chinese_corpus(opts.chinese_docs));
     // Warm-up: loads jieba's dictionary and the stemmers, which a long-running worker has done.
-    let _ = Yake::default().ranked(&chinese_corpus(1)[0].text, Some(whatlang::Lang::Cmn), 10);
+    let _ = Yake::default().ranked(&chinese_corpus(1)[0].text, Some(keywords::Lang::Cmn), 10);
     let en: Vec<&Doc> = docs.iter().filter(|d| d.lang == Lang::English).collect();
     let zh: Vec<&Doc> = docs.iter().filter(|d| d.lang == Lang::Chinese).collect();
     let bytes = |ds: &[&Doc]| ds.iter().map(|d| d.text.len()).sum::<usize>();

@@ -4,17 +4,21 @@
 //! Both servers run as child processes on loopback over one temporary directory; the same Rust
 //! client drives both, so client costs cancel in the ratio. Peak RSS is the kernel's high-water
 //! mark (VmHWM) of the server processes.
+//!
+//! The disgrafs server is this very executable run as `serve`: only the `disgrafs` binary can run
+//! this suite.
 
-use crate::client_cmds::human;
+use crate::row::{BenchRow, Better};
 use anyhow::{Context, bail};
-use disgrafs_core::bench::{BenchRow, Better};
+use disgrafs_core::query::human_size as human;
 use futures::StreamExt;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[derive(clap::Args)]
+/// The flags of `disgrafs bench io`.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Size of the large file (units allowed: 1GiB, 4GiB).
     #[arg(long, default_value = "1GiB", value_parser = |s: &str| disgrafs_core::query::parse_size(s))]
@@ -22,9 +26,6 @@ pub struct Args {
     /// Seconds of small-GET load per server.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// Print the rows as JSON.
-    #[arg(long)]
-    pub json: bool,
     /// Working directory (default: a new temporary one, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -349,7 +350,8 @@ fn wrk(url: &str, seconds: u64) -> anyhow::Result<f64> {
         .with_context(|| format!("wrk printed no rate:\n{text}"))
 }
 
-pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
+/// Runs the suite; progress goes to stderr unless `json`.
+pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
     let tmp;
     let dir = match &args.dir {
         Some(d) => {
@@ -364,7 +366,7 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<BenchRow>> {
         }
     };
     let log = |m: &str| {
-        if !args.json {
+        if !json {
             eprintln!("bench io: {m}");
         }
     };

@@ -32,9 +32,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use disgrafs_core::bench::{BenchRow, Better};
-
-use crate::{
+use disgrafs_accel::{
     AccelError,
     cpu_balance::{self, BalanceConfig, Weights},
     harness::{
@@ -45,9 +43,11 @@ use crate::{
     sys,
 };
 
-/// Options of the benchmark (also the CLI's flags).
+use crate::row::{BenchRow, Better};
+
+/// Options of the benchmark (the flags of `disgrafs bench cpu-balance`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct CpuBalanceBenchOptions {
+pub struct Args {
     /// Balancer weights (CPU:WEIGHT pairs).
     #[arg(long, default_value = "1:1")]
     pub weights: String,
@@ -72,21 +72,6 @@ pub struct CpuBalanceBenchOptions {
     /// CPU the sink socket's reader is pinned to.
     #[arg(long, default_value_t = 1)]
     pub sink_cpu: u32,
-}
-
-impl Default for CpuBalanceBenchOptions {
-    fn default() -> Self {
-        CpuBalanceBenchOptions {
-            weights: "1:1".into(),
-            seconds: 3,
-            repeats: 3,
-            flows: 1024,
-            payload: 512,
-            rate: None,
-            sender_cpu: 0,
-            sink_cpu: 1,
-        }
-    }
 }
 
 /// What one phase measured.
@@ -116,10 +101,10 @@ fn pin_current_thread(cpu: u32) -> Result<(), AccelError> {
     unsafe { libc::CPU_SET(cpu as usize, &mut set) };
     // SAFETY: set is a valid cpu_set_t of the size given; 0 means the calling thread.
     if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) } != 0 {
-        return Err(AccelError::io(
-            format!("pinning a thread to CPU {cpu}"),
-            std::io::Error::last_os_error(),
-        ));
+        return Err(AccelError::Io {
+            context: format!("pinning a thread to CPU {cpu}"),
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -234,18 +219,19 @@ struct Rig {
 }
 
 /// Runs one phase: `rate` None = as fast as possible.
-fn run_phase(
-    rig: &Rig,
-    opts: &CpuBalanceBenchOptions,
-    rate: Option<u64>,
-) -> Result<Phase, AccelError> {
+fn run_phase(rig: &Rig, opts: &Args, rate: Option<u64>) -> Result<Phase, AccelError> {
     let ncpu = sys::possible_cpus()?;
     let tx = rig.net.a.run(|| RawSender::new(VethNet::IF_A))?;
     let sink = rig.net.b.run(|| {
-        let s = UdpSocket::bind((VethNet::ADDR_B, SINK_PORT))
-            .map_err(|e| AccelError::io("binding the sink", e))?;
+        let s = UdpSocket::bind((VethNet::ADDR_B, SINK_PORT)).map_err(|source| AccelError::Io {
+            context: "binding the sink".into(),
+            source,
+        })?;
         s.set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(|e| AccelError::io("sink timeout", e))?;
+            .map_err(|source| AccelError::Io {
+                context: "sink timeout".into(),
+                source,
+            })?;
         let size: libc::c_int = 32 << 20;
         // SAFETY: size is a live c_int; SO_RCVBUFFORCE lets root exceed rmem_max.
         unsafe {
@@ -402,7 +388,7 @@ fn median_phase(ps: &[Phase]) -> Phase {
 }
 
 /// Runs the benchmark; needs root. Creates its own namespaces and tears them down.
-pub fn cpu_balance(opts: &CpuBalanceBenchOptions) -> Result<Vec<BenchRow>, AccelError> {
+pub fn run(opts: &Args) -> Result<Vec<BenchRow>, AccelError> {
     sys::require_privileged("the cpu-balance benchmark")?;
     let ncpu = sys::possible_cpus()?;
     let weights = Weights::parse(&opts.weights, ncpu)?;

@@ -1,0 +1,56 @@
+//! `disgrafs bench`: reproducible measurements of disgrafs beside a peer doing the same work in
+//! the same run, printed as rows of [`BenchRow`] (a table, or JSON with `--json`). The libraries
+//! carry only the product; their benchmarks live here, one module per suite:
+//!
+//! | suite         | module          | peer                                      |
+//! |---------------|-----------------|-------------------------------------------|
+//! | `io`          | [`io`]          | nginx (sendfile, dav PUT), the disk       |
+//! | `tagging`     | [`tagging`]     | the Python reference YAKE                 |
+//! | `cpu-balance` | [`cpu_balance`] | no balancer, on a veth pair (needs root)  |
+//!
+//! Adding a suite: write a module with `Args` (its flags, `clap::Args`) and a `run` returning
+//! `Vec<BenchRow>`, add one variant to [`Suite`] and its arm in [`run`] (blocking work goes
+//! through `spawn_blocking`), and give it a line in README's Benchmarks section.
+//!
+//! Only the `disgrafs` binary runs these suites and their errors are only printed, so this crate
+//! reports them with anyhow, like a binary; the product libraries keep their typed errors.
+
+pub mod cpu_balance;
+pub mod io;
+pub mod row;
+pub mod tagging;
+
+pub use row::{BenchRow, Better, print_rows, render_table, write_rows};
+
+/// The `disgrafs bench` command.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub suite: Suite,
+    /// Print JSON rows instead of a table.
+    #[arg(long, global = true, display_order = 100)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Suite {
+    /// Upload, download and small GETs over loopback, beside nginx.
+    Io(io::Args),
+    /// XDP CPU balancing against no balancer on a veth pair (needs root).
+    CpuBalance(cpu_balance::Args),
+    /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
+    Tagging(tagging::Args),
+}
+
+/// Runs one suite and prints its rows on stdout.
+pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
+    let rows = match bench.suite {
+        Suite::Io(args) => io::run(&args, bench.json).await?,
+        Suite::Tagging(args) => tokio::task::spawn_blocking(move || tagging::run(&args)).await??,
+        // Netlink, bpf(2) and pinned threads block: keep them off the runtime.
+        Suite::CpuBalance(args) => {
+            tokio::task::spawn_blocking(move || cpu_balance::run(&args)).await??
+        }
+    };
+    Ok(print_rows(&rows, bench.json)?)
+}
