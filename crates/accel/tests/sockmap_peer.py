@@ -361,7 +361,7 @@ def scenario_abrupt():
     return fails, report
 
 
-def scenario_detach(conns=8, total=48 << 20):
+def scenario_detach(conns=8, total=16 << 20):
     """Connections stream both ways; half-way the test detaches the bypass (we print 'ready'
     and wait for a line on stdin); the connections go on and every byte must arrive. One
     reader is paused across the detach, so bytes redirected to it are still unread then."""

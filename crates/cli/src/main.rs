@@ -143,6 +143,14 @@ enum BenchSuite {
         #[arg(long)]
         json: bool,
     },
+    /// Plain loopback TCP against the same-host TCP bypass (sockmap), interleaved (needs root).
+    Sockmap {
+        #[command(flatten)]
+        opts: disgrafs_accel::sockmap::bench::SockmapBenchOptions,
+        /// Print JSON rows instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
     Tagging {
         /// Python interpreter with `yake` installed (default: the venv scripts/test makes).
@@ -249,6 +257,14 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
         } => {
             let rows =
                 tokio::task::spawn_blocking(move || disgrafs_accel::bench::cpu_balance(&opts))
+                    .await??;
+            print_rows(&rows, json)
+        }
+        Command::Bench {
+            suite: BenchSuite::Sockmap { opts, json },
+        } => {
+            let rows =
+                tokio::task::spawn_blocking(move || disgrafs_accel::sockmap::bench::run(&opts))
                     .await??;
             print_rows(&rows, json)
         }

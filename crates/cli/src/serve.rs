@@ -26,6 +26,15 @@ pub struct ServeArgs {
     /// Automatic tags below this confidence (0 to 1) are kept but not shown.
     #[arg(long)]
     min_confidence: Option<f64>,
+    /// eBPF accelerators to run with the server, comma-separated (root). sockmap: the
+    /// same-host TCP bypass, in a cgroup of the server's own (a child of its current one).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    accel: Vec<ServeAccel>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeAccel {
+    Sockmap,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -90,6 +99,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Before any socket is opened: a socket belongs to the cgroup it was created in. Dropped
+    // (detached, cgroup removed) when run returns.
+    let _bypass = if args.accel.contains(&ServeAccel::Sockmap) {
+        let g = disgrafs_accel::sockmap::OwnCgroup::enter(Default::default())?;
+        tracing::info!(cgroup = %g.path().display(), "same-host TCP bypass attached");
+        Some(g)
+    } else {
+        None
+    };
     let config = resolve(args)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -14,6 +14,8 @@
 //!
 //! Detaching is ordered so that open connections keep every byte (see [`detach`]).
 
+pub mod bench;
+
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -171,7 +173,7 @@ pub fn check_cgroup(path: &Path) -> Result<(PathBuf, PathBuf), AccelError> {
             path.display()
         )));
     }
-    let mount = cgroup2_mounts()
+    let mount = sys::cgroup2_mounts()
         .into_iter()
         .filter(|m| canon.starts_with(m))
         .max_by_key(|m| m.as_os_str().len());
@@ -191,17 +193,6 @@ pub fn check_cgroup(path: &Path) -> Result<(PathBuf, PathBuf), AccelError> {
     Ok((canon, rel))
 }
 
-fn cgroup2_mounts() -> Vec<PathBuf> {
-    fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 2 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
-        })
-        .collect()
-}
-
 /// The pin directory name of a cgroup path relative to its mount ('%' and '/' escaped).
 fn encode(rel: &Path) -> String {
     rel.to_string_lossy()
@@ -219,7 +210,7 @@ fn attachment_of(rel: &Path) -> Result<Attachment, AccelError> {
 
 /// The cgroup an attachment belongs to, as a path under the first cgroup v2 mount.
 pub(crate) fn cgroup_of(a: &Attachment) -> PathBuf {
-    let root = cgroup2_mounts().into_iter().next().unwrap_or_default();
+    let root = sys::cgroup2_mounts().into_iter().next().unwrap_or_default();
     root.join(decode(&a.iface))
 }
 
@@ -407,4 +398,61 @@ pub fn detach(a: &Attachment) -> Result<(), AccelError> {
         write_config(&mut m, false, policy)?;
     }
     pin::remove_attachment(a)
+}
+
+/// A cgroup of this process's own, a child of the one it runs in, with the bypass attached:
+/// what `disgrafs serve --accel sockmap` runs in. Created and entered by [`OwnCgroup::enter`]
+/// (before the process opens the sockets that should be bypassed: a socket belongs to the
+/// cgroup it was created in); on drop the bypass is detached, the processes in it go back to
+/// the parent and the cgroup is removed.
+#[derive(Debug)]
+pub struct OwnCgroup {
+    path: PathBuf,
+    home: PathBuf,
+}
+
+impl OwnCgroup {
+    /// Creates `disgrafs-serve-<pid>` under this process's cgroup, moves the process there and
+    /// attaches the bypass to it.
+    pub fn enter(policy: SmallWritePolicy) -> Result<OwnCgroup, AccelError> {
+        let g = OwnCgroup::create("serve")?;
+        attach(&SockmapConfig {
+            cgroup: g.path.clone(),
+            policy,
+        })?;
+        Ok(g)
+    }
+
+    /// Creates `disgrafs-<prefix>-<pid>` under this process's cgroup and moves the process
+    /// there, without attaching anything.
+    pub fn create(prefix: &str) -> Result<OwnCgroup, AccelError> {
+        sys::require_privileged("running in a cgroup with the same-host TCP bypass")?;
+        let home = sys::own_cgroup().ok_or_else(|| {
+            AccelError::InvalidArgument("no cgroup v2 hierarchy is mounted".into())
+        })?;
+        let path = home.join(format!("disgrafs-{prefix}-{}", std::process::id()));
+        fs::create_dir(&path)
+            .map_err(|e| AccelError::io(format!("creating cgroup {}", path.display()), e))?;
+        let g = OwnCgroup { path, home };
+        // "0" moves the writing process, with all its threads; children it starts later follow.
+        fs::write(g.path.join("cgroup.procs"), "0")
+            .map_err(|e| AccelError::io(format!("entering cgroup {}", g.path.display()), e))?;
+        Ok(g)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        let _ = detach_cgroup(&self.path);
+        if let Ok(procs) = fs::read_to_string(self.path.join("cgroup.procs")) {
+            for pid in procs.lines() {
+                let _ = fs::write(self.home.join("cgroup.procs"), pid);
+            }
+        }
+        let _ = fs::remove_dir(&self.path);
+    }
 }
