@@ -15,7 +15,7 @@ use std::{
 
 use disgrafs_accel::{
     harness::{self, CgroupGuard},
-    pin, sockmap,
+    sockmap,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_disgrafs");
@@ -251,8 +251,8 @@ fn serve_with_accel_sockmap_runs_in_its_own_cgroup_and_cleans_up() {
     assert_eq!(r.status().as_u16(), 201);
     drop(server); // SIGTERM: the server shuts down and detaches
     assert!(!cgroup.exists(), "the server's cgroup is removed");
-    assert!(sockmap::attached_cgroups().is_empty());
-    assert!(!Path::new(pin::ROOT).join("sockmap").exists());
+    // (The proxy test may have its own attachment meanwhile: look at ours only.)
+    assert!(!sockmap::attached_cgroups().contains(&cgroup));
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub mod bench;
 
 use std::{
     fs,
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
     path::{Path, PathBuf},
 };
 
@@ -235,6 +236,48 @@ fn read_config(a: &Attachment) -> Result<SmConfig, AccelError> {
         .map_err(|e| AccelError::bpf("reading sm_config", e))
 }
 
+/// Attaches the sk_msg program to the map with BPF_PROG_ATTACH, keeping no descriptor: the map
+/// holds the program from then on and releases it when it is freed (detach). aya's handle for
+/// this attachment either detaches when dropped or, forgotten, keeps a duplicate of the map's
+/// descriptor open, which would keep the map (and every socket in it) alive in a long-running
+/// process after `detach`.
+fn attach_to_map(prog: BorrowedFd<'_>, map: BorrowedFd<'_>) -> Result<(), AccelError> {
+    #[repr(C)]
+    struct ProgAttach {
+        target_fd: u32,
+        attach_bpf_fd: u32,
+        attach_type: u32,
+        attach_flags: u32,
+        replace_bpf_fd: u32,
+    }
+    const BPF_PROG_ATTACH: libc::c_long = 8;
+    const BPF_SK_MSG_VERDICT: u32 = 7;
+    let attr = ProgAttach {
+        target_fd: map.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_SK_MSG_VERDICT,
+        attach_flags: 0,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: attr is a valid prefix of union bpf_attr for BPF_PROG_ATTACH; both descriptors
+    // are open for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const ProgAttach,
+            std::mem::size_of::<ProgAttach>(),
+        )
+    };
+    if rc < 0 {
+        return Err(AccelError::io(
+            "attaching sk_msg to sock_map",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// True when the bypass is attached to `cgroup`.
 pub fn is_attached(cgroup: &Path) -> Result<bool, AccelError> {
     let (_, rel) = check_cgroup(cgroup)?;
@@ -269,15 +312,8 @@ pub fn attach(cfg: &SockmapConfig) -> Result<(), AccelError> {
     let msg: &mut SkMsg = objects::program_mut(&mut ebpf, OBJECT, "sockmap_msg")?;
     msg.load()
         .map_err(|e| load_err("sockmap_msg", "sk_msg", e))?;
-    let id = msg
-        .attach(&map_fd)
-        .map_err(|e| AccelError::bpf("attaching sk_msg to sock_map", e))?;
-    // The map holds the program from now on: the attach must outlive this process (detach
-    // frees the map, which releases it), so the link handle is dropped without detaching.
-    let msg_link = msg
-        .take_link(id)
-        .map_err(|e| AccelError::bpf("taking the sk_msg link", e))?;
-    std::mem::forget(msg_link);
+    let prog_fd = msg.fd().map_err(|e| AccelError::bpf("sockmap_msg", e))?;
+    attach_to_map(prog_fd.as_fd(), map_fd.as_fd())?;
 
     let ops: &mut SockOps = objects::program_mut(&mut ebpf, OBJECT, "sockmap_sockops")?;
     ops.load()
