@@ -58,7 +58,7 @@ impl SmallWritePolicy {
         small_bytes: 0,
         run: 0,
     };
-    /// The default, from `disgrafs bench sockmap` on this machine (see the crate README).
+    /// The default; what it gains and what it does not fix is measured in the crate README.
     pub const DEFAULT: SmallWritePolicy = SmallWritePolicy {
         small_bytes: 1024,
         run: 16,
