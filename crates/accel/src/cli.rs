@@ -12,6 +12,7 @@ use crate::{
     AccelError,
     cpu_balance::{self, AttachMode, BalanceConfig, DEFAULT_QUEUE_SIZE, Weights},
     http::{HttpObserver, Observed, ObserverConfig},
+    sockmap::{self, SmallWritePolicy, SockmapConfig},
     status, sys,
 };
 
@@ -58,6 +59,19 @@ pub enum AccelCommand {
         /// CPUMAP queue size per CPU for a new attachment.
         #[arg(long, default_value_t = DEFAULT_QUEUE_SIZE)]
         queue_size: u32,
+    },
+    /// Same-host TCP bypass (sock_ops + sk_msg) for the processes of a cgroup v2: data between
+    /// two local TCP sockets of that cgroup skips the TCP/IP stack.
+    Sockmap {
+        /// The cgroup v2 directory (never the root; nothing is attached implicitly).
+        #[arg(long)]
+        cgroup: std::path::PathBuf,
+        /// Messages below this size are small (0: redirect every message).
+        #[arg(long, default_value_t = SmallWritePolicy::DEFAULT.small_bytes)]
+        small_bytes: u32,
+        /// After this many small messages in a row with no reply, a direction takes TCP.
+        #[arg(long, default_value_t = SmallWritePolicy::DEFAULT.run)]
+        small_run: u32,
     },
 }
 
@@ -164,6 +178,25 @@ pub fn run(cmd: AccelCommand) -> Result<(), AccelError> {
                 }
                 None => out(&format!("cpu-balance on {iface}: weights now {w}")),
             }
+            Ok(())
+        }
+        AccelCommand::Sockmap {
+            cgroup,
+            small_bytes,
+            small_run,
+        } => {
+            let policy = SmallWritePolicy {
+                small_bytes,
+                run: small_run,
+            };
+            sockmap::attach(&SockmapConfig {
+                cgroup: cgroup.clone(),
+                policy,
+            })?;
+            out(&format!(
+                "sockmap attached to cgroup {} (small writes: < {small_bytes} B x {small_run})",
+                cgroup.display()
+            ));
             Ok(())
         }
     }

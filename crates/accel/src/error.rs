@@ -77,7 +77,7 @@ fn netns_suffix(netns: &Option<String>) -> String {
 }
 
 impl AccelError {
-    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         AccelError::Io {
             context: context.into(),
             source,

@@ -2,6 +2,7 @@
 //!
 //! * [`http`]: the HTTP observer (socket filter on a raw packet socket) and its aggregates.
 //! * [`cpu_balance`]: XDP + CPUMAP spreading an interface's receive work over CPUs by weight.
+//! * [`sockmap`]: the same-host TCP bypass (sock_ops + sk_msg on a SOCKHASH) for a named cgroup.
 //! * [`status`]: what is attached where, with counters; `detach` of everything.
 //! * [`pin`]: the bpffs layout under `/sys/fs/bpf/disgrafs/` shared by all accelerators.
 //! * [`harness`]: real test hosts (network namespaces, veth pairs, a child cgroup v2) for tests
@@ -22,6 +23,7 @@ pub mod http;
 pub mod netlink;
 pub mod objects;
 pub mod pin;
+pub mod sockmap;
 pub mod status;
 pub mod sys;
 

@@ -8,6 +8,9 @@ pub static HTTP_FILTER: &[u8] = aya::include_bytes_aligned!("../bpf/http_filter.
 /// XDP CPU balancer (bpf/cpu_balance.bpf.c).
 pub static CPU_BALANCE: &[u8] = aya::include_bytes_aligned!("../bpf/cpu_balance.bpf.o");
 
+/// Same-host TCP bypass, sock_ops + sk_msg (bpf/sockmap.bpf.c).
+pub static SOCKMAP: &[u8] = aya::include_bytes_aligned!("../bpf/sockmap.bpf.o");
+
 /// A program of a loaded object, by name and type; a missing one is a build mistake, reported as
 /// one line like every other failure.
 pub(crate) fn program_mut<'a, T>(
@@ -24,4 +27,48 @@ where
             context: object.to_string(),
             detail: format!("no program {name} of the expected type"),
         })
+}
+
+/// A map of a loaded object, by name; a missing one is a build mistake.
+pub(crate) fn map_mut<'a>(
+    ebpf: &'a mut aya::Ebpf,
+    object: &str,
+    name: &str,
+) -> Result<&'a mut aya::maps::Map, crate::AccelError> {
+    ebpf.map_mut(name).ok_or_else(|| crate::AccelError::Bpf {
+        context: object.to_string(),
+        detail: format!("no map {name}"),
+    })
+}
+
+/// A map an attachment pinned, opened by a later process.
+pub(crate) fn open_pinned(
+    a: &crate::pin::Attachment,
+    name: &str,
+) -> Result<aya::maps::Map, crate::AccelError> {
+    let p = a.path(name);
+    let data = aya::maps::MapData::from_pin(&p)
+        .map_err(|e| crate::AccelError::bpf(format!("opening {}", p.display()), e))?;
+    aya::maps::Map::from_map_data(data)
+        .map_err(|e| crate::AccelError::bpf(format!("opening {}", p.display()), e))
+}
+
+/// The one-line error for a program or map the kernel refused.
+pub(crate) fn load_err(
+    program: &str,
+    kind: &str,
+    e: impl std::error::Error + 'static,
+) -> crate::AccelError {
+    // EPERM for a privileged process means the kernel forbids the program type (as it does
+    // fentry on some kernels), not missing capabilities.
+    if crate::error::errno_of(&e) == Some(libc::EPERM) && !crate::sys::is_privileged() {
+        return crate::AccelError::NotPrivileged {
+            what: format!("loading {program}"),
+        };
+    }
+    crate::AccelError::ProgramUnsupported {
+        program: program.to_string(),
+        kind: kind.to_string(),
+        detail: crate::error::chain(&e),
+    }
 }

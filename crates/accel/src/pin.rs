@@ -24,6 +24,9 @@ pub const ROOT: &str = "/sys/fs/bpf/disgrafs";
 /// Directory name standing for "the namespace the attaching process ran in" (no `--netns`).
 /// A leading '@' keeps it apart from any name `ip netns add` would be given in practice.
 pub const CURRENT_NETNS: &str = "@current";
+/// The `<netns>` level of accelerators attached to a cgroup rather than an interface (their
+/// programs see every namespace); the `<iface>` level is then the cgroup's encoded path.
+pub const CGROUP_SCOPE: &str = "@cgroup";
 /// Marker left when disgrafs mounted bpffs itself, so `detach` can unmount it and restore the
 /// machine as it was.
 const MOUNT_MARKER: &str = "/run/disgrafs/bpffs-mounted-by-disgrafs";
@@ -34,14 +37,16 @@ const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 #[serde(rename_all = "kebab-case")]
 pub enum Accelerator {
     CpuBalance,
+    Sockmap,
 }
 
 impl Accelerator {
-    pub const ALL: [Accelerator; 1] = [Accelerator::CpuBalance];
+    pub const ALL: [Accelerator; 2] = [Accelerator::CpuBalance, Accelerator::Sockmap];
 
     pub fn dir_name(self) -> &'static str {
         match self {
             Accelerator::CpuBalance => "cpu-balance",
+            Accelerator::Sockmap => "sockmap",
         }
     }
 }
@@ -145,6 +150,23 @@ pub fn ensure_root() -> Result<(), AccelError> {
         fs::write(MOUNT_MARKER, b"").ok();
     }
     fs::create_dir_all(ROOT).map_err(|e| AccelError::io(format!("creating {ROOT}"), e))
+}
+
+/// Creates an attachment's directory (mounting bpffs when needed) and pins the named maps of
+/// `ebpf` in it.
+pub fn pin_maps(ebpf: &aya::Ebpf, a: &Attachment, names: &[&str]) -> Result<(), AccelError> {
+    ensure_root()?;
+    fs::create_dir_all(&a.dir)
+        .map_err(|e| AccelError::io(format!("creating {}", a.dir.display()), e))?;
+    for name in names {
+        let m = ebpf.map(name).ok_or_else(|| AccelError::Bpf {
+            context: "pinning".into(),
+            detail: format!("no map {name}"),
+        })?;
+        m.pin(a.path(name))
+            .map_err(|e| AccelError::bpf(format!("pinning {name}"), e))?;
+    }
+    Ok(())
 }
 
 /// Every attachment pinned under [`ROOT`].

@@ -7,6 +7,7 @@ use crate::{
     AccelError,
     cpu_balance::{self, BalanceStatus},
     pin::{self, Accelerator},
+    sockmap::{self, SockmapStatus},
     sys,
 };
 
@@ -16,6 +17,7 @@ pub struct Status {
     pub btf: bool,
     pub bpffs_mounted: bool,
     pub cpu_balance: Vec<BalanceStatus>,
+    pub sockmap: Vec<SockmapStatus>,
     /// Attachments whose pins could not be read, one line each.
     pub errors: Vec<String>,
 }
@@ -27,6 +29,7 @@ pub fn status() -> Result<Status, AccelError> {
         btf: sys::has_btf(),
         bpffs_mounted: pin::bpffs_mounted(),
         cpu_balance: Vec::new(),
+        sockmap: Vec::new(),
         errors: Vec::new(),
     };
     if st.bpffs_mounted && !st.privileged {
@@ -40,6 +43,10 @@ pub fn status() -> Result<Status, AccelError> {
                 Ok(s) => st.cpu_balance.push(s),
                 Err(e) => st.errors.push(format!("{}: {e}", a.dir.display())),
             },
+            Accelerator::Sockmap => match sockmap::status(&a) {
+                Ok(s) => st.sockmap.push(s),
+                Err(e) => st.errors.push(format!("{}: {e}", a.dir.display())),
+            },
         }
     }
     Ok(st)
@@ -48,7 +55,7 @@ pub fn status() -> Result<Status, AccelError> {
 /// The text form of [`Status`].
 pub fn render(st: &Status) -> String {
     let mut out = String::new();
-    if st.cpu_balance.is_empty() && st.errors.is_empty() {
+    if st.cpu_balance.is_empty() && st.sockmap.is_empty() && st.errors.is_empty() {
         out.push_str("nothing attached by disgrafs\n");
     }
     for b in &st.cpu_balance {
@@ -78,6 +85,29 @@ pub fn render(st: &Status) -> String {
             ));
         }
     }
+    for s in &st.sockmap {
+        let c = &s.counters;
+        out.push_str(&format!(
+            "sockmap on cgroup {}: link {} prog {}, {} sockets in the map (added {}, closed {}, refused {})\n",
+            s.cgroup.display(),
+            s.link_id,
+            s.prog_id,
+            s.sockets,
+            c.sockets_added,
+            c.sockets_removed,
+            c.add_failed
+        ));
+        out.push_str(&format!(
+            "  redirected {} messages / {} bytes, normal path {} messages / {} bytes, {} directions moved to TCP (small writes: < {} B x {})\n",
+            c.msgs_redirected,
+            c.bytes_redirected,
+            c.msgs_passed,
+            c.bytes_passed,
+            c.directions_to_tcp,
+            s.policy.small_bytes,
+            s.policy.run
+        ));
+    }
     for e in &st.errors {
         out.push_str(&format!("error: {e}\n"));
     }
@@ -100,13 +130,24 @@ pub fn detach_all() -> Result<DetachReport, AccelError> {
     }
     sys::require_privileged("detaching disgrafs' BPF programs")?;
     for a in pin::attachments() {
-        pin::remove_attachment(&a)?;
-        report.removed.push(format!(
-            "{} on {} (netns {})",
-            a.accelerator.dir_name(),
-            a.iface,
-            a.netns_label()
-        ));
+        match a.accelerator {
+            Accelerator::Sockmap => {
+                sockmap::detach(&a)?;
+                report.removed.push(format!(
+                    "sockmap on cgroup {}",
+                    sockmap::cgroup_of(&a).display()
+                ));
+            }
+            Accelerator::CpuBalance => {
+                pin::remove_attachment(&a)?;
+                report.removed.push(format!(
+                    "{} on {} (netns {})",
+                    a.accelerator.dir_name(),
+                    a.iface,
+                    a.netns_label()
+                ));
+            }
+        }
     }
     // Leftover empty directories (an interrupted attach) go too.
     pin::prune_empty();

@@ -116,3 +116,24 @@ pub fn in_netns<T: Send>(
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
 }
+
+/// Where cgroup v2 hierarchies are mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a
+/// hybrid host), in mount order.
+pub fn cgroup2_mounts() -> Vec<std::path::PathBuf> {
+    fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 2 && f[2] == "cgroup2").then(|| std::path::PathBuf::from(f[1]))
+        })
+        .collect()
+}
+
+/// This process's cgroup v2 directory.
+pub fn own_cgroup() -> Option<std::path::PathBuf> {
+    let root = cgroup2_mounts().into_iter().next()?;
+    let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(root.join(rel.trim_start_matches('/')))
+}

@@ -7,6 +7,7 @@
 //! | `io`          | [`io`]          | nginx (sendfile, dav PUT), the disk       |
 //! | `tagging`     | [`tagging`]     | the Python reference YAKE                 |
 //! | `cpu-balance` | [`cpu_balance`] | no balancer, on a veth pair (needs root)  |
+//! | `sockmap`     | [`sockmap`]     | plain loopback TCP (needs root)           |
 //!
 //! Adding a suite: write a module with `Args` (its flags, `clap::Args`) and a `run` returning
 //! `Vec<BenchRow>`, add one variant to [`Suite`] and its arm in [`run`] (blocking work goes
@@ -18,6 +19,7 @@
 pub mod cpu_balance;
 pub mod io;
 pub mod row;
+pub mod sockmap;
 pub mod tagging;
 
 pub use row::{BenchRow, Better, print_rows, render_table, write_rows};
@@ -38,6 +40,8 @@ pub enum Suite {
     Io(io::Args),
     /// XDP CPU balancing against no balancer on a veth pair (needs root).
     CpuBalance(cpu_balance::Args),
+    /// Plain loopback TCP against the same-host TCP bypass (sockmap), interleaved (needs root).
+    Sockmap(sockmap::Args),
     /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
     Tagging(tagging::Args),
 }
@@ -51,6 +55,7 @@ pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
         Suite::CpuBalance(args) => {
             tokio::task::spawn_blocking(move || cpu_balance::run(&args)).await??
         }
+        Suite::Sockmap(args) => tokio::task::spawn_blocking(move || sockmap::run(&args)).await??,
     };
     Ok(print_rows(&rows, bench.json)?)
 }

@@ -37,6 +37,15 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     allowed_hosts: Option<Vec<AllowedHost>>,
+    /// eBPF accelerators to run with the server, comma-separated (root). sockmap: the
+    /// same-host TCP bypass, in a cgroup of the server's own (a child of its current one).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    accel: Vec<ServeAccel>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeAccel {
+    Sockmap,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -79,10 +88,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         .min_confidence
         .or(file.min_confidence)
         .unwrap_or(d.min_confidence);
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&min_confidence),
-        "min_confidence must be between 0 and 1"
-    );
+    // Its range is the store's rule (checked when it opens).
     let workers = args.workers.or(file.workers).unwrap_or(d.workers);
     Ok(Config {
         listen: args.listen.or(file.listen).unwrap_or(d.listen),
@@ -106,6 +112,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Before any socket is opened: a socket belongs to the cgroup it was created in. Dropped
+    // (detached, cgroup removed) when run returns.
+    let _bypass = if args.accel.contains(&ServeAccel::Sockmap) {
+        let g = disgrafs_accel::sockmap::OwnCgroup::enter(Default::default())?;
+        tracing::info!(cgroup = %g.path().display(), "same-host TCP bypass attached");
+        Some(g)
+    } else {
+        None
+    };
     let config = resolve(args)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -31,9 +31,9 @@ pub use weights::Weights;
 
 use crate::{
     AccelError,
-    error::{chain, errno_of},
+    error::errno_of,
     netlink::{self, XdpAttached},
-    objects,
+    objects::{self, load_err, map_mut, open_pinned},
     pin::{self, Accelerator, Attachment},
     sys,
 };
@@ -152,35 +152,6 @@ fn attachment(iface: &str, netns: Option<&str>) -> Result<Attachment, AccelError
     Attachment::new(Accelerator::CpuBalance, netns, iface)
 }
 
-fn load_err(program: &str, kind: &str, e: impl std::error::Error + 'static) -> AccelError {
-    // EPERM for a privileged process means the kernel forbids the program type (as it does
-    // fentry on some kernels), not missing capabilities.
-    if errno_of(&e) == Some(libc::EPERM) && !sys::is_privileged() {
-        return AccelError::NotPrivileged {
-            what: format!("loading {program}"),
-        };
-    }
-    AccelError::ProgramUnsupported {
-        program: program.to_string(),
-        kind: kind.to_string(),
-        detail: chain(&e),
-    }
-}
-
-fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Map, AccelError> {
-    ebpf.map_mut(name).ok_or_else(|| AccelError::Bpf {
-        context: OBJECT.into(),
-        detail: format!("no map {name}"),
-    })
-}
-
-fn open_pinned(a: &Attachment, name: &str) -> Result<Map, AccelError> {
-    let p = a.path(name);
-    let data = MapData::from_pin(&p)
-        .map_err(|e| AccelError::bpf(format!("opening {}", p.display()), e))?;
-    Map::from_map_data(data).map_err(|e| AccelError::bpf(format!("opening {}", p.display()), e))
-}
-
 fn link_pin(a: &Attachment) -> Option<(&'static str, &'static str)> {
     [(PIN_LINK_DRIVER, "driver"), (PIN_LINK_GENERIC, "generic")]
         .into_iter()
@@ -248,25 +219,26 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
         .map_err(|e| AccelError::io("duplicating a program fd", e))?;
 
     {
-        let mut cpu_map: CpuMap<&mut MapData> = CpuMap::try_from(map_mut(&mut ebpf, "cpu_map")?)
-            .map_err(|e| AccelError::bpf("cpu_map", e))?;
+        let mut cpu_map: CpuMap<&mut MapData> =
+            CpuMap::try_from(map_mut(&mut ebpf, OBJECT, "cpu_map")?)
+                .map_err(|e| AccelError::bpf("cpu_map", e))?;
         for cpu in &online {
             cpu_map
                 .set(*cpu, cfg.queue_size, Some(&on_cpu_fd), 0)
                 .map_err(|e| load_err("cpu_map entry", "CPUMAP with a program", e))?;
         }
     }
-    let cpu_map_id = match map_mut(&mut ebpf, "cpu_map")? {
+    let cpu_map_id = match map_mut(&mut ebpf, OBJECT, "cpu_map")? {
         Map::CpuMap(d) => d
             .info()
             .map_err(|e| AccelError::bpf("cpu_map info", e))?
             .id(),
         _ => 0,
     };
-    write_slots(map_mut(&mut ebpf, "cpu_slots")?, &cfg.weights)?;
+    write_slots(map_mut(&mut ebpf, OBJECT, "cpu_slots")?, &cfg.weights)?;
     {
         let mut conf: Array<&mut MapData, CbConfig> =
-            Array::try_from(map_mut(&mut ebpf, "cb_config")?)
+            Array::try_from(map_mut(&mut ebpf, OBJECT, "cb_config")?)
                 .map_err(|e| AccelError::bpf("cb_config", e))?;
         let c = CbConfig {
             nslots: weights::SLOTS as u32,
@@ -349,21 +321,7 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
     };
 
     // Pin everything; on any failure remove what was pinned (dropping the links detaches).
-    let pin_all = || -> Result<(), AccelError> {
-        pin::ensure_root()?;
-        std::fs::create_dir_all(&a.dir)
-            .map_err(|e| AccelError::io(format!("creating {}", a.dir.display()), e))?;
-        for name in MAPS {
-            let m = ebpf.map(name).ok_or_else(|| AccelError::Bpf {
-                context: "pinning".into(),
-                detail: format!("no map {name}"),
-            })?;
-            m.pin(a.path(name))
-                .map_err(|e| AccelError::bpf(format!("pinning {name}"), e))?;
-        }
-        Ok(())
-    };
-    let pinned = pin_all().and_then(|()| {
+    let pinned = pin::pin_maps(&ebpf, &a, &MAPS).and_then(|()| {
         let pin_name = if mode == "driver" {
             PIN_LINK_DRIVER
         } else {

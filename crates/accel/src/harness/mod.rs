@@ -235,11 +235,7 @@ impl VethNet {
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` or `/sys/fs/cgroup/unified`).
 pub fn cgroup2_root() -> Option<PathBuf> {
-    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() > 2 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
-    })
+    sys::cgroup2_mounts().into_iter().next()
 }
 
 /// A child cgroup v2 holding only the test's own processes; on drop its processes go back to
@@ -255,13 +251,7 @@ impl CgroupGuard {
     pub fn new(prefix: &str) -> Result<Self, AccelError> {
         let root = cgroup2_root()
             .ok_or_else(|| AccelError::Harness("no cgroup v2 hierarchy is mounted".into()))?;
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let rel = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap_or("/")
-            .trim_start_matches('/');
-        let home = root.join(rel);
+        let home = sys::own_cgroup().unwrap_or_else(|| root.clone());
         let path = root.join(unique(prefix));
         fs::create_dir(&path)
             .map_err(|e| AccelError::Harness(format!("creating {}: {e}", path.display())))?;
