@@ -51,10 +51,12 @@ fn is_sentence_end(c: char) -> bool {
 
 /// Calls `f` for each piece of `text`.
 pub fn tokenize<'a>(text: &'a str, mut f: impl FnMut(Piece<'a>)) {
-    let _ = tokenize_until(text, |p| {
+    // `f` never breaks, so neither does the walk.
+    let flow = tokenize_until(text, |p| {
         f(p);
         ControlFlow::Continue(())
     });
+    debug_assert!(flow.is_continue());
 }
 
 /// [`tokenize`] that stops as soon as `f` breaks. Linear in `text`: every step moves forward,

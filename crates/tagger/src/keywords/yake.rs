@@ -509,13 +509,12 @@ impl KeywordExtractor for Yake {
             words: 0,
         };
         let mut ticker = Ticker::new(deadline);
-        let mut expired = false;
-        let _ = tokenize_until(text, |piece| {
+        // The scan breaks only when the deadline passed.
+        let expired = tokenize_until(text, |piece| {
             match piece {
                 Piece::Word { text, cjk } => {
                     scan.word(text, cjk, cfg);
                     if ticker.tick().is_err() {
-                        expired = true;
                         return ControlFlow::Break(());
                     }
                 }
@@ -523,7 +522,8 @@ impl KeywordExtractor for Yake {
                 Piece::SentenceBreak => scan.sentence_break(),
             }
             ControlFlow::Continue(())
-        });
+        })
+        .is_break();
         work.words += scan.words as u64;
         work.candidates += scan.candidates.len() as u64;
         if expired {
