@@ -8,6 +8,9 @@ pub static HTTP_FILTER: &[u8] = aya::include_bytes_aligned!("../bpf/http_filter.
 /// XDP CPU balancer (bpf/cpu_balance.bpf.c).
 pub static CPU_BALANCE: &[u8] = aya::include_bytes_aligned!("../bpf/cpu_balance.bpf.o");
 
+/// AF_XDP steering (bpf/xsk_steer.bpf.c).
+pub static XSK_STEER: &[u8] = aya::include_bytes_aligned!("../bpf/xsk_steer.bpf.o");
+
 /// A program of a loaded object, by name and type; a missing one is a build mistake, reported as
 /// one line like every other failure.
 pub(crate) fn program_mut<'a, T>(

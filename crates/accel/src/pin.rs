@@ -34,14 +34,16 @@ const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 #[serde(rename_all = "kebab-case")]
 pub enum Accelerator {
     CpuBalance,
+    Afxdp,
 }
 
 impl Accelerator {
-    pub const ALL: [Accelerator; 1] = [Accelerator::CpuBalance];
+    pub const ALL: [Accelerator; 2] = [Accelerator::CpuBalance, Accelerator::Afxdp];
 
     pub fn dir_name(self) -> &'static str {
         match self {
             Accelerator::CpuBalance => "cpu-balance",
+            Accelerator::Afxdp => "afxdp",
         }
     }
 }

@@ -99,6 +99,24 @@ impl SqliteMeta {
         })
     }
 
+    /// Opens an existing database for reading only (both pools read-only, no migration): for a
+    /// process serving beside the one that owns the data directory.
+    pub async fn open_read_only(path: &Path, min_confidence: f64) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        Ok(SqliteMeta {
+            write: pool.clone(),
+            pool,
+            min_confidence,
+        })
+    }
+
     /// Loads the visible tags of these files, sorted user first then by weight.
     async fn tags_of(&self, ids: &[String]) -> Result<HashMap<String, Vec<TagRef>>, StoreError> {
         let mut out: HashMap<String, Vec<TagRef>> = HashMap::new();
