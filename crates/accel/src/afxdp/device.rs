@@ -457,8 +457,11 @@ fn if_mtu(iface: &str) -> Option<usize> {
     let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut ifr) };
     // SAFETY: fd is ours.
     unsafe { libc::close(fd) };
+    if rc != 0 {
+        return None;
+    }
     // SAFETY: SIOCGIFMTU filled the mtu member.
-    (rc == 0).then(|| unsafe { ifr.ifr_ifru.ifru_mtu } as usize)
+    Some(unsafe { ifr.ifr_ifru.ifru_mtu } as usize)
 }
 
 /// A received frame (in the UMEM, or a synthesised ARP request) lent to smoltcp.
