@@ -1,6 +1,8 @@
 //! eBPF accelerators for disgrafs' network IO. Only this crate knows BPF.
 //!
 //! * [`http`]: the HTTP observer (socket filter on a raw packet socket) and its aggregates.
+//! * [`afxdp`]: XDP steering of one TCP/UDP port to AF_XDP sockets, and those sockets as a
+//!   `smoltcp` device (the user-space fast path in `crates/fastpath` runs on them).
 //! * [`cpu_balance`]: XDP + CPUMAP spreading an interface's receive work over CPUs by weight.
 //! * [`sockmap`]: the same-host TCP bypass (sock_ops + sk_msg on a SOCKHASH) for a named cgroup.
 //! * [`status`]: what is attached where, with counters; `detach` of everything.
@@ -15,6 +17,7 @@
 //! Architecture invariant: nothing here attaches to an interface or cgroup that the caller did not
 //! name. Architecture invariant: an XDP program disgrafs did not attach is never replaced.
 
+pub mod afxdp;
 pub mod cli;
 pub mod cpu_balance;
 mod error;

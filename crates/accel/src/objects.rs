@@ -10,6 +10,8 @@ pub static CPU_BALANCE: &[u8] = aya::include_bytes_aligned!("../bpf/cpu_balance.
 
 /// Same-host TCP bypass, sock_ops + sk_msg (bpf/sockmap.bpf.c).
 pub static SOCKMAP: &[u8] = aya::include_bytes_aligned!("../bpf/sockmap.bpf.o");
+/// AF_XDP steering (bpf/xsk_steer.bpf.c).
+pub static XSK_STEER: &[u8] = aya::include_bytes_aligned!("../bpf/xsk_steer.bpf.o");
 
 /// A program of a loaded object, by name and type; a missing one is a build mistake, reported as
 /// one line like every other failure.

@@ -38,15 +38,21 @@ const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 pub enum Accelerator {
     CpuBalance,
     Sockmap,
+    Afxdp,
 }
 
 impl Accelerator {
-    pub const ALL: [Accelerator; 2] = [Accelerator::CpuBalance, Accelerator::Sockmap];
+    pub const ALL: [Accelerator; 3] = [
+        Accelerator::CpuBalance,
+        Accelerator::Sockmap,
+        Accelerator::Afxdp,
+    ];
 
     pub fn dir_name(self) -> &'static str {
         match self {
             Accelerator::CpuBalance => "cpu-balance",
             Accelerator::Sockmap => "sockmap",
+            Accelerator::Afxdp => "afxdp",
         }
     }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::{
     AccelError,
+    afxdp::{self, AfxdpStatus},
     cpu_balance::{self, BalanceStatus},
     pin::{self, Accelerator},
     sockmap::{self, SockmapStatus},
@@ -18,6 +19,7 @@ pub struct Status {
     pub bpffs_mounted: bool,
     pub cpu_balance: Vec<BalanceStatus>,
     pub sockmap: Vec<SockmapStatus>,
+    pub afxdp: Vec<AfxdpStatus>,
     /// Attachments whose pins could not be read, one line each.
     pub errors: Vec<String>,
 }
@@ -30,6 +32,7 @@ pub fn status() -> Result<Status, AccelError> {
         bpffs_mounted: pin::bpffs_mounted(),
         cpu_balance: Vec::new(),
         sockmap: Vec::new(),
+        afxdp: Vec::new(),
         errors: Vec::new(),
     };
     if st.bpffs_mounted && !st.privileged {
@@ -45,6 +48,8 @@ pub fn status() -> Result<Status, AccelError> {
             },
             Accelerator::Sockmap => match sockmap::status(&a) {
                 Ok(s) => st.sockmap.push(s),
+            Accelerator::Afxdp => match afxdp::status(&a) {
+                Ok(s) => st.afxdp.push(s),
                 Err(e) => st.errors.push(format!("{}: {e}", a.dir.display())),
             },
         }
@@ -55,7 +60,7 @@ pub fn status() -> Result<Status, AccelError> {
 /// The text form of [`Status`].
 pub fn render(st: &Status) -> String {
     let mut out = String::new();
-    if st.cpu_balance.is_empty() && st.sockmap.is_empty() && st.errors.is_empty() {
+    if st.cpu_balance.is_empty() && st.sockmap.is_empty() && st.afxdp.is_empty() && st.errors.is_empty() {
         out.push_str("nothing attached by disgrafs\n");
     }
     for b in &st.cpu_balance {
@@ -107,6 +112,17 @@ pub fn render(st: &Status) -> String {
             s.policy.small_bytes,
             s.policy.run
         ));
+    }
+    for x in &st.afxdp {
+        let s = &x.steering;
+        out.push_str(&format!(
+            "afxdp on {} (netns {}): XDP {} mode, TCP port {}, UDP port {}\n  kernel: seen {} tcp {} udp {} passed {} no_socket {}\n  fast path:",
+            x.iface, x.netns, x.mode, x.tcp_port, x.udp_port, s.seen, s.tcp, s.udp, s.passed, s.no_socket
+        ));
+        for (name, v) in &x.fast_path {
+            out.push_str(&format!(" {name} {v}"));
+        }
+        out.push('\n');
     }
     for e in &st.errors {
         out.push_str(&format!("error: {e}\n"));

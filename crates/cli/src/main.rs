@@ -110,9 +110,18 @@ enum Command {
     },
     /// eBPF accelerators of the services' network IO (need root).
     #[command(subcommand)]
-    Accel(disgrafs_accel::cli::AccelCommand),
+    Accel(AccelCli),
     /// Reproducible measurements beside a peer, printed as a table.
     Bench(disgrafs_bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum AccelCli {
+    #[command(flatten)]
+    Bpf(disgrafs_accel::cli::AccelCommand),
+    /// Serve file records and small contents over AF_XDP with a user-space TCP stack (smoltcp),
+    /// from the data directory of a running `disgrafs serve`, until Ctrl-C or SIGTERM.
+    Afxdp(disgrafs_fastpath::cli::AfxdpArgs),
 }
 
 #[derive(Subcommand)]
@@ -190,8 +199,15 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Retag { all, opts } => c::retag(&opts, all).await,
         Command::Bench(bench) => disgrafs_bench::run(bench).await,
         // The accelerators block (netlink, bpf(2), a reader thread): keep them off the runtime.
-        Command::Accel(cmd) => {
+        Command::Accel(AccelCli::Bpf(cmd)) => {
             Ok(tokio::task::spawn_blocking(move || disgrafs_accel::cli::run(cmd)).await??)
+        }
+        Command::Accel(AccelCli::Afxdp(args)) => {
+            let (fp, line) =
+                tokio::task::spawn_blocking(move || disgrafs_fastpath::cli::start(args)).await??;
+            println!("{line}");
+            serve::shutdown_signal().await;
+            Ok(tokio::task::spawn_blocking(move || fp.stop()).await??)
         }
     }
 }

@@ -136,15 +136,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir.display()
     );
     // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
-    let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-    };
-    disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown)
+    disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown_signal())
         .await
         .context("server failed")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
 }

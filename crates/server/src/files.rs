@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult, Cause};
 use crate::{AppState, download, upload};
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use disgrafs_core::api::{FileList, Health, RelatedList, RetagQueued, TagsBody, Uploaded};
 use disgrafs_core::{FileName, FileRecord, normalize_tag, query};
@@ -13,17 +13,23 @@ use disgrafs_store::{ListOptions, Retag, SortKey};
 use serde::Deserialize;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+    object_routes()
         .route("/api/health", get(health))
         .route(
             "/api/files",
             get(list).post(upload_multipart).put(upload_raw),
         )
-        .route("/api/files/{id}", get(get_file).delete(delete_file))
-        .route("/api/files/{id}/content", get(download::content))
+        .route("/api/files/{id}", delete(delete_file))
         .route("/api/files/{id}/tags", post(add_tags).delete(remove_tags))
         .route("/api/files/{id}/related", get(related))
         .route("/api/retag", post(retag))
+}
+
+/// A file's record and content: read-only, also served by the AF_XDP fast path.
+pub(crate) fn object_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/files/{id}", get(get_file))
+        .route("/api/files/{id}/content", get(download::content))
 }
 
 /// Liveness, with the store's counts.

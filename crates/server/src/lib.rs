@@ -15,6 +15,7 @@
 mod download;
 pub mod error;
 mod events;
+pub mod fastpath;
 mod files;
 mod graph;
 pub mod host;
@@ -80,6 +81,13 @@ pub struct AppState {
 impl AppState {
     pub async fn open(config: Config) -> Result<Self, disgrafs_store::StoreError> {
         let store = Store::open_local(&config.data_dir, config.min_confidence).await?;
+        Self::with_store(store, config)
+    }
+
+    pub(crate) fn with_store(
+        store: Store,
+        config: Config,
+    ) -> Result<Self, disgrafs_store::StoreError> {
         let tus = tus::TusStore::open(&config.data_dir.join("tmp").join("tus"))?;
         Ok(AppState {
             store,

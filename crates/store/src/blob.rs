@@ -62,13 +62,24 @@ impl BlobStore {
     pub fn local(data_dir: &Path) -> Result<Self, StoreError> {
         let blobs = data_dir.join("blobs");
         std::fs::create_dir_all(&blobs)?;
-        let root = blobs.to_str().ok_or_else(|| {
-            StoreError::Config(format!("data dir {} is not UTF-8", data_dir.display()))
-        })?;
-        let op = Operator::new(opendal::services::Fs::default().root(root))
-            .map_err(io_err)?
-            .finish();
+        let op = fs_operator(data_dir, &blobs)?;
         Self::with_operator(op, Some(blobs), data_dir)
+    }
+
+    /// Local blobs for reading only: nothing is created or swept (uploads would fail).
+    pub fn local_read_only(data_dir: &Path) -> Result<Self, StoreError> {
+        let blobs = data_dir.join("blobs");
+        if !blobs.is_dir() {
+            return Err(StoreError::Config(format!(
+                "{} holds no disgrafs blobs",
+                data_dir.display()
+            )));
+        }
+        Ok(BlobStore {
+            op: fs_operator(data_dir, &blobs)?,
+            local_blobs: Some(blobs),
+            staging: data_dir.join("tmp").join("staging"),
+        })
     }
 
     /// Blobs behind any OpenDAL operator (S3, …); staging stays on local disk under `data_dir`.
@@ -449,4 +460,14 @@ impl std::fmt::Debug for StagedBlob {
             .field("size", &self.size)
             .finish()
     }
+}
+
+/// An OpenDAL operator over the local directory `blobs` (inside `data_dir`).
+fn fs_operator(data_dir: &Path, blobs: &Path) -> Result<Operator, StoreError> {
+    let root = blobs.to_str().ok_or_else(|| {
+        StoreError::Config(format!("data dir {} is not UTF-8", data_dir.display()))
+    })?;
+    Ok(Operator::new(opendal::services::Fs::default().root(root))
+        .map_err(io_err)?
+        .finish())
 }

@@ -68,6 +68,19 @@ impl Store {
         Ok(store)
     }
 
+    /// The embedded default opened for reading only, beside the process that owns it (the
+    /// AF_XDP fast path serves from a data directory `disgrafs serve` writes): takes no lock,
+    /// sweeps nothing, runs no migration; a write fails with SQLite's read-only error.
+    pub async fn open_local_read_only(
+        data_dir: &Path,
+        min_confidence: f64,
+    ) -> Result<Self, StoreError> {
+        let blobs = BlobStore::local_read_only(data_dir)?;
+        let meta =
+            SqliteMeta::open_read_only(&data_dir.join("disgrafs.db"), min_confidence).await?;
+        Ok(Store::new(blobs, Arc::new(meta)))
+    }
+
     pub fn new(blobs: BlobStore, meta: Arc<dyn MetaStore>) -> Self {
         Store {
             blobs,

@@ -79,11 +79,6 @@ fn record_from_row(r: &SqliteRow) -> FileRecord {
 impl SqliteMeta {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path, min_confidence: f64) -> Result<Self, StoreError> {
-        if !(0.0..=1.0).contains(&min_confidence) {
-            return Err(StoreError::Config(format!(
-                "min_confidence must be between 0 and 1, not {min_confidence}"
-            )));
-        }
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -101,6 +96,19 @@ impl SqliteMeta {
             .max_connections(8)
             .connect_with(opts.read_only(true))
             .await?;
+        Self::with_pools(pool, write, min_confidence)
+    }
+
+    fn with_pools(
+        pool: SqlitePool,
+        write: SqlitePool,
+        min_confidence: f64,
+    ) -> Result<Self, StoreError> {
+        if !(0.0..=1.0).contains(&min_confidence) {
+            return Err(StoreError::Config(format!(
+                "min_confidence must be between 0 and 1, not {min_confidence}"
+            )));
+        }
         Ok(SqliteMeta {
             pool,
             write,
@@ -126,6 +134,20 @@ impl SqliteMeta {
             rows.extend(qb.build().fetch_all(&self.pool).await?);
         }
         Ok(rows)
+    }
+
+    /// Opens an existing database for reading only (both pools read-only, no migration): for a
+    /// process serving beside the one that owns the data directory.
+    pub async fn open_read_only(path: &Path, min_confidence: f64) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        Self::with_pools(pool.clone(), pool, min_confidence)
     }
 
     /// Loads the visible tags of these files, sorted user first then by weight.
