@@ -11,6 +11,7 @@ mod events;
 mod files;
 mod graph;
 mod jobs;
+pub mod metrics;
 mod openapi;
 mod tus;
 mod upload;
@@ -39,6 +40,8 @@ pub struct Config {
     pub min_confidence: f64,
     /// Incomplete tus uploads untouched this long are removed.
     pub upload_expiry: std::time::Duration,
+    /// Where `/metrics` reads the system's figures (`/proc`; tests point it elsewhere).
+    pub proc_root: PathBuf,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
                 .clamp(1, 8),
             min_confidence: disgrafs_tagger::DEFAULT_MIN_CONFIDENCE,
             upload_expiry: std::time::Duration::from_secs(24 * 3600),
+            proc_root: PathBuf::from("/proc"),
         }
     }
 }
@@ -62,6 +66,7 @@ pub struct AppState {
     pub store: Store,
     pub events: events::EventBus,
     pub config: Arc<Config>,
+    pub metrics: Arc<metrics::Metrics>,
     tus: tus::TusStore,
     jobs: Arc<tokio::sync::Notify>,
 }
@@ -70,9 +75,13 @@ impl AppState {
     pub async fn open(config: Config) -> Result<Self, disgrafs_store::StoreError> {
         let store = Store::open_local(&config.data_dir, config.min_confidence).await?;
         let tus = tus::TusStore::open(&config.data_dir.join("tmp").join("tus"))?;
+        let metrics = Arc::new(metrics::Metrics::new(config.proc_root.clone()));
+        // Balancers are found through their pins, so one attached by `disgrafs accel` shows too.
+        metrics.add_accel(Box::new(metrics::CpuBalanceSource));
         Ok(AppState {
             store,
             events: events::EventBus::default(),
+            metrics,
             config: Arc::new(config),
             tus,
             jobs: Arc::new(tokio::sync::Notify::new()),
@@ -93,6 +102,7 @@ pub fn api(state: AppState) -> Router {
         .merge(events::routes())
         .merge(tus::routes())
         .merge(openapi::routes())
+        .merge(metrics::routes())
         // Uploads stream to disk; their size is bounded by `max_upload`, not by a buffer limit.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(same_origin_writes))
@@ -165,8 +175,10 @@ pub async fn serve(
     start_background(&state)
         .await
         .map_err(std::io::Error::other)?;
+    let track = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
     let app = api(state)
         .merge(extra)
+        .layer(track)
         .layer(tower_http::trace::TraceLayer::new_for_http());
     // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms).
     let listener = listener.tap_io(|tcp| {
