@@ -26,6 +26,84 @@ pub struct ServeArgs {
     /// Automatic tags below this confidence (0 to 1) are kept but not shown.
     #[arg(long)]
     min_confidence: Option<f64>,
+    /// Where /metrics reads system figures (a test hook for an unreadable /proc).
+    #[arg(long, hide = true, default_value = "/proc")]
+    proc_root: PathBuf,
+    /// Accelerators to attach to --iface while serving (comma list); detached on shutdown, their
+    /// counters in /metrics. Needs root.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    accel: Vec<Accel>,
+    /// The interface the accelerators attach to (nothing is attached implicitly).
+    #[arg(long)]
+    iface: Option<String>,
+    /// cpu-balance weights, CPU:WEIGHT pairs such as 0:1,1:3 [default: every CPU alike].
+    #[arg(long)]
+    weights: Option<String>,
+}
+
+/// What `--accel` can attach for the server's interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Accel {
+    HttpTrace,
+    CpuBalance,
+}
+
+/// A balancer this server attached: detached when dropped (shutdown, or a later start-up error).
+/// One that was attached before (by `disgrafs accel`) is left as it was.
+struct OwnedBalancer(String);
+
+impl Drop for OwnedBalancer {
+    fn drop(&mut self) {
+        match disgrafs_accel::cpu_balance::detach(&self.0, None) {
+            Ok(_) => tracing::info!(iface = %self.0, "cpu-balance detached"),
+            Err(e) => eprintln!("disgrafs: cannot detach cpu-balance from {}: {e}", self.0),
+        }
+    }
+}
+
+/// Attaches the `--accel` list and registers each with /metrics.
+fn attach_accels(
+    list: &[Accel],
+    iface: Option<&str>,
+    weights: Option<&str>,
+    state: &AppState,
+) -> anyhow::Result<Option<OwnedBalancer>> {
+    use disgrafs_accel::{cpu_balance, http, sys};
+    let Some(iface) = iface else {
+        anyhow::ensure!(
+            list.is_empty() && weights.is_none(),
+            "--accel needs --iface: accelerators attach only to an interface you name"
+        );
+        return Ok(None);
+    };
+    anyhow::ensure!(!list.is_empty(), "--iface is only for --accel");
+    anyhow::ensure!(
+        weights.is_none() || list.contains(&Accel::CpuBalance),
+        "--weights is only for --accel cpu-balance"
+    );
+    let mut owned = None;
+    if list.contains(&Accel::CpuBalance) {
+        let cpus = sys::possible_cpus()?;
+        let w = match weights {
+            Some(w) => cpu_balance::Weights::parse(w, cpus)?,
+            None => cpu_balance::Weights::new((0..cpus as u32).map(|c| (c, 1)).collect(), cpus)?,
+        };
+        if let Some(r) = cpu_balance::apply(&cpu_balance::BalanceConfig::new(iface, None, w))? {
+            for warning in &r.warnings {
+                eprintln!("warning: {warning}");
+            }
+            owned = Some(OwnedBalancer(iface.to_string()));
+        }
+    }
+    if list.contains(&Accel::HttpTrace) {
+        let obs = http::HttpObserver::start(&http::ObserverConfig::new(iface, None), None)?;
+        state
+            .metrics
+            .add_accel(Box::new(disgrafs_server::metrics::HttpTraceSource::new(
+                iface, obs,
+            )));
+    }
+    Ok(owned)
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -78,6 +156,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         max_upload,
         workers,
         min_confidence,
+        proc_root: args.proc_root,
         ..d
     })
 }
@@ -90,6 +169,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let (accel, iface, weights) = (args.accel.clone(), args.iface.clone(), args.weights.clone());
     let config = resolve(args)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -99,6 +179,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::open(config)
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let _balancer = attach_accels(&accel, iface.as_deref(), weights.as_deref(), &state)?;
     // The first line of stdout is the address, for scripts and tests that asked for port 0.
     println!(
         "disgrafs listening on http://{addr} (data: {})",
