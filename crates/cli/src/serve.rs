@@ -180,15 +180,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     let _balancer = attach_accels(&accel, iface.as_deref(), weights.as_deref(), &state)?;
+    // Installed before the address is printed: a SIGTERM right after it must still shut down
+    // cleanly (and detach the accelerators).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     // The first line of stdout is the address, for scripts and tests that asked for port 0.
     println!(
         "disgrafs listening on http://{addr} (data: {})",
         data_dir.display()
     );
     // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
-    let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let shutdown = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
