@@ -37,15 +37,97 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     allowed_hosts: Option<Vec<AllowedHost>>,
-    /// eBPF accelerators to run with the server, comma-separated (root). sockmap: the
-    /// same-host TCP bypass, in a cgroup of the server's own (a child of its current one).
-    #[arg(long, value_delimiter = ',', value_enum)]
-    accel: Vec<ServeAccel>,
+    /// Where /metrics reads system figures (a test hook for an unreadable /proc).
+    #[arg(long, hide = true, default_value = "/proc")]
+    proc_root: PathBuf,
+    /// eBPF accelerators to run with the server, comma-separated (root); detached on shutdown,
+    /// their counters in /metrics. http-trace and cpu-balance attach to --iface; sockmap (the
+    /// same-host TCP bypass) puts the server in a cgroup of its own (a child of its current one).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    accel: Vec<Accel>,
+    /// The interface the accelerators attach to (nothing is attached implicitly).
+    #[arg(long)]
+    iface: Option<String>,
+    /// cpu-balance weights, CPU:WEIGHT pairs such as 0:1,1:3 [default: every CPU alike].
+    #[arg(long)]
+    weights: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ServeAccel {
+/// What `--accel` can attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Accel {
+    HttpTrace,
+    CpuBalance,
     Sockmap,
+}
+
+impl Accel {
+    /// Attaches to the interface named by --iface.
+    fn needs_iface(self) -> bool {
+        matches!(self, Accel::HttpTrace | Accel::CpuBalance)
+    }
+}
+
+/// A balancer this server attached: detached when dropped (shutdown, or a later start-up error).
+/// One that was attached before (by `disgrafs accel`) is left as it was.
+struct OwnedBalancer(String);
+
+impl Drop for OwnedBalancer {
+    fn drop(&mut self) {
+        match disgrafs_accel::cpu_balance::detach(&self.0, None) {
+            Ok(_) => tracing::info!(iface = %self.0, "cpu-balance detached"),
+            Err(e) => eprintln!("disgrafs: cannot detach cpu-balance from {}: {e}", self.0),
+        }
+    }
+}
+
+/// Attaches the `--accel` list and registers each with /metrics.
+fn attach_accels(
+    list: &[Accel],
+    iface: Option<&str>,
+    weights: Option<&str>,
+    state: &AppState,
+) -> anyhow::Result<Option<OwnedBalancer>> {
+    use disgrafs_accel::{cpu_balance, http, sys};
+    let on_iface = list.iter().any(|a| a.needs_iface());
+    let Some(iface) = iface else {
+        anyhow::ensure!(
+            !on_iface && weights.is_none(),
+            "--accel http-trace and cpu-balance need --iface: they attach only to an interface you name"
+        );
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        on_iface,
+        "--iface is only for --accel http-trace or cpu-balance"
+    );
+    anyhow::ensure!(
+        weights.is_none() || list.contains(&Accel::CpuBalance),
+        "--weights is only for --accel cpu-balance"
+    );
+    let mut owned = None;
+    if list.contains(&Accel::CpuBalance) {
+        let cpus = sys::possible_cpus()?;
+        let w = match weights {
+            Some(w) => cpu_balance::Weights::parse(w, cpus)?,
+            None => cpu_balance::Weights::new((0..cpus as u32).map(|c| (c, 1)).collect(), cpus)?,
+        };
+        if let Some(r) = cpu_balance::apply(&cpu_balance::BalanceConfig::new(iface, None, w))? {
+            for warning in &r.warnings {
+                eprintln!("warning: {warning}");
+            }
+            owned = Some(OwnedBalancer(iface.to_string()));
+        }
+    }
+    if list.contains(&Accel::HttpTrace) {
+        let obs = http::HttpObserver::start(&http::ObserverConfig::new(iface, None), None)?;
+        state
+            .metrics
+            .add_accel(Box::new(disgrafs_server::metrics::HttpTraceSource::new(
+                iface, obs,
+            )));
+    }
+    Ok(owned)
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -100,6 +182,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
             .allowed_hosts
             .or(file.allowed_hosts)
             .unwrap_or(d.allowed_hosts),
+        proc_root: args.proc_root,
         ..d
     })
 }
@@ -114,13 +197,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .init();
     // Before any socket is opened: a socket belongs to the cgroup it was created in. Dropped
     // (detached, cgroup removed) when run returns.
-    let _bypass = if args.accel.contains(&ServeAccel::Sockmap) {
+    let _bypass = if args.accel.contains(&Accel::Sockmap) {
         let g = disgrafs_accel::sockmap::OwnCgroup::enter(Default::default())?;
         tracing::info!(cgroup = %g.path().display(), "same-host TCP bypass attached");
         Some(g)
     } else {
         None
     };
+    let (accel, iface, weights) = (args.accel.clone(), args.iface.clone(), args.weights.clone());
     let config = resolve(args)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -130,22 +214,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::open(config)
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let _balancer = attach_accels(&accel, iface.as_deref(), weights.as_deref(), &state)?;
+    // Installed before the address is printed: a SIGTERM right after it must still shut down
+    // cleanly (and detach the accelerators).
+    let shutdown = shutdown_signal();
     // The first line of stdout is the address, for scripts and tests that asked for port 0.
     println!(
         "disgrafs listening on http://{addr} (data: {})",
         data_dir.display()
     );
     // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
-    disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown_signal())
+    disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown)
         .await
         .context("server failed")
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
+/// A future that resolves on Ctrl-C or SIGTERM. The SIGTERM handler is installed at the call,
+/// not when the future is first polled, so a SIGTERM that comes right after is not lost.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
     }
 }

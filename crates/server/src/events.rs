@@ -37,6 +37,9 @@ impl EventBus {
             self.0.send(Event { kind, data }).ok();
         }
     }
+    pub fn subscribers(&self) -> usize {
+        self.0.receiver_count()
+    }
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.0.subscribe()
     }

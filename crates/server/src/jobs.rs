@@ -154,15 +154,22 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
         })
     };
     // The tagger bounds each extractor; this bounds the whole, so a worker is never stuck.
+    let started = std::time::Instant::now();
     let outcome = tokio::time::timeout(TAG_TIMEOUT, thread.tag(path, name)).await;
     renew.abort();
     let Ok(outcome) = outcome else {
+        state.metrics.job_failed("timeout");
         tracing::warn!(hash = %job.hash, "tagging took longer than {TAG_TIMEOUT:?}; giving up on this try");
         fail(state, &job, "tagging timed out", MAX_ATTEMPTS).await;
         return;
     };
     let result = match outcome {
         Ok(Ok(t)) => {
+            state.metrics.job_done(
+                t.kind.as_str(),
+                started.elapsed().as_secs_f64(),
+                t.warnings.len(),
+            );
             for w in &t.warnings {
                 tracing::warn!(hash = %job.hash, "tagging: {w}");
             }
@@ -183,8 +190,14 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
                 versions: t.versions,
             })
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("tagger crashed: {e}")),
+        Ok(Err(e)) => {
+            state.metrics.job_failed("error");
+            Err(e.to_string())
+        }
+        Err(e) => {
+            state.metrics.job_failed("crash");
+            Err(format!("tagger crashed: {e}"))
+        }
     };
     match result {
         Ok(r) => match state.store.complete_job(&job, r).await {
@@ -195,6 +208,7 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
             }
             Err(e) => {
                 tracing::warn!(hash = %job.hash, "cannot record tags: {e}");
+                state.metrics.job_failed("record");
                 fail(
                     state,
                     &job,

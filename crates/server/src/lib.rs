@@ -20,6 +20,7 @@ mod files;
 mod graph;
 pub mod host;
 mod jobs;
+pub mod metrics;
 mod openapi;
 mod tus;
 mod upload;
@@ -50,6 +51,8 @@ pub struct Config {
     pub upload_expiry: std::time::Duration,
     /// Host names answered beside the loopback names and the listen address (see [`host`]).
     pub allowed_hosts: Vec<host::AllowedHost>,
+    /// Where `/metrics` reads the system's figures (`/proc`; tests point it elsewhere).
+    pub proc_root: PathBuf,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             min_confidence: disgrafs_tagger::DEFAULT_MIN_CONFIDENCE,
             upload_expiry: std::time::Duration::from_secs(24 * 3600),
             allowed_hosts: Vec::new(),
+            proc_root: PathBuf::from("/proc"),
         }
     }
 }
@@ -74,6 +78,7 @@ pub struct AppState {
     pub store: Store,
     pub events: events::EventBus,
     pub config: Arc<Config>,
+    pub metrics: Arc<metrics::Metrics>,
     tus: tus::TusStore,
     jobs: Arc<tokio::sync::Notify>,
 }
@@ -89,9 +94,13 @@ impl AppState {
         config: Config,
     ) -> Result<Self, disgrafs_store::StoreError> {
         let tus = tus::TusStore::open(&config.data_dir.join("tmp").join("tus"))?;
+        let metrics = Arc::new(metrics::Metrics::new(config.proc_root.clone()));
+        // Balancers are found through their pins, so one attached by `disgrafs accel` shows too.
+        metrics.add_accel(Box::new(metrics::CpuBalanceSource));
         Ok(AppState {
             store,
             events: events::EventBus::default(),
+            metrics,
             config: Arc::new(config),
             tus,
             jobs: Arc::new(tokio::sync::Notify::new()),
@@ -112,6 +121,7 @@ pub fn api(state: AppState) -> Router {
         .merge(events::routes())
         .merge(tus::routes())
         .merge(openapi::routes())
+        .merge(metrics::routes())
         // Uploads stream to disk; their size is bounded by `max_upload`, not by a buffer limit.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(same_origin_writes))
@@ -183,9 +193,12 @@ pub async fn serve(
         .await
         .map_err(std::io::Error::other)?;
     let hosts = host::AllowedHosts::new(&state.config.allowed_hosts, listener.local_addr()?);
+    let track = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
+    // Tracking outermost, so refused Hosts are counted too.
     let app = api(state)
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(hosts, host::check))
+        .layer(track)
         .layer(tower_http::trace::TraceLayer::new_for_http());
     // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms).
     let listener = listener.tap_io(|tcp| {

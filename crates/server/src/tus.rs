@@ -43,7 +43,7 @@ struct Info {
 
 #[derive(Clone)]
 pub(crate) struct TusStore {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 

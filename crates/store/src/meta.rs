@@ -118,6 +118,7 @@ pub struct StoreStats {
     /// Bytes of distinct content.
     pub bytes: u64,
     pub tags: u64,
+    pub edges: u64,
 }
 
 /// Which contents to tag again.

@@ -649,8 +649,8 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let (files, blobs, bytes, tags): (i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs), (SELECT count(*) FROM tags)",
+        let (files, blobs, bytes, tags, edges): (i64, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs), (SELECT count(*) FROM tags), (SELECT count(*) FROM edges)",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -659,6 +659,7 @@ impl MetaStore for SqliteMeta {
             blobs: blobs as u64,
             bytes: bytes as u64,
             tags: tags as u64,
+            edges: edges as u64,
         })
     }
 

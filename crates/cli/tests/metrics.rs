@@ -1,0 +1,132 @@
+//! `GET /metrics` on the real server: Prometheus text with request, store, system and tagging
+//! figures after real traffic, and still an answer when /proc cannot be read.
+
+mod common;
+use common::*;
+
+fn scrape(s: &Server) -> String {
+    let r = s.http().get(format!("{}/metrics", s.url)).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    r.text().unwrap()
+}
+
+/// The value of the first sample whose line starts with `prefix`.
+fn value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_after_traffic() {
+    let s = Server::start();
+    let f = s.put_ok(
+        "notes.md",
+        b"# Rust metrics\nPrometheus scrapes disgrafs metrics.\n",
+    );
+    let id = f["id"].as_str().unwrap();
+    assert_eq!(s.content(id).len(), 52);
+    for _ in 0..3 {
+        s.get_json(&format!("/api/files/{id}"));
+    }
+    // A raw path must never become a label: 404s share one.
+    let r = s
+        .http()
+        .get(format!("{}/no/such/{id}", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    s.wait_tagged();
+    let m = scrape(&s);
+    let got = value(
+        &m,
+        "disgrafs_http_requests_total{method=\"GET\",route=\"/api/files/{id}\",status=\"200\"}",
+    );
+    assert_eq!(got, Some(3.0), "{m}");
+    assert!(!m.contains(id), "a file id leaked into a label:\n{m}");
+    assert!(m.contains("route=\"unmatched\""), "{m}");
+    assert_eq!(
+        value(
+            &m,
+            "disgrafs_http_received_bytes_total{route=\"/api/files\"}"
+        ),
+        Some(52.0)
+    );
+    assert!(
+        value(
+            &m,
+            "disgrafs_http_sent_bytes_total{route=\"/api/files/{id}/content\"}"
+        ) >= Some(52.0)
+    );
+    assert!(
+        m.contains(
+            "disgrafs_http_request_duration_seconds_bucket{route=\"/api/files\",le=\"+Inf\"} 1"
+        ),
+        "{m}"
+    );
+    assert_eq!(value(&m, "disgrafs_store_files "), Some(1.0));
+    assert_eq!(value(&m, "disgrafs_store_blobs "), Some(1.0));
+    assert_eq!(value(&m, "disgrafs_store_bytes "), Some(52.0));
+    assert!(value(&m, "disgrafs_store_tags ") > Some(0.0), "{m}");
+    assert!(value(&m, "disgrafs_store_edges ") > Some(0.0), "{m}");
+    assert_eq!(
+        value(&m, "disgrafs_tagging_jobs{state=\"queued\"}"),
+        Some(0.0)
+    );
+    assert!(
+        m.contains("disgrafs_tagging_job_duration_seconds_count{kind=\"document\"} 1"),
+        "{m}"
+    );
+    assert_eq!(value(&m, "disgrafs_tus_sessions "), Some(0.0));
+    assert_eq!(value(&m, "disgrafs_sse_subscribers "), Some(0.0));
+    // The scrape itself is in flight while it renders.
+    assert_eq!(
+        value(&m, "disgrafs_http_requests_in_flight{route=\"/metrics\"}"),
+        Some(1.0)
+    );
+    for name in [
+        "disgrafs_system_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}",
+        "disgrafs_system_network_bytes_total{iface=\"lo\",dir=\"rx\"}",
+        "disgrafs_system_tcp_in_segments_total ",
+        "disgrafs_system_tcp_out_segments_total ",
+        "disgrafs_system_tcp_retransmitted_segments_total ",
+        "disgrafs_system_sockets_used ",
+        "disgrafs_process_resident_bytes ",
+        "disgrafs_process_open_fds ",
+    ] {
+        assert!(value(&m, name).is_some(), "{name} missing:\n{m}");
+    }
+    for section in [
+        "store", "tus", "cpu", "net_dev", "disk", "tcp", "sockets", "process",
+    ] {
+        let line = format!("disgrafs_scrape_ok{{section=\"{section}\"}} 1");
+        assert!(m.contains(&line), "{line} missing:\n{m}");
+    }
+}
+
+#[test]
+fn metrics_answer_when_proc_is_unreadable() {
+    let proc = tempfile::tempdir().unwrap();
+    std::fs::write(proc.path().join("stat"), "garbage\n").unwrap();
+    let s = Server::start_with(&["--proc-root", proc.path().to_str().unwrap()]);
+    s.put_ok("a.txt", b"hello");
+    let m = scrape(&s);
+    assert_eq!(value(&m, "disgrafs_store_files "), Some(1.0), "{m}");
+    assert!(
+        m.contains(
+            "disgrafs_http_requests_total{method=\"PUT\",route=\"/api/files\",status=\"201\"} 1"
+        ),
+        "{m}"
+    );
+    for section in ["cpu", "net_dev", "disk", "tcp", "sockets", "process"] {
+        let line = format!("disgrafs_scrape_ok{{section=\"{section}\"}} 0");
+        assert!(m.contains(&line), "{line} missing:\n{m}");
+    }
+    assert!(!m.contains("disgrafs_system_cpu_seconds"), "{m}");
+    // Removing the directory under the running server changes nothing either.
+    drop(proc);
+    assert!(scrape(&s).contains("disgrafs_store_files 1"));
+}
