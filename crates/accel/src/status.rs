@@ -48,6 +48,8 @@ pub fn status() -> Result<Status, AccelError> {
             },
             Accelerator::Sockmap => match sockmap::status(&a) {
                 Ok(s) => st.sockmap.push(s),
+                Err(e) => st.errors.push(format!("{}: {e}", a.dir.display())),
+            },
             Accelerator::Afxdp => match afxdp::status(&a) {
                 Ok(s) => st.afxdp.push(s),
                 Err(e) => st.errors.push(format!("{}: {e}", a.dir.display())),
@@ -60,7 +62,11 @@ pub fn status() -> Result<Status, AccelError> {
 /// The text form of [`Status`].
 pub fn render(st: &Status) -> String {
     let mut out = String::new();
-    if st.cpu_balance.is_empty() && st.sockmap.is_empty() && st.afxdp.is_empty() && st.errors.is_empty() {
+    if st.cpu_balance.is_empty()
+        && st.sockmap.is_empty()
+        && st.afxdp.is_empty()
+        && st.errors.is_empty()
+    {
         out.push_str("nothing attached by disgrafs\n");
     }
     for b in &st.cpu_balance {

@@ -121,7 +121,6 @@ pub fn extractor_versions() -> Vec<(&'static str, u32)> {
     ]
 }
 
-
 /// Accumulates one content's tags, fields and warnings; normalizes and deduplicates tag names.
 #[derive(Debug)]
 pub(crate) struct Collector {

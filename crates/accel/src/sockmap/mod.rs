@@ -14,7 +14,6 @@
 //!
 //! Detaching is ordered so that open connections keep every byte (see [`detach`]).
 
-
 use std::{
     fs,
     os::fd::{AsFd, AsRawFd, BorrowedFd},
