@@ -160,7 +160,7 @@ pub fn detach_all() -> Result<DetachReport, AccelError> {
                     sockmap::cgroup_of(&a).display()
                 ));
             }
-            Accelerator::CpuBalance => {
+            Accelerator::CpuBalance | Accelerator::Afxdp => {
                 pin::remove_attachment(&a)?;
                 report.removed.push(format!(
                     "{} on {} (netns {})",

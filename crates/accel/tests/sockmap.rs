@@ -5,6 +5,10 @@
 //! their own, so their loopback traffic meets nobody else's. Each scenario is bounded: sockets
 //! have timeouts and the test kills the peer at its deadline. Needs root (skips with the reason
 //! otherwise; fails instead under DISGRAFS_REQUIRE_PRIVILEGED=1).
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -54,7 +58,7 @@ impl Bypass {
 
 impl Drop for Bypass {
     fn drop(&mut self) {
-        let _ = sockmap::detach_cgroup(&self.0);
+        sockmap::detach_cgroup(&self.0).ok();
     }
 }
 
@@ -94,12 +98,12 @@ fn run_peer(
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
+            tx.send(line).ok();
         }
     });
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
+        stderr.read_to_string(&mut s).ok();
         s
     });
     let deadline = Instant::now() + DEADLINE;
@@ -112,13 +116,13 @@ fn run_peer(
                 if let Some(f) = at_ready.take() {
                     f();
                 }
-                let _ = child.stdin.as_mut().unwrap().write_all(b"go\n");
+                child.stdin.as_mut().unwrap().write_all(b"go\n").ok();
             }
             Ok(line) => last = line,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                child.kill().ok();
+                child.wait().ok();
                 panic!("{scenario}: the peers did not finish within {DEADLINE:?}");
             }
         }

@@ -1,5 +1,9 @@
 //! `disgrafs bench tagging` without building the server and the page:
 //! `cargo run --release -p disgrafs-bench --example tagging [-- --json] [--python PY] [--repeats N]`.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 use clap::Parser;
 

@@ -1,6 +1,10 @@
 //! The Host check against DNS rebinding: a page on a name the attacker owns, resolved to
 //! 127.0.0.1, reaches the server with its own name as Host; every route refuses it with 421,
 //! while the loopback names, the listen address and configured `allowed_hosts` are served.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use common::*;

@@ -1,5 +1,9 @@
 //! `GET /metrics` on the real server: Prometheus text with request, store, system and tagging
 //! figures after real traffic, and still an answer when /proc cannot be read.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use common::*;

@@ -1,6 +1,10 @@
 //! A real Prometheus (Debian package `prometheus`, installed by scripts/deps.d/40-metrics.sh)
 //! scrapes the real `disgrafs serve` every second while traffic runs; then every panel
 //! expression of docs/grafana/disgrafs.json must return data through Prometheus' HTTP API.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use common::*;
@@ -23,8 +27,8 @@ struct Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 }
 

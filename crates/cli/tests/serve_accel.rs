@@ -3,6 +3,10 @@
 //! their counters in /metrics, keeps answering when they are detached underneath, and detaches
 //! what it attached on shutdown. Needs root (skips with the reason otherwise; fails instead under
 //! DISGRAFS_REQUIRE_PRIVILEGED=1). The refusals run everywhere.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 use common::BIN;
@@ -17,8 +21,8 @@ struct Serve(Child, String);
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.0.kill().ok();
+        self.0.wait().ok();
     }
 }
 
@@ -113,9 +117,9 @@ fn serve_attaches_accelerators_to_its_interface() {
         );
     }
     // Frames into dgf-b from namespace a, for the balancer's and the observer's counters. (TCP
-    // from a to the server timed out with the balancer attached in this test; see the report.)
-    let _ = net
-        .a
+    // from a to the server timed out with the balancer attached in this test: an open question,
+    // noted on the monitoring issue; the server is reached from namespace b instead.)
+    net.a
         .command("ping")
         .args([
             "-c",
@@ -126,7 +130,8 @@ fn serve_attaches_accelerators_to_its_interface() {
             "1",
             &VethNet::ADDR_B.to_string(),
         ])
-        .output();
+        .output()
+        .ok();
     let m = http(&net, &s.1, "GET", "/metrics", b"");
     assert!(
         m.contains("disgrafs_accel_attached{accelerator=\"cpu_balance\",iface=\"dgf-b\""),

@@ -4,6 +4,10 @@
 //! be byte-identical. And `disgrafs serve --accel sockmap` runs in a cgroup of its own and
 //! leaves nothing behind when it stops. Needs root (skips with the reason otherwise; fails
 //! instead under DISGRAFS_REQUIRE_PRIVILEGED=1).
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 use std::{
     io::{BufRead, BufReader},
@@ -34,8 +38,8 @@ impl Drop for Proc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.0.kill().ok();
+        self.0.wait().ok();
     }
 }
 
@@ -44,7 +48,7 @@ struct Detach(PathBuf);
 
 impl Drop for Detach {
     fn drop(&mut self) {
-        let _ = sockmap::detach_cgroup(&self.0);
+        sockmap::detach_cgroup(&self.0).ok();
     }
 }
 

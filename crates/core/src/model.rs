@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(FileName::new("a\0b"), Err(NameError::Control(0)));
         assert_eq!(FileName::new("a\nb"), Err(NameError::Control(10)));
         assert_eq!(
-            FileName::new(&"x".repeat(4096)),
+            FileName::new("x".repeat(4096)),
             Err(NameError::TooLong(4096))
         );
     }

@@ -5,8 +5,11 @@ use std::{io::Read, net::Ipv4Addr};
 
 use crate::FastPathError;
 
-/// (MAC, [(address, prefix length)]) of `iface` in the calling thread's namespace.
-pub(crate) fn of(iface: &str) -> Result<([u8; 6], Vec<(Ipv4Addr, u8)>), FastPathError> {
+/// An interface's MAC and its IPv4 addresses with their prefix lengths.
+pub(crate) type Addresses = ([u8; 6], Vec<(Ipv4Addr, u8)>);
+
+/// The [`Addresses`] of `iface` in the calling thread's namespace.
+pub(crate) fn of(iface: &str) -> Result<Addresses, FastPathError> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills head with a list we free below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {

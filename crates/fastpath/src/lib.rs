@@ -15,6 +15,13 @@
 //! Everything runs on one thread inside the interface's network namespace: one smoltcp
 //! interface over every queue's socket, so a flow that moves between queues stays one
 //! connection.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies that only the integration tests use"
+    )
+)]
 
 use std::{
     net::Ipv4Addr,
@@ -229,7 +236,7 @@ impl FastPath {
 
 impl Drop for FastPath {
     fn drop(&mut self) {
-        let _ = self.halt();
+        self.halt().ok();
     }
 }
 
@@ -301,7 +308,7 @@ fn serve(
     let mut iface = Interface::new(config, &mut queues[0], smoltcp::time::Instant::now());
     iface.update_ip_addrs(|a| {
         for (ip, prefix) in &cidrs {
-            let _ = a.push(IpCidr::new(IpAddress::Ipv4(*ip), *prefix));
+            a.push(IpCidr::new(IpAddress::Ipv4(*ip), *prefix)).ok();
         }
     });
     let mut sockets = SocketSet::new(Vec::with_capacity(cfg.max_connections));
@@ -330,13 +337,16 @@ fn serve(
     for c in &conns {
         listen(sockets.get_mut::<tcp::Socket>(c.handle), cfg.port)?;
     }
-    let _ = ready.send(Started {
-        xdp_mode: steering.mode,
-        queues: steering.queues,
-        bind,
-        addrs: cidrs.iter().map(|(a, _)| *a).collect(),
-        warnings: steering.warnings.clone(),
-    });
+    // Err: the starter gave up waiting; the stop flag ends this loop soon.
+    ready
+        .send(Started {
+            xdp_mode: steering.mode,
+            queues: steering.queues,
+            bind,
+            addrs: cidrs.iter().map(|(a, _)| *a).collect(),
+            warnings: steering.warnings.clone(),
+        })
+        .ok();
 
     let mut published = Instant::now();
     let mut pollfds: Vec<libc::pollfd> = queues
@@ -384,7 +394,7 @@ fn serve(
                 UserCounter::TcpActive,
                 conns.iter().filter(|c| c.open).count() as u64,
             );
-            let _ = steering.publish(&counters.values());
+            steering.publish(&counters.values()).ok();
         }
         if busy {
             continue;
@@ -403,7 +413,7 @@ fn serve(
         };
     }
     counters.set(UserCounter::TcpActive, 0);
-    let _ = steering.publish(&counters.values());
+    steering.publish(&counters.values()).ok();
     // Sockets close before the steering that points at them goes (drop order).
     drop(queues);
     drop(steering);

@@ -2,6 +2,10 @@
 //! server (kernel TCP) and the fast path (XDP + AF_XDP + smoltcp) on the same address and data
 //! directory in namespace b, curl and raw sockets in namespace a. Needs root (skips with the
 //! reason otherwise; fails instead under DISGRAFS_REQUIRE_PRIVILEGED=1).
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 use std::{
     collections::BTreeSet,
@@ -59,7 +63,7 @@ impl Drop for Host {
     fn drop(&mut self) {
         drop(self.fast.take());
         if let Some((rt, stop)) = self.normal.take() {
-            let _ = stop.send(());
+            stop.send(()).ok();
             rt.shutdown_timeout(Duration::from_secs(5));
         }
     }
@@ -105,7 +109,7 @@ impl Host {
             let state = disgrafs_server::AppState::open(config).await.unwrap();
             let l = tokio::net::TcpListener::from_std(listener).unwrap();
             disgrafs_server::serve(state, l, axum::Router::new(), async move {
-                let _ = stop_rx.await;
+                stop_rx.await.ok();
             })
             .await
             .unwrap();
@@ -188,7 +192,7 @@ impl Host {
     fn fetch(&self, port: u16, path: &str, extra: &[&str]) -> (String, BTreeSet<String>, Vec<u8>) {
         let tmp = self.data.parent().unwrap();
         let (h, b) = (tmp.join(format!("h{port}")), tmp.join(format!("b{port}")));
-        let _ = std::fs::remove_file(&b);
+        std::fs::remove_file(&b).ok();
         let mut args = vec!["-s", "-D", h.to_str().unwrap(), "-o", b.to_str().unwrap()];
         args.extend_from_slice(extra);
         let u = url(port, path);
@@ -424,9 +428,9 @@ fn vanished_clients_and_malformed_input() {
     // A 64 KiB request line: 400, connection closed.
     let mut s = connect();
     let line = format!("GET /{} HTTP/1.1\r\n\r\n", "x".repeat(64 * 1024));
-    let _ = s.write_all(line.as_bytes());
+    s.write_all(line.as_bytes()).ok();
     let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
+    s.read_to_end(&mut resp).ok();
     assert!(
         resp.starts_with(b"HTTP/1.1 400 Bad Request"),
         "{:?}",
@@ -437,7 +441,7 @@ fn vanished_clients_and_malformed_input() {
     let mut s = connect();
     s.write_all(b"\x16\x03\x01\x02\x00garbage\r\n\r\n").unwrap();
     let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
+    s.read_to_end(&mut resp).ok();
     assert!(
         resp.starts_with(b"HTTP/1.1 400"),
         "{:?}",
@@ -497,8 +501,8 @@ fn vanished_clients_and_malformed_input() {
         ])
         .status()
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill().ok();
+    child.wait().ok();
     std::thread::sleep(Duration::from_millis(500));
     host.net
         .a

@@ -28,6 +28,8 @@ pub enum Cause {
     Locked,
     OffsetMismatch,
     RangeNotSatisfiable,
+    /// A response larger than the AF_XDP fast path serves: the normal server answers it.
+    FastPathLimit,
     Internal,
 }
 
@@ -46,6 +48,7 @@ impl Cause {
             Cause::Locked => StatusCode::LOCKED,
             Cause::OffsetMismatch => StatusCode::CONFLICT,
             Cause::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            Cause::FastPathLimit => StatusCode::SERVICE_UNAVAILABLE,
             Cause::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,6 +69,7 @@ impl Cause {
             Cause::Locked => "busy",
             Cause::OffsetMismatch => "offset_mismatch",
             Cause::RangeNotSatisfiable => "range_not_satisfiable",
+            Cause::FastPathLimit => "fast_path_limit",
             Cause::Internal => "internal",
         }
     }

@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, Method, Request, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 use crate::{AppState, Config, files};
 
 /// Largest request head accepted; a longer one is answered 400 and the connection closed.
@@ -151,8 +151,7 @@ impl FastHttp {
             .and_then(|v| v.parse::<u64>().ok());
         match len {
             Some(n) if n > self.max_body => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "fast_path_limit",
+                Cause::FastPathLimit,
                 format!(
                     "{n} bytes exceed the fast path's limit of {}: ask the normal server",
                     self.max_body

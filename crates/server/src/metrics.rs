@@ -16,7 +16,7 @@
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -262,8 +262,7 @@ async fn handler(State(state): State<AppState>) -> Response {
             text,
         )
             .into_response(),
-        Err(e) => crate::error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics", e)
-            .into_response(),
+        Err(e) => crate::error::ApiError::internal(format!("metrics: {e}")).into_response(),
     }
 }
 

@@ -2,6 +2,10 @@
 //! archive names, and a deadline that has already passed. Each test asserts a bound on the work
 //! the tagger reports in `Tagging::work` (never on wall-clock time): before these bounds, the
 //! FASTA file kept a worker busy for minutes and the two long words for over half an hour.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
 
 mod common;
 

@@ -243,7 +243,7 @@ impl Steering {
             Ok(())
         })();
         if let Err(e) = pinned {
-            let _ = pin::remove_attachment(&attachment);
+            pin::remove_attachment(&attachment).ok();
             return Err(e);
         }
         Ok(Steering {
@@ -297,7 +297,7 @@ impl Steering {
 impl Drop for Steering {
     fn drop(&mut self) {
         // Removing the link pin (and dropping our link fd with `ebpf`) detaches the program.
-        let _ = pin::remove_attachment(&self.attachment);
+        pin::remove_attachment(&self.attachment).ok();
     }
 }
 

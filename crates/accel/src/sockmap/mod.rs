@@ -333,7 +333,7 @@ pub fn attach(cfg: &SockmapConfig) -> Result<(), AccelError> {
         Ok(())
     });
     if let Err(e) = pinned {
-        let _ = pin::remove_attachment(&a);
+        pin::remove_attachment(&a).ok();
         return Err(e);
     }
     Ok(())
@@ -481,12 +481,12 @@ impl OwnCgroup {
 
 impl Drop for OwnCgroup {
     fn drop(&mut self) {
-        let _ = detach_cgroup(&self.path);
+        detach_cgroup(&self.path).ok();
         if let Ok(procs) = fs::read_to_string(self.path.join("cgroup.procs")) {
             for pid in procs.lines() {
-                let _ = fs::write(self.home.join("cgroup.procs"), pid);
+                fs::write(self.home.join("cgroup.procs"), pid).ok();
             }
         }
-        let _ = fs::remove_dir(&self.path);
+        fs::remove_dir(&self.path).ok();
     }
 }
