@@ -306,6 +306,26 @@ pub fn release_bpffs_if_ours() -> bool {
     false
 }
 
+/// The pin names of an XDP link, by the mode it was attached in: the name records the mode, so
+/// `status` can tell it from the pins alone.
+const XDP_LINK_PINS: [(&str, &str); 2] = [
+    ("link_xdp_driver", "driver"),
+    ("link_xdp_generic", "generic"),
+];
+
+/// Where an XDP link attached in `mode` ("driver" or "generic") is pinned.
+pub(crate) fn xdp_link_pin(mode: &str) -> &'static str {
+    XDP_LINK_PINS
+        .iter()
+        .find(|(_, m)| *m == mode)
+        .map_or(XDP_LINK_PINS[1].0, |(p, _)| p)
+}
+
+/// The pinned XDP link of an attachment and its mode, if there is one.
+pub(crate) fn xdp_link_pinned(a: &Attachment) -> Option<(&'static str, &'static str)> {
+    XDP_LINK_PINS.into_iter().find(|(p, _)| a.path(p).exists())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

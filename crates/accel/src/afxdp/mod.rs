@@ -39,8 +39,6 @@ use crate::{
 };
 
 const OBJECT: &str = "xsk_steer.bpf.o";
-const PIN_LINK_DRIVER: &str = "link_xdp_driver";
-const PIN_LINK_GENERIC: &str = "link_xdp_generic";
 const PINNED_MAPS: [&str; 3] = ["xs_config", "xs_stats", "xs_user"];
 /// Entries of the XSKMAP (`MAX_QUEUES` in the program): queues beyond it are not served.
 pub const MAX_QUEUES: u32 = 64;
@@ -233,12 +231,7 @@ impl Steering {
                     .pin(attachment.path(name))
                     .map_err(|e| AccelError::bpf(format!("pinning {name}"), e))?;
             }
-            let pin_name = if mode == "driver" {
-                PIN_LINK_DRIVER
-            } else {
-                PIN_LINK_GENERIC
-            };
-            link.pin(attachment.path(pin_name))
+            link.pin(attachment.path(pin::xdp_link_pin(mode)))
                 .map_err(|e| AccelError::bpf("pinning the XDP link", e))?;
             Ok(())
         })();
@@ -383,10 +376,7 @@ fn open_pinned(a: &Attachment, name: &str) -> Result<Map, AccelError> {
 
 /// Status of one pinned fast path, from its pins alone.
 pub fn status(a: &Attachment) -> Result<AfxdpStatus, AccelError> {
-    let mode = [(PIN_LINK_DRIVER, "driver"), (PIN_LINK_GENERIC, "generic")]
-        .into_iter()
-        .find(|(p, _)| a.path(p).exists())
-        .map_or("detached", |(_, m)| m);
+    let mode = pin::xdp_link_pinned(a).map_or("detached", |(_, m)| m);
     let conf_map = open_pinned(a, "xs_config")?;
     let conf: Array<&MapData, XsConfig> =
         Array::try_from(&conf_map).map_err(|e| AccelError::bpf("xs_config", e))?;

@@ -43,8 +43,6 @@ use crate::{
 pub const DEFAULT_QUEUE_SIZE: u32 = 2048;
 
 const OBJECT: &str = "cpu_balance.bpf.o";
-const PIN_LINK_DRIVER: &str = "link_xdp_driver";
-const PIN_LINK_GENERIC: &str = "link_xdp_generic";
 const PIN_LINK_DROPS: &str = "link_enqueue_drops";
 const MAPS: [&str; 5] = ["cpu_map", "cpu_slots", "cb_config", "cb_stats", "flow_cpus"];
 
@@ -153,9 +151,7 @@ fn attachment(iface: &str, netns: Option<&str>) -> Result<Attachment, AccelError
 }
 
 fn link_pin(a: &Attachment) -> Option<(&'static str, &'static str)> {
-    [(PIN_LINK_DRIVER, "driver"), (PIN_LINK_GENERIC, "generic")]
-        .into_iter()
-        .find(|(p, _)| a.path(p).exists())
+    pin::xdp_link_pinned(a)
 }
 
 /// True when the balancer is attached to `iface` (pins present).
@@ -322,12 +318,7 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
 
     // Pin everything; on any failure remove what was pinned (dropping the links detaches).
     let pinned = pin::pin_maps(&ebpf, &a, &MAPS).and_then(|()| {
-        let pin_name = if mode == "driver" {
-            PIN_LINK_DRIVER
-        } else {
-            PIN_LINK_GENERIC
-        };
-        link.pin(a.path(pin_name))
+        link.pin(a.path(pin::xdp_link_pin(mode)))
             .map_err(|e| AccelError::bpf("pinning the XDP link", e))?;
         if let Some(l) = drops_link {
             l.pin(a.path(PIN_LINK_DROPS))
