@@ -195,7 +195,7 @@ fn serve_attaches_accelerators_to_its_interface() {
 fn accel_flags_are_refused_without_an_interface() {
     let dir = tempfile::tempdir().unwrap();
     for (args, why) in [
-        (vec!["--accel", "cpu-balance"], "--accel needs --iface"),
+        (vec!["--accel", "cpu-balance"], "need --iface"),
         (vec!["--iface", "lo"], "--iface is only for --accel"),
         (
             vec!["--accel", "http-trace", "--iface", "lo", "--weights", "0:1"],
