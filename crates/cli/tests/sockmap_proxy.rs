@@ -118,7 +118,7 @@ fn data(seed: u64, n: usize) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "open defect (issue 11): through the bypass, nginx resets the second upload of a kept-alive upstream connection; run with --ignored"]
+#[ignore = "open defect (issue 11, crates/accel/README.md): through the bypass the second upload on a kept-alive nginx upstream connection stalls 60 s and is reset; run with --ignored"]
 fn nginx_to_serve_through_the_bypass_is_byte_identical() {
     if !can_run("nginx_to_serve_through_the_bypass_is_byte_identical") {
         return;
