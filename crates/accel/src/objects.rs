@@ -74,3 +74,54 @@ pub(crate) fn load_err(
         detail: crate::error::chain(&e),
     }
 }
+
+/// Attaches a loaded XDP program to `ifindex` in `mode` (Auto: native, falling back to generic
+/// with a warning) and returns the link with the mode it got, "driver" or "generic".
+pub(crate) fn attach_xdp(
+    xdp: &mut aya::programs::Xdp,
+    ifindex: u32,
+    iface: &str,
+    mode: crate::cpu_balance::AttachMode,
+    warnings: &mut Vec<String>,
+) -> Result<(aya::programs::links::FdLink, &'static str), crate::AccelError> {
+    use crate::AccelError;
+    use crate::cpu_balance::AttachMode;
+    use aya::programs::XdpMode;
+    let try_mode = |xdp: &mut aya::programs::Xdp, mode: XdpMode| {
+        let id =
+            xdp.attach_to_if_index(ifindex, mode).map_err(|e| {
+                match crate::error::errno_of(&e) {
+                    Some(libc::EBUSY | libc::EEXIST) => AccelError::ForeignProgramAttached {
+                        iface: iface.to_string(),
+                    },
+                    Some(libc::EPERM) => AccelError::NotPrivileged {
+                        what: "attaching XDP".into(),
+                    },
+                    _ => AccelError::bpf(format!("attaching XDP to {iface}"), e),
+                }
+            })?;
+        let link = xdp
+            .take_link(id)
+            .map_err(|e| AccelError::bpf("taking the XDP link", e))?;
+        aya::programs::links::FdLink::try_from(link).map_err(|e| {
+            AccelError::bpf(
+                "the kernel gave no bpf_link for XDP (needs Linux >= 5.9)",
+                e,
+            )
+        })
+    };
+    match mode {
+        AttachMode::Native => Ok((try_mode(xdp, XdpMode::Driver)?, "driver")),
+        AttachMode::Generic => Ok((try_mode(xdp, XdpMode::Skb)?, "generic")),
+        AttachMode::Auto => match try_mode(xdp, XdpMode::Driver) {
+            Ok(l) => Ok((l, "driver")),
+            Err(AccelError::Bpf { detail, .. }) => {
+                warnings.push(format!(
+                    "{iface}: native XDP unsupported ({detail}); using generic mode, which is slower"
+                ));
+                Ok((try_mode(xdp, XdpMode::Skb)?, "generic"))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}

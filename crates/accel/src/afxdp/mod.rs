@@ -22,7 +22,7 @@ mod device;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, Map, MapData, PerCpuArray, XskMap},
-    programs::{Xdp, XdpMode, links::FdLink},
+    programs::Xdp,
 };
 use serde::Serialize;
 
@@ -191,36 +191,7 @@ impl Steering {
         }
         let xdp: &mut Xdp = objects::program_mut(&mut ebpf, OBJECT, "xsk_steer")?;
         xdp.load().map_err(|e| load_err("xsk_steer", e))?;
-        let try_mode = |xdp: &mut Xdp, mode: XdpMode| -> Result<FdLink, AccelError> {
-            let id = xdp
-                .attach_to_if_index(ifindex, mode)
-                .map_err(|e| match errno_of(&e) {
-                    Some(libc::EBUSY | libc::EEXIST) => AccelError::ForeignProgramAttached {
-                        iface: cfg.iface.clone(),
-                    },
-                    _ => AccelError::bpf(format!("attaching XDP to {}", cfg.iface), e),
-                })?;
-            let link = xdp
-                .take_link(id)
-                .map_err(|e| AccelError::bpf("taking the XDP link", e))?;
-            FdLink::try_from(link)
-                .map_err(|e| AccelError::bpf("the kernel gave no bpf_link for XDP", e))
-        };
-        let (link, mode) = match cfg.mode {
-            AttachMode::Native => (try_mode(xdp, XdpMode::Driver)?, "driver"),
-            AttachMode::Generic => (try_mode(xdp, XdpMode::Skb)?, "generic"),
-            AttachMode::Auto => match try_mode(xdp, XdpMode::Driver) {
-                Ok(l) => (l, "driver"),
-                Err(AccelError::Bpf { detail, .. }) => {
-                    warnings.push(format!(
-                        "{}: native XDP unsupported ({detail}); using generic mode",
-                        cfg.iface
-                    ));
-                    (try_mode(xdp, XdpMode::Skb)?, "generic")
-                }
-                Err(e) => return Err(e),
-            },
-        };
+        let (link, mode) = objects::attach_xdp(xdp, ifindex, &cfg.iface, cfg.mode, &mut warnings)?;
         let pinned = (|| -> Result<(), AccelError> {
             pin::ensure_root()?;
             std::fs::create_dir_all(&attachment.dir)

@@ -24,14 +24,13 @@ use std::collections::BTreeMap;
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Array, CpuMap, HashMap, Map, MapData, PerCpuArray},
-    programs::{BtfTracePoint, Xdp, XdpMode, links::FdLink},
+    programs::{BtfTracePoint, Xdp, links::FdLink},
 };
 use serde::Serialize;
 pub use weights::Weights;
 
 use crate::{
     AccelError,
-    error::errno_of,
     netlink::{self, XdpAttached},
     objects::{self, load_err, map_mut, open_pinned},
     pin::{self, Accelerator, Attachment},
@@ -268,43 +267,7 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
                 iface: cfg.iface.clone(),
             });
         }
-        let try_mode = |xdp: &mut Xdp, mode: XdpMode| -> Result<FdLink, AccelError> {
-            let id = xdp
-                .attach_to_if_index(ifindex, mode)
-                .map_err(|e| match errno_of(&e) {
-                    Some(libc::EBUSY | libc::EEXIST) => AccelError::ForeignProgramAttached {
-                        iface: cfg.iface.clone(),
-                    },
-                    Some(libc::EPERM) => AccelError::NotPrivileged {
-                        what: "attaching XDP".into(),
-                    },
-                    _ => AccelError::bpf(format!("attaching XDP to {}", cfg.iface), e),
-                })?;
-            let link = xdp
-                .take_link(id)
-                .map_err(|e| AccelError::bpf("taking the XDP link", e))?;
-            FdLink::try_from(link).map_err(|e| {
-                AccelError::bpf(
-                    "the kernel gave no bpf_link for XDP (needs Linux >= 5.9)",
-                    e,
-                )
-            })
-        };
-        match cfg.mode {
-            AttachMode::Native => Ok((try_mode(xdp, XdpMode::Driver)?, "driver")),
-            AttachMode::Generic => Ok((try_mode(xdp, XdpMode::Skb)?, "generic")),
-            AttachMode::Auto => match try_mode(xdp, XdpMode::Driver) {
-                Ok(l) => Ok((l, "driver")),
-                Err(AccelError::Bpf { detail, .. }) => {
-                    warnings.push(format!(
-                        "{}: native XDP unsupported ({detail}); using generic mode, which is slower",
-                        cfg.iface
-                    ));
-                    Ok((try_mode(xdp, XdpMode::Skb)?, "generic"))
-                }
-                Err(e) => Err(e),
-            },
-        }
+        objects::attach_xdp(xdp, ifindex, &cfg.iface, cfg.mode, &mut warnings)
     })?;
 
     // Drop counting is a nice-to-have: a kernel without tp_btf still balances.
