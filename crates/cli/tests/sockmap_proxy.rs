@@ -10,7 +10,6 @@
 )]
 
 use std::{
-    io::{BufRead, BufReader},
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -22,7 +21,8 @@ use disgrafs_accel::{
     sockmap,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_disgrafs");
+mod common;
+use common::BIN;
 
 /// A child process stopped with SIGTERM (nginx's master takes its workers along), then killed.
 struct Proc(Child);
@@ -82,25 +82,8 @@ fn wait_port(port: u16) {
 }
 
 /// Starts `disgrafs serve` (extra args) from `cmd` and returns it with its address.
-fn serve(mut cmd: Command, data: &Path, args: &[&str]) -> (Proc, String) {
-    let mut child = cmd
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .args(args)
-        .env("DISGRAFS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start disgrafs serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("read the address line");
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+fn serve(cmd: Command, data: &Path, args: &[&str]) -> (Proc, String) {
+    let (child, addr) = common::spawn_serve(cmd, data, args);
     (Proc(child), addr)
 }
 

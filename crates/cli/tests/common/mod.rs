@@ -19,6 +19,30 @@ pub struct Server {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Runs `cmd` (the `disgrafs` binary, perhaps wrapped) as `serve` on an ephemeral loopback port
+/// over `data`, and returns the child with the address it printed on its first line.
+pub fn spawn_serve(mut cmd: Command, data: &Path, args: &[&str]) -> (Child, String) {
+    let mut child = cmd
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .env("DISGRAFS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start disgrafs serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read the address line");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
 impl Server {
     pub fn start() -> Self {
         Self::start_with(&[])
@@ -34,25 +58,8 @@ impl Server {
 
     /// Starts on an existing data directory (a restart).
     pub fn start_at(data: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .args(args)
-            .env("DISGRAFS_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start disgrafs serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read address line");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        let addr = url.trim_start_matches("http://").to_owned();
+        let (child, addr) = spawn_serve(Command::new(BIN), data, args);
+        let url = format!("http://{addr}");
         Server {
             child,
             url,
