@@ -9,6 +9,7 @@
 //! this suite.
 
 use crate::row::{BenchRow, Better};
+use crate::wrk;
 use anyhow::{Context, bail};
 use disgrafs_core::query::human_size as human;
 use futures::StreamExt;
@@ -334,22 +335,6 @@ where
     Ok(v[1])
 }
 
-fn wrk(url: &str, seconds: u64) -> anyhow::Result<f64> {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{seconds}s"), url])
-        .output()
-        .context("cannot run wrk (apt-get install wrk; scripts/test installs it)")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.contains("Non-2xx") {
-        bail!("wrk saw errors from {url}:\n{text}");
-    }
-    text.lines()
-        .find(|l| l.starts_with("Requests/sec:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("wrk printed no rate:\n{text}"))
-}
-
 /// Runs the suite; progress goes to stderr unless `json`.
 pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
     let tmp;
@@ -469,11 +454,11 @@ pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
         .as_str()
         .context("small upload returned no id")?
         .to_owned();
-    let rps_ours = wrk(
-        &format!("{base}/api/files/{small_id}/content"),
-        args.seconds,
-    )?;
-    let rps_nginx = wrk(&format!("{ng}/small.bin"), args.seconds)?;
+    let load = wrk::Load::standard(args.seconds);
+    let rps_ours = load
+        .run(&format!("{base}/api/files/{small_id}/content"))?
+        .requests_per_sec;
+    let rps_nginx = load.run(&format!("{ng}/small.bin"))?.requests_per_sec;
 
     drop(ours);
     drop(nginx);
@@ -500,7 +485,7 @@ pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
             .with_note("nginx does not fsync; disgrafs makes every upload durable before answering"),
         BenchRow::new(format!("upload {size} vs the disk"), "MB/s", Better::Higher, ("copy + fsync", Some(disk)), ("disgrafs", up_ours)),
         BenchRow::new(format!("download {size}"), "MB/s", Better::Higher, ("nginx sendfile", Some(down_nginx)), ("disgrafs", down_ours)),
-        BenchRow::new("4 KiB GET, wrk -t2 -c64", "req/s", Better::Higher, ("nginx", Some(rps_nginx)), ("disgrafs", rps_ours)),
+        BenchRow::new(format!("4 KiB GET, {}", load.describe()), "req/s", Better::Higher, ("nginx", Some(rps_nginx)), ("disgrafs", rps_ours)),
         BenchRow::new(format!("peak RSS after {size}"), "MiB", Better::Lower, ("nginx", Some(rss_nginx)), ("disgrafs", rss_big)),
         BenchRow::new(format!("peak RSS: {size} vs 64 MiB"), "MiB", Better::Lower, ("disgrafs after 64 MiB", Some(rss_small)), ("disgrafs", rss_big))
             .with_note("peak RSS after uploading and downloading 64 MiB, then the large file"),

@@ -21,6 +21,7 @@ pub mod io;
 pub mod row;
 pub mod sockmap;
 pub mod tagging;
+pub mod wrk;
 
 pub use row::{BenchRow, Better, print_rows, render_table, write_rows};
 
