@@ -95,7 +95,7 @@ impl Phase {
 
 const SINK_PORT: u16 = 5001;
 
-fn pin_current_thread(cpu: u32) -> Result<(), AccelError> {
+pub(crate) fn pin_current_thread(cpu: u32) -> Result<(), AccelError> {
     // SAFETY: cpu_set_t is plain data; CPU_SET writes within it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     unsafe { libc::CPU_SET(cpu as usize, &mut set) };
@@ -113,7 +113,7 @@ fn pin_current_thread(cpu: u32) -> Result<(), AccelError> {
 /// a fraction of their CPU and the figures measure the neighbours. Applied alike to the baseline
 /// (whose receive work runs in the sender's context) and the balancer (whose receive work runs in
 /// its CPUMAP kthreads), so neither side is favoured.
-fn raise_priority(tid: i32) {
+pub(crate) fn raise_priority(tid: i32) {
     // SAFETY: setpriority on a task id; failure only leaves the default priority.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -20) };
 }
@@ -122,12 +122,12 @@ fn raise_priority(tid: i32) {
 /// scheduler autogroups (the default on desktop-style kernels, and here) a thread's nice counts
 /// only inside its session's group: against a neighbour's compiler in another session, even a
 /// nice -20 thread got 64 % of a CPU in a probe, and 99 % with its group at -20.
-struct AutogroupBoost(Option<i32>);
+pub(crate) struct AutogroupBoost(Option<i32>);
 
 impl AutogroupBoost {
     const PATH: &'static str = "/proc/self/autogroup";
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let old = fs::read_to_string(Self::PATH).ok().and_then(|s| {
             s.split_whitespace()
                 .last()
@@ -148,7 +148,7 @@ impl Drop for AutogroupBoost {
     }
 }
 
-fn gettid() -> i32 {
+pub(crate) fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() }
 }
@@ -219,32 +219,38 @@ struct Rig {
 }
 
 /// Runs one phase: `rate` None = as fast as possible.
+fn io_err(context: &str) -> AccelError {
+    AccelError::io(context.to_string(), std::io::Error::last_os_error())
+}
+
+/// A UDP socket on `port` of b's address with a large receive buffer and a 100 ms read timeout
+/// (create it inside namespace b).
+pub(crate) fn sink_socket(port: u16) -> Result<UdpSocket, AccelError> {
+    let s = UdpSocket::bind((VethNet::ADDR_B, port))
+        .map_err(|e| AccelError::io("binding the UDP sink", e))?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(|e| AccelError::io("sink timeout", e))?;
+    let size: libc::c_int = 32 << 20;
+    // SAFETY: size is a live c_int; SO_RCVBUFFORCE lets root exceed rmem_max.
+    if unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as u32,
+        )
+    } != 0
+    {
+        return Err(io_err("growing the sink's buffer"));
+    }
+    Ok(s)
+}
+
 fn run_phase(rig: &Rig, opts: &Args, rate: Option<u64>) -> Result<Phase, AccelError> {
     let ncpu = sys::possible_cpus()?;
     let tx = rig.net.a.run(|| RawSender::new(VethNet::IF_A))?;
-    let sink = rig.net.b.run(|| {
-        let s = UdpSocket::bind((VethNet::ADDR_B, SINK_PORT)).map_err(|source| AccelError::Io {
-            context: "binding the sink".into(),
-            source,
-        })?;
-        s.set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(|source| AccelError::Io {
-                context: "sink timeout".into(),
-                source,
-            })?;
-        let size: libc::c_int = 32 << 20;
-        // SAFETY: size is a live c_int; SO_RCVBUFFORCE lets root exceed rmem_max.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&size as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as u32,
-            )
-        };
-        Ok(s)
-    })?;
+    let sink = rig.net.b.run(|| sink_socket(SINK_PORT))?;
 
     // Kernel workers (and the CPUMAP kthreads' priority) before the load starts.
     let workers = kernel_workers();
@@ -387,6 +393,43 @@ fn median_phase(ps: &[Phase]) -> Phase {
     }
 }
 
+/// The UDP payload a phase sends for a requested size: at least a byte, and one unfragmented
+/// frame at most.
+pub(crate) fn udp_payload_len(requested: usize) -> usize {
+    requested.clamp(1, 1400)
+}
+
+/// One UDP frame per flow from a to b: `flows` source ports from `sport0`, to `dport`, with a
+/// payload of [`udp_payload_len`]`(payload)` bytes.
+pub(crate) fn udp_flows(
+    net: &VethNet,
+    flows: u16,
+    sport0: u16,
+    dport: u16,
+    payload: usize,
+) -> Result<Vec<Vec<u8>>, AccelError> {
+    let (src_mac, dst_mac) = (
+        VethNet::mac(&net.a, VethNet::IF_A)?,
+        VethNet::mac(&net.b, VethNet::IF_B)?,
+    );
+    let payload = vec![0xa5u8; udp_payload_len(payload)];
+    Ok((0..flows.max(1))
+        .map(|i| {
+            frame(&FrameSpec {
+                src_mac,
+                dst_mac,
+                proto: 17,
+                src_v4: VethNet::ADDR_A,
+                dst_v4: VethNet::ADDR_B,
+                sport: sport0.wrapping_add(i),
+                dport,
+                payload: &payload,
+                ..Default::default()
+            })
+        })
+        .collect())
+}
+
 /// Runs the benchmark; needs root. Creates its own namespaces and tears them down.
 pub fn run(opts: &Args) -> Result<Vec<BenchRow>, AccelError> {
     sys::require_privileged("the cpu-balance benchmark")?;
@@ -403,26 +446,7 @@ pub fn run(opts: &Args) -> Result<Vec<BenchRow>, AccelError> {
     let net = VethNet::new(VethOptions::default())?;
     let ns = net.b.name().to_string();
     let _pins = AttachmentGuard::new(Accelerator::CpuBalance, Some(&ns), VethNet::IF_B)?;
-    let (src_mac, dst_mac) = (
-        VethNet::mac(&net.a, VethNet::IF_A)?,
-        VethNet::mac(&net.b, VethNet::IF_B)?,
-    );
-    let payload = vec![0xa5u8; opts.payload.clamp(1, 1400)];
-    let frames: Vec<Vec<u8>> = (0..opts.flows.max(1))
-        .map(|i| {
-            frame(&FrameSpec {
-                src_mac,
-                dst_mac,
-                proto: 17,
-                src_v4: VethNet::ADDR_A,
-                dst_v4: VethNet::ADDR_B,
-                sport: 20_000 + i,
-                dport: SINK_PORT,
-                payload: &payload,
-                ..Default::default()
-            })
-        })
-        .collect();
+    let frames = udp_flows(&net, opts.flows, 20_000, SINK_PORT, opts.payload)?;
     let rig = Rig { net, frames };
     let _boost = AutogroupBoost::new();
 
@@ -474,7 +498,7 @@ pub fn run(opts: &Args) -> Result<Vec<BenchRow>, AccelError> {
     let how = format!(
         "{} flows, {} B UDP payload, sender on CPU {}, sink on CPU {}, {} s x {} (median); CPU = the workload's own tasks per CPU",
         opts.flows,
-        payload.len(),
+        udp_payload_len(opts.payload),
         opts.sender_cpu,
         opts.sink_cpu,
         opts.seconds,

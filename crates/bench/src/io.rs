@@ -8,14 +8,15 @@
 //! The disgrafs server is this very executable run as `serve`: only the `disgrafs` binary can run
 //! this suite.
 
+use crate::child::Proc;
 use crate::row::{BenchRow, Better};
-use crate::wrk;
+use crate::{child, wrk};
 use anyhow::{Context, bail};
 use disgrafs_core::query::human_size as human;
 use futures::StreamExt;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The flags of `disgrafs bench io`.
@@ -32,39 +33,6 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
-/// A child process that is stopped (by its PID, which we started) when dropped: asked with
-/// SIGTERM first, so that a master process (nginx) takes its workers down with it, then killed
-/// with what is left of its process group's children.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let pid = self.0.id();
-        let workers = children(pid);
-        // SAFETY: a signal to a process we started and have not reaped (its PID is still ours).
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGTERM);
-        }
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until && matches!(self.0.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.0.kill().ok();
-        self.0.wait().ok();
-        for w in workers {
-            // Only the workers we saw under this master, if they outlived it.
-            if std::fs::read_to_string(format!("/proc/{w}/status"))
-                .is_ok_and(|s| s.contains(&format!("PPid:\t{pid}\n")) || s.contains("PPid:\t1\n"))
-            {
-                // SAFETY: as above; the PID was our child's child a moment ago.
-                unsafe {
-                    libc::kill(w as libc::pid_t, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
-
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
@@ -73,15 +41,6 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
-}
-
-/// Children of `pid` (nginx's workers).
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -126,30 +85,12 @@ fn warm(path: &Path) -> anyhow::Result<()> {
 }
 
 fn start_disgrafs(data: &Path, workers: &str) -> anyhow::Result<(Proc, String)> {
-    let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            workers,
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("DISGRAFS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start disgrafs serve")?;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .context("disgrafs serve printed no address")?
-        .to_owned();
-    Ok((Proc(child), url))
+    child::serve(
+        Command::new(std::env::current_exe()?),
+        data,
+        "127.0.0.1:0",
+        workers,
+    )
 }
 
 fn start_nginx(dir: &Path) -> anyhow::Result<(Proc, u16)> {
@@ -369,7 +310,7 @@ pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
     let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let our_pid = ours.0.id();
     let nginx_pids = || {
-        let mut v = children(nginx.0.id());
+        let mut v = child::children(nginx.0.id());
         v.push(nginx.0.id());
         v
     };

@@ -8,6 +8,7 @@
 //! | `tagging`     | [`tagging`]     | the Python reference YAKE                 |
 //! | `cpu-balance` | [`cpu_balance`] | no balancer, on a veth pair (needs root)  |
 //! | `sockmap`     | [`sockmap`]     | plain loopback TCP (needs root)           |
+//! | `afxdp`       | [`afxdp`]       | the kernel path on the same veth (root)   |
 //!
 //! Adding a suite: write a module with `Args` (its flags, `clap::Args`) and a `run` returning
 //! `Vec<BenchRow>`, add one variant to [`Suite`] and its arm in [`run`] (blocking work goes
@@ -16,6 +17,8 @@
 //! Only the `disgrafs` binary runs these suites and their errors are only printed, so this crate
 //! reports them with anyhow, like a binary; the product libraries keep their typed errors.
 
+pub mod afxdp;
+mod child;
 pub mod cpu_balance;
 pub mod io;
 pub mod row;
@@ -43,6 +46,8 @@ pub enum Suite {
     CpuBalance(cpu_balance::Args),
     /// Plain loopback TCP against the same-host TCP bypass (sockmap), interleaved (needs root).
     Sockmap(sockmap::Args),
+    /// The AF_XDP fast path against the kernel path on one veth pair (needs root).
+    Afxdp(afxdp::Args),
     /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
     Tagging(tagging::Args),
 }
@@ -57,6 +62,7 @@ pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || cpu_balance::run(&args)).await??
         }
         Suite::Sockmap(args) => tokio::task::spawn_blocking(move || sockmap::run(&args)).await??,
+        Suite::Afxdp(args) => tokio::task::spawn_blocking(move || afxdp::run(&args)).await??,
     };
     Ok(print_rows(&rows, bench.json)?)
 }
