@@ -12,6 +12,8 @@ pub static CPU_BALANCE: &[u8] = aya::include_bytes_aligned!("../bpf/cpu_balance.
 pub static SOCKMAP: &[u8] = aya::include_bytes_aligned!("../bpf/sockmap.bpf.o");
 /// AF_XDP steering (bpf/xsk_steer.bpf.c).
 pub static XSK_STEER: &[u8] = aya::include_bytes_aligned!("../bpf/xsk_steer.bpf.o");
+/// Random loss on a test host's interface, for kernels without netem (bpf/test_loss.bpf.c).
+pub static TEST_LOSS: &[u8] = aya::include_bytes_aligned!("../bpf/test_loss.bpf.o");
 
 /// A program of a loaded object, by name and type; a missing one is a build mistake, reported as
 /// one line like every other failure.

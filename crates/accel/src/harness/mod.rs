@@ -20,7 +20,10 @@ use std::{
 
 use crate::{AccelError, sys};
 
+mod loss;
 pub mod packet;
+
+pub use loss::Loss;
 
 /// The environment variable that turns skips into failures.
 pub const REQUIRE_ENV: &str = "DISGRAFS_REQUIRE_PRIVILEGED";
