@@ -364,16 +364,37 @@ fn serve(
         }
         let now = Instant::now();
         let mut busy = false;
-        for c in conns.iter_mut() {
-            busy |= drive(
+        let mut asking = Vec::new();
+        for (i, c) in conns.iter_mut().enumerate() {
+            if receive(
                 c,
                 sockets.get_mut::<tcp::Socket>(c.handle),
                 cfg,
-                &http,
-                &rt,
                 counters,
                 now,
-            )?;
+            )? {
+                asking.push(i);
+            }
+        }
+        // Every connection's request at once: the handlers wait on the store (SQLite's worker
+        // threads, blob reads), and one request at a time would leave the fast path idle
+        // through each wait.
+        if !asking.is_empty() {
+            let steps = rt.block_on(futures::future::join_all(
+                asking.iter().map(|&i| http.step(&conns[i].input)),
+            ));
+            for (&i, step) in asking.iter().zip(steps) {
+                busy |= conns[i].answer(step, counters);
+            }
+        }
+        for c in conns.iter_mut() {
+            busy |= send(
+                c,
+                sockets.get_mut::<tcp::Socket>(c.handle),
+                cfg,
+                counters,
+                now,
+            );
         }
         let ts = smoltcp::time::Instant::now();
         for q in queues.iter_mut() {
@@ -425,14 +446,12 @@ fn listen(s: &mut tcp::Socket, port: u16) -> Result<(), FastPathError> {
         .map_err(|e| FastPathError::Config(format!("listening on port {port}: {e}")))
 }
 
-/// Moves one connection forward. Returns whether it did something that may need another
-/// round at once (more to send, more to parse).
-fn drive(
+/// Moves one connection through its TCP states and takes what it received. Returns whether
+/// it has a request to answer (input, and the previous response sent).
+fn receive(
     c: &mut Conn,
     s: &mut tcp::Socket,
     cfg: &FastPathConfig,
-    http: &FastHttp,
-    rt: &tokio::runtime::Runtime,
     counters: &Counters,
     now: Instant,
 ) -> Result<bool, FastPathError> {
@@ -465,7 +484,6 @@ fn drive(
         c.last = now;
         counters.add(UserCounter::TcpAccepted, 1);
     }
-    let mut busy = false;
     // Receive at most one head and a bit: a longer head is refused by FastHttp anyway.
     while s.can_recv() && c.input.len() <= MAX_HEAD {
         let room = MAX_HEAD + 1 - c.input.len();
@@ -482,26 +500,49 @@ fn drive(
         c.last = now;
     }
     // Pipelined requests are answered one after another, each once the previous is sent.
-    while c.sent == c.output.len() && !c.closing && !c.input.is_empty() {
-        match rt.block_on(http.step(&c.input)) {
-            Step::Incomplete => break,
+    Ok(c.sent == c.output.len() && !c.closing && !c.input.is_empty())
+}
+
+impl Conn {
+    /// Takes FastHttp's answer to the request at the head of the input. Returns whether another
+    /// round is needed at once (a response to send).
+    fn answer(&mut self, step: Step, counters: &Counters) -> bool {
+        match step {
+            Step::Incomplete => false,
             Step::Respond {
                 consumed,
                 response,
                 close,
                 status,
             } => {
-                c.input.drain(..consumed.min(c.input.len()));
-                c.output = response;
-                c.sent = 0;
-                c.closing |= close;
+                self.input.drain(..consumed.min(self.input.len()));
+                self.output = response;
+                self.sent = 0;
+                self.closing |= close;
                 counters.add(UserCounter::HttpRequests, 1);
                 if status >= 400 {
                     counters.add(UserCounter::HttpErrors, 1);
                 }
+                true
             }
         }
     }
+}
+
+/// Sends what a connection has to send, closes it when it is done, and times it out when idle.
+/// Returns whether it did something that may need another round at once (more to send, more
+/// to parse).
+fn send(
+    c: &mut Conn,
+    s: &mut tcp::Socket,
+    cfg: &FastPathConfig,
+    counters: &Counters,
+    now: Instant,
+) -> bool {
+    if !c.open {
+        return false;
+    }
+    let mut busy = false;
     if c.sent < c.output.len() && s.can_send() {
         let n = s.send_slice(&c.output[c.sent..]).unwrap_or(0);
         c.sent += n;
@@ -526,5 +567,5 @@ fn drive(
         s.abort();
         counters.add(UserCounter::TcpTimedOut, 1);
     }
-    Ok(busy)
+    busy
 }
