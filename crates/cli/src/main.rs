@@ -43,7 +43,7 @@ pub struct ClientOpts {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (embedded default: SQLite and a local data directory).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Upload files, or folders recursively (resumable).
     Put {
         /// Files or folders.
@@ -173,7 +173,7 @@ fn fail(e: anyhow::Error) -> ! {
 async fn run(cmd: Command) -> anyhow::Result<()> {
     use client_cmds as c;
     match cmd {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Put { paths, opts } => c::put(&opts, &paths).await,
         Command::Get { id, output, opts } => c::get(&opts, &id, output).await,
         Command::Ls {

@@ -15,7 +15,13 @@ pub struct ServeArgs {
     /// Where blobs, metadata and uploads in progress live [default: ./disgrafs-data].
     #[arg(long, env = "DISGRAFS_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// A TOML file with any of: listen, data_dir, max_upload, workers, min_confidence,
+    /// Where file contents live: `local` (under the data directory) or an S3-compatible bucket,
+    /// `s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION`, with credentials from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [default: local]. A data directory remembers
+    /// its location and refuses another.
+    #[arg(long, env = "DISGRAFS_BLOBS")]
+    blobs: Option<disgrafs_store::BlobLocation>,
+    /// A TOML file with any of: listen, data_dir, blobs, max_upload, workers, min_confidence,
     /// allowed_hosts.
     #[arg(long, env = "DISGRAFS_CONFIG")]
     config: Option<PathBuf>,
@@ -139,6 +145,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    blobs: Option<String>,
     max_upload: Option<toml::Value>,
     workers: Option<usize>,
     min_confidence: Option<f64>,
@@ -172,8 +179,16 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         .unwrap_or(d.min_confidence);
     // Its range is the store's rule (checked when it opens).
     let workers = args.workers.or(file.workers).unwrap_or(d.workers);
+    let blobs = match (args.blobs, file.blobs) {
+        (Some(b), _) => b,
+        (None, Some(s)) => s
+            .parse()
+            .map_err(|e| anyhow::anyhow!("config blobs: {e}"))?,
+        (None, None) => d.blobs.clone(),
+    };
     Ok(Config {
         listen: args.listen.or(file.listen).unwrap_or(d.listen),
+        blobs,
         data_dir: args.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
         max_upload,
         workers,

@@ -53,6 +53,9 @@ pub struct Config {
     pub allowed_hosts: Vec<host::AllowedHost>,
     /// Where `/metrics` reads the system's figures (`/proc`; tests point it elsewhere).
     pub proc_root: PathBuf,
+    /// Where blob contents live (the data directory by default; metadata and uploads in
+    /// progress stay in the data directory).
+    pub blobs: disgrafs_store::BlobLocation,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             upload_expiry: std::time::Duration::from_secs(24 * 3600),
             allowed_hosts: Vec::new(),
             proc_root: PathBuf::from("/proc"),
+            blobs: disgrafs_store::BlobLocation::Local,
         }
     }
 }
@@ -85,7 +89,7 @@ pub struct AppState {
 
 impl AppState {
     pub async fn open(config: Config) -> Result<Self, disgrafs_store::StoreError> {
-        let store = Store::open_local(&config.data_dir, config.min_confidence).await?;
+        let store = Store::open(&config.data_dir, &config.blobs, config.min_confidence).await?;
         Self::with_store(store, config)
     }
 

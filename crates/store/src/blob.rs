@@ -32,6 +32,144 @@ const SMALL_READ: u64 = 256 << 10;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
 
+/// Where blobs live (`disgrafs serve --blobs`): the data directory (the default), or a bucket of
+/// an S3-compatible object store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BlobLocation {
+    #[default]
+    Local,
+    S3(S3Location),
+}
+
+/// A bucket of an S3-compatible store: `s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION`.
+/// Credentials are not part of it: they come from the environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, or the AWS config files), never a URL that ends
+/// up in a shell history or a process list.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    /// Key prefix inside the bucket ("" for the bucket's root).
+    pub prefix: String,
+    /// The service's URL (MinIO, Garage, SeaweedFS, …); AWS's own when absent.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Explicit credentials (tests, embedding); the environment's when None.
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for S3Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret never reaches a log line.
+        f.debug_struct("S3Location")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("credentials", &self.credentials.as_ref().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+impl std::fmt::Display for BlobLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobLocation::Local => f.write_str("local"),
+            BlobLocation::S3(s) => {
+                write!(f, "s3://{}", s.bucket)?;
+                if !s.prefix.is_empty() {
+                    write!(f, "/{}", s.prefix)?;
+                }
+                if let Some(e) = &s.endpoint {
+                    write!(f, " at {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for BlobLocation {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        let bad = |why: &str| StoreError::Config(format!("--blobs {s:?}: {why}"));
+        if s == "local" {
+            return Ok(BlobLocation::Local);
+        }
+        let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+        if url.scheme() != "s3" {
+            return Err(bad(
+                "expected `local` or s3://BUCKET?endpoint=URL&region=REGION",
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "credentials do not belong in the URL: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            ));
+        }
+        let bucket = url
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| bad("no bucket"))?
+            .to_string();
+        let mut loc = S3Location {
+            bucket,
+            prefix: url.path().trim_matches('/').to_string(),
+            ..S3Location::default()
+        };
+        for (k, v) in url.query_pairs() {
+            match &*k {
+                "endpoint" => {
+                    let e = url::Url::parse(&v).map_err(|e| bad(&format!("endpoint: {e}")))?;
+                    if !matches!(e.scheme(), "http" | "https") {
+                        return Err(bad("the endpoint must be an http:// or https:// URL"));
+                    }
+                    loc.endpoint = Some(v.trim_end_matches('/').to_string());
+                }
+                "region" => loc.region = Some(v.into_owned()),
+                other => {
+                    return Err(bad(&format!(
+                        "unknown parameter {other:?} (endpoint, region)"
+                    )));
+                }
+            }
+        }
+        Ok(BlobLocation::S3(loc))
+    }
+}
+
+/// Lists the bucket (a missing one fails here) and writes and deletes a small object (read-only
+/// credentials fail here).
+async fn probe(op: &Operator, loc: &S3Location) -> Result<(), StoreError> {
+    let mut lister = op
+        .lister_with("/")
+        .limit(1)
+        .await
+        .map_err(|e| unusable(loc, &e))?;
+    if let Some(Err(e)) = lister.next().await {
+        return Err(unusable(loc, &e));
+    }
+    let key = ".disgrafs-probe";
+    op.write(key, Bytes::from_static(b"disgrafs"))
+        .await
+        .map_err(|e| unusable(loc, &e))?;
+    op.delete(key).await.map_err(|e| unusable(loc, &e))
+}
+
+/// The one-line reason an object store refused to serve as the blob store.
+fn unusable(loc: &S3Location, e: &opendal::Error) -> StoreError {
+    let at = loc.endpoint.as_deref().unwrap_or("AWS S3");
+    let why = match e.kind() {
+        opendal::ErrorKind::NotFound => format!("bucket {:?} does not exist", loc.bucket),
+        opendal::ErrorKind::PermissionDenied => {
+            "the credentials were refused (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)".to_string()
+        }
+        opendal::ErrorKind::ConfigInvalid => format!("invalid configuration: {e}"),
+        _ => format!("cannot use it: {e}"),
+    };
+    StoreError::Config(format!("blobs on {at}: {why}"))
+}
+
 #[derive(Clone)]
 pub struct BlobStore {
     op: Operator,
@@ -58,6 +196,38 @@ fn io_err(e: opendal::Error) -> StoreError {
 }
 
 impl BlobStore {
+    /// Opens the blobs at `location`, staging under `data_dir`. An object store must answer
+    /// now, bucket present and credentials able to write, or this fails with one line: a server
+    /// that starts and then fails every upload is worse than one that does not start.
+    pub async fn open(location: &BlobLocation, data_dir: &Path) -> Result<Self, StoreError> {
+        let BlobLocation::S3(loc) = location else {
+            return Self::local(data_dir);
+        };
+        let mut b = opendal::services::S3::default()
+            .bucket(&loc.bucket)
+            .root(&format!("/{}", loc.prefix))
+            .region(loc.region.as_deref().unwrap_or("us-east-1"));
+        if let Some(e) = &loc.endpoint {
+            b = b.endpoint(e);
+        }
+        b = match &loc.credentials {
+            Some((key, secret)) => b
+                .access_key_id(key)
+                .secret_access_key(secret)
+                .disable_config_load(),
+            // The environment's credentials when it has some; unsigned requests otherwise (a
+            // public or anonymous bucket), which a protected one refuses at the probe below.
+            None => b.allow_anonymous(),
+        };
+        let op = Operator::new(b)
+            .map_err(|e| unusable(loc, &e))?
+            .layer(opendal::layers::TimeoutLayer::new())
+            .layer(opendal::layers::RetryLayer::new().with_max_times(3))
+            .finish();
+        probe(&op, loc).await?;
+        Self::with_operator(op, None, data_dir)
+    }
+
     /// Blobs on local disk under `data_dir/blobs`, staging under `data_dir/tmp`.
     pub fn local(data_dir: &Path) -> Result<Self, StoreError> {
         let blobs = data_dir.join("blobs");

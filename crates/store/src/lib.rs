@@ -14,6 +14,9 @@
     )
 )]
 
+// Linked for its TLS feature only (see Cargo.toml): OpenDAL's S3 client needs it for https.
+use reqwest as _;
+
 mod blob;
 mod error;
 mod locks;
@@ -21,7 +24,7 @@ mod meta;
 mod sql;
 mod sqlite;
 
-pub use blob::{BlobStore, ByteStream, StagedBlob, Staging};
+pub use blob::{BlobLocation, BlobStore, ByteStream, S3Location, StagedBlob, Staging};
 pub use error::StoreError;
 pub use meta::*;
 pub use sqlite::SqliteMeta;
@@ -49,6 +52,17 @@ impl Store {
     /// Only one process may use a data directory: a second one is refused, since it would sweep
     /// the first one's uploads in progress and its hash locks would not see the other's.
     pub async fn open_local(data_dir: &Path, min_confidence: f64) -> Result<Self, StoreError> {
+        Self::open(data_dir, &BlobLocation::Local, min_confidence).await
+    }
+
+    /// Metadata in `data_dir/disgrafs.db`, blobs at `blobs`. A data directory remembers where
+    /// its blobs are: opening it with another location is refused, since every record would
+    /// then point at content that is not there.
+    pub async fn open(
+        data_dir: &Path,
+        blobs: &BlobLocation,
+        min_confidence: f64,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -61,7 +75,8 @@ impl Store {
                 data_dir.display()
             )));
         }
-        let blobs = BlobStore::local(data_dir)?;
+        remember_blob_location(data_dir, blobs)?;
+        let blobs = BlobStore::open(blobs, data_dir).await?;
         let meta = SqliteMeta::open(&data_dir.join("disgrafs.db"), min_confidence).await?;
         let mut store = Store::new(blobs, Arc::new(meta));
         store._dir_lock = Some(Arc::new(lock));
@@ -229,5 +244,26 @@ impl Store {
 
     pub async fn job_stats(&self) -> Result<JobStats, StoreError> {
         self.meta.job_stats().await
+    }
+}
+
+/// The file in a data directory naming where its blobs live.
+const BLOB_LOCATION_FILE: &str = "blob-location";
+
+/// Records `blobs` in a new data directory; refuses one that recorded another location.
+fn remember_blob_location(data_dir: &Path, blobs: &BlobLocation) -> Result<(), StoreError> {
+    let path = data_dir.join(BLOB_LOCATION_FILE);
+    let want = blobs.to_string();
+    match std::fs::read_to_string(&path) {
+        Ok(had) if had.trim() == want => Ok(()),
+        Ok(had) => Err(StoreError::Config(format!(
+            "{} keeps its blobs at {}, not {want}: start it with that location",
+            data_dir.display(),
+            had.trim()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{want}\n")).map_err(StoreError::from_write)
+        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -58,7 +58,12 @@ impl Server {
 
     /// Starts on an existing data directory (a restart).
     pub fn start_at(data: &Path, args: &[&str]) -> Self {
-        let (child, addr) = spawn_serve(Command::new(BIN), data, args);
+        Self::start_cmd(Command::new(BIN), data, args)
+    }
+
+    /// Starts `cmd` (the binary with its environment, say) on `data`.
+    pub fn start_cmd(cmd: Command, data: &Path, args: &[&str]) -> Self {
+        let (child, addr) = spawn_serve(cmd, data, args);
         let url = format!("http://{addr}");
         Server {
             child,
