@@ -206,4 +206,10 @@ fn recent_figures_after_traffic() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 400);
+    let doc = s.get_json("/api/openapi.json");
+    assert!(
+        doc["paths"]["/api/metrics/recent"]["get"].is_object(),
+        "{doc}"
+    );
+    assert!(doc["components"]["schemas"]["RecentMetrics"].is_object());
 }
