@@ -401,7 +401,17 @@ fn derive(prev: &Raw, cur: &Raw, dt: f64) -> BTreeMap<String, BTreeMap<String, f
         accel.extend(renamed(rate_by(&metric, &[]), |_| name.replace('_', " ")));
     }
     out.insert("accel", accel);
-    out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    // Three decimals are more than a chart shows, and keep the JSON short.
+    let round = |v: f64| (v * 1000.0).round() / 1000.0;
+    out.into_iter()
+        .filter(|(_, series)| !series.is_empty())
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.into_iter().map(|(s, v)| (s, round(v))).collect(),
+            )
+        })
+        .collect()
 }
 
 /// p50, p90 and p99 in milliseconds of the requests finished in the interval, interpolated
