@@ -6,7 +6,7 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { api } from "./api";
-import { formatSize, h, setChildren } from "./dom";
+import { formatSize, h, setChildren, toast } from "./dom";
 import type { MetricsFigure, MetricsPoint, MetricsUnit } from "./types";
 
 /** The windows the selector offers, in minutes (the server keeps ten). */
@@ -127,6 +127,7 @@ export class MonitorView {
   private intervalMs = 1000;
   private windowMin = DEFAULT_WINDOW;
   private visible = false;
+  private failing = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private grid: HTMLElement;
   private status: HTMLElement;
@@ -138,7 +139,8 @@ export class MonitorView {
       { id: "monitor-window", onchange: () => { this.windowMin = Number(this.select.value); this.render(); } },
       WINDOWS.map((m) => h("option", { value: String(m), selected: m === DEFAULT_WINDOW }, `Last ${m} min`)),
     );
-    this.status = h("p", { class: "monitor-status muted", role: "status" }, "Loading…");
+    // Not a live region: it changes every second. A failure is announced once, as a toast.
+    this.status = h("p", { class: "monitor-status muted" }, "Loading…");
     this.grid = h("div", { class: "monitor-grid" });
     setChildren(
       root,
@@ -177,9 +179,13 @@ export class MonitorView {
       this.figures = r.figures;
       this.points.push(...r.points);
       if (this.points.length > this.keep) this.points.splice(0, this.points.length - this.keep);
+      this.failing = false;
       this.render();
     } catch (e) {
-      this.status.textContent = `Could not read the server's figures: ${e instanceof Error ? e.message : String(e)}`;
+      const message = `Could not read the server's figures: ${e instanceof Error ? e.message : String(e)}`;
+      this.status.textContent = message;
+      if (!this.failing) toast(message, "error");
+      this.failing = true;
     }
     this.schedule(this.intervalMs);
   }
