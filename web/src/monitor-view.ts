@@ -98,7 +98,7 @@ class Card {
       scales: { x: { time: true, range: () => this.range() }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       axes: [
         { size: 30, font: "11px system-ui, sans-serif" },
-        { size: 62, font: "11px system-ui, sans-serif", values: (_u, splits) => splits.map((v) => format(unit, v)) },
+        { size: 76, font: "11px system-ui, sans-serif", values: (_u, splits) => splits.map((v) => format(unit, v)) },
       ],
       series: [
         { label: "time" },
