@@ -187,6 +187,27 @@ function selected(q) {
 
 const TUS = { "tus-resumable": "1.0.0", "access-control-expose-headers": "Upload-Offset, Upload-Length, Location, Disgrafs-File-Id, Tus-Resumable" };
 
+// A stand-in for the server's ring of figures: one synthetic point a second since the mock started.
+const metricsStart = Date.now();
+const FIGURES = [
+  ["cpu_peak", "Peak single-CPU use", "percent"], ["network", "Network throughput", "bytes_per_second"],
+  ["requests", "Request rate", "per_second"], ["latency", "Latency quantiles", "milliseconds"],
+  ["tagging", "Tagging queue", "count"], ["accel", "Accelerator counters", "per_second"],
+];
+function recentMetrics(since) {
+  const points = [];
+  for (let t = metricsStart + 1000; t <= Date.now(); t += 1000) {
+    if (t <= since || Date.now() - t > 600_000) continue;
+    const s = (t - metricsStart) / 1000;
+    points.push({ t, values: {
+      cpu_peak: { "busiest CPU": 40 + 30 * Math.sin(s / 10) }, network: { "lo rx": 5e4 * (1 + Math.sin(s / 7)), "lo tx": 5e4 },
+      requests: { "2xx": 3 + (s % 5) }, latency: { p50: 1.2, p90: 3.4, p99: 9.8 }, tagging: { queued: s % 3, running: 1, failed: 0 },
+    } });
+  }
+  const figures = FIGURES.map(([id, title, unit]) => ({ id, title, unit, ...(id === "accel" ? { unavailable: "No accelerator is attached (mock server)" } : {}) }));
+  return { interval_ms: 1000, keep: 600, figures, points };
+}
+
 async function handle(req, res) {
   const url = new URL(req.url, "http://x");
   const p = url.pathname;
@@ -199,6 +220,7 @@ async function handle(req, res) {
       req.on("close", () => clients.delete(res));
       return;
     }
+    if (p === "/api/metrics/recent") return json(res, 200, recentMetrics(Number(url.searchParams.get("since") ?? 0)));
     if (p === "/api/files" && req.method === "GET") {
       const list = selected(url.searchParams.get("q") ?? "");
       const sort = url.searchParams.get("sort") ?? "modified";

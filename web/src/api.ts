@@ -1,7 +1,7 @@
 // The typed client of the server's HTTP API. Every error response becomes an ApiError carrying the
 // server's one-line message, its code and, for query errors, the character position.
 
-import type { FileList, FileRecord, GraphData, Related, SortKey, SortOrder, TagCount } from "./types";
+import type { FileList, FileRecord, GraphData, RecentMetrics, Related, SortKey, SortOrder, TagCount } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -71,6 +71,7 @@ export const api = {
     request<{ related: Related[] }>("GET", `/api/files/${encodeURIComponent(id)}/related${qs({ limit })}`),
   graph: (q: string, limit: number) => request<GraphData>("GET", `/api/graph${qs({ q, limit })}`),
   tags: (prefix: string, limit = 10) => request<{ tags: TagCount[] }>("GET", `/api/tags${qs({ prefix, limit })}`),
+  recentMetrics: (since?: number) => request<RecentMetrics>("GET", `/api/metrics/recent${qs({ since })}`),
 };
 
 /** URL of a file's bytes: as an attachment (download) or inline (previews). */

@@ -7,7 +7,7 @@ import { FilePanel } from "./panel";
 import { GraphView } from "./graph-view";
 import { ListView } from "./list-view";
 import { mountQueryBar } from "./query-bar";
-import { connected, connectEvents, openFile, syncHash, view } from "./store";
+import { connected, connectEvents, openFile, syncHash, view, VIEWS, type ViewName } from "./store";
 import { Uploader } from "./upload";
 import { $ } from "./dom";
 
@@ -16,6 +16,7 @@ const SHORTCUTS: [string, string][] = [
   ["f", "Find in the graph"],
   ["g", "Graph view"],
   ["l", "List view"],
+  ["m", "Monitor: the server's figures, live"],
   ["u", "Upload files"],
   ["Shift+U", "Upload a folder"],
   ["Esc", "Close the panel or the dialog"],
@@ -28,26 +29,32 @@ function main() {
   const listEl = $("#list-view");
   const graph = new GraphView(graphEl);
   const list = new ListView(listEl);
+  const monitorEl = $("#monitor-view");
+  // uPlot and the Monitor view load the first time the view is opened: the graph comes first.
+  let monitor: Promise<{ setVisible(v: boolean): void }> | null = null;
   new FilePanel($("#panel"));
   const uploader = new Uploader($("#uploads"));
   const queryBar = mountQueryBar($("#query-form") as HTMLFormElement);
 
-  const tabs = { graph: $("#tab-graph"), list: $("#tab-list") };
-  const showView = (v: "graph" | "list") => {
+  const tabs: Record<ViewName, HTMLElement> = { graph: $("#tab-graph"), list: $("#tab-list"), monitor: $("#tab-monitor") };
+  const showView = (v: ViewName) => {
     graphEl.hidden = v !== "graph";
     listEl.hidden = v !== "list";
+    monitorEl.hidden = v !== "monitor";
     for (const [name, tab] of Object.entries(tabs)) {
       tab.setAttribute("aria-selected", String(name === v));
       tab.tabIndex = name === v ? 0 : -1;
     }
     list.setVisible(v === "list");
+    if (v === "monitor") monitor ??= import("./monitor-view").then((m) => new m.MonitorView(monitorEl));
+    void monitor?.then((m) => m.setVisible(view.value === "monitor"));
     if (v === "graph") graph.resize();
   };
-  tabs.graph.addEventListener("click", () => view.set("graph"));
-  tabs.list.addEventListener("click", () => view.set("list"));
+  for (const v of VIEWS) tabs[v].addEventListener("click", () => view.set(v));
   $(".view-switch").addEventListener("keydown", (e) => {
     if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
-      view.set(view.value === "graph" ? "list" : "graph");
+      const step = e.key === "ArrowRight" ? 1 : VIEWS.length - 1;
+      view.set(VIEWS[(VIEWS.indexOf(view.value) + step) % VIEWS.length]);
       tabs[view.value].focus();
     }
   });
@@ -72,6 +79,7 @@ function main() {
       f: () => { view.set("graph"); graph.focusFind(); },
       g: () => view.set("graph"),
       l: () => { view.set("list"); list.focus(); },
+      m: () => view.set("monitor"),
       u: () => uploader.pickFiles(),
       U: () => uploader.pickFolder(),
       "?": showShortcuts,
@@ -81,7 +89,7 @@ function main() {
       Escape: () => openFile.set(null),
     };
     const f = act[e.key];
-    if (f && !(view.value === "list" && "+-0".includes(e.key))) {
+    if (f && !(view.value !== "graph" && "+-0".includes(e.key))) {
       e.preventDefault();
       f();
     }

@@ -42,7 +42,9 @@ class Emitter<T> {
 /** The active query (what the query bar last ran successfully). */
 export const query = new Signal<string>("");
 /** Which main view shows. */
-export const view = new Signal<"graph" | "list">("graph");
+export type ViewName = "graph" | "list" | "monitor";
+export const VIEWS: ViewName[] = ["graph", "list", "monitor"];
+export const view = new Signal<ViewName>("graph");
 /** The file whose panel is open, or null. */
 export const openFile = new Signal<string | null>(null);
 /** Server events, and local changes made through this page (so views update before the echo). */
@@ -74,19 +76,19 @@ export function connectEvents() {
   });
 }
 
-/** Keeps `#file=ID&view=list` in the address bar so a reload or a shared link opens the same thing. */
+/** Keeps `#file=ID&view=list` (or `view=monitor`) in the address bar so a reload or a shared link opens the same thing. */
 export function syncHash() {
   const read = () => {
     const p = new URLSearchParams(location.hash.slice(1));
     const v = p.get("view");
-    view.set(v === "list" ? "list" : "graph");
+    view.set(VIEWS.find((x) => x === v) ?? "graph");
     openFile.set(p.get("file"));
   };
   read();
   window.addEventListener("hashchange", read);
   const write = () => {
     const p = new URLSearchParams();
-    if (view.value === "list") p.set("view", "list");
+    if (view.value !== "graph") p.set("view", view.value);
     if (openFile.value) p.set("file", openFile.value);
     const hash = p.toString();
     if (location.hash.slice(1) !== hash) history.replaceState(null, "", hash ? `#${hash}` : location.pathname + location.search);

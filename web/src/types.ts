@@ -89,3 +89,28 @@ export interface TagCount {
 
 export type SortKey = "name" | "size" | "mime" | "created" | "modified";
 export type SortOrder = "asc" | "desc";
+
+/** GET /api/metrics/recent: the dashboard's figures, one point a second, the last minutes. */
+export type MetricsUnit = "percent" | "bytes_per_second" | "per_second" | "milliseconds" | "count";
+
+export interface MetricsFigure {
+  id: string;
+  title: string;
+  unit: MetricsUnit;
+  /** Why the figure has no values now (no accelerator attached, a /proc section unreadable). */
+  unavailable?: string;
+}
+
+export interface MetricsPoint {
+  /** Milliseconds since the epoch. */
+  t: number;
+  /** Figure id → series name → value. */
+  values: Record<string, Record<string, number>>;
+}
+
+export interface RecentMetrics {
+  interval_ms: number;
+  keep: number;
+  figures: MetricsFigure[];
+  points: MetricsPoint[];
+}

@@ -248,3 +248,40 @@ test("keyboard: shortcuts reach the query bar and the views; the panel closes wi
     await page.locator("#panel").waitFor({ state: "hidden" });
   }
 });
+
+test("monitor: the server's figures chart live as traffic runs, and fit a 360 px window", async () => {
+  await page.goto(`${base}/#view=monitor`);
+  const card = (id) => `.monitor-card[data-figure="${id}"]`;
+  const points = (id) => page.$eval(card(id), (el) => Number(el.dataset.points));
+  const last = () => page.$eval(card("requests"), (el) => Number(el.dataset.last));
+  /** Waits until the request chart has drawn `n` more points than at `t` (its last point then). */
+  const moved = (t, n) => page.waitForFunction(([t, n]) => Number(document.querySelector('.monitor-card[data-figure="requests"]').dataset.last) >= t + n * 1000, [t, n], { timeout: 20000 });
+  await page.locator(`${card("requests")} canvas`).first().waitFor({ timeout: 20000 });
+  const before = await last();
+  for (let i = 0; i < 20; i++) await api("GET", "/api/files?limit=1");
+  // The charts move: points keep arriving, and the request rate shows the traffic.
+  await moved(before, 2);
+  assert.match(await page.textContent(`${card("requests")} .monitor-latest`), /2xx [\d.]+\/s/);
+  assert.ok((await points("cpu_peak")) > 0, "the peak CPU chart has points");
+  assert.match(await page.getAttribute(`${card("cpu_peak")} .uplot`, "aria-label"), /Peak single-CPU use over the last 5 minutes; now busiest CPU \d/);
+  // A figure without values says why (no accelerator attached) instead of drawing an empty chart.
+  const accel = page.locator(card("accel"));
+  if (await accel.locator(".monitor-unavailable").count()) assert.match(await accel.textContent(), /accelerator/i);
+  else await accel.locator("canvas").first().waitFor();
+
+  await page.selectOption("#monitor-window", "1");
+  assert.match(await page.getAttribute(`${card("cpu_peak")} .uplot`, "aria-label"), /over the last 1 minute;/);
+
+  await page.setViewportSize({ width: 360, height: 740 });
+  try {
+    // The cards stack in one column and every chart shrinks to fit: nothing scrolls sideways.
+    await page.waitForFunction(() => [...document.querySelectorAll(".monitor-card canvas")].every((c) => c.getBoundingClientRect().right <= 360));
+    const boxes = await page.$$eval(".monitor-card", (els) => els.map((e) => e.getBoundingClientRect().toJSON()));
+    assert.ok(boxes.length >= 6, `${boxes.length} cards`);
+    assert.ok(boxes.every((b) => b.left === boxes[0].left && b.right <= 360), JSON.stringify(boxes));
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 360), "no horizontal scroll");
+    await moved(await last(), 1);
+  } finally {
+    await page.setViewportSize({ width: 1360, height: 860 });
+  }
+});

@@ -134,3 +134,82 @@ fn metrics_answer_when_proc_is_unreadable() {
     drop(proc);
     assert!(scrape(&s).contains("disgrafs_store_files 1"));
 }
+
+/// `GET /api/metrics/recent` until it holds at least `n` points newer than `since`.
+fn recent_until(s: &Server, since: Option<u64>, n: usize) -> disgrafs_core::api::RecentMetrics {
+    let q = since.map_or(String::new(), |t| format!("?since={t}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r: disgrafs_core::api::RecentMetrics =
+            serde_json::from_value(s.get_json(&format!("/api/metrics/recent{q}"))).unwrap();
+        if r.points.len() >= n || std::time::Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The Monitor view's data: the dashboard's figures, a point a second, only the newer ones on
+/// request; a bad `since` is refused.
+#[test]
+fn recent_figures_after_traffic() {
+    let s = Server::start();
+    let first = recent_until(&s, None, 1);
+    assert!(!first.points.is_empty(), "no point within 30 s");
+    for _ in 0..5 {
+        s.get_json("/api/health");
+    }
+    let last = first.points.last().unwrap().t;
+    let newer = recent_until(&s, Some(last), 2);
+    assert!(newer.points.len() >= 2, "{newer:?}");
+    assert!(newer.points.iter().all(|p| p.t > last), "{newer:?}");
+    assert!(newer.points.windows(2).all(|w| w[0].t < w[1].t));
+    assert!(newer.points.len() as u64 <= newer.keep);
+    let ids: Vec<&str> = newer.figures.iter().map(|f| f.id.as_str()).collect();
+    for id in [
+        "cpu_peak",
+        "network",
+        "disk_write",
+        "disk_read",
+        "io_share",
+        "tcp",
+        "sockets",
+        "requests",
+        "latency",
+        "tagging",
+        "accel",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    // The health checks between the two reads show as 2xx requests, with their latency.
+    let got = |fig: &str, series: &str| {
+        newer
+            .points
+            .iter()
+            .filter_map(|p| p.values.get(fig)?.get(series).copied())
+            .fold(0.0, f64::max)
+    };
+    assert!(got("requests", "2xx") > 0.0, "{newer:?}");
+    assert!(got("latency", "p99") > 0.0, "{newer:?}");
+    assert!(
+        newer
+            .points
+            .iter()
+            .all(|p| p.values["cpu_peak"].contains_key("busiest CPU")),
+        "{newer:?}"
+    );
+    assert!(got("sockets", "all") > 0.0, "{newer:?}");
+    assert!(got("network", "lo rx") > 0.0, "{newer:?}");
+    let r = s
+        .http()
+        .get(format!("{}/api/metrics/recent?since=yesterday", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let doc = s.get_json("/api/openapi.json");
+    assert!(
+        doc["paths"]["/api/metrics/recent"]["get"].is_object(),
+        "{doc}"
+    );
+    assert!(doc["components"]["schemas"]["RecentMetrics"].is_object());
+}

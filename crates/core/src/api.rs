@@ -88,3 +88,51 @@ pub struct CoList {
 pub struct RetagQueued {
     pub queued: u64,
 }
+
+/// How a figure of `GET /api/metrics/recent` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsUnit {
+    Percent,
+    BytesPerSecond,
+    PerSecond,
+    Milliseconds,
+    Count,
+}
+
+/// One chart of the dashboard: a figure and, when it has no values now, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MetricsFigure {
+    pub id: String,
+    pub title: String,
+    pub unit: MetricsUnit,
+    /// Why the figure has no values (a /proc section unreadable, no accelerator attached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+}
+
+/// One sampling instant: figure id → series name → value. A series missing from a point had no
+/// value then (no requests for the latency, an interface not there yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MetricsPoint {
+    /// Milliseconds since the Unix epoch; strictly increasing.
+    pub t: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub values: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
+}
+
+/// `GET /api/metrics/recent`: the dashboard's figures over the last minutes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecentMetrics {
+    /// Milliseconds between points.
+    pub interval_ms: u64,
+    /// Most points the server keeps.
+    pub keep: u64,
+    pub figures: Vec<MetricsFigure>,
+    /// Oldest first; only those newer than the request's `since`.
+    pub points: Vec<MetricsPoint>,
+}

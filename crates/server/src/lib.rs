@@ -22,6 +22,7 @@ pub mod host;
 mod jobs;
 pub mod metrics;
 mod openapi;
+mod recent;
 mod tus;
 mod upload;
 
@@ -126,6 +127,7 @@ pub fn api(state: AppState) -> Router {
         .merge(tus::routes())
         .merge(openapi::routes())
         .merge(metrics::routes())
+        .merge(recent::routes())
         // Uploads stream to disk; their size is bounded by `max_upload`, not by a buffer limit.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(same_origin_writes))
@@ -183,6 +185,7 @@ pub async fn start_background(state: &AppState) -> Result<(), disgrafs_store::St
     }
     jobs::spawn_workers(state.clone());
     tus::spawn_expiry(state.clone());
+    recent::spawn_sampler(state.clone());
     Ok(())
 }
 

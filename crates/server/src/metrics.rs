@@ -91,6 +91,8 @@ pub struct Metrics {
     proc_root: PathBuf,
     /// One scrape at a time: two scrapers cannot double the sampling cost.
     scrape: tokio::sync::Mutex<()>,
+    /// The last minutes of the dashboard's figures, for `/api/metrics/recent`.
+    pub(crate) recent: crate::recent::Ring,
 }
 
 impl Metrics {
@@ -112,6 +114,7 @@ impl Metrics {
             accel: RwLock::new(Vec::new()),
             proc_root,
             scrape: tokio::sync::Mutex::new(()),
+            recent: crate::recent::Ring::default(),
         }
     }
 

@@ -14,12 +14,14 @@ use utoipa::OpenApi;
         crate::files::remove_tags, crate::files::related, crate::files::retag, crate::graph::graph,
         crate::graph::tags, crate::graph::cooccurrence, crate::events::events,
         crate::tus::options, crate::tus::create, crate::tus::head, crate::tus::patch, crate::tus::terminate,
+        crate::recent::recent,
     ),
     tags(
         (name = "files", description = "Upload, list, search, download, delete"),
         (name = "tags", description = "User and automatic tags"),
         (name = "graph", description = "The graph of files and tags"),
         (name = "events", description = "Live changes"),
+        (name = "metrics", description = "The dashboard's figures over the last minutes (Prometheus text is at /metrics)"),
         (name = "tus", description = "Resumable uploads, tus 1.0 (core, creation, creation-with-upload, termination, expiration)"),
     )
 )]
