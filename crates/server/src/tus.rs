@@ -7,10 +7,11 @@
 //! arrives, the part is hashed and committed like any upload.
 
 use crate::error::{ApiError, ApiResult, Cause};
+use crate::extract::Path;
 use crate::{AppState, upload};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
