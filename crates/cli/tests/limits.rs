@@ -232,16 +232,7 @@ fn slow_clients_do_not_stop_service_for_others() {
     assert_eq!(s.content(&id), data);
     let other = s.put_ok("other.txt", b"still here");
     assert_eq!(s.names("name:other"), ["other.txt"]);
-    let r = s
-        .http()
-        .post(format!("{}/api/uploads/", s.url))
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", 3)
-        .header("Upload-Metadata", "filename dHVzLnR4dA==")
-        .header("content-type", "application/offset+octet-stream")
-        .body("tus")
-        .send()
-        .unwrap();
+    let r = s.tus_create_with(3, b"tus");
     assert_eq!(r.status(), 201);
     assert_eq!(s.get_json("/api/health")["files"], 3);
     assert_eq!(s.content(other["id"].as_str().unwrap()), b"still here");
