@@ -25,6 +25,7 @@ pub mod limits;
 pub mod metrics;
 mod multipart;
 mod openapi;
+mod page_policy;
 mod tus;
 mod upload;
 
@@ -206,6 +207,7 @@ pub async fn serve(
     // Tracking outermost, so refused Hosts are counted too.
     let app = api(state)
         .merge(extra)
+        .layer(axum::middleware::from_fn(page_policy::html_policy))
         .layer(axum::middleware::from_fn_with_state(hosts, host::check))
         .layer(track)
         .layer(tower_http::trace::TraceLayer::new_for_http());
