@@ -238,3 +238,71 @@ fn slow_clients_do_not_stop_service_for_others() {
     assert_eq!(s.content(other["id"].as_str().unwrap()), b"still here");
     drop(held);
 }
+
+#[test]
+fn an_offset_past_i64_is_past_the_end_not_the_first_page() {
+    let s = Server::start();
+    file_id(&s);
+    for offset in [
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+    ] {
+        let v = s.get_json(&format!("/api/files?offset={offset}"));
+        assert_eq!(
+            v["files"].as_array().unwrap().len(),
+            0,
+            "offset {offset}: {v}"
+        );
+        assert_eq!(v["total"], 1);
+    }
+}
+
+#[test]
+fn the_openapi_document_declares_what_the_server_enforces() {
+    let s = Server::start();
+    let doc = s.get_json("/api/openapi.json");
+    let params = &doc["paths"]["/api/files"]["get"]["parameters"];
+    let param = |name: &str| {
+        params
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))
+            .clone()
+    };
+    assert!(
+        param("sort")["schema"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&"name".into())
+    );
+    assert_eq!(
+        param("order")["schema"]["enum"],
+        serde_json::json!(["asc", "desc"])
+    );
+    for (path, method) in [
+        ("/api/uploads/", "post"),
+        ("/api/uploads/{id}", "patch"),
+        ("/api/uploads/{id}", "head"),
+        ("/api/uploads/{id}", "delete"),
+    ] {
+        let op = &doc["paths"][path][method];
+        let names: Vec<&str> = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "header")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"Tus-Resumable"),
+            "{method} {path}: {names:?}"
+        );
+        assert!(
+            op["responses"]["412"].is_object(),
+            "{method} {path}: no 412"
+        );
+    }
+}

@@ -58,11 +58,35 @@ pub(crate) struct ListParams {
     /// size, created, modified.
     q: Option<String>,
     limit: Option<u32>,
+    /// Files to skip; beyond the last file the page is empty.
     offset: Option<u64>,
-    /// name | size | mime | created | modified
+    /// name | size | mime | created | modified (type and date are aliases)
+    #[param(schema_with = sort_schema)]
     sort: Option<String>,
     /// asc | desc
+    #[param(schema_with = order_schema)]
     order: Option<String>,
+}
+
+/// The `sort` values [`SortKey::parse`] takes.
+const SORTS: [&str; 7] = [
+    "name", "size", "mime", "type", "created", "modified", "date",
+];
+const ORDERS: [&str; 2] = ["asc", "desc"];
+
+fn string_enum(values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
+fn sort_schema() -> utoipa::openapi::Object {
+    string_enum(&SORTS)
+}
+
+fn order_schema() -> utoipa::openapi::Object {
+    string_enum(&ORDERS)
 }
 
 /// Lists the files matching a query.
@@ -77,7 +101,8 @@ pub(crate) async fn list(
         None => SortKey::Modified,
         Some(s) => SortKey::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "unknown sort '{s}'; use name, size, mime, created or modified"
+                "unknown sort '{s}'; use one of {}",
+                SORTS.join(", ")
             ))
         })?,
     };
@@ -95,7 +120,9 @@ pub(crate) async fn list(
         sort,
         descending,
         limit: p.limit.unwrap_or(100).min(10_000),
-        offset: p.offset.unwrap_or(0),
+        // The store counts in i64: a larger offset is past the end all the same (and would
+        // wrap negative, which SQLite reads as 0: the first page).
+        offset: p.offset.unwrap_or(0).min(i64::MAX as u64),
     };
     let (files, total) = state.store.list(&expr, opts).await?;
     Ok(Json(FileList { files, total }))
@@ -299,4 +326,14 @@ pub(crate) async fn retag(
     let queued = state.store.enqueue_retag(which).await?;
     state.wake_workers();
     Ok((StatusCode::ACCEPTED, Json(RetagQueued { queued })))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn documented_sorts_are_the_ones_the_store_takes() {
+        for s in super::SORTS {
+            assert!(disgrafs_store::SortKey::parse(s).is_some(), "{s}");
+        }
+    }
 }

@@ -159,6 +159,19 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
+/// The header every tus request but OPTIONS carries (for the OpenAPI document).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header, names("Tus-Resumable"))]
+#[allow(
+    dead_code,
+    reason = "only describes the header; check_version reads it"
+)]
+pub(crate) struct TusResumable(
+    /// The protocol version: 1.0.0; anything else is refused with 412.
+    #[param(pattern = "^1\\.0\\.0$")]
+    String,
+);
+
 fn tus_headers(h: &mut HeaderMap) {
     h.insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -241,8 +254,13 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
 /// Creates an upload (tus creation); a body with `Content-Type: application/offset+octet-stream`
 /// is its first bytes (creation-with-upload).
 #[utoipa::path(post, path = "/api/uploads/", tag = "tus",
-    responses((status = 201, description = "Location of the new upload"), (status = 400, body = disgrafs_core::api::ErrorBody),
-        (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody)))]
+    params(TusResumable,
+        ("Upload-Length" = u64, Header, description = "The upload's size in bytes, at most Tus-Max-Size"),
+        ("Upload-Metadata" = String, Header, description = "Comma-separated `key base64(value)` pairs; `filename` is required")),
+    responses((status = 201, description = "Location of the new upload (also on a failed creation-with-upload, to resume)"),
+        (status = 400, body = disgrafs_core::api::ErrorBody), (status = 412, description = "missing or unsupported Tus-Resumable", body = disgrafs_core::api::ErrorBody),
+        (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody),
+        (status = 503, description = "too many uploads in progress", body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -347,8 +365,9 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
 }
 
 /// Where an upload stands.
-#[utoipa::path(head, path = "/api/uploads/{id}", tag = "tus",
-    responses((status = 200, description = "Upload-Offset, Upload-Length, and Disgrafs-File-Id once complete"), (status = 404)))]
+#[utoipa::path(head, path = "/api/uploads/{id}", tag = "tus", params(TusResumable),
+    responses((status = 200, description = "Upload-Offset, Upload-Length, and Disgrafs-File-Id once complete"), (status = 404),
+        (status = 412, description = "missing or unsupported Tus-Resumable")))]
 pub(crate) async fn head(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -394,8 +413,10 @@ pub(crate) async fn head(
 
 /// Appends bytes at `Upload-Offset`.
 #[utoipa::path(patch, path = "/api/uploads/{id}", tag = "tus",
+    params(TusResumable, ("Upload-Offset" = u64, Header, description = "The upload's current offset")),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "new Upload-Offset"), (status = 404, body = disgrafs_core::api::ErrorBody),
+        (status = 412, description = "missing or unsupported Tus-Resumable", body = disgrafs_core::api::ErrorBody),
         (status = 409, description = "offset mismatch", body = disgrafs_core::api::ErrorBody), (status = 415, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn patch(
     State(state): State<AppState>,
@@ -530,7 +551,8 @@ async fn complete(state: &AppState, id: &str, info: &mut Info) -> ApiResult<Stri
 }
 
 /// Cancels an upload and removes its bytes (tus termination).
-#[utoipa::path(delete, path = "/api/uploads/{id}", tag = "tus", responses((status = 204), (status = 404, body = disgrafs_core::api::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/uploads/{id}", tag = "tus", params(TusResumable), responses((status = 204), (status = 404, body = disgrafs_core::api::ErrorBody),
+    (status = 412, description = "missing or unsupported Tus-Resumable", body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn terminate(
     State(state): State<AppState>,
     Path(id): Path<String>,
