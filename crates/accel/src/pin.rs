@@ -93,14 +93,101 @@ impl Attachment {
         self.dir.join(object)
     }
 
+    /// True when the accelerator is attached here: its directory holds pinned links and every
+    /// one of them is still attached to something. A directory left by a process killed between
+    /// pinning its maps and its link, or whose interface or namespace has gone since, is stale:
+    /// it is removed (with a warning), so the caller attaches afresh instead of changing a
+    /// balancer that balances nothing.
     pub fn exists(&self) -> bool {
-        self.dir.is_dir()
+        if !self.dir.is_dir() {
+            return false;
+        }
+        if self.is_live() {
+            return true;
+        }
+        log::warn!(
+            "{}: stale attachment (no live link); removing it",
+            self.dir.display()
+        );
+        remove_attachment(self).ok();
+        false
+    }
+
+    /// Whether the directory holds at least one pinned link and all of them are alive.
+    pub fn is_live(&self) -> bool {
+        let links: Vec<String> = pins(&self.dir)
+            .into_iter()
+            .filter(|n| n.starts_with("link"))
+            .collect();
+        !links.is_empty() && links.iter().all(|n| link_alive(&self.path(n)))
     }
 
     /// Human label for the namespace.
     pub fn netns_label(&self) -> &str {
         self.netns.as_deref().unwrap_or(CURRENT_NETNS)
     }
+}
+
+/// Whether the link pinned at `path` is still attached. The kernel keeps a link whose target
+/// went away (an interface deleted with its namespace, a cgroup removed) but clears its target
+/// in the link's info: the first word of the type-specific part (`ifindex` of an XDP link,
+/// `cgroup_id` of a cgroup link) is then 0. Tracing links have a non-zero attach type there.
+fn link_alive(path: &Path) -> bool {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    #[repr(C)]
+    struct ObjGet {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    #[repr(C)]
+    struct InfoByFd {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let get = ObjGet {
+        pathname: c.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+    };
+    // SAFETY: `get` is a valid prefix of union bpf_attr for BPF_OBJ_GET; `c` outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            &get as *const ObjGet,
+            std::mem::size_of::<ObjGet>(),
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // struct bpf_link_info: type, id, prog_id, padding, then the union at byte 16.
+    let mut info = [0u64; 16];
+    let attr = InfoByFd {
+        bpf_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    // SAFETY: `attr` is a valid prefix of union bpf_attr for BPF_OBJ_GET_INFO_BY_FD, and `info`
+    // is writable for `info_len` bytes for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &attr as *const InfoByFd,
+            std::mem::size_of::<InfoByFd>(),
+        )
+    };
+    rc == 0 && info[2] != 0
 }
 
 fn validate_component(what: &str, s: &str) -> Result<(), AccelError> {
@@ -329,6 +416,22 @@ pub(crate) fn xdp_link_pinned(a: &Attachment) -> Option<(&'static str, &'static 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_without_a_live_link_is_not_attached() {
+        if !crate::harness::privileged_or_skip("a_directory_without_a_live_link_is_not_attached") {
+            return;
+        }
+        // What a kill between pinning the maps and the link leaves: a directory, no link.
+        let a = Attachment::new(Accelerator::CpuBalance, Some("@stale-test"), "nolink0").unwrap();
+        ensure_root().unwrap();
+        fs::create_dir_all(&a.dir).unwrap();
+        assert!(!a.is_live());
+        assert!(!a.exists(), "a directory without a link counts as attached");
+        assert!(!a.dir.exists(), "the stale directory was not cleaned");
+        assert!(!crate::cpu_balance::is_attached("nolink0", Some("@stale-test")).unwrap());
+        prune_empty();
+    }
 
     #[test]
     fn layout() {

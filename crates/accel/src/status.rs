@@ -41,6 +41,14 @@ pub fn status() -> Result<Status, AccelError> {
         });
     }
     for a in pin::attachments() {
+        if !a.is_live() {
+            st.errors.push(format!(
+                "{}: stale (its link is gone or was never pinned); removed",
+                a.dir.display()
+            ));
+            pin::remove_attachment(&a).ok();
+            continue;
+        }
         match a.accelerator {
             Accelerator::CpuBalance => match cpu_balance::status(&a) {
                 Ok(s) => st.cpu_balance.push(s),

@@ -1,7 +1,7 @@
 //! The client commands: thin glue between clap, `disgrafs_client` and the terminal.
 
 use crate::ClientOpts;
-use crate::output::{out, outln};
+use crate::output::{out, outln, term_safe};
 use anyhow::{Context, bail};
 use disgrafs_client::{Client, ClientError, Progress};
 use disgrafs_core::query::human_size as human;
@@ -251,9 +251,9 @@ fn tag_list(r: &FileRecord) -> String {
         .iter()
         .map(|t| {
             if t.kind == disgrafs_core::TagKind::User {
-                format!("#{}", t.name)
+                format!("#{}", term_safe(&t.name))
             } else {
-                t.name.clone()
+                term_safe(&t.name).into_owned()
             }
         })
         .collect::<Vec<_>>()
@@ -276,7 +276,7 @@ pub async fn ls(opts: &ClientOpts, q: &str, limit: u32, offset: u64) -> anyhow::
     let w = list
         .files
         .iter()
-        .map(|f| f.name.chars().count())
+        .map(|f| term_safe(&f.name).chars().count())
         .max()
         .unwrap_or(4)
         .clamp(4, 40);
@@ -288,17 +288,18 @@ pub async fn ls(opts: &ClientOpts, q: &str, limit: u32, offset: u64) -> anyhow::
         "TYPE"
     )?;
     for f in &list.files {
-        let name: String = if f.name.chars().count() > w {
-            f.name.chars().take(w - 1).chain(['…']).collect()
+        let name = term_safe(&f.name);
+        let name: String = if name.chars().count() > w {
+            name.chars().take(w - 1).chain(['…']).collect()
         } else {
-            f.name.clone()
+            name.into_owned()
         };
         outln!(
             "{:<36}  {:<w$}  {:>10}  {:<24}  {}",
-            f.id,
+            term_safe(&f.id),
             name,
             human(f.size),
-            f.mime,
+            term_safe(&f.mime),
             tag_list(f)
         )?;
     }
@@ -319,11 +320,11 @@ pub async fn info(opts: &ClientOpts, id: &str) -> anyhow::Result<()> {
     if opts.json {
         return print_json(&serde_json::json!({ "file": rec, "related": related }));
     }
-    outln!("id        {}", rec.id)?;
-    outln!("name      {}", rec.name)?;
+    outln!("id        {}", term_safe(&rec.id))?;
+    outln!("name      {}", term_safe(&rec.name))?;
     outln!("size      {} ({} bytes)", human(rec.size), rec.size)?;
-    outln!("type      {} ({})", rec.mime, rec.kind.as_str())?;
-    outln!("blake3    {}", rec.hash)?;
+    outln!("type      {} ({})", term_safe(&rec.mime), rec.kind.as_str())?;
+    outln!("blake3    {}", term_safe(&rec.hash))?;
     outln!("created   {}", rec.created)?;
     outln!("modified  {}", rec.modified)?;
     outln!("tagging   {}", rec.tagging.as_str())?;
@@ -332,9 +333,9 @@ pub async fn info(opts: &ClientOpts, id: &str) -> anyhow::Result<()> {
         outln!(
             "related   {:.2}  {}  {}  ({})",
             r.score,
-            r.file.id,
-            r.file.name,
-            r.shared_tags.join(", ")
+            term_safe(&r.file.id),
+            term_safe(&r.file.name),
+            term_safe(&r.shared_tags.join(", "))
         )?;
     }
     Ok(())

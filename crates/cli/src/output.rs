@@ -46,3 +46,34 @@ macro_rules! out {
 }
 
 pub(crate) use {out, outln};
+
+/// `s` made safe to print to a terminal: the characters no file name may carry (controls, which
+/// a terminal obeys, and invisible formatting, which reorders what it shows) become `\u{…}`. For
+/// strings a server sent, which this client does not trust.
+pub fn term_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(disgrafs_core::invisible) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if disgrafs_core::invisible(c) {
+                format!("\\u{{{:04X}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn term_safe_escapes_what_a_terminal_would_obey() {
+        assert_eq!(super::term_safe("plain.txt"), "plain.txt");
+        assert_eq!(
+            super::term_safe("a\u{1b}[2Jb\u{202E}c"),
+            "a\\u{001B}[2Jb\\u{202E}c"
+        );
+    }
+}

@@ -141,6 +141,38 @@ fn get_resumes_a_partial_download() {
 }
 
 #[test]
+fn get_never_writes_through_a_planted_part_file() {
+    let s = Server::start();
+    let id = s.put_ok("report.pdf", b"the download")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // cwd of `cli` is the server's temp dir: `get` without -o writes `report.pdf` there.
+    let dir = s.data.parent().unwrap().to_path_buf();
+    let victim = dir.join("bashrc");
+    std::fs::write(&victim, b"# precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("report.pdf.part")).unwrap();
+    let (code, _, err) = cli(&s, &["get", &id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("report.pdf.part"), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"# precious\n");
+    assert!(!dir.join("report.pdf").exists());
+    // A hard link is refused the same way.
+    std::fs::remove_file(dir.join("report.pdf.part")).unwrap();
+    std::fs::hard_link(&victim, dir.join("report.pdf.part")).unwrap();
+    let (code, _, err) = cli(&s, &["get", &id]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"# precious\n");
+    // Once it is gone, the download works.
+    std::fs::remove_file(dir.join("report.pdf.part")).unwrap();
+    ok(&s, &["get", &id]);
+    assert_eq!(
+        std::fs::read(dir.join("report.pdf")).unwrap(),
+        b"the download"
+    );
+}
+
+#[test]
 fn failures_are_one_line_and_nonzero() {
     let s = Server::start();
     let (code, _, err) = cli(&s, &["ls", "rust", "AND"]);

@@ -242,3 +242,114 @@ fn the_client_library_resumes_an_upload_it_started_before() {
     assert!(first.load(std::sync::atomic::Ordering::Relaxed) > 700_000);
     assert_eq!(s.get_json("/api/health")["files"], 1);
 }
+
+fn tus_dir(s: &Server) -> std::path::PathBuf {
+    s.data.join("tmp/tus")
+}
+
+#[test]
+fn head_finishes_an_upload_whose_bytes_are_all_there() {
+    let s = Server::start();
+    let loc = create(&s, "late.txt", 5);
+    // Every byte arrived but the server failed before the record (simulated: the part is
+    // complete on disk and no PATCH finished it).
+    let id = loc.rsplit('/').next().unwrap();
+    std::fs::write(tus_dir(&s).join(format!("{id}.part")), b"hello").unwrap();
+    let h = head(&s, &loc);
+    assert_eq!(h.status(), 200);
+    assert_eq!(h.headers()["upload-offset"], "5");
+    let file = h.headers()["disgrafs-file-id"].to_str().unwrap().to_owned();
+    assert_eq!(s.content(&file), b"hello");
+    // Asking again finds the same file, not a second one.
+    assert_eq!(head(&s, &loc).headers()["disgrafs-file-id"], file.as_str());
+    assert_eq!(s.get_json("/api/health")["files"], 1);
+}
+
+#[test]
+fn a_failed_creation_with_upload_says_where_to_resume() {
+    let s = Server::start();
+    let r = s.tus_create_with(3, b"too long");
+    assert_eq!(r.status(), 413);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(offset(&s, &loc), 0);
+    assert_eq!(patch(&s, &loc, 0, b"abc".to_vec()).status(), 204);
+}
+
+#[test]
+fn an_idle_patch_does_not_hold_the_upload() {
+    use std::io::Write;
+    let s = Server::start();
+    let loc = create(&s, "idle.txt", 3);
+    // A PATCH whose body never comes (a half-open connection).
+    let mut idle = std::net::TcpStream::connect(&s.addr).unwrap();
+    write!(
+        idle,
+        "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: 3\r\n\r\n",
+        s.addr
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The client resumes on a new connection and finishes.
+    let r = patch(&s, &loc, 0, b"abc".to_vec());
+    assert_eq!(r.status(), 204);
+    assert!(r.headers().contains_key("disgrafs-file-id"));
+    drop(idle);
+}
+
+#[test]
+fn half_made_uploads_are_swept_and_live_uploads_bounded() {
+    let s = Server::start();
+    let data = s.data.clone();
+    let (_, dir) = s.kill();
+    let tus = data.join("tmp/tus");
+    std::fs::write(tus.join("0123456789abcdef0123456789abcdef.part"), b"orphan").unwrap();
+    std::fs::write(tus.join("fedcba9876543210fedcba9876543210.json.tmp"), b"{").unwrap();
+    // As many uploads in progress as the server takes.
+    let max = 10_000;
+    for i in 0..max {
+        let id = format!("{i:032x}");
+        std::fs::write(tus.join(format!("{id}.part")), b"").unwrap();
+        std::fs::write(
+            tus.join(format!("{id}.json")),
+            br#"{"length":1,"name":"x","metadata":""}"#,
+        )
+        .unwrap();
+    }
+    let s = Server::start_at(&data, &[]);
+    assert!(!tus.join("0123456789abcdef0123456789abcdef.part").exists());
+    assert!(
+        !tus.join("fedcba9876543210fedcba9876543210.json.tmp")
+            .exists()
+    );
+    assert!(
+        tus.join(format!("{:032x}.part", 7)).exists(),
+        "a live upload was swept"
+    );
+    let creation = || {
+        s.http()
+            .post(format!("{}/api/uploads/", s.url))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", 1)
+            .header("Upload-Metadata", "filename YS50eHQ=")
+            .send()
+            .unwrap()
+    };
+    let r = creation();
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["code"],
+        "server_busy"
+    );
+    // Cancelling one makes room for one.
+    let r = s
+        .http()
+        .delete(format!("{}/api/uploads/{:032x}", s.url, 7))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(creation().status(), 201);
+    assert_eq!(creation().status(), 503);
+    drop(dir);
+}

@@ -424,11 +424,11 @@ impl Client {
         progress: Option<Progress>,
     ) -> Result<()> {
         // `None`: no `.part` yet, which is not a finished download even of an empty file.
-        let have = tokio::fs::metadata(part).await.ok().map(|m| m.len());
-        if have == Some(rec.size) {
+        let have_part = existing_part(part).await?;
+        if have_part == Some(rec.size) {
             return Ok(());
         }
-        let have = have.unwrap_or(0);
+        let have = have_part.unwrap_or(0);
         let mut req = self.http.request(
             Method::GET,
             self.url(&format!("/api/files/{}/content", enc(&rec.id))),
@@ -440,11 +440,14 @@ impl Client {
         }
         let resp = self.send(req).await?;
         let append = resp.status() == StatusCode::PARTIAL_CONTENT;
+        // Never through a symlink, and a `.part` that was not there a moment ago is created
+        // anew: one planted in between makes the open fail instead of receiving the bytes.
         let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
+            .create_new(have_part.is_none())
             .write(true)
             .append(append)
             .truncate(!append)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(part)
             .await
             .map_err(io_at(part))?;
@@ -467,6 +470,24 @@ impl Client {
             )));
         }
         Ok(())
+    }
+}
+
+/// The length of a download's `.part` file, `None` when there is none. Anything there but a
+/// regular file of its own (a symlink, a hard link to another file, a device) is refused: the
+/// download would be written into whatever it points at.
+async fn existing_part(part: &Path) -> Result<Option<u64>> {
+    use std::os::unix::fs::MetadataExt;
+    match tokio::fs::symlink_metadata(part).await {
+        Ok(m) if m.file_type().is_file() && m.nlink() == 1 => Ok(Some(m.len())),
+        Ok(_) => Err(ClientError::Io {
+            path: part.display().to_string(),
+            source: std::io::Error::other(
+                "is not a regular file of its own (a symlink or a hard link?); remove it",
+            ),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_at(part)(e)),
     }
 }
 

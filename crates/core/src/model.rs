@@ -157,7 +157,7 @@ pub enum NameError {
     Empty,
     #[error("name is {0} bytes; at most {max} are allowed", max = MAX_NAME_BYTES)]
     TooLong(usize),
-    #[error("name contains a control character (U+{0:04X})")]
+    #[error("name contains a control or invisible formatting character (U+{0:04X})")]
     Control(u32),
     #[error(
         "name contains '/' or '\\'; upload a folder's files one by one, each with its own name"
@@ -176,15 +176,23 @@ pub enum NameError {
 pub struct FileName(String);
 
 impl FileName {
+    /// Checks `name` and brings it to Unicode NFC, so one name has one spelling (a query or a
+    /// download name then matches however the client composed it).
     pub fn new(name: impl Into<String>) -> Result<Self, NameError> {
+        use unicode_normalization::{UnicodeNormalization, is_nfc};
         let name = name.into();
+        let name = if is_nfc(&name) {
+            name
+        } else {
+            name.nfc().collect()
+        };
         if name.is_empty() {
             return Err(NameError::Empty);
         }
         if name.len() > MAX_NAME_BYTES {
             return Err(NameError::TooLong(name.len()));
         }
-        if let Some(c) = name.chars().find(|c| c.is_control()) {
+        if let Some(c) = name.chars().find(|&c| invisible(c)) {
             return Err(NameError::Control(c as u32));
         }
         if name.contains('/') || name.contains('\\') {
@@ -199,6 +207,24 @@ impl FileName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters a name may not carry: controls, and the invisible ones that make a name display
+/// as another (U+202E turns `exe.pdf` around, zero-width characters hide in look-alikes), with
+/// line and paragraph separators, private-use and unassigned code points. Clients escape the
+/// same characters when they print a server's strings to a terminal.
+pub fn invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        G::Control
+            | G::Format
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::Surrogate
+            | G::PrivateUse
+            | G::Unassigned
+    )
 }
 
 impl std::ops::Deref for FileName {
@@ -368,6 +394,33 @@ mod tests {
         assert_eq!(
             FileName::new("x".repeat(4096)),
             Err(NameError::TooLong(4096))
+        );
+    }
+
+    #[test]
+    fn names_that_display_as_another_are_refused() {
+        // U+202E makes "invoice_fdp.exe" show as "invoice_exe.pdf".
+        for (name, c) in [
+            ("invoice_\u{202E}fdp.exe", 0x202E),
+            ("pay\u{200B}pal.pdf", 0x200B),
+            ("a\u{FEFF}b", 0xFEFF),
+            ("a\u{2066}b", 0x2066),
+            ("a\u{2028}b", 0x2028),
+            ("a\u{E000}b", 0xE000),
+            ("a\u{85}b", 0x85),
+        ] {
+            assert_eq!(FileName::new(name), Err(NameError::Control(c)), "{name:?}");
+        }
+        assert!(FileName::new("Straße 🦀.md").is_ok());
+    }
+
+    #[test]
+    fn names_are_nfc() {
+        let decomposed = "Cafe\u{301}.txt";
+        assert_eq!(FileName::new(decomposed).unwrap().as_str(), "Caf\u{E9}.txt");
+        assert_eq!(
+            FileName::new(decomposed).unwrap(),
+            FileName::new("Caf\u{E9}.txt").unwrap()
         );
     }
 

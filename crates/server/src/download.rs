@@ -3,8 +3,9 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, Cause};
+use crate::extract::{Path, Query};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -105,11 +106,18 @@ pub(crate) async fn content(
         header::CONTENT_DISPOSITION,
         content_disposition(&rec.name, want_inline && inline_safe(&rec.mime)),
     );
-    // Stored files are untrusted: opened from this origin, they may run nothing. (Not for PDF:
-    // a sandboxed response would keep the browser's own PDF viewer from starting.)
-    if rec.mime != "application/pdf" {
-        common.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox"));
-    }
+    // Stored files are untrusted: opened from this origin, they may run nothing, and only this
+    // origin's page may frame them. (PDF gets no `sandbox` and no `default-src`: either keeps
+    // the browser's own PDF viewer from starting.)
+    common.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(if rec.mime == "application/pdf" {
+            "frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
+        } else {
+            "default-src 'none'; img-src 'self' data:; media-src 'self'; \
+             style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
+        }),
+    );
     common.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),

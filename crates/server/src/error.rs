@@ -1,6 +1,9 @@
 //! The one place where failures become HTTP statuses and JSON bodies: every error response names
 //! a [`Cause`], and [`Cause::status`] is the table of statuses.
 
+use axum::extract::rejection::{
+    BytesRejection, FailedToBufferBody, JsonRejection, PathRejection, QueryRejection,
+};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use disgrafs_core::api::ErrorBody;
@@ -30,6 +33,12 @@ pub enum Cause {
     RangeNotSatisfiable,
     /// A response larger than the AF_XDP fast path serves: the normal server answers it.
     FastPathLimit,
+    /// No route has this path.
+    NoRoute,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// A server-wide bound (say, of uploads in progress) is reached; retry later.
+    Busy,
     Internal,
 }
 
@@ -48,7 +57,9 @@ impl Cause {
             Cause::Locked => StatusCode::LOCKED,
             Cause::OffsetMismatch => StatusCode::CONFLICT,
             Cause::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            Cause::FastPathLimit => StatusCode::SERVICE_UNAVAILABLE,
+            Cause::FastPathLimit | Cause::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Cause::NoRoute => StatusCode::NOT_FOUND,
+            Cause::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Cause::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -70,6 +81,9 @@ impl Cause {
             Cause::OffsetMismatch => "offset_mismatch",
             Cause::RangeNotSatisfiable => "range_not_satisfiable",
             Cause::FastPathLimit => "fast_path_limit",
+            Cause::NoRoute => "no_route",
+            Cause::MethodNotAllowed => "method_not_allowed",
+            Cause::Busy => "server_busy",
             Cause::Internal => "internal",
         }
     }
@@ -183,6 +197,56 @@ impl From<crate::host::UnknownHost> for ApiError {
             ),
         )
     }
+}
+
+/// A body that could not be read whole: too large for the route, or broken off.
+fn buffer_cause(e: &FailedToBufferBody) -> Cause {
+    match e {
+        FailedToBufferBody::LengthLimitError(_) => Cause::TooLarge,
+        _ => Cause::BadRequest,
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        let cause = match &e {
+            JsonRejection::JsonDataError(_) => Cause::Invalid,
+            JsonRejection::MissingJsonContentType(_) => Cause::UnsupportedMediaType,
+            JsonRejection::BytesRejection(BytesRejection::FailedToBufferBody(b)) => buffer_cause(b),
+            _ => Cause::BadRequest,
+        };
+        ApiError::new(cause, one_line(&e.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::bad_request(one_line(&e.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::bad_request(one_line(&e.body_text()))
+    }
+}
+
+/// Error messages are one line (serde's may carry a newline and a caret).
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The answer for a path no route has.
+pub(crate) async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(Cause::NoRoute, format!("no route for {}", uri.path()))
+}
+
+/// The answer for a route asked with a method it does not take.
+pub(crate) async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        Cause::MethodNotAllowed,
+        format!("this route does not take {method}"),
+    )
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

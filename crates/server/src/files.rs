@@ -2,8 +2,10 @@
 //! neighbours.
 
 use crate::error::{ApiError, ApiResult, Cause};
-use crate::{AppState, download, upload};
-use axum::extract::{Multipart, Path, Query, State};
+use crate::extract::{JsonBody, Path, Query};
+use crate::multipart::Multipart;
+use crate::{AppState, download, limits, upload};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -56,11 +58,35 @@ pub(crate) struct ListParams {
     /// size, created, modified.
     q: Option<String>,
     limit: Option<u32>,
+    /// Files to skip; beyond the last file the page is empty.
     offset: Option<u64>,
-    /// name | size | mime | created | modified
+    /// name | size | mime | created | modified (type and date are aliases)
+    #[param(schema_with = sort_schema)]
     sort: Option<String>,
     /// asc | desc
+    #[param(schema_with = order_schema)]
     order: Option<String>,
+}
+
+/// The `sort` values [`SortKey::parse`] takes.
+const SORTS: [&str; 7] = [
+    "name", "size", "mime", "type", "created", "modified", "date",
+];
+const ORDERS: [&str; 2] = ["asc", "desc"];
+
+fn string_enum(values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
+fn sort_schema() -> utoipa::openapi::Object {
+    string_enum(&SORTS)
+}
+
+fn order_schema() -> utoipa::openapi::Object {
+    string_enum(&ORDERS)
 }
 
 /// Lists the files matching a query.
@@ -75,7 +101,8 @@ pub(crate) async fn list(
         None => SortKey::Modified,
         Some(s) => SortKey::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "unknown sort '{s}'; use name, size, mime, created or modified"
+                "unknown sort '{s}'; use one of {}",
+                SORTS.join(", ")
             ))
         })?,
     };
@@ -93,7 +120,9 @@ pub(crate) async fn list(
         sort,
         descending,
         limit: p.limit.unwrap_or(100).min(10_000),
-        offset: p.offset.unwrap_or(0),
+        // The store counts in i64: a larger offset is past the end all the same (and would
+        // wrap negative, which SQLite reads as 0: the first page).
+        offset: p.offset.unwrap_or(0).min(i64::MAX as u64),
     };
     let (files, total) = state.store.list(&expr, opts).await?;
     Ok(Json(FileList { files, total }))
@@ -141,24 +170,14 @@ pub(crate) async fn upload_multipart(
 ) -> ApiResult<(StatusCode, Json<Uploaded>)> {
     let mut staged = Vec::new();
     let mut total = 0u64;
-    loop {
-        let field = match mp.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(ApiError::bad_request(format!(
-                    "malformed multipart body: {}",
-                    e.body_text()
-                )));
-            }
-        };
+    while let Some(field) = mp.next_field().await? {
         let Some(raw) = field.file_name().map(str::to_owned) else {
             // Plain form fields carry no file.
             continue;
         };
         let name = FileName::new(raw.as_str())
             .map_err(|e| ApiError::from(e).context(&format!("'{}'", raw.escape_debug())))?;
-        let blob = upload::stage(&state, field, None).await.map_err(|e| {
+        let mut blob = upload::stage(&state, field, None).await.map_err(|e| {
             if e.cause() == Cause::BadRequest {
                 e.context("malformed multipart body")
             } else {
@@ -172,7 +191,10 @@ pub(crate) async fn upload_multipart(
                 state.config.max_upload
             )));
         }
-        staged.push((blob, name));
+        // Typed now, so the head need not wait in memory for the other parts.
+        let detected = disgrafs_tagger::detect(&blob.head, &name);
+        blob.head = Vec::new();
+        staged.push((blob, name, detected));
     }
     if staged.is_empty() {
         return Err(ApiError::bad_request(
@@ -180,8 +202,8 @@ pub(crate) async fn upload_multipart(
         ));
     }
     let mut files = Vec::with_capacity(staged.len());
-    for (blob, name) in staged {
-        files.push(upload::publish(&state, blob, &name).await?);
+    for (blob, name, detected) in staged {
+        files.push(upload::publish_detected(&state, blob, &name, &detected).await?);
     }
     Ok((StatusCode::CREATED, Json(Uploaded { files })))
 }
@@ -210,15 +232,26 @@ pub(crate) async fn delete_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn normalized(tags: &[String]) -> ApiResult<Vec<String>> {
+/// The request's tags, normalised and de-duplicated (first occurrence kept), after the file's
+/// existence is checked: a request for an unknown file costs no work on its tags.
+async fn normalized(state: &AppState, id: &str, tags: &[String]) -> ApiResult<Vec<String>> {
     if tags.is_empty() {
         return Err(ApiError::bad_request("no tags given"));
     }
+    if tags.len() > limits::MAX_TAGS {
+        return Err(ApiError::too_large(format!(
+            "{} tags given; at most {} per request",
+            tags.len(),
+            limits::MAX_TAGS
+        )));
+    }
+    state.store.file(id).await?;
+    let mut seen = std::collections::HashSet::with_capacity(tags.len());
     let mut out = Vec::with_capacity(tags.len());
     for t in tags {
         let n = normalize_tag(t)
             .map_err(|e| ApiError::from(e).context(&format!("tag '{}'", t.escape_debug())))?;
-        if !out.contains(&n) {
+        if seen.insert(n.clone()) {
             out.push(n);
         }
     }
@@ -231,12 +264,10 @@ fn normalized(tags: &[String]) -> ApiResult<Vec<String>> {
 pub(crate) async fn add_tags(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(b): Json<TagsBody>,
+    JsonBody(b): JsonBody<TagsBody>,
 ) -> ApiResult<Json<FileRecord>> {
-    let rec = state
-        .store
-        .add_user_tags(&id, &normalized(&b.tags)?)
-        .await?;
+    let tags = normalized(&state, &id, &b.tags).await?;
+    let rec = state.store.add_user_tags(&id, &tags).await?;
     state.events.send("file.updated", &rec);
     Ok(Json(rec))
 }
@@ -247,9 +278,10 @@ pub(crate) async fn add_tags(
 pub(crate) async fn remove_tags(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(b): Json<TagsBody>,
+    JsonBody(b): JsonBody<TagsBody>,
 ) -> ApiResult<Json<FileRecord>> {
-    let rec = state.store.remove_tags(&id, &normalized(&b.tags)?).await?;
+    let tags = normalized(&state, &id, &b.tags).await?;
+    let rec = state.store.remove_tags(&id, &tags).await?;
     state.events.send("file.updated", &rec);
     Ok(Json(rec))
 }
@@ -294,4 +326,14 @@ pub(crate) async fn retag(
     let queued = state.store.enqueue_retag(which).await?;
     state.wake_workers();
     Ok((StatusCode::ACCEPTED, Json(RetagQueued { queued })))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn documented_sorts_are_the_ones_the_store_takes() {
+        for s in super::SORTS {
+            assert!(disgrafs_store::SortKey::parse(s).is_some(), "{s}");
+        }
+    }
 }

@@ -15,20 +15,23 @@
 mod download;
 pub mod error;
 mod events;
+mod extract;
 pub mod fastpath;
 mod files;
 mod graph;
 pub mod host;
 mod jobs;
+pub mod limits;
 pub mod metrics;
+mod multipart;
 mod openapi;
+mod page_policy;
 mod recent;
 mod tus;
 mod upload;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::serve::ListenerExt;
 use disgrafs_store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -86,6 +89,9 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     tus: tus::TusStore,
     jobs: Arc<tokio::sync::Notify>,
+    /// Uploads being staged at once: each holds a blocking writer thread, and the blocking pool
+    /// must keep room for downloads, tus and commits.
+    staging: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -109,6 +115,7 @@ impl AppState {
             config: Arc::new(config),
             tus,
             jobs: Arc::new(tokio::sync::Notify::new()),
+            staging: Arc::new(tokio::sync::Semaphore::new(limits::MAX_STAGING)),
         })
     }
 
@@ -128,8 +135,11 @@ pub fn api(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(metrics::routes())
         .merge(recent::routes())
-        // Uploads stream to disk; their size is bounded by `max_upload`, not by a buffer limit.
-        .layer(DefaultBodyLimit::disable())
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        // Bodies read into memory (JSON) are bounded; uploads take the raw body and stream it to
+        // disk, bounded by `max_upload` alone.
+        .layer(DefaultBodyLimit::max(limits::JSON_BODY))
         .layer(axum::middleware::from_fn(same_origin_writes))
         .with_state(state)
 }
@@ -204,14 +214,75 @@ pub async fn serve(
     // Tracking outermost, so refused Hosts are counted too.
     let app = api(state)
         .merge(extra)
+        .layer(axum::middleware::from_fn(page_policy::html_policy))
         .layer(axum::middleware::from_fn_with_state(hosts, host::check))
         .layer(track)
         .layer(tower_http::trace::TraceLayer::new_for_http());
-    // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
+    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        limits::BODY_IDLE,
+    ));
+    accept_loop(listener, app, shutdown).await
+}
+
+/// Serves connections with hyper's HTTP/1 server, whose timer closes a connection that does not
+/// send a request's headers within [`limits::HEADER_READ`] (slow-loris, idle keep-alive).
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    raise_fd_limit();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits::HEADER_READ);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            conn = listener.accept() => match conn {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors, mostly: wait for connections to close.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms).
         tcp.set_nodelay(true).ok();
-    });
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Raises the soft limit of open files to the hard one: every connection is a descriptor, and
+/// the usual soft limit (1024) would let a thousand idle sockets refuse everyone else until the
+/// header timeout closes them.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!(
+                    "cannot raise the open-file limit: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
 }

@@ -13,7 +13,8 @@
 
 use crate::AppState;
 use crate::metrics;
-use axum::extract::{Query, State};
+use crate::extract::Query;
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use disgrafs_core::api::{

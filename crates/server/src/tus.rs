@@ -7,10 +7,11 @@
 //! arrives, the part is hashed and committed like any upload.
 
 use crate::error::{ApiError, ApiResult, Cause};
-use crate::{AppState, upload};
+use crate::extract::Path;
+use crate::{AppState, limits, upload};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -20,6 +21,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::io::AsyncWriteExt;
@@ -45,14 +47,36 @@ struct Info {
 pub(crate) struct TusStore {
     pub(crate) dir: PathBuf,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Uploads with a record (`.json`) on disk, bounded by `limits::MAX_LIVE_UPLOADS`.
+    live: Arc<AtomicUsize>,
 }
 
 impl TusStore {
+    /// Opens the directory, removing what a crash left half-made (a `.part` without its record,
+    /// a record's temporary file), and counts the uploads in it.
     pub(crate) fn open(dir: &FsPath) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        let mut live = 0;
+        for e in std::fs::read_dir(dir)? {
+            let path = e?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let orphan = if name.ends_with(".json.tmp") {
+                true
+            } else if let Some(id) = name.strip_suffix(".part") {
+                !dir.join(format!("{id}.json")).exists()
+            } else {
+                live += usize::from(name.ends_with(".json"));
+                false
+            };
+            if orphan {
+                tracing::info!(path = %path.display(), "removing a half-made upload");
+                std::fs::remove_file(&path).ok();
+            }
+        }
         Ok(TusStore {
             dir: dir.to_path_buf(),
             locks: Default::default(),
+            live: Arc::new(AtomicUsize::new(live)),
         })
     }
     fn part(&self, id: &str) -> PathBuf {
@@ -72,15 +96,23 @@ impl TusStore {
         serde_json::from_slice(&raw)
             .map_err(|e| ApiError::internal(format!("upload {id} is damaged: {e}")))
     }
+    /// Replaces the record atomically and durably (data, then the rename, fsynced).
     async fn save(&self, id: &str, info: &Info) -> ApiResult<()> {
         let tmp = self.dir.join(format!("{id}.json.tmp"));
+        let dest = self.info_path(id);
+        let dir = self.dir.clone();
         let data = serde_json::to_vec(info).expect("info serializes");
-        tokio::fs::write(&tmp, data)
-            .await
-            .map_err(disgrafs_store::StoreError::from_write)?;
-        tokio::fs::rename(&tmp, self.info_path(id))
-            .await
-            .map_err(disgrafs_store::StoreError::from)?;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &dest)?;
+            std::fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("saving upload {id}: {e}")))?
+        .map_err(disgrafs_store::StoreError::from_write)?;
         Ok(())
     }
     async fn offset(&self, id: &str, info: &Info) -> u64 {
@@ -99,10 +131,15 @@ impl TusStore {
             .or_default()
             .clone()
     }
-    async fn remove(&self, id: &str) {
+    /// Removes an upload's files; whether it had a record.
+    async fn remove(&self, id: &str) -> bool {
         tokio::fs::remove_file(self.part(id)).await.ok();
-        tokio::fs::remove_file(self.info_path(id)).await.ok();
+        let had = tokio::fs::remove_file(self.info_path(id)).await.is_ok();
+        if had {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
         self.locks.lock().expect("tus lock map").remove(id);
+        had
     }
 }
 
@@ -121,6 +158,19 @@ pub(crate) fn routes() -> Router<AppState> {
                 .options(options),
         )
 }
+
+/// The header every tus request but OPTIONS carries (for the OpenAPI document).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header, names("Tus-Resumable"))]
+#[allow(
+    dead_code,
+    reason = "only describes the header; check_version reads it"
+)]
+pub(crate) struct TusResumable(
+    /// The protocol version: 1.0.0; anything else is refused with 412.
+    #[param(pattern = "^1\\.0\\.0$")]
+    String,
+);
 
 fn tus_headers(h: &mut HeaderMap) {
     h.insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
@@ -204,8 +254,13 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
 /// Creates an upload (tus creation); a body with `Content-Type: application/offset+octet-stream`
 /// is its first bytes (creation-with-upload).
 #[utoipa::path(post, path = "/api/uploads/", tag = "tus",
-    responses((status = 201, description = "Location of the new upload"), (status = 400, body = disgrafs_core::api::ErrorBody),
-        (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody)))]
+    params(TusResumable,
+        ("Upload-Length" = u64, Header, description = "The upload's size in bytes, at most Tus-Max-Size"),
+        ("Upload-Metadata" = String, Header, description = "Comma-separated `key base64(value)` pairs; `filename` is required")),
+    responses((status = 201, description = "Location of the new upload (also on a failed creation-with-upload, to resume)"),
+        (status = 400, body = disgrafs_core::api::ErrorBody), (status = 412, description = "missing or unsupported Tus-Resumable", body = disgrafs_core::api::ErrorBody),
+        (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody),
+        (status = 503, description = "too many uploads in progress", body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -244,28 +299,45 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
         .cloned()
         .ok_or_else(|| ApiError::invalid("Upload-Metadata must carry a filename"))?;
     let name = FileName::new(name)?;
+    if state.tus.live.fetch_add(1, Ordering::Relaxed) >= limits::MAX_LIVE_UPLOADS {
+        state.tus.live.fetch_sub(1, Ordering::Relaxed);
+        return Err(ApiError::new(
+            Cause::Busy,
+            format!(
+                "{} uploads are in progress; finish or cancel some first",
+                limits::MAX_LIVE_UPLOADS
+            ),
+        ));
+    }
     let id = uuid::Uuid::new_v4().simple().to_string();
-    tokio::fs::File::create(state.tus.part(&id))
-        .await
-        .map_err(disgrafs_store::StoreError::from_write)?;
-    state
-        .tus
-        .save(
-            &id,
-            &Info {
-                length,
-                name,
-                metadata: raw_meta,
-                file_id: None,
-            },
-        )
-        .await?;
+    let made = async {
+        tokio::fs::File::create(state.tus.part(&id))
+            .await
+            .map_err(disgrafs_store::StoreError::from_write)?;
+        state
+            .tus
+            .save(
+                &id,
+                &Info {
+                    length,
+                    name,
+                    metadata: raw_meta,
+                    file_id: None,
+                },
+            )
+            .await
+    }
+    .await;
+    if let Err(e) = made {
+        if !state.tus.remove(&id).await {
+            state.tus.live.fetch_sub(1, Ordering::Relaxed);
+        }
+        return Err(e);
+    }
 
+    let location = HeaderValue::from_str(&format!("/api/uploads/{id}")).expect("ascii");
     let mut h = HeaderMap::new();
-    h.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&format!("/api/uploads/{id}")).expect("ascii"),
-    );
+    h.insert(header::LOCATION, location.clone());
     h.insert("upload-expires", expires_at(state));
     let with_body = headers
         .get(header::CONTENT_TYPE)
@@ -274,18 +346,28 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
     if with_body || length == 0 {
         let lock = state.tus.lock(&id);
         let _g = lock.lock().await;
-        let (offset, file_id) = append(state, &id, 0, body).await?;
-        h.insert("upload-offset", HeaderValue::from(offset));
-        if let Some(f) = file_id {
-            h.insert(FILE_ID_HEADER, HeaderValue::from_str(&f).expect("uuid"));
+        match append(state, &id, 0, body.into_data_stream()).await {
+            Ok((offset, file_id)) => {
+                h.insert("upload-offset", HeaderValue::from(offset));
+                if let Some(f) = file_id {
+                    h.insert(FILE_ID_HEADER, HeaderValue::from_str(&f).expect("uuid"));
+                }
+            }
+            Err(e) => {
+                // The upload exists and keeps what arrived: say where, so the client resumes.
+                let mut r = tus_error(e);
+                r.headers_mut().insert(header::LOCATION, location);
+                return Ok(r);
+            }
         }
     }
     Ok(with_tus(StatusCode::CREATED, h))
 }
 
 /// Where an upload stands.
-#[utoipa::path(head, path = "/api/uploads/{id}", tag = "tus",
-    responses((status = 200, description = "Upload-Offset, Upload-Length, and Disgrafs-File-Id once complete"), (status = 404)))]
+#[utoipa::path(head, path = "/api/uploads/{id}", tag = "tus", params(TusResumable),
+    responses((status = 200, description = "Upload-Offset, Upload-Length, and Disgrafs-File-Id once complete"), (status = 404),
+        (status = 412, description = "missing or unsupported Tus-Resumable")))]
 pub(crate) async fn head(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -293,7 +375,21 @@ pub(crate) async fn head(
 ) -> Response {
     let r = async {
         check_version(&headers)?;
-        let info = state.tus.info(&id).await?;
+        let mut info = state.tus.info(&id).await?;
+        if info.file_id.is_none() && state.tus.offset(&id, &info).await == info.length {
+            // Every byte is here but the record is not (a failure after the last byte): finish
+            // now, or a client that sees the full offset reports success for nothing stored.
+            let lock = state.tus.lock(&id);
+            let _g = tokio::time::timeout(LOCK_WAIT, lock.lock())
+                .await
+                .map_err(|_| {
+                    ApiError::new(Cause::Locked, "another request is writing this upload")
+                })?;
+            info = state.tus.info(&id).await?;
+            if info.file_id.is_none() {
+                complete(&state, &id, &mut info).await?;
+            }
+        }
         let mut h = HeaderMap::new();
         h.insert(
             "upload-offset",
@@ -317,8 +413,10 @@ pub(crate) async fn head(
 
 /// Appends bytes at `Upload-Offset`.
 #[utoipa::path(patch, path = "/api/uploads/{id}", tag = "tus",
+    params(TusResumable, ("Upload-Offset" = u64, Header, description = "The upload's current offset")),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "new Upload-Offset"), (status = 404, body = disgrafs_core::api::ErrorBody),
+        (status = 412, description = "missing or unsupported Tus-Resumable", body = disgrafs_core::api::ErrorBody),
         (status = 409, description = "offset mismatch", body = disgrafs_core::api::ErrorBody), (status = 415, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn patch(
     State(state): State<AppState>,
@@ -352,10 +450,15 @@ async fn patch_inner(
     let offset = header_u64(headers, "upload-offset")?
         .ok_or_else(|| ApiError::bad_request("missing Upload-Offset header"))?;
     state.tus.info(id).await?;
+    // The lock is taken once bytes arrive: a client that opens a PATCH and sends nothing (a
+    // half-open connection) keeps no one else from resuming or cancelling.
+    let mut stream = body.into_data_stream();
+    let first = stream.next().await;
     let lock = state.tus.lock(id);
     let _g = tokio::time::timeout(LOCK_WAIT, lock.lock())
         .await
         .map_err(|_| ApiError::new(Cause::Locked, "another request is writing this upload"))?;
+    let body = futures::stream::iter(first).chain(stream);
     let (new_offset, file_id) = append(state, id, offset, body).await?;
     let mut h = HeaderMap::new();
     h.insert("upload-offset", HeaderValue::from(new_offset));
@@ -373,7 +476,7 @@ async fn append(
     state: &AppState,
     id: &str,
     offset: u64,
-    body: Body,
+    body: impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>>,
 ) -> ApiResult<(u64, Option<String>)> {
     let mut info = state.tus.info(id).await?;
     let current = state.tus.offset(id, &info).await;
@@ -393,7 +496,7 @@ async fn append(
         .await
         .map_err(disgrafs_store::StoreError::from_write)?;
     let mut written = current;
-    let mut stream = body.into_data_stream();
+    let mut stream = std::pin::pin!(body);
     let mut failure = None;
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
@@ -431,18 +534,25 @@ async fn append(
     if written < info.length {
         return Ok((written, None));
     }
-    // The part stays until the record's id is saved: a failure anywhere before leaves the
-    // upload complete and retryable (the next PATCH or HEAD at its full offset finishes it).
+    let file_id = complete(state, id, &mut info).await?;
+    Ok((written, Some(file_id)))
+}
+
+/// Stores a complete upload as a file and records its id. The part stays until the id is saved:
+/// a failure anywhere before leaves the upload complete and retryable (the next PATCH or HEAD at
+/// its full offset finishes it). The caller holds the upload's lock.
+async fn complete(state: &AppState, id: &str, info: &mut Info) -> ApiResult<String> {
     let staged = state.store.adopt(&state.tus.part(id)).await?;
     let rec = upload::publish(state, staged, &info.name).await?;
     info.file_id = Some(rec.id.clone());
-    state.tus.save(id, &info).await?;
+    state.tus.save(id, info).await?;
     tokio::fs::remove_file(state.tus.part(id)).await.ok();
-    Ok((written, Some(rec.id)))
+    Ok(rec.id)
 }
 
 /// Cancels an upload and removes its bytes (tus termination).
-#[utoipa::path(delete, path = "/api/uploads/{id}", tag = "tus", responses((status = 204), (status = 404, body = disgrafs_core::api::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/uploads/{id}", tag = "tus", params(TusResumable), responses((status = 204), (status = 404, body = disgrafs_core::api::ErrorBody),
+    (status = 412, description = "missing or unsupported Tus-Resumable", body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn terminate(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -487,7 +597,9 @@ pub(crate) fn spawn_expiry(state: AppState) {
                 let old = newest
                     .and_then(|m| SystemTime::now().duration_since(m).ok())
                     .is_some_and(|age| age > state.config.upload_expiry);
-                if old {
+                // Under the upload's lock, so a PATCH in progress is never cut from under it.
+                let lock = state.tus.lock(&id);
+                if old && let Ok(_g) = lock.try_lock() {
                     tracing::info!(upload = id, "removing expired upload");
                     state.tus.remove(&id).await;
                 }

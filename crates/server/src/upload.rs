@@ -20,16 +20,25 @@ pub(crate) async fn stage<E: std::fmt::Display>(
             "upload of {n} bytes exceeds the limit of {max} bytes"
         )));
     }
-    let mut staging = state.store.stage().await?;
     let mut body = std::pin::pin!(body);
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
-        if staging.size() + chunk.len() as u64 > max {
+    // A staging holds a blocking writer thread: take one only once bytes arrive, and only
+    // while fewer than `MAX_STAGING` are open, so idle uploads cannot starve the blocking pool.
+    let first = next_chunk(&mut body).await?;
+    let _permit = state
+        .staging
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("upload slots closed"))?;
+    let mut staging = state.store.stage().await?;
+    let mut chunk = first;
+    while let Some(c) = chunk {
+        if staging.size() + c.len() as u64 > max {
             return Err(ApiError::too_large(format!(
                 "upload exceeds the limit of {max} bytes"
             )));
         }
-        staging.write(chunk).await?;
+        staging.write(c).await?;
+        chunk = next_chunk(&mut body).await?;
     }
     if let Some(n) = expected.filter(|n| *n != staging.size()) {
         return Err(ApiError::bad_request(format!(
@@ -40,6 +49,16 @@ pub(crate) async fn stage<E: std::fmt::Display>(
     Ok(staging.finish().await?)
 }
 
+async fn next_chunk<E: std::fmt::Display>(
+    body: &mut std::pin::Pin<&mut impl Stream<Item = Result<Bytes, E>>>,
+) -> ApiResult<Option<Bytes>> {
+    match body.next().await {
+        None => Ok(None),
+        Some(Ok(c)) => Ok(Some(c)),
+        Some(Err(e)) => Err(ApiError::bad_request(format!("upload interrupted: {e}"))),
+    }
+}
+
 /// Publishes a staged upload: detects its type from its first bytes, stores it as a file named
 /// `name`, announces the new record and wakes the tagging workers.
 pub(crate) async fn publish(
@@ -48,6 +67,16 @@ pub(crate) async fn publish(
     name: &FileName,
 ) -> ApiResult<FileRecord> {
     let detected = disgrafs_tagger::detect(&staged.head, name);
+    publish_detected(state, staged, name, &detected).await
+}
+
+/// [`publish`] of an upload whose type was detected already.
+pub(crate) async fn publish_detected(
+    state: &AppState,
+    staged: StagedBlob,
+    name: &FileName,
+    detected: &disgrafs_tagger::Detected,
+) -> ApiResult<FileRecord> {
     let rec = state
         .store
         .put(staged, name, &detected.mime, detected.kind)

@@ -182,6 +182,19 @@ impl Server {
         String::from_utf8_lossy(&out).into_owned()
     }
 
+    /// tus creation-with-upload of `body` as `a.txt`, declaring `len` bytes.
+    pub fn tus_create_with(&self, len: u64, body: &'static [u8]) -> reqwest::blocking::Response {
+        self.http()
+            .post(format!("{}/api/uploads/", self.url))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", len)
+            .header("Upload-Metadata", "filename YS50eHQ=")
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(body)
+            .send()
+            .unwrap()
+    }
+
     /// Files in the staging and blob folders.
     pub fn stored_blobs(&self) -> usize {
         count_files(&self.data.join("blobs"))

@@ -1,0 +1,308 @@
+//! Every request is bounded: bodies read into memory, multipart headers and parts, tags per
+//! request; idle and slow clients cannot stop the server from serving others.
+#![allow(
+    unused_crate_dependencies,
+    reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
+)]
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::net::TcpStream;
+
+/// Asserts the JSON error shape with `code` and `status`.
+fn refused(r: reqwest::blocking::Response, status: u16, code: &str) {
+    assert_eq!(r.status().as_u16(), status);
+    let v: serde_json::Value = r.json().expect("a JSON error body");
+    assert_eq!(v["code"], code, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(!msg.is_empty() && !msg.contains('\n'), "{v}");
+}
+
+fn file_id(s: &Server) -> String {
+    s.put_ok("a.txt", b"alpha")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn json_bodies_are_bounded() {
+    let s = Server::start();
+    let id = file_id(&s);
+    // A tag over a MiB long: refused while reading, whether or not the file exists.
+    let huge = format!("{{\"tags\":[\"{}\"]}}", "x".repeat((1 << 20) + (64 << 10)));
+    for target in [id.as_str(), "x"] {
+        let r = s
+            .http()
+            .post(format!("{}/api/files/{target}/tags", s.url))
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+            .unwrap();
+        refused(r, 413, "too_large");
+    }
+    // Too many tags in a small body.
+    let many: Vec<String> = (0..5_000).map(|i| format!("t{i}")).collect();
+    let r = s
+        .http()
+        .post(format!("{}/api/files/{id}/tags", s.url))
+        .json(&serde_json::json!({ "tags": many }))
+        .send()
+        .unwrap();
+    refused(r, 413, "too_large");
+    // The file id is checked before any tag is looked at.
+    let r = s
+        .http()
+        .post(format!("{}/api/files/nope/tags", s.url))
+        .json(&serde_json::json!({ "tags": ["a", "a", "b"] }))
+        .send()
+        .unwrap();
+    refused(r, 404, "not_found");
+    // Duplicates collapse to one tag.
+    let rec = s.tag(&id, &["dup", "Dup", "dup"]);
+    let dups = rec["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] == "dup")
+        .count();
+    assert_eq!(dups, 1, "{rec}");
+}
+
+fn multipart(s: &Server, body: Vec<u8>) -> reqwest::blocking::Response {
+    s.http()
+        .post(format!("{}/api/files", s.url))
+        .header("content-type", "multipart/form-data; boundary=XYZ")
+        .body(body)
+        .send()
+        .unwrap()
+}
+
+/// A multipart body of `n` small file parts.
+fn parts(n: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    for i in 0..n {
+        write!(
+            body,
+            "--XYZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"p{i}.txt\"\r\n\r\npart {i}\r\n"
+        )
+        .unwrap();
+    }
+    body.extend_from_slice(b"--XYZ--\r\n");
+    body
+}
+
+#[test]
+fn multipart_headers_and_parts_are_bounded() {
+    let s = Server::start();
+    // A header block that never ends: refused after a bound, not buffered to the end.
+    let mut body =
+        b"--XYZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\nX: ".to_vec();
+    body.extend(std::iter::repeat_n(b'h', 100 << 10));
+    refused(multipart(&s, body), 413, "too_large");
+    // Too many parts.
+    let body = parts(300);
+    refused(multipart(&s, body), 413, "too_large");
+    assert_eq!(s.get_json("/api/health")["files"], 0);
+    assert_eq!(s.staging_files(), 0);
+    // A multipart body within the bounds is stored.
+    assert_eq!(multipart(&s, parts(3)).status(), 201);
+    assert_eq!(s.get_json("/api/health")["files"], 3);
+}
+
+#[test]
+fn every_refusal_is_the_json_error_body() {
+    let s = Server::start();
+    let id = file_id(&s);
+    let c = s.http();
+    // A missing query field.
+    refused(
+        c.put(format!("{}/api/files", s.url))
+            .body("x")
+            .send()
+            .unwrap(),
+        400,
+        "bad_request",
+    );
+    // A JSON body without its Content-Type, and broken JSON, and JSON of the wrong shape.
+    let tags = format!("{}/api/files/{id}/tags", s.url);
+    refused(
+        c.post(&tags).body("{\"tags\":[\"a\"]}").send().unwrap(),
+        415,
+        "bad_content_type",
+    );
+    refused(
+        c.post(&tags)
+            .header("content-type", "application/json")
+            .body("{\"tags\":")
+            .send()
+            .unwrap(),
+        400,
+        "bad_request",
+    );
+    refused(
+        c.post(&tags)
+            .header("content-type", "application/json")
+            .body("{\"tags\":7}")
+            .send()
+            .unwrap(),
+        422,
+        "invalid",
+    );
+    // Multipart with the wrong Content-Type, and without a boundary.
+    refused(
+        c.post(format!("{}/api/files", s.url))
+            .header("content-type", "text/plain")
+            .body("x")
+            .send()
+            .unwrap(),
+        415,
+        "bad_content_type",
+    );
+    refused(
+        c.post(format!("{}/api/files", s.url))
+            .header("content-type", "multipart/form-data; boundary=")
+            .body("x")
+            .send()
+            .unwrap(),
+        400,
+        "bad_request",
+    );
+    // A query value of the wrong type, no route, a method the route does not take.
+    refused(
+        c.get(format!("{}/api/files?limit=many", s.url))
+            .send()
+            .unwrap(),
+        400,
+        "bad_request",
+    );
+    refused(
+        c.get(format!("{}/api/nothing-here", s.url)).send().unwrap(),
+        404,
+        "no_route",
+    );
+    refused(
+        c.patch(format!("{}/api/files", s.url)).send().unwrap(),
+        405,
+        "method_not_allowed",
+    );
+}
+
+/// Opens a connection and sends `bytes`, keeping the socket open.
+fn hold(s: &Server, bytes: &[u8]) -> TcpStream {
+    let mut t = TcpStream::connect(&s.addr).unwrap();
+    t.write_all(bytes).unwrap();
+    t
+}
+
+#[test]
+fn slow_clients_do_not_stop_service_for_others() {
+    let s = Server::start();
+    let data = bytes(200_000, 5);
+    let id = s.put_ok("kept.bin", &data)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut held = Vec::new();
+    // Connections that never finish their headers.
+    for _ in 0..300 {
+        held.push(hold(
+            &s,
+            b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+        ));
+    }
+    // Uploads that announce a body and send none: more than the blocking pool has threads.
+    for i in 0..600 {
+        let head = format!(
+            "PUT /api/files?name=idle{i} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000\r\n\r\n",
+            s.addr
+        );
+        held.push(hold(&s, head.as_bytes()));
+    }
+    // And some that send one byte and stall.
+    for i in 0..50 {
+        let head = format!(
+            "PUT /api/files?name=drip{i} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000\r\n\r\nx",
+            s.addr
+        );
+        held.push(hold(&s, head.as_bytes()));
+    }
+    // Everyone else is still served: downloads, uploads, queries, resumable uploads.
+    assert_eq!(s.content(&id), data);
+    let other = s.put_ok("other.txt", b"still here");
+    assert_eq!(s.names("name:other"), ["other.txt"]);
+    let r = s.tus_create_with(3, b"tus");
+    assert_eq!(r.status(), 201);
+    assert_eq!(s.get_json("/api/health")["files"], 3);
+    assert_eq!(s.content(other["id"].as_str().unwrap()), b"still here");
+    drop(held);
+}
+
+#[test]
+fn an_offset_past_i64_is_past_the_end_not_the_first_page() {
+    let s = Server::start();
+    file_id(&s);
+    for offset in [
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+    ] {
+        let v = s.get_json(&format!("/api/files?offset={offset}"));
+        assert_eq!(
+            v["files"].as_array().unwrap().len(),
+            0,
+            "offset {offset}: {v}"
+        );
+        assert_eq!(v["total"], 1);
+    }
+}
+
+#[test]
+fn the_openapi_document_declares_what_the_server_enforces() {
+    let s = Server::start();
+    let doc = s.get_json("/api/openapi.json");
+    let params = &doc["paths"]["/api/files"]["get"]["parameters"];
+    let param = |name: &str| {
+        params
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))
+            .clone()
+    };
+    assert!(
+        param("sort")["schema"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&"name".into())
+    );
+    assert_eq!(
+        param("order")["schema"]["enum"],
+        serde_json::json!(["asc", "desc"])
+    );
+    for (path, method) in [
+        ("/api/uploads/", "post"),
+        ("/api/uploads/{id}", "patch"),
+        ("/api/uploads/{id}", "head"),
+        ("/api/uploads/{id}", "delete"),
+    ] {
+        let op = &doc["paths"][path][method];
+        let names: Vec<&str> = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "header")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"Tus-Resumable"),
+            "{method} {path}: {names:?}"
+        );
+        assert!(
+            op["responses"]["412"].is_object(),
+            "{method} {path}: no 412"
+        );
+    }
+}
