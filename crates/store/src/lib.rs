@@ -1,5 +1,5 @@
 //! disgrafs storage: content-addressed blobs ([`BlobStore`], OpenDAL) and the metadata and graph
-//! store ([`MetaStore`]; SQLite now, PostgreSQL later), tied together by [`Store`], which keeps
+//! store ([`MetaStore`]: SQLite, the embedded default, or PostgreSQL), tied together by [`Store`], which keeps
 //! the two consistent.
 //!
 //! Architecture invariant: a file record never points at content that is not durably stored. The
@@ -14,17 +14,22 @@
     )
 )]
 
+mod assemble;
 mod blob;
 mod error;
 mod locks;
 mod meta;
+mod postgres;
 mod sql;
 mod sqlite;
+mod sqlmeta;
 
 pub use blob::{BlobStore, ByteStream, StagedBlob, Staging};
 pub use error::StoreError;
 pub use meta::*;
+pub use postgres::PgMeta;
 pub use sqlite::SqliteMeta;
+pub use sqlmeta::SqlMeta;
 
 use disgrafs_core::query::Expr;
 use disgrafs_core::{CoOccurrence, FileKind, FileName, FileRecord, Graph, Related, TagCount};
@@ -49,6 +54,17 @@ impl Store {
     /// Only one process may use a data directory: a second one is refused, since it would sweep
     /// the first one's uploads in progress and its hash locks would not see the other's.
     pub async fn open_local(data_dir: &Path, min_confidence: f64) -> Result<Self, StoreError> {
+        Self::open(data_dir, None, min_confidence).await
+    }
+
+    /// Blobs under `data_dir/blobs`, metadata at `meta` (a `postgres://` URL) or, without one,
+    /// in `data_dir/disgrafs.db`. Every check that can refuse (the URL, the connection, the
+    /// credentials, a schema newer than this binary) runs here, before anything is served.
+    pub async fn open(
+        data_dir: &Path,
+        meta: Option<&str>,
+        min_confidence: f64,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -61,9 +77,22 @@ impl Store {
                 data_dir.display()
             )));
         }
+        let meta: Arc<dyn MetaStore> = match meta {
+            None => {
+                Arc::new(SqliteMeta::open(&data_dir.join("disgrafs.db"), min_confidence).await?)
+            }
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Arc::new(PgMeta::connect(url, min_confidence).await?)
+            }
+            Some(url) => {
+                return Err(StoreError::Config(format!(
+                    "--meta {}: not a postgres:// URL (without --meta, metadata is SQLite in the data directory)",
+                    postgres::redact(url)
+                )));
+            }
+        };
         let blobs = BlobStore::local(data_dir)?;
-        let meta = SqliteMeta::open(&data_dir.join("disgrafs.db"), min_confidence).await?;
-        let mut store = Store::new(blobs, Arc::new(meta));
+        let mut store = Store::new(blobs, meta);
         store._dir_lock = Some(Arc::new(lock));
         Ok(store)
     }
