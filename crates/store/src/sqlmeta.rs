@@ -169,19 +169,23 @@ macro_rules! impl_meta {
                 Ok(())
             }
 
-            async fn touch(
-                tx: &mut <$db as Database>::Connection,
+            /// Starts a change of a file's tags: a write transaction in which the file is marked
+            /// modified now (NotFound if there is no such file), and that time.
+            async fn begin_tag_edit(
+                &self,
                 id: &str,
-            ) -> Result<(), StoreError> {
+            ) -> Result<(sqlx::Transaction<'static, $db>, i64), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let now = now_ms();
                 let n = sqlx::query("UPDATE files SET modified = $1 WHERE id = $2")
-                    .bind(now_ms())
+                    .bind(now)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 if n.rows_affected() == 0 {
                     return Err(StoreError::NotFound(format!("file {id}")));
                 }
-                Ok(())
+                Ok((tx, now))
             }
 
             /// Marks contents' tagging failed (their jobs failed for good).
@@ -338,9 +342,7 @@ macro_rules! impl_meta {
                 id: &str,
                 tags: &[String],
             ) -> Result<FileRecord, StoreError> {
-                let mut tx = self.begin_write().await?;
-                Self::touch(&mut tx, id).await?;
-                let now = now_ms();
+                let (mut tx, now) = self.begin_tag_edit(id).await?;
                 for tag_id in Self::tag_ids(&mut tx, tags).await? {
                     Self::set_file_tag(&mut tx, id, tag_id, FileTagRow::User, now).await?;
                 }
@@ -353,9 +355,7 @@ macro_rules! impl_meta {
                 id: &str,
                 tags: &[String],
             ) -> Result<FileRecord, StoreError> {
-                let mut tx = self.begin_write().await?;
-                Self::touch(&mut tx, id).await?;
-                let now = now_ms();
+                let (mut tx, now) = self.begin_tag_edit(id).await?;
                 for name in tags {
                     let Some(tag_id): Option<i64> =
                         sqlx::query_scalar("SELECT id FROM tags WHERE name = $1")
