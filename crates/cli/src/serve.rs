@@ -21,7 +21,11 @@ pub struct ServeArgs {
     /// its location and refuses another.
     #[arg(long, env = "DISGRAFS_BLOBS")]
     blobs: Option<disgrafs_store::BlobLocation>,
-    /// A TOML file with any of: listen, data_dir, blobs, max_upload, workers, min_confidence,
+    /// Metadata and the job queue on PostgreSQL (postgres://user:password@host/db), shared by
+    /// any number of processes [default: SQLite in the data directory].
+    #[arg(long, env = "DISGRAFS_META", value_name = "URL")]
+    meta: Option<String>,
+    /// A TOML file with any of: listen, data_dir, meta, blobs, max_upload, workers, min_confidence,
     /// allowed_hosts.
     #[arg(long, env = "DISGRAFS_CONFIG")]
     config: Option<PathBuf>,
@@ -145,6 +149,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    meta: Option<String>,
     blobs: Option<String>,
     max_upload: Option<toml::Value>,
     workers: Option<usize>,
@@ -190,6 +195,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         listen: args.listen.or(file.listen).unwrap_or(d.listen),
         blobs,
         data_dir: args.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+        meta: args.meta.or(file.meta),
         max_upload,
         workers,
         min_confidence,
@@ -226,9 +232,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
-    let state = AppState::open(config)
-        .await
-        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let on_postgres = config.meta.is_some();
+    // Every refusal of the stores (a bad or unreachable --meta, credentials, a newer schema)
+    // happens here, before the address line: never a half-started server.
+    let state = AppState::open(config).await.with_context(|| {
+        if on_postgres {
+            "cannot open the metadata store".to_string()
+        } else {
+            format!("cannot open the data directory {}", data_dir.display())
+        }
+    })?;
     let _balancer = attach_accels(&accel, iface.as_deref(), weights.as_deref(), &state)?;
     // Installed before the address is printed: a SIGTERM right after it must still shut down
     // cleanly (and detach the accelerators).

@@ -45,6 +45,9 @@ pub use events::Event;
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where metadata and the job queue live: a `postgres://` URL, or None for SQLite in
+    /// `data_dir` (the embedded default).
+    pub meta: Option<String>,
     /// Largest accepted upload, in bytes.
     pub max_upload: u64,
     /// Tagging workers running at once.
@@ -67,6 +70,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             data_dir: PathBuf::from("disgrafs-data"),
+            meta: None,
             max_upload: 1 << 40,
             workers: std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
@@ -96,7 +100,13 @@ pub struct AppState {
 
 impl AppState {
     pub async fn open(config: Config) -> Result<Self, disgrafs_store::StoreError> {
-        let store = Store::open(&config.data_dir, &config.blobs, config.min_confidence).await?;
+        let store = Store::open(
+            &config.data_dir,
+            config.meta.as_deref(),
+            &config.blobs,
+            config.min_confidence,
+        )
+        .await?;
         Self::with_store(store, config)
     }
 

@@ -12,8 +12,8 @@
 //! path, and only to push or copy points out.
 
 use crate::AppState;
-use crate::metrics;
 use crate::extract::Query;
+use crate::metrics;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};

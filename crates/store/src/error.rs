@@ -19,6 +19,10 @@ pub enum StoreError {
     Io(#[from] io::Error),
     #[error("database error: {0}")]
     Db(String),
+    /// A worker's job is no longer its own: the lease ran out and another worker claimed it, or
+    /// the content was deleted.
+    #[error("job {0} is no longer held by this worker")]
+    LeaseLost(i64),
 }
 
 impl StoreError {
@@ -50,6 +54,13 @@ impl From<sqlx::Error> for StoreError {
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Db(format!("migration failed: {e}"))
+        match e {
+            // A migration this binary does not have was applied: a newer disgrafs wrote the
+            // schema, and this one must not run on it.
+            sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::Config(format!(
+                "the database's schema (migration {v}) is newer than this disgrafs: upgrade disgrafs"
+            )),
+            e => StoreError::Db(format!("migration failed: {e}")),
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! disgrafs storage: content-addressed blobs ([`BlobStore`], OpenDAL) and the metadata and graph
-//! store ([`MetaStore`]; SQLite now, PostgreSQL later), tied together by [`Store`], which keeps
+//! store ([`MetaStore`]: SQLite, the embedded default, or PostgreSQL), tied together by [`Store`], which keeps
 //! the two consistent.
 //!
 //! Architecture invariant: a file record never points at content that is not durably stored. The
@@ -17,17 +17,22 @@
 // Linked for its TLS feature only (see Cargo.toml): OpenDAL's S3 client needs it for https.
 use reqwest as _;
 
+mod assemble;
 mod blob;
 mod error;
 mod locks;
 mod meta;
+mod postgres;
 mod sql;
 mod sqlite;
+mod sqlmeta;
 
 pub use blob::{BlobLocation, BlobStore, ByteStream, S3Location, StagedBlob, Staging};
 pub use error::StoreError;
 pub use meta::*;
+pub use postgres::PgMeta;
 pub use sqlite::SqliteMeta;
+pub use sqlmeta::SqlMeta;
 
 use disgrafs_core::query::Expr;
 use disgrafs_core::{CoOccurrence, FileKind, FileName, FileRecord, Graph, Related, TagCount};
@@ -52,14 +57,18 @@ impl Store {
     /// Only one process may use a data directory: a second one is refused, since it would sweep
     /// the first one's uploads in progress and its hash locks would not see the other's.
     pub async fn open_local(data_dir: &Path, min_confidence: f64) -> Result<Self, StoreError> {
-        Self::open(data_dir, &BlobLocation::Local, min_confidence).await
+        Self::open(data_dir, None, &BlobLocation::Local, min_confidence).await
     }
 
-    /// Metadata in `data_dir/disgrafs.db`, blobs at `blobs`. A data directory remembers where
-    /// its blobs are: opening it with another location is refused, since every record would
-    /// then point at content that is not there.
+    /// Metadata at `meta` (a `postgres://` URL) or, without one, in `data_dir/disgrafs.db`;
+    /// blobs at `blobs`. Every check that can refuse (the URLs, the connections, the
+    /// credentials, a schema newer than this binary, a bucket that is missing) runs here, before
+    /// anything is served. A data directory remembers where its blobs are: opening it with
+    /// another location is refused, since every record would then point at content that is not
+    /// there.
     pub async fn open(
         data_dir: &Path,
+        meta: Option<&str>,
         blobs: &BlobLocation,
         min_confidence: f64,
     ) -> Result<Self, StoreError> {
@@ -75,10 +84,23 @@ impl Store {
                 data_dir.display()
             )));
         }
+        let meta: Arc<dyn MetaStore> = match meta {
+            None => {
+                Arc::new(SqliteMeta::open(&data_dir.join("disgrafs.db"), min_confidence).await?)
+            }
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Arc::new(PgMeta::connect(url, min_confidence).await?)
+            }
+            Some(url) => {
+                return Err(StoreError::Config(format!(
+                    "--meta {}: not a postgres:// URL (without --meta, metadata is SQLite in the data directory)",
+                    postgres::redact(url)
+                )));
+            }
+        };
         remember_blob_location(data_dir, blobs)?;
         let blobs = BlobStore::open(blobs, data_dir).await?;
-        let meta = SqliteMeta::open(&data_dir.join("disgrafs.db"), min_confidence).await?;
-        let mut store = Store::new(blobs, Arc::new(meta));
+        let mut store = Store::new(blobs, meta);
         store._dir_lock = Some(Arc::new(lock));
         Ok(store)
     }

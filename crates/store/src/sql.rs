@@ -1,17 +1,23 @@
-//! SQL shared by every query: the visibility rule of edges, and the compilation of a parsed
-//! query ([`Expr`]) into a condition over `files f JOIN blobs b`.
+//! SQL shared by every query of every adapter: the visibility rule of edges, and the compilation
+//! of a parsed query ([`Expr`]) into a condition over `files f JOIN blobs b`.
+//!
+//! One compiler serves both databases through [`Dialect`]: sqlx's `QueryBuilder` already writes
+//! each database's placeholders (`?` or `$n`), so a dialect only says how to spell the few string
+//! tests SQLite and PostgreSQL name differently. (sea-query would give the same with a second
+//! AST to build and keep in step with `Expr`; the differences are three functions.)
 //!
 //! Every value from a request is a bound parameter; only fixed SQL text is pushed, so no input
 //! reaches the SQL text itself.
 
+use crate::StoreError;
 use disgrafs_core::query::{Expr, Predicate, TimeField};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Database, Postgres, QueryBuilder, Sqlite};
 
 /// The one definition of which edges are shown: user tags always, automatic tags at or above the
 /// confidence threshold (weaker ones are kept, and shown again if the threshold is lowered).
 /// Every query over edges reads them through this relation, as `FROM {visible} e`.
-/// `min_confidence` is the server's setting, checked to be a number in 0..=1, never a request's
-/// input.
+/// `min_confidence` is the server's setting, checked to be a number in 0..=1 by
+/// [`check_min_confidence`], never a request's input.
 pub(crate) fn visible_edges(min_confidence: f64) -> String {
     debug_assert!((0.0..=1.0).contains(&min_confidence));
     format!(
@@ -20,20 +26,121 @@ pub(crate) fn visible_edges(min_confidence: f64) -> String {
     )
 }
 
+/// The threshold's range, checked when an adapter opens.
+pub(crate) fn check_min_confidence(min_confidence: f64) -> Result<(), StoreError> {
+    if (0.0..=1.0).contains(&min_confidence) {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "min_confidence must be between 0 and 1, not {min_confidence}"
+        )))
+    }
+}
+
+/// How a database spells what the query language needs beyond standard SQL. The texts compared
+/// are lower case already (`name_lower`, normalised tags), so no case folding is needed here.
+pub(crate) trait Dialect: Database {
+    /// Starts a write transaction.
+    const BEGIN_WRITE: &str;
+    /// The database's clock in unix milliseconds: every process sharing a database measures
+    /// leases on one clock.
+    const NOW_MS: &str;
+    /// Appended to the queue's `SELECT ... LIMIT 1`: claimers skip a row another one is taking.
+    const SKIP_LOCKED: &str;
+    /// Appended to a `SELECT` of rows the transaction is about to change.
+    const FOR_UPDATE: &str;
+    /// Only one process uses the database (see `MetaStore::recover_jobs`).
+    const SINGLE_OWNER: bool;
+    fn bind_text(qb: &mut QueryBuilder<'_, Self>, v: String);
+    fn bind_int(qb: &mut QueryBuilder<'_, Self>, v: i64);
+    /// `col` contains `needle`.
+    fn push_contains(qb: &mut QueryBuilder<'_, Self>, col: &str, needle: String);
+    /// `col` starts with `prefix`.
+    fn push_starts_with(qb: &mut QueryBuilder<'_, Self>, col: &str, prefix: String);
+    /// `col` ends with `suffix`.
+    fn push_ends_with(qb: &mut QueryBuilder<'_, Self>, col: &str, suffix: String);
+}
+
+impl Dialect for Sqlite {
+    // IMMEDIATE takes the write lock up front, so a transaction that reads first never fails to
+    // upgrade; the one writer connection serializes writers, so no row locks are needed.
+    const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+    const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+    const SKIP_LOCKED: &str = "";
+    const FOR_UPDATE: &str = "";
+    const SINGLE_OWNER: bool = true;
+    fn bind_text(qb: &mut QueryBuilder<'_, Self>, v: String) {
+        qb.push_bind(v);
+    }
+    fn bind_int(qb: &mut QueryBuilder<'_, Self>, v: i64) {
+        qb.push_bind(v);
+    }
+    fn push_contains(qb: &mut QueryBuilder<'_, Self>, col: &str, needle: String) {
+        qb.push(format!("instr({col}, "))
+            .push_bind(needle)
+            .push(") > 0");
+    }
+    fn push_starts_with(qb: &mut QueryBuilder<'_, Self>, col: &str, prefix: String) {
+        qb.push(format!("substr({col}, 1, "))
+            .push_bind(prefix.chars().count() as i64)
+            .push(") = ")
+            .push_bind(prefix);
+    }
+    fn push_ends_with(qb: &mut QueryBuilder<'_, Self>, col: &str, suffix: String) {
+        // A negative start counts from the end in SQLite.
+        qb.push(format!("substr({col}, -"))
+            .push_bind(suffix.chars().count() as i64)
+            .push(") = ")
+            .push_bind(suffix);
+    }
+}
+
+impl Dialect for Postgres {
+    const BEGIN_WRITE: &str = "BEGIN";
+    const NOW_MS: &str = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)";
+    const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+    const FOR_UPDATE: &str = " FOR UPDATE";
+    const SINGLE_OWNER: bool = false;
+    fn bind_text(qb: &mut QueryBuilder<'_, Self>, v: String) {
+        qb.push_bind(v);
+    }
+    fn bind_int(qb: &mut QueryBuilder<'_, Self>, v: i64) {
+        qb.push_bind(v);
+    }
+    fn push_contains(qb: &mut QueryBuilder<'_, Self>, col: &str, needle: String) {
+        qb.push(format!("strpos({col}, "))
+            .push_bind(needle)
+            .push(") > 0");
+    }
+    fn push_starts_with(qb: &mut QueryBuilder<'_, Self>, col: &str, prefix: String) {
+        qb.push(format!("starts_with({col}, "))
+            .push_bind(prefix)
+            .push(")");
+    }
+    fn push_ends_with(qb: &mut QueryBuilder<'_, Self>, col: &str, suffix: String) {
+        qb.push(format!("right({col}, "))
+            .push_bind(suffix.chars().count() as i32)
+            .push(") = ")
+            .push_bind(suffix);
+    }
+}
+
 /// Pushes `v1, v2, ...)` as bound values: the rest of an `IN (` list.
-pub(crate) fn push_list<'a>(qb: &mut QueryBuilder<'a, Sqlite>, items: &'a [String]) {
-    let mut sep = qb.separated(", ");
-    for v in items {
-        sep.push_bind(v);
+pub(crate) fn push_list<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, items: &[String]) {
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            qb.push(", ");
+        }
+        DB::bind_text(qb, v.clone());
     }
     qb.push(")");
 }
 
 /// Pushes the condition `e` over `files f JOIN blobs b`; `visible` is [`visible_edges`].
-pub(crate) fn push_expr(qb: &mut QueryBuilder<'_, Sqlite>, e: &Expr, visible: &str) {
+pub(crate) fn push_expr<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, e: &Expr, visible: &str) {
     match e {
         Expr::All => {
-            qb.push("1");
+            qb.push("TRUE");
         }
         Expr::And(parts) | Expr::Or(parts) => {
             let op = if matches!(e, Expr::And(_)) {
@@ -59,65 +166,48 @@ pub(crate) fn push_expr(qb: &mut QueryBuilder<'_, Sqlite>, e: &Expr, visible: &s
     }
 }
 
-fn push_pred(qb: &mut QueryBuilder<'_, Sqlite>, p: &Predicate, visible: &str) {
+fn push_pred<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, p: &Predicate, visible: &str) {
     match p {
         Predicate::Tag(name) => {
             qb.push(format!(
                 "EXISTS (SELECT 1 FROM {visible} e JOIN tags t ON t.id = e.tag_id \
                  WHERE e.file_id = f.id AND t.name = "
-            ))
-            .push_bind(name.clone())
-            .push(")");
+            ));
+            DB::bind_text(qb, name.clone());
+            qb.push(")");
         }
-        Predicate::NameContains(s) => {
-            qb.push("instr(f.name_lower, ")
-                .push_bind(s.clone())
-                .push(") > 0");
-        }
+        Predicate::NameContains(s) => DB::push_contains(qb, "f.name_lower", s.clone()),
         Predicate::Kind(k) => {
-            qb.push("b.kind = ").push_bind(k.as_str());
+            qb.push("b.kind = ");
+            DB::bind_text(qb, k.as_str().to_string());
         }
         Predicate::Mime {
             prefix,
             exact: true,
         } => {
-            qb.push("b.mime = ").push_bind(prefix.clone());
+            qb.push("b.mime = ");
+            DB::bind_text(qb, prefix.clone());
         }
         Predicate::Mime {
             prefix,
             exact: false,
-        } => {
-            qb.push("substr(b.mime, 1, ")
-                .push_bind(prefix.chars().count() as i64)
-                .push(") = ")
-                .push_bind(prefix.clone());
-        }
-        Predicate::Ext(ext) => {
-            let suffix = format!(".{ext}");
-            qb.push("substr(f.name_lower, -")
-                .push_bind(suffix.chars().count() as i64)
-                .push(") = ")
-                .push_bind(suffix);
-        }
+        } => DB::push_starts_with(qb, "b.mime", prefix.clone()),
+        Predicate::Ext(ext) => DB::push_ends_with(qb, "f.name_lower", format!(".{ext}")),
         // A whole hash can use the index.
         Predicate::HashPrefix(h) if h.len() == 64 => {
-            qb.push("f.hash = ").push_bind(h.clone());
+            qb.push("f.hash = ");
+            DB::bind_text(qb, h.clone());
         }
-        Predicate::HashPrefix(h) => {
-            qb.push("substr(f.hash, 1, ")
-                .push_bind(h.len() as i64)
-                .push(") = ")
-                .push_bind(h.clone());
-        }
+        Predicate::HashPrefix(h) => DB::push_starts_with(qb, "f.hash", h.clone()),
         Predicate::Size { min, max } => {
-            qb.push("(1");
+            qb.push("(TRUE");
             if let Some(min) = min {
-                qb.push(" AND f.size >= ")
-                    .push_bind((*min).min(i64::MAX as u64) as i64);
+                qb.push(" AND f.size >= ");
+                DB::bind_int(qb, (*min).min(i64::MAX as u64) as i64);
             }
             if let Some(max) = max {
-                qb.push(" AND f.size <= ")
-                    .push_bind((*max).min(i64::MAX as u64) as i64);
+                qb.push(" AND f.size <= ");
+                DB::bind_int(qb, (*max).min(i64::MAX as u64) as i64);
             }
             qb.push(")");
         }
@@ -126,12 +216,14 @@ fn push_pred(qb: &mut QueryBuilder<'_, Sqlite>, p: &Predicate, visible: &str) {
                 TimeField::Created => "f.created",
                 TimeField::Modified => "f.modified",
             };
-            qb.push("(1");
+            qb.push("(TRUE");
             if let Some(s) = start {
-                qb.push(format!(" AND {col} >= ")).push_bind(*s);
+                qb.push(format!(" AND {col} >= "));
+                DB::bind_int(qb, *s);
             }
             if let Some(e) = end {
-                qb.push(format!(" AND {col} < ")).push_bind(*e);
+                qb.push(format!(" AND {col} < "));
+                DB::bind_int(qb, *e);
             }
             qb.push(")");
         }

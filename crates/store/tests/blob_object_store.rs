@@ -191,13 +191,13 @@ async fn s3_compatible_server() {
     // A store on S3 keeps its records in the data directory, which remembers where its blobs
     // are: reopening it with local blobs would make every record point at nothing.
     let data = dir.path().join("data");
-    let store = Store::open(&data, &good, 0.5).await.unwrap();
+    let store = Store::open(&data, None, &good, 0.5).await.unwrap();
     drop(store);
     let m = config_error(
-        Store::open(&data, &BlobLocation::Local, 0.5)
+        Store::open(&data, None, &BlobLocation::Local, 0.5)
             .await
             .map(|_| ()),
     );
     assert!(m.contains("keeps its blobs at s3://disgrafs"), "{m}");
-    Store::open(&data, &good, 0.5).await.unwrap();
+    Store::open(&data, None, &good, 0.5).await.unwrap();
 }
