@@ -172,8 +172,8 @@ fn human(n: usize) -> String {
     }
 }
 
-/// Runs the suite; rows compare plain loopback with the bypass (default policy) and with the
-/// bypass without the small-write policy.
+/// Runs the suite; rows compare plain loopback with the bypass with the opt-in small-write
+/// policy (`SmallWritePolicy::STREAMS`) and with the default (no policy).
 pub fn run(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
     if o.repeats == 0 || o.round_trips < 10 || o.bulk_bytes < 1 << 20 {
         return Err(AccelError::InvalidArgument(
@@ -183,7 +183,7 @@ pub fn run(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
     let cg = OwnCgroup::create("bench")?;
     let sides = [
         Side::Plain,
-        Side::Bypass(SmallWritePolicy::DEFAULT),
+        Side::Bypass(SmallWritePolicy::STREAMS),
         Side::Bypass(SmallWritePolicy::OFF),
     ];
     let probes = probes(o);

@@ -101,7 +101,6 @@ fn data(seed: u64, n: usize) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "open defect (issue 11, crates/accel/README.md): through the bypass the second upload on a kept-alive nginx upstream connection stalls 60 s and is reset; run with --ignored"]
 fn nginx_to_serve_through_the_bypass_is_byte_identical() {
     if !can_run("nginx_to_serve_through_the_bypass_is_byte_identical") {
         return;
