@@ -24,17 +24,21 @@ fn bench_compares_loopback_with_the_bypass_and_leaves_nothing_attached() {
             repeats: 3,
             round_trips: 20_000,
             bulk_bytes: 256 << 20,
+            service_seconds: 0,
         }
     } else {
         disgrafs_bench::sockmap::Args {
             repeats: 1,
             round_trips: 200,
             bulk_bytes: 4 << 20,
+            service_seconds: 0,
         }
     };
     let rows = disgrafs_bench::sockmap::run(&opts).expect("the benchmark runs");
     println!("{}", disgrafs_bench::render_table(&rows));
     // 6 ping-pong and 3 bulk metrics, each against the bypass with and without the policy.
+    // (The service path needs the disgrafs binary as its server: crates/cli/tests/sockmap_proxy.rs
+    // runs it through `disgrafs bench sockmap`.)
     assert_eq!(rows.len(), 18);
     for r in &rows {
         assert_eq!(r.baseline_name, "loopback TCP");
