@@ -16,7 +16,8 @@ fn bench_compares_loopback_with_the_bypass_and_leaves_nothing_attached() {
     ) {
         return;
     }
-    // DISGRAFS_SOCKMAP_BENCH=full runs the defaults of `disgrafs bench sockmap` and prints
+    // DISGRAFS_SOCKMAP_BENCH=full runs the defaults of `disgrafs bench sockmap` (less the
+    // service path, which needs the disgrafs binary as its server) and prints
     // the table (the same function the CLI calls).
     let full = std::env::var("DISGRAFS_SOCKMAP_BENCH").as_deref() == Ok("full");
     let opts = if full {
