@@ -8,6 +8,22 @@
  * network namespace's cookie (the same 4-tuple can exist in two namespaces). The kernel removes a
  * socket from the map by itself when it closes; the state callback only counts that.
  *
+ * A socket in the map should never receive bytes over TCP: this kernel's FIONREAD on a socket in
+ * a sockmap counts only the bytes redirected to it, so a reader that asks FIONREAD before waiting
+ * for more (nginx does, with edge-triggered epoll) waits forever for bytes already queued. And a
+ * socket must never leave the map while bytes redirected to it are unread: taking it out drops
+ * its psock and those bytes with it. Hence:
+ * - a passive socket joins only when its peer (the active end, established first) is a member,
+ *   so a server socket whose client is outside the bypass stays a plain TCP socket;
+ * - an active socket whose peer never joined (a server outside the bypass) leaves the map before
+ *   its first data segment goes out over TCP (a callback on each transmitted segment,
+ *   BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG, writing no option); nothing was redirected to it;
+ * - `members` records each member's key (MEMBER), and WENT_TCP once it sent over TCP: a passive
+ *   socket whose client already did (the client's first message raced the passive join) takes
+ *   both out of the map again at once, before either received a redirected byte;
+ * - a direction never moves to TCP between two members unless the small-write policy is turned
+ *   on (off by default, see the crate README for what it costs).
+ *
  * sockmap_msg (sk_msg, attached to sock_map) runs on every sendmsg/sendfile/splice of a socket in
  * the map. When the peer socket (the reversed 4-tuple) is in the map, the data is put straight on
  * the peer's receive queue (bpf_msg_redirect_hash with BPF_F_INGRESS); otherwise it takes the
@@ -52,6 +68,7 @@ struct sm_stats {
 	__u64 msgs_passed;
 	__u64 bytes_passed;
 	__u64 directions_to_tcp; /* directions moved to the normal path by the small-write policy */
+	__u64 sockets_left;      /* members taken out of the map before TCP data could reach them */
 };
 
 /* Per-socket state: the socket is in the map; its sends take the normal path for good; how many
@@ -92,6 +109,19 @@ struct {
 	__type(key, int);
 	__type(value, struct sk_state);
 } sk_state SEC(".maps");
+
+/* Member's key -> MEMBER; WENT_TCP once it sent data over TCP; CLOSED; TAKEN_OUT (see the top of
+ * the file). */
+#define MEMBER 1
+#define WENT_TCP 2
+#define CLOSED 3
+#define TAKEN_OUT 4 /* taken out of the map by its peer's callback */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_SOCKETS);
+	__type(key, struct sock_key);
+	__type(value, __u32);
+} members SEC(".maps");
 
 /* Receiver's key -> "its peer sent something since the receiver last sent" (the small-write
  * policy's notion of a reply). The sk_msg program cannot hold a reference to the peer socket
@@ -173,45 +203,142 @@ static __always_inline int peer_is_local(const struct sock_key *k)
 	       r[3] == k->local_ip[3];
 }
 
+/* The socket's own key, from a sock_ops context; 0 for families other than IPv4/IPv6. */
+static __always_inline int own_key(struct bpf_sock_ops *skops, struct sock_key *k)
+{
+	struct ctx_addrs a;
+
+	CTX_ADDRS(skops, &a);
+	if (!v6_form(a.family, a.local4, a.local6, k->local_ip) ||
+	    !v6_form(a.family, a.remote4, a.remote6, k->remote_ip))
+		return 0;
+	k->local_port = skops->local_port;
+	/* remote_port is the network-order port in the upper half of the field. */
+	k->remote_port = bpf_ntohl(skops->remote_port);
+	k->netns = bpf_get_netns_cookie(skops);
+	return 1;
+}
+
+/* The key the peer of the socket keyed `k` has: the same connection seen from the other end. */
+static __always_inline struct sock_key peer_of(const struct sock_key *k)
+{
+	struct sock_key p = {
+		.local_port = k->remote_port,
+		.remote_port = k->local_port,
+		.netns = k->netns,
+	};
+
+	__builtin_memcpy(p.local_ip, k->remote_ip, sizeof(p.local_ip));
+	__builtin_memcpy(p.remote_ip, k->local_ip, sizeof(p.remote_ip));
+	return p;
+}
+
+/* Takes the socket keyed `k` and its peer out of the map (a sock_ops program may delete from a
+ * SOCKHASH, an sk_msg program may not) and marks it, so that a late-joining peer leaves too. */
+static __always_inline void leave_for_tcp(struct sm_stats *s, struct sk_state *st,
+					  const struct sock_key *k)
+{
+	struct sock_key p = peer_of(k);
+	__u32 went = WENT_TCP;
+
+	bpf_map_update_elem(&members, k, &went, BPF_ANY);
+	if (bpf_map_delete_elem(&sock_map, &p) == 0) {
+		__u32 out = TAKEN_OUT;
+
+		bpf_map_update_elem(&members, &p, &out, BPF_ANY);
+		if (s)
+			s->sockets_left++;
+	}
+	if (bpf_map_delete_elem(&sock_map, k) == 0 && s)
+		s->sockets_left++;
+	st->flags = (st->flags & ~ST_IN_MAP) | ST_TCP;
+}
+
 SEC("sockops")
 int sockmap_sockops(struct bpf_sock_ops *skops)
 {
 	struct sm_stats *s = stats();
 	struct sock_key k = {};
-	struct ctx_addrs a;
 	struct sk_state *st;
 	struct bpf_sock *sk;
 
 	switch (skops->op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		CTX_ADDRS(skops, &a);
-		if (!v6_form(a.family, a.local4, a.local6, k.local_ip) ||
-		    !v6_form(a.family, a.remote4, a.remote6, k.remote_ip))
+		if (!own_key(skops, &k) || !peer_is_local(&k))
 			return 1;
-		k.local_port = skops->local_port;
-		/* remote_port is the network-order port in the upper half of the field. */
-		k.remote_port = bpf_ntohl(skops->remote_port);
-		k.netns = bpf_get_netns_cookie(skops);
-		if (!peer_is_local(&k))
+		sk = skops->sk;
+		if (!sk)
+			return 1;
+		if (skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+			struct sock_key p = peer_of(&k);
+			__u32 *m = bpf_map_lookup_elem(&members, &p);
+
+			/* A client outside the bypass would send over TCP. */
+			if (!m || *m != MEMBER)
+				return 1;
+		}
+		st = bpf_sk_storage_get(&sk_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st)
 			return 1;
 		if (bpf_sock_hash_update(skops, &sock_map, &k, BPF_NOEXIST) != 0) {
 			if (s)
 				s->add_failed++;
 			return 1;
 		}
-		sk = skops->sk;
-		if (sk) {
-			st = bpf_sk_storage_get(&sk_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-			if (st)
-				st->flags = ST_IN_MAP;
+		st->flags = ST_IN_MAP;
+		{
+			__u32 one = MEMBER;
+			bpf_map_update_elem(&members, &k, &one, BPF_ANY);
 		}
-		/* Ask for state changes, to count the socket out when it closes. */
-		bpf_sock_ops_cb_flags_set(skops,
-					  skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		if (skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+			/* Checked again after joining: the client may have sent over TCP (and
+			 * marked itself) between the first check and the insert. */
+			struct sock_key p = peer_of(&k);
+			__u32 *m = bpf_map_lookup_elem(&members, &p);
+
+			if (!m || *m != MEMBER) {
+				leave_for_tcp(s, st, &k);
+				return 1;
+			}
+		}
+		/* Ask for state changes, to count the socket out when it closes, and for every
+		 * transmitted segment, to leave the map before sending data over TCP. */
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+							 BPF_SOCK_OPS_STATE_CB_FLAG |
+							 BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
 		if (s)
 			s->sockets_added++;
 		break;
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB: {
+		struct sock_key p;
+
+		/* skb_len is the payload here (the header is not pushed yet); 0 for a pure ACK, a
+		 * FIN, or the MSS probe without an skb. */
+		if (!skops->skb_len)
+			break;
+		sk = skops->sk;
+		if (!sk || !own_key(skops, &k))
+			break;
+		/* One decision per socket: no more callbacks after its first data segment. */
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags &
+							 ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+		st = bpf_sk_storage_get(&sk_state, sk, 0, 0);
+		if (!st || !(st->flags & ST_IN_MAP))
+			break;
+		p = peer_of(&k);
+		/* Only when the peer never joined: then nothing was ever redirected to us. */
+		if (bpf_map_lookup_elem(&members, &p))
+			break;
+		{
+			__u32 went = WENT_TCP;
+			bpf_map_update_elem(&members, &k, &went, BPF_ANY);
+		}
+		if (bpf_map_delete_elem(&sock_map, &k) == 0 && s)
+			s->sockets_left++;
+		st->flags = (st->flags & ~ST_IN_MAP) | ST_TCP;
+		break;
+	}
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] != BPF_TCP_CLOSE)
 			break;
@@ -219,10 +346,22 @@ int sockmap_sockops(struct bpf_sock_ops *skops)
 		if (!sk)
 			break;
 		st = bpf_sk_storage_get(&sk_state, sk, 0, 0);
-		if (st && (st->flags & ST_IN_MAP)) {
-			st->flags &= ~ST_IN_MAP;
-			if (s)
+		if (!st || !own_key(skops, &k))
+			break;
+		/* Still a member (not taken out for TCP, by itself or its peer): the kernel
+		 * removes it from the map now. */
+		{
+			__u32 *m = bpf_map_lookup_elem(&members, &k);
+
+			if ((st->flags & ST_IN_MAP) && !(m && *m == TAKEN_OUT) && s)
 				s->sockets_removed++;
+		}
+		st->flags &= ~ST_IN_MAP;
+		/* Kept (LRU) rather than deleted: a peer sending afterwards must still see that
+		 * this socket was a member, or it would leave the map with unread bytes. */
+		{
+			__u32 closed = CLOSED;
+			bpf_map_update_elem(&members, &k, &closed, BPF_ANY);
 		}
 		break;
 	}
@@ -310,6 +449,13 @@ int sockmap_msg(struct sk_msg_md *msg)
 to_tcp:
 	/* A direction that took the normal path once stays on it: the receiver reads redirected
 	 * data before its TCP queue, so going back to redirecting could overtake bytes in flight. */
+	if (!(st->flags & ST_TCP) && peer.netns) {
+		struct sock_key me = peer_of(&peer);
+		__u32 went = WENT_TCP;
+
+		/* A passive peer that joins after this reads it and leaves with us. */
+		bpf_map_update_elem(&members, &me, &went, BPF_ANY);
+	}
 	st->flags |= ST_TCP;
 	return pass(s, size);
 }

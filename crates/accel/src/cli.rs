@@ -66,11 +66,12 @@ pub enum AccelCommand {
         /// The cgroup v2 directory (never the root; nothing is attached implicitly).
         #[arg(long)]
         cgroup: std::path::PathBuf,
-        /// Messages below this size are small (0: redirect every message).
+        /// Messages below this size are small (0, the default: redirect every message). Opt-in:
+        /// a receiver behind a direction moved to TCP misreads FIONREAD (nginx can stall).
         #[arg(long, default_value_t = SmallWritePolicy::DEFAULT.small_bytes)]
         small_bytes: u32,
         /// After this many small messages in a row with no reply, a direction takes TCP.
-        #[arg(long, default_value_t = SmallWritePolicy::DEFAULT.run)]
+        #[arg(long, default_value_t = SmallWritePolicy::STREAMS.run)]
         small_run: u32,
     },
 }

@@ -107,13 +107,14 @@ pub fn render(st: &Status) -> String {
     for s in &st.sockmap {
         let c = &s.counters;
         out.push_str(&format!(
-            "sockmap on cgroup {}: link {} prog {}, {} sockets in the map (added {}, closed {}, refused {})\n",
+            "sockmap on cgroup {}: link {} prog {}, {} sockets in the map (added {}, closed {}, left for TCP {}, refused {})\n",
             s.cgroup.display(),
             s.link_id,
             s.prog_id,
             s.sockets,
             c.sockets_added,
             c.sockets_removed,
+            c.sockets_left,
             c.add_failed
         ));
         out.push_str(&format!(

@@ -9,6 +9,8 @@ can hang; the test also kills this process at its own deadline. The last stdout 
 report; a failure is a non-zero exit with the reason on stderr.
 """
 
+import array
+import fcntl
 import hashlib
 import json
 import os
@@ -17,6 +19,7 @@ import socket
 import struct
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -475,6 +478,68 @@ def scenario_unread(total=1 << 20):
     return fails, {"bytes": 2 * total}
 
 
+def inq(sock):
+    b = array.array("i", [0])
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, b)
+    return b[0]
+
+
+def scenario_outside(n=4096):
+    """A peer outside the cgroup (a forked child moved to the parent cgroup), as client and as
+    server. FIONREAD on our socket must count bytes that came over TCP: on this kernel it counts
+    only redirected bytes on a socket in the map, which stalled nginx (it reads what FIONREAD
+    says is there, then waits for an edge-triggered wake-up that never comes)."""
+    fails = Failures()
+    own = open("/proc/self/cgroup").read().split("::", 1)[1].strip()
+    mount = next(l.split()[1] for l in open("/proc/mounts") if l.split()[2] == "cgroup2")
+    parent = os.path.join(mount + os.path.dirname(own), "cgroup.procs")
+    lsock = socket.create_server(("127.0.0.1", 0))
+    lsock.settimeout(TIMEOUT)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with open(parent, "w") as f:
+                f.write(str(os.getpid()))
+            outside = socket.create_server(("127.0.0.1", 0))
+            os.write(w, outside.getsockname()[1].to_bytes(2, "big"))
+            c = connect(("127.0.0.1", lsock.getsockname()[1]))
+            c.sendall(payload(31, n))
+            s, _ = outside.accept()
+            s.settimeout(TIMEOUT)
+            recv_exact(s, 5)
+            s.sendall(payload(32, n))
+            recv_exact(c, 1)
+            recv_exact(s, 1)
+        finally:
+            os._exit(0)
+    port = int.from_bytes(os.read(r, 2), "big")
+    srv, _ = lsock.accept()
+    srv.settimeout(TIMEOUT)
+    srv.recv(1, socket.MSG_PEEK)
+    time.sleep(0.2)
+    if inq(srv) != n:
+        fails.add(f"server side: FIONREAD {inq(srv)} with {n} bytes queued from a client outside the bypass")
+    got = recv_exact(srv, 1024)
+    if inq(srv) != n - 1024:
+        fails.add(f"server side: FIONREAD {inq(srv)} after reading 1024 of {n}")
+    rest = recv_exact(srv, n - len(got))
+    if got + rest != payload(31, n):
+        fails.add("server side: bytes differ")
+    cli = connect(("127.0.0.1", port))
+    cli.sendall(b"hello")
+    first = recv_exact(cli, 1024)
+    time.sleep(0.2)
+    if inq(cli) != n - 1024:
+        fails.add(f"client side: FIONREAD {inq(cli)} after reading 1024 of {n} from a server outside the bypass")
+    if first + recv_exact(cli, n - 1024) != payload(32, n):
+        fails.add("client side: bytes differ")
+    srv.sendall(b"x")
+    cli.sendall(b"x")
+    os.waitpid(pid, 0)
+    return fails, {"bytes": 2 * n}
+
+
 def main():
     name = sys.argv[1]
     fails, report = {
@@ -483,6 +548,7 @@ def main():
         "abrupt": scenario_abrupt,
         "detach": scenario_detach,
         "unread": scenario_unread,
+        "outside": scenario_outside,
     }[name]()
     report["failures"] = fails.items
     print(json.dumps(report), flush=True)

@@ -1,19 +1,27 @@
-//! `disgrafs bench sockmap`: plain loopback TCP against the same-host bypass (with the
+//! `disgrafs bench sockmap`: plain loopback TCP against the same-host bypass (with the opt-in
 //! small-write policy, and without it), side by side in one run, interleaved and repeated.
 //!
 //! The benchmark moves itself into a cgroup of its own ([`OwnCgroup`]) and attaches or
 //! detaches the bypass there between rounds, so both sides run the same code on the same
 //! loopback with fresh connections; medians of the repeats are reported. Every transfer is
 //! bounded in bytes and round trips, and every socket has a timeout.
+//!
+//! The service path: nginx as a reverse proxy (upstream keep-alive) in front of `disgrafs serve`
+//! (this executable), both started afresh for every round in a test cgroup (the bypass attached
+//! there before they start, for the bypass side), and wrk outside the cgroup as the client, so
+//! only the proxy → server hop can be bypassed, as in a deployment.
 
 use std::{
-    io::{Read, Write},
+    io::{BufRead, BufReader, Read, Write},
     net::{Shutdown, TcpListener, TcpStream},
+    path::Path,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use crate::row::{BenchRow, Better};
 use disgrafs_accel::AccelError;
+use disgrafs_accel::harness::{CgroupGuard, ChildGuard as Proc};
 use disgrafs_accel::sockmap::{self, OwnCgroup, SmallWritePolicy, SockmapConfig};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +37,9 @@ pub struct Args {
     /// Bytes per bulk measurement with 4 KiB and larger writes (64 B writes move 1/8 of it).
     #[arg(long, default_value_t = 256 << 20)]
     pub bulk_bytes: u64,
+    /// Seconds of wrk load per service-path measurement (nginx → disgrafs serve); 0 skips them.
+    #[arg(long, default_value_t = 5)]
+    pub service_seconds: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -172,8 +183,240 @@ fn human(n: usize) -> String {
     }
 }
 
-/// Runs the suite; rows compare plain loopback with the bypass (default policy) and with the
-/// bypass without the small-write policy.
+fn harness_err(what: impl Into<String>) -> AccelError {
+    AccelError::Harness(format!("bench sockmap: {}", what.into()))
+}
+
+/// `disgrafs serve` (this executable) in `cg`, on an ephemeral port; returns it and its address.
+fn start_serve(cg: &CgroupGuard, data: &Path) -> Result<(Proc, String), AccelError> {
+    let exe = std::env::current_exe().map_err(io_err("finding this executable"))?;
+    let mut child = cg
+        .command(None, &exe.to_string_lossy())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "0",
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("DISGRAFS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(io_err("starting disgrafs serve"))?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .map_err(io_err("reading the address of disgrafs serve"))?;
+    let proc = Proc(child);
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .ok_or_else(|| {
+            harness_err(format!(
+                "no address in {line:?} (is this the disgrafs binary?)"
+            ))
+        })?
+        .to_owned();
+    Ok((proc, addr))
+}
+
+/// nginx in `cg` as a reverse proxy to `upstream` with kept-alive upstream connections, its
+/// files under `dir/nginx`; `extra` goes into its `http` block. Returns it and its port (also
+/// used by `crates/cli/tests/sockmap_proxy.rs`, the correctness test of the same path).
+pub fn start_proxy(
+    cg: &CgroupGuard,
+    dir: &Path,
+    upstream: &str,
+    extra: &str,
+) -> Result<(Proc, u16), AccelError> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| harness_err("nginx is not installed (apt-get install nginx-light)"))?;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(io_err("finding a free port"))?
+        .port();
+    let root = dir.join("nginx");
+    for d in ["tmp", "logs"] {
+        std::fs::create_dir_all(root.join(d)).map_err(io_err("creating nginx's directories"))?;
+    }
+    let conf = format!(
+        "user root root; daemon off; master_process on; worker_processes 2; pid {r}/nginx.pid;
+error_log {r}/logs/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off; client_body_temp_path {r}/tmp; proxy_temp_path {r}/tmp; {extra}
+  upstream disgrafs {{ server {upstream}; keepalive 32; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://disgrafs; proxy_http_version 1.1; proxy_set_header Connection \"\";
+      proxy_set_header Host {upstream};
+    }}
+  }}
+}}
+",
+        r = root.display()
+    );
+    std::fs::write(root.join("nginx.conf"), conf).map_err(io_err("writing nginx.conf"))?;
+    let child = cg
+        .command(None, nginx)
+        .arg("-c")
+        .arg(root.join("nginx.conf"))
+        .arg("-p")
+        .arg(&root)
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(io_err("starting nginx"))?;
+    let proc = Proc(child);
+    let until = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > until {
+            return Err(harness_err(format!("nginx does not listen on {port}")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((proc, port))
+}
+
+/// One HTTP/1.1 request on a fresh connection; returns the response body.
+fn http(port: u16, head: &str, body: &[u8]) -> Result<Vec<u8>, AccelError> {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).map_err(io_err("connecting to nginx"))?;
+    c.set_read_timeout(Some(IO_TIMEOUT))
+        .map_err(io_err("timeout"))?;
+    write!(
+        c,
+        "{head}\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .and_then(|()| c.write_all(body))
+    .map_err(io_err("sending a request"))?;
+    let mut resp = Vec::new();
+    c.take(1 << 20)
+        .read_to_end(&mut resp)
+        .map_err(io_err("reading a response"))?;
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| harness_err("a response without a head"))?;
+    if !resp.starts_with(b"HTTP/1.1 2") {
+        let status = String::from_utf8_lossy(&resp[..split.min(80)]).into_owned();
+        return Err(harness_err(format!("{head}: {status}")));
+    }
+    Ok(resp[split + 4..].to_vec())
+}
+
+/// Requests per second and p99 latency (us) from `wrk --latency`; any error fails.
+fn wrk(url: &str, seconds: u64) -> Result<(f64, f64), AccelError> {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", &format!("-d{seconds}s"), "--latency", url])
+        .output()
+        .map_err(io_err("running wrk (apt-get install wrk)"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() || text.contains("Socket errors") || text.contains("Non-2xx") {
+        return Err(harness_err(format!("wrk saw errors from {url}:\n{text}")));
+    }
+    let field = |prefix: &str| {
+        text.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(prefix)
+                .map(str::trim)
+                .map(str::to_owned)
+        })
+    };
+    let rps = field("Requests/sec:").and_then(|v| v.parse::<f64>().ok());
+    let p99 = field("99%").and_then(|v| {
+        let (num, mul) = [("us", 1.0), ("ms", 1e3), ("s", 1e6)]
+            .into_iter()
+            .find_map(|(u, m)| v.strip_suffix(u).map(|n| (n, m)))?;
+        num.parse::<f64>().ok().map(|n| n * mul)
+    });
+    match (rps, p99) {
+        (Some(r), Some(p)) => Ok((r, p)),
+        _ => Err(harness_err(format!("wrk printed no rate or p99:\n{text}"))),
+    }
+}
+
+/// The service-path metrics, in the order [`service_round`] returns their values.
+const SERVICE: [(&str, &str, Better); 4] = [
+    (
+        "4 KiB GET via nginx → serve, wrk -t2 -c32",
+        "req/s",
+        Better::Higher,
+    ),
+    ("4 KiB GET via nginx → serve, p99", "us", Better::Lower),
+    (
+        "small API call (GET /api/files/ID) via nginx → serve",
+        "req/s",
+        Better::Higher,
+    ),
+    ("small API call via nginx → serve, p99", "us", Better::Lower),
+];
+
+/// One round of the service path on one side: fresh server and proxy in `cg`.
+fn service_round(cg: &CgroupGuard, dir: &Path, seconds: u64) -> Result<Vec<f64>, AccelError> {
+    let (_serve, addr) = start_serve(cg, &dir.join("data"))?;
+    let (_nginx, port) = start_proxy(cg, dir, &addr, "")?;
+    let body: Vec<u8> = (0..4096u32).map(|i| (i * 31 % 251) as u8).collect();
+    let rec = http(port, "PUT /api/files?name=small.bin HTTP/1.1", &body)?;
+    let id = serde_json::from_slice::<serde_json::Value>(&rec)
+        .ok()
+        .and_then(|v| v["id"].as_str().map(str::to_owned))
+        .ok_or_else(|| harness_err("the upload answered no id"))?;
+    if http(port, &format!("GET /api/files/{id}/content HTTP/1.1"), &[])? != body {
+        return Err(harness_err(
+            "the 4 KiB file came back different through the proxy",
+        ));
+    }
+    let base = format!("http://127.0.0.1:{port}/api/files/{id}");
+    let (get_rps, get_p99) = wrk(&format!("{base}/content"), seconds)?;
+    let (api_rps, api_p99) = wrk(&base, seconds)?;
+    Ok(vec![get_rps, get_p99, api_rps, api_p99])
+}
+
+/// The service-path rows: plain loopback against the bypass (default policy), interleaved.
+fn service_rows(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
+    let dir = tempfile::tempdir().map_err(io_err("creating a temporary directory"))?;
+    let cg = CgroupGuard::new("disgrafs-bench-svc")?;
+    // results[side][metric] = one value per repeat
+    let mut results = vec![vec![Vec::new(); SERVICE.len()]; 2];
+    for _ in 0..o.repeats {
+        for (side, bypass) in [(0, false), (1, true)] {
+            if bypass {
+                sockmap::attach(&SockmapConfig {
+                    cgroup: cg.path().to_path_buf(),
+                    policy: SmallWritePolicy::DEFAULT,
+                })?;
+            }
+            let round = service_round(&cg, dir.path(), o.service_seconds);
+            if bypass {
+                sockmap::detach_cgroup(cg.path())?;
+            }
+            for (m, v) in round?.into_iter().enumerate() {
+                results[side][m].push(v);
+            }
+        }
+    }
+    Ok(SERVICE
+        .iter()
+        .enumerate()
+        .map(|(m, (metric, unit, better))| {
+            BenchRow::new(
+                *metric,
+                *unit,
+                *better,
+                ("loopback TCP", Some(median(results[0][m].clone()))),
+                ("sockmap", median(results[1][m].clone())),
+            )
+        })
+        .collect())
+}
+
+/// Runs the suite; rows compare plain loopback with the bypass with the opt-in small-write
+/// policy (`SmallWritePolicy::STREAMS`) and with the default (no policy).
 pub fn run(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
     if o.repeats == 0 || o.round_trips < 10 || o.bulk_bytes < 1 << 20 {
         return Err(AccelError::InvalidArgument(
@@ -183,7 +426,7 @@ pub fn run(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
     let cg = OwnCgroup::create("bench")?;
     let sides = [
         Side::Plain,
-        Side::Bypass(SmallWritePolicy::DEFAULT),
+        Side::Bypass(SmallWritePolicy::STREAMS),
         Side::Bypass(SmallWritePolicy::OFF),
     ];
     let probes = probes(o);
@@ -224,6 +467,10 @@ pub fn run(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
             ));
         }
     }
+    // The service path runs outside the benchmark's own cgroup (wrk is the outside client).
     drop(cg);
+    if o.service_seconds > 0 {
+        rows.extend(service_rows(o)?);
+    }
     Ok(rows)
 }

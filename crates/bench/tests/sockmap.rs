@@ -16,7 +16,8 @@ fn bench_compares_loopback_with_the_bypass_and_leaves_nothing_attached() {
     ) {
         return;
     }
-    // DISGRAFS_SOCKMAP_BENCH=full runs the defaults of `disgrafs bench sockmap` and prints
+    // DISGRAFS_SOCKMAP_BENCH=full runs the defaults of `disgrafs bench sockmap` (less the
+    // service path, which needs the disgrafs binary as its server) and prints
     // the table (the same function the CLI calls).
     let full = std::env::var("DISGRAFS_SOCKMAP_BENCH").as_deref() == Ok("full");
     let opts = if full {
@@ -24,17 +25,21 @@ fn bench_compares_loopback_with_the_bypass_and_leaves_nothing_attached() {
             repeats: 3,
             round_trips: 20_000,
             bulk_bytes: 256 << 20,
+            service_seconds: 0,
         }
     } else {
         disgrafs_bench::sockmap::Args {
             repeats: 1,
             round_trips: 200,
             bulk_bytes: 4 << 20,
+            service_seconds: 0,
         }
     };
     let rows = disgrafs_bench::sockmap::run(&opts).expect("the benchmark runs");
     println!("{}", disgrafs_bench::render_table(&rows));
     // 6 ping-pong and 3 bulk metrics, each against the bypass with and without the policy.
+    // (The service path needs the disgrafs binary as its server: crates/cli/tests/sockmap_proxy.rs
+    // runs it through `disgrafs bench sockmap`.)
     assert_eq!(rows.len(), 18);
     for r in &rows {
         assert_eq!(r.baseline_name, "loopback TCP");

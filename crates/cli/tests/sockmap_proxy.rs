@@ -10,38 +10,18 @@
 )]
 
 use std::{
-    net::TcpStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::Command,
+    time::Duration,
 };
 
 use disgrafs_accel::{
-    harness::{self, CgroupGuard},
+    harness::{self, CgroupGuard, ChildGuard as Proc},
     sockmap,
 };
 
 mod common;
 use common::BIN;
-
-/// A child process stopped with SIGTERM (nginx's master takes its workers along), then killed.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the PID of a child we started and have not reaped.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
 
 /// Detaches the bypass from the test cgroup on drop; declared after the cgroup guard.
 struct Detach(PathBuf);
@@ -58,27 +38,28 @@ fn nginx() -> Option<&'static str> {
         .find(|p| Path::new(p).exists())
 }
 
+/// A tool the test needs is missing: a skip, or a failure under DISGRAFS_REQUIRE_PRIVILEGED=1.
+fn missing(what: &str) {
+    if std::env::var(harness::REQUIRE_ENV).as_deref() == Ok("1") {
+        panic!("{what} is not installed (scripts/deps.d/10-core.sh installs it)");
+    }
+    eprintln!("skipping: {what} is not installed");
+}
+
+/// A `disgrafs` command succeeded (else its stderr is the failure).
+fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn can_run(name: &str) -> bool {
     if !harness::privileged_or_skip(name) {
         return false;
     }
     true
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Starts `disgrafs serve` (extra args) from `cmd` and returns it with its address.
@@ -101,18 +82,13 @@ fn data(seed: u64, n: usize) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "open defect (issue 11, crates/accel/README.md): through the bypass the second upload on a kept-alive nginx upstream connection stalls 60 s and is reset; run with --ignored"]
 fn nginx_to_serve_through_the_bypass_is_byte_identical() {
     if !can_run("nginx_to_serve_through_the_bypass_is_byte_identical") {
         return;
     }
-    let Some(nginx_bin) = nginx() else {
-        if std::env::var(harness::REQUIRE_ENV).as_deref() == Ok("1") {
-            panic!("nginx is not installed (scripts/deps.d/10-core.sh installs nginx-light)");
-        }
-        eprintln!("skipping: nginx is not installed (apt-get install nginx-light)");
-        return;
-    };
+    if nginx().is_none() {
+        return missing("nginx");
+    }
     let dir = tempfile::tempdir().unwrap();
     let cg = CgroupGuard::new("proxy").unwrap();
     let out = Command::new(BIN)
@@ -120,50 +96,18 @@ fn nginx_to_serve_through_the_bypass_is_byte_identical() {
         .arg(cg.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let _detach = Detach(cg.path().to_path_buf());
 
     let (_server, addr) = serve(cg.command(None, BIN), &dir.path().join("data"), &[]);
-    let port = free_port();
-    let root = dir.path().join("nginx");
-    for d in ["tmp", "logs"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    let conf = format!(
-        "user root root; daemon off; master_process on; worker_processes 2; pid {r}/nginx.pid;
-error_log {r}/logs/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off; client_body_temp_path {r}/tmp; proxy_temp_path {r}/tmp;
-  client_max_body_size 0; proxy_request_buffering off; proxy_buffering off;
-  upstream disgrafs {{ server {addr}; keepalive 16; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://disgrafs; proxy_http_version 1.1; proxy_set_header Connection \"\";
-      proxy_set_header Host {addr};
-    }}
-  }}
-}}
-",
-        r = root.display()
-    );
-    std::fs::write(root.join("nginx.conf"), conf).unwrap();
-    let _nginx = Proc(
-        cg.command(None, nginx_bin)
-            .arg("-c")
-            .arg(root.join("nginx.conf"))
-            .arg("-p")
-            .arg(&root)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(port);
+    // Request bodies streamed (not buffered to disk) and any size, as in front of uploads.
+    let (_nginx, port) = disgrafs_bench::sockmap::start_proxy(
+        &cg,
+        dir.path(),
+        &addr,
+        "client_max_body_size 0; proxy_request_buffering off; proxy_buffering off;",
+    )
+    .unwrap();
 
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
@@ -262,4 +206,41 @@ fn accel_sockmap_refuses_the_root_cgroup_in_one_line() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn bench_sockmap_measures_the_service_path_through_nginx_without_errors() {
+    if !can_run("bench_sockmap_measures_the_service_path_through_nginx_without_errors") {
+        return;
+    }
+    if nginx().is_none() || harness::which("wrk").is_none() {
+        return missing("nginx or wrk");
+    }
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "sockmap",
+            "--json",
+            "--repeats",
+            "1",
+            "--round-trips",
+            "100",
+        ])
+        .args(["--bulk-bytes", "1048576", "--service-seconds", "1"])
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    // wrk errors (non-2xx, socket errors) fail the benchmark, so a row means zero errors.
+    let service: Vec<_> = rows
+        .iter()
+        .filter(|r| r["metric"].as_str().unwrap().contains("via nginx"))
+        .collect();
+    assert_eq!(service.len(), 4, "{rows:?}");
+    for r in service {
+        assert_eq!(r["candidate_name"], "sockmap", "{r}");
+        assert!(r["candidate"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["baseline"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(sockmap::attached_cgroups().is_empty());
 }

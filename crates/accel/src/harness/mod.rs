@@ -321,6 +321,27 @@ impl Drop for CgroupGuard {
     }
 }
 
+/// A child process (a server, nginx's master) stopped by its PID when dropped: SIGTERM first
+/// (nginx's master takes its workers along), SIGKILL after 10 s.
+#[derive(Debug)]
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the PID of a child we started and have not reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < until {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
 /// Removes one accelerator's pins on drop, so a test that panics half-way leaves nothing
 /// attached or pinned. Declare it after the [`VethNet`] it refers to: it then drops first.
 #[derive(Debug)]

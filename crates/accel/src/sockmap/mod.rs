@@ -11,6 +11,7 @@
 //! | `link_sockops` | the cgroup sock_ops link (new sockets join the map while it exists) |
 //! | `sock_map` | the SOCKHASH; the sk_msg program is attached to it and lives as long as it |
 //! | `sm_config`, `sm_stats`, `sk_state`, `spoke` | settings, per-CPU counters, per-socket state, who answered whom (small-write policy) |
+//! | `members` | which keys joined, and whether they sent over TCP (who may join, who leaves; see the BPF source) |
 //!
 //! Detaching is ordered so that open connections keep every byte (see [`detach`]).
 
@@ -36,7 +37,14 @@ use crate::{
 
 const OBJECT: &str = "sockmap.bpf.o";
 const PIN_LINK: &str = "link_sockops";
-const MAPS: [&str; 5] = ["sock_map", "sm_config", "sm_stats", "sk_state", "spoke"];
+const MAPS: [&str; 6] = [
+    "sock_map",
+    "sm_config",
+    "sm_stats",
+    "sk_state",
+    "spoke",
+    "members",
+];
 const CGROUP2_SUPER_MAGIC: i64 = 0x63677270;
 
 /// When a direction of a connection leaves the bypass because it looks like a stream of tiny
@@ -56,11 +64,16 @@ impl SmallWritePolicy {
         small_bytes: 0,
         run: 0,
     };
-    /// The default; what it gains and what it does not fix is measured in the crate README.
-    pub const DEFAULT: SmallWritePolicy = SmallWritePolicy {
+    /// Opt-in: streams of small writes take TCP after 16 messages below 1 KiB without a reply.
+    /// The receiver stays in the map, and FIONREAD there does not count bytes that came over
+    /// TCP: a reader that relies on FIONREAD (nginx) can stall. What it gains is measured in
+    /// the crate README.
+    pub const STREAMS: SmallWritePolicy = SmallWritePolicy {
         small_bytes: 1024,
         run: 16,
     };
+    /// The default: off, every message between two members is redirected.
+    pub const DEFAULT: SmallWritePolicy = SmallWritePolicy::OFF;
 }
 
 impl Default for SmallWritePolicy {
@@ -114,6 +127,10 @@ pub struct SockmapCounters {
     pub bytes_passed: u64,
     /// Connection directions moved to the normal path by the small-write policy.
     pub directions_to_tcp: u64,
+    /// Sockets taken out of the map because bytes reached them over TCP (a peer outside the
+    /// bypass, or a direction on the normal path): FIONREAD on a socket in the map would not
+    /// count those bytes (see `bpf/sockmap.bpf.c`).
+    pub sockets_left: u64,
 }
 
 // SAFETY: plain repr(C) u64s.
@@ -129,6 +146,7 @@ impl SockmapCounters {
         self.msgs_passed += o.msgs_passed;
         self.bytes_passed += o.bytes_passed;
         self.directions_to_tcp += o.directions_to_tcp;
+        self.sockets_left += o.sockets_left;
     }
 }
 
@@ -417,10 +435,11 @@ pub fn detach_cgroup(cgroup: &Path) -> Result<bool, AccelError> {
 ///
 /// Order matters: (1) every message from now on takes the normal path (the program marks each
 /// direction that does so, for good, so none goes back to redirecting while bytes are on the
-/// TCP path); (2) no new socket joins (the sock_ops link goes); (3) the map is freed, which
-/// takes the sockets out and releases sk_msg. Bytes already redirected to a reader that has not
-/// read them yet stay readable after (3) on this kernel: `detach_keeps_bytes_redirected_but_not_yet_read`
-/// in tests/sockmap.rs holds it to that.
+/// TCP path); (2) no new socket joins (the sock_ops link goes); (3) the pins go. The map itself
+/// lives on while sockets are in it (each socket's psock holds the sk_msg program, which holds
+/// the map) and goes with the last of them; the sockets are never taken out early, because
+/// taking a socket out drops the bytes redirected to it that it has not read yet
+/// (`detach_keeps_bytes_redirected_but_not_yet_read` in tests/sockmap.rs holds it to that).
 pub fn detach(a: &Attachment) -> Result<(), AccelError> {
     sys::require_privileged("detaching the same-host TCP bypass")?;
     if a.path("sm_config").exists() {
