@@ -8,6 +8,7 @@
 //! | `tagging`     | [`tagging`]     | the Python reference YAKE                 |
 //! | `cpu-balance` | [`cpu_balance`] | no balancer, on a veth pair (needs root)  |
 //! | `sockmap`     | [`sockmap`]     | plain loopback TCP (needs root)           |
+//! | `accel`       | [`accel`]       | disgrafs serve without accelerators (root)|
 //!
 //! Adding a suite: write a module with `Args` (its flags, `clap::Args`) and a `run` returning
 //! `Vec<BenchRow>`, add one variant to [`Suite`] and its arm in [`run`] (blocking work goes
@@ -16,13 +17,14 @@
 //! Only the `disgrafs` binary runs these suites and their errors are only printed, so this crate
 //! reports them with anyhow, like a binary; the product libraries keep their typed errors.
 
+pub mod accel;
 pub mod cpu_balance;
 pub mod io;
 pub mod row;
 pub mod sockmap;
 pub mod tagging;
 
-pub use row::{BenchRow, Better, print_rows, render_table, write_rows};
+pub use row::{BenchRow, Better, Spread, print_rows, render_markdown, render_table, write_rows};
 
 /// The `disgrafs bench` command.
 #[derive(Debug, clap::Args)]
@@ -42,6 +44,8 @@ pub enum Suite {
     CpuBalance(cpu_balance::Args),
     /// Plain loopback TCP against the same-host TCP bypass (sockmap), interleaved (needs root).
     Sockmap(sockmap::Args),
+    /// disgrafs' own traffic without and with its accelerators, on a veth pair (needs root).
+    Accel(accel::Args),
     /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
     Tagging(tagging::Args),
 }
@@ -56,6 +60,11 @@ pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || cpu_balance::run(&args)).await??
         }
         Suite::Sockmap(args) => tokio::task::spawn_blocking(move || sockmap::run(&args)).await??,
+        Suite::Accel(args) => {
+            // Installed before the host exists: Ctrl-C then makes the suite remove it and return.
+            let stop = accel::Stop::on_signals()?;
+            tokio::task::spawn_blocking(move || accel::run(&args, &stop)).await??
+        }
     };
     Ok(print_rows(&rows, bench.json)?)
 }
