@@ -274,6 +274,8 @@ struct Snap {
     tcp_in: f64,
     tcp_out: f64,
     sockets: f64,
+    /// CPU seconds of the server process.
+    server_cpu: f64,
 }
 
 /// One sample line of the Prometheus text format: name, labels, value.
@@ -331,6 +333,7 @@ fn parse_snap(text: &str, t: f64) -> Snap {
             "disgrafs_system_tcp_in_segments_total" => s.tcp_in = v,
             "disgrafs_system_tcp_out_segments_total" => s.tcp_out = v,
             "disgrafs_system_sockets_used" => s.sockets = v,
+            "disgrafs_process_cpu_seconds_total" => s.server_cpu = v,
             _ => {}
         }
     }
@@ -348,6 +351,8 @@ struct Rates {
     io_share: f64,
     tcp_in: f64,
     tcp_out: f64,
+    /// The server process's CPU use, % of one CPU.
+    server_cpu: f64,
 }
 
 fn rates(a: &Snap, b: &Snap) -> Rates {
@@ -378,6 +383,7 @@ fn rates(a: &Snap, b: &Snap) -> Rates {
         io_share,
         tcp_in: (b.tcp_in - a.tcp_in) / dt,
         tcp_out: (b.tcp_out - a.tcp_out) / dt,
+        server_cpu: (b.server_cpu - a.server_cpu) / dt * 100.0,
     }
 }
 
@@ -634,11 +640,13 @@ struct RunFigures {
     upload_mbs: f64,
     download_mbs: f64,
     failed: f64,
+    /// The client thread's CPU use, % of its CPU.
+    client_cpu: f64,
     /// (seconds into the load, per-interval rates), for the plots.
     series: Vec<(f64, Rates)>,
 }
 
-fn figures(snaps: &[Snap], ops: &[Op], load_secs: f64) -> RunFigures {
+fn figures(snaps: &[Snap], ops: &[Op], load_secs: f64, client_secs: f64) -> RunFigures {
     let (first, last) = (snaps.first(), snaps.last());
     let overall = match (first, last) {
         (Some(a), Some(b)) if b.t > a.t => rates(a, b),
@@ -674,8 +682,22 @@ fn figures(snaps: &[Snap], ops: &[Op], load_secs: f64) -> RunFigures {
         upload_mbs: bytes(&[Kind::Put, Kind::Tus]) / secs / 1e6,
         download_mbs: bytes(&[Kind::Download, Kind::Small]) / secs / 1e6,
         failed: ops.iter().filter(|o| !o.ok).count() as f64,
+        client_cpu: client_secs / secs * 100.0,
         series,
     }
+}
+
+/// CPU seconds of the calling thread. The kernel charges the softirq work it does on the way out
+/// of a syscall (here: the receive path of the frames the thread just sent over veth) to the
+/// thread.
+fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 /// Runs the client in namespace a, on one thread pinned to `--client-cpu`: setup, then the load.
@@ -685,7 +707,7 @@ fn client(
     args: &Args,
     stop: &Stop,
     on_load: impl FnOnce() + Send,
-) -> anyhow::Result<(Vec<Op>, f64)> {
+) -> anyhow::Result<(Vec<Op>, f64, f64)> {
     let dir = tempfile::tempdir_in(host.tmp.path())?;
     let (flows, cpu, duration) = (args.flows.max(1), args.client_cpu, args.duration.max(1));
     sys::in_netns(Some(host.net.a.name()), || {
@@ -703,6 +725,7 @@ fn client(
                 stop.check()?;
                 on_load();
                 let started = Instant::now();
+                let cpu0 = thread_cpu_secs();
                 let load = Load {
                     http,
                     client: disgrafs_client::Client::new(&base)?,
@@ -716,7 +739,11 @@ fn client(
                     .into_iter()
                     .flatten()
                     .collect();
-                Ok((ops, started.elapsed().as_secs_f64()))
+                Ok((
+                    ops,
+                    started.elapsed().as_secs_f64(),
+                    thread_cpu_secs() - cpu0,
+                ))
             })
         })())
     })?
@@ -752,10 +779,10 @@ fn run_once(
             .map_err(|_| anyhow::anyhow!("the /metrics sampler panicked"))??,
         None => Vec::new(),
     };
-    let (ops, secs) = result?;
+    let (ops, secs, client_secs) = result?;
     drop(serve);
     stop.check()?;
-    Ok(figures(&snaps, &ops, secs))
+    Ok(figures(&snaps, &ops, secs, client_secs))
 }
 
 fn mode_name(mode: Mode, args: &Args) -> String {
@@ -839,6 +866,15 @@ fn rows(runs: &[(Mode, RunFigures)], args: &Args) -> Vec<BenchRow> {
                  count), network, TCP and sockets the server namespace's",
             args.flows, args.client_cpu, args.duration, repeats
         )),
+        row(
+            "client CPU (pinned; runs the server's receive path without the balancer)",
+            "%",
+            Better::Lower,
+            &|r| r.client_cpu,
+        ),
+        row("server process CPU", "% of a CPU", Better::Lower, &|r| {
+            r.overall.server_cpu
+        }),
         row(
             "network throughput (server veth, rx+tx)",
             "Mbit/s",
@@ -998,6 +1034,7 @@ mod tests {
         disgrafs_system_disk_io_seconds_total{device=\"vda\"} 0.5\n\
         disgrafs_system_tcp_in_segments_total 40\n\
         disgrafs_system_sockets_used 12\n\
+        disgrafs_process_cpu_seconds_total 3.5\n\
         disgrafs_accel_http_trace_requests_total{iface=\"dgf-b\",method=\"GET\",path=\"/a,\\\"b\"} 3\n";
 
     #[test]
@@ -1008,6 +1045,7 @@ mod tests {
             (a.net_bytes, a.disk_written, a.tcp_in, a.sockets),
             (1500.0, 2e6, 40.0, 12.0)
         );
+        assert_eq!(a.server_cpu, 3.5);
         let mut b = a.clone();
         b.t = 2.0;
         b.cpu = vec![(7.0, 12.0), (3.0, 12.0)];
@@ -1015,7 +1053,9 @@ mod tests {
         b.disk_written += 4e6;
         b.disk_io.insert("vda".into(), 1.5);
         b.tcp_in += 100.0;
+        b.server_cpu += 1.0;
         let r = rates(&a, &b);
+        assert_eq!(r.server_cpu, 50.0);
         assert_eq!(r.peak_cpu, 100.0, "CPU 1: 2 busy of 2 seconds");
         assert_eq!((r.net_mbps, r.disk_write_mbs, r.tcp_in), (8.0, 2.0, 50.0));
         assert_eq!(r.io_share, 50.0);
@@ -1038,7 +1078,8 @@ mod tests {
             bytes: 0,
             ok: false,
         });
-        let f = figures(&snaps, &ops, 2.0);
+        let f = figures(&snaps, &ops, 2.0, 0.5);
+        assert_eq!(f.client_cpu, 25.0);
         assert_eq!(f.req_rate, 50.0);
         assert_eq!(f.p99_ms, 99.0);
         assert_eq!(f.failed, 1.0);
