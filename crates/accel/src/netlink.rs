@@ -1,6 +1,7 @@
 //! The one rtnetlink question the accelerators ask: which XDP program, if any, an interface runs
-//! (and in which mode). Asked before attaching, so a program someone else attached is never
-//! replaced, and by `status`, so it can say what it sees.
+//! (and in which mode), and whether it is a veth. Asked before attaching, so a program someone
+//! else attached is never replaced (and the balancer picks a mode that keeps TCP working on
+//! veth), and by `status`, so it can say what it sees.
 
 use std::{io, mem::size_of};
 
@@ -13,6 +14,8 @@ const NLMSG_ERROR: u16 = 2;
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_ATTACHED: u16 = 2;
 const IFLA_XDP_PROG_ID: u16 = 4;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// How an XDP program is attached (IFLA_XDP_ATTACHED).
@@ -31,6 +34,8 @@ pub struct XdpState {
     pub attached: XdpAttached,
     /// Id of the attached program (0 when none).
     pub prog_id: u32,
+    /// The interface is one end of a veth pair (IFLA_INFO_KIND "veth").
+    pub veth: bool,
 }
 
 #[repr(C)]
@@ -138,8 +143,16 @@ fn parse_reply(msg: &[u8]) -> Result<XdpState, io::Error> {
     let mut state = XdpState {
         attached: XdpAttached::None,
         prog_id: 0,
+        veth: false,
     };
     attrs(body, |t, payload| {
+        if t == IFLA_LINKINFO {
+            attrs(payload, |t, p| {
+                if t == IFLA_INFO_KIND {
+                    state.veth = p.split(|b| *b == 0).next() == Some(&b"veth"[..]);
+                }
+            });
+        }
         if t != IFLA_XDP {
             return;
         }
@@ -180,6 +193,10 @@ mod tests {
         let mut nested = attr(IFLA_XDP_ATTACHED, &[2]);
         nested.extend(attr(IFLA_XDP_PROG_ID, &77u32.to_ne_bytes()));
         let mut body = attr(3, b"veth0\0");
+        body.extend(attr(
+            IFLA_LINKINFO | 0x8000,
+            &attr(IFLA_INFO_KIND, b"veth\0"),
+        ));
         body.extend(attr(IFLA_XDP | 0x8000, &nested));
         let mut msg = Vec::new();
         msg.extend_from_slice(&((32 + body.len()) as u32).to_ne_bytes());
@@ -191,7 +208,8 @@ mod tests {
             s,
             XdpState {
                 attached: XdpAttached::Generic,
-                prog_id: 77
+                prog_id: 77,
+                veth: true,
             }
         );
     }

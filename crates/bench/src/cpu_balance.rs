@@ -95,6 +95,7 @@ impl Phase {
 
 const SINK_PORT: u16 = 5001;
 
+/// Pins the calling thread to `cpu` (also the `accel` suite's client).
 pub(crate) fn pin_current_thread(cpu: u32) -> Result<(), AccelError> {
     // SAFETY: cpu_set_t is plain data; CPU_SET writes within it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -376,9 +377,8 @@ fn run_phase(rig: &Rig, opts: &Args, rate: Option<u64>) -> Result<Phase, AccelEr
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+fn median(v: Vec<f64>) -> f64 {
+    crate::row::median(&v)
 }
 
 fn median_phase(ps: &[Phase]) -> Phase {

@@ -9,6 +9,7 @@
 //! | `cpu-balance` | [`cpu_balance`] | no balancer, on a veth pair (needs root)  |
 //! | `sockmap`     | [`sockmap`]     | plain loopback TCP (needs root)           |
 //! | `afxdp`       | [`afxdp`]       | the kernel path on the same veth (root)   |
+//! | `accel`       | [`accel`]       | disgrafs serve without accelerators (root)|
 //!
 //! Adding a suite: write a module with `Args` (its flags, `clap::Args`) and a `run` returning
 //! `Vec<BenchRow>`, add one variant to [`Suite`] and its arm in [`run`] (blocking work goes
@@ -17,6 +18,7 @@
 //! Only the `disgrafs` binary runs these suites and their errors are only printed, so this crate
 //! reports them with anyhow, like a binary; the product libraries keep their typed errors.
 
+pub mod accel;
 pub mod afxdp;
 mod child;
 pub mod cpu_balance;
@@ -26,7 +28,7 @@ pub mod sockmap;
 pub mod tagging;
 pub mod wrk;
 
-pub use row::{BenchRow, Better, print_rows, render_table, write_rows};
+pub use row::{BenchRow, Better, Spread, print_rows, render_markdown, render_table, write_rows};
 
 /// The `disgrafs bench` command.
 #[derive(Debug, clap::Args)]
@@ -48,6 +50,8 @@ pub enum Suite {
     Sockmap(sockmap::Args),
     /// The AF_XDP fast path against the kernel path on one veth pair (needs root).
     Afxdp(afxdp::Args),
+    /// disgrafs' own traffic without and with its accelerators, on a veth pair (needs root).
+    Accel(accel::Args),
     /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
     Tagging(tagging::Args),
 }
@@ -63,6 +67,11 @@ pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
         }
         Suite::Sockmap(args) => tokio::task::spawn_blocking(move || sockmap::run(&args)).await??,
         Suite::Afxdp(args) => tokio::task::spawn_blocking(move || afxdp::run(&args)).await??,
+        Suite::Accel(args) => {
+            // Installed before the host exists: Ctrl-C then makes the suite remove it and return.
+            let stop = accel::Stop::on_signals()?;
+            tokio::task::spawn_blocking(move || accel::run(&args, &stop)).await??
+        }
     };
     Ok(print_rows(&rows, bench.json)?)
 }

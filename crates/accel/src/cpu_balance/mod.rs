@@ -49,7 +49,8 @@ const MAPS: [&str; 5] = ["cpu_map", "cpu_slots", "cb_config", "cb_stats", "flow_
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AttachMode {
-    /// Native (driver) mode, falling back to generic mode with a warning when the driver lacks it.
+    /// Native (driver) mode, falling back to generic mode with a warning when the driver lacks
+    /// it; generic mode on veth, where native mode breaks TCP from the peer.
     #[default]
     Auto,
     /// Native mode only.
@@ -267,7 +268,8 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
                 iface: cfg.iface.clone(),
             });
         }
-        objects::attach_xdp(xdp, ifindex, &cfg.iface, cfg.mode, &mut warnings)
+        let mode = mode_for(cfg.mode, before.veth, &cfg.iface, &mut warnings);
+        objects::attach_xdp(xdp, ifindex, &cfg.iface, mode, &mut warnings)
     })?;
 
     // Drop counting is a nice-to-have: a kernel without tp_btf still balances.
@@ -294,6 +296,28 @@ pub fn attach(cfg: &BalanceConfig) -> Result<AttachReport, AccelError> {
         return Err(e);
     }
     Ok(AttachReport { mode, warnings })
+}
+
+/// The XDP mode to attach in. On veth, native XDP breaks TCP from the peer: veth sends TCP with
+/// checksum offload (CHECKSUM_PARTIAL: the checksum field holds only the pseudo-header sum), and
+/// a natively redirected frame reaches the CPUMAP as a bare `xdp_frame`, from which the target
+/// CPU builds a new skb that has lost that state, so TCP finds a bad checksum
+/// (TcpInCsumErrors), drops every segment, and connections time out. In generic mode the CPUMAP
+/// queues the skb itself, checksum state included. Wire NICs deliver complete checksums, so
+/// native mode stays the default there.
+fn mode_for(asked: AttachMode, veth: bool, iface: &str, warnings: &mut Vec<String>) -> AttachMode {
+    match (asked, veth) {
+        (AttachMode::Auto, true) => AttachMode::Generic,
+        (AttachMode::Native, true) => {
+            warnings.push(format!(
+                "{iface} is a veth: in native mode TCP from its peer fails the checksum check \
+                 unless the peer's checksum offload is off (ethtool -K PEER tx off); \
+                 --mode auto uses generic mode on veth"
+            ));
+            AttachMode::Native
+        }
+        (m, _) => m,
+    }
 }
 
 /// Program ids of every XDP link disgrafs has pinned.
