@@ -42,6 +42,7 @@ use disgrafs_accel::{
     sys,
 };
 
+use crate::Stop;
 use crate::row::{BenchRow, Better, render_markdown};
 
 /// Options of the benchmark (the flags of `disgrafs bench accel`).
@@ -68,42 +69,6 @@ pub struct Args {
     /// Also write the table as Markdown (accel.md) and the time series as SVG plots here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-}
-
-/// Set by Ctrl-C or SIGTERM: the run stops at its next step and removes its host.
-#[derive(Clone, Default)]
-pub struct Stop(Arc<AtomicBool>);
-
-impl Stop {
-    /// Installs SIGINT and SIGTERM handlers (at the call, so a signal right after is not lost)
-    /// that set the flag. Needs a tokio runtime.
-    pub fn on_signals() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let stop = Stop::default();
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let flag = stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            eprintln!("bench accel: interrupted, removing the test host");
-            flag.0.store(true, Ordering::SeqCst);
-        });
-        Ok(stop)
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    fn check(&self) -> anyhow::Result<()> {
-        if self.is_set() {
-            bail!("interrupted (the test host was removed)");
-        }
-        Ok(())
-    }
 }
 
 const SCRAPE_EVERY: Duration = Duration::from_millis(500);

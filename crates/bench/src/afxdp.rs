@@ -39,6 +39,7 @@ use disgrafs_accel::{
 };
 
 use crate::{
+    Stop,
     child::{self, Proc},
     cpu_balance::{
         AutogroupBoost, gettid, pin_current_thread, raise_priority, sink_socket, udp_flows,
@@ -85,37 +86,6 @@ const MAX_FRAMES: u64 = 100_000_000;
 
 fn url(port: u16, path: &str) -> String {
     format!("http://{}:{port}{path}", VethNet::ADDR_B)
-}
-
-/// Median, min and max.
-fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    match (v.first(), v.last()) {
-        (Some(&lo), Some(&hi)) => (v[v.len() / 2], lo, hi),
-        _ => (0.0, 0.0, 0.0),
-    }
-}
-
-/// A row from repeated measurements of both sides: medians, with the spread in the note.
-fn row(
-    metric: String,
-    unit: &str,
-    better: Better,
-    (base_name, base): (&str, Vec<f64>),
-    (cand_name, cand): (&str, Vec<f64>),
-) -> BenchRow {
-    let (n, b, c) = (base.len(), spread(base), spread(cand));
-    BenchRow::new(
-        metric,
-        unit,
-        better,
-        (base_name, Some(b.0)),
-        (cand_name, c.0),
-    )
-    .with_note(format!(
-        "median of {n}; {base_name} {:.4}..{:.4}, {cand_name} {:.4}..{:.4}",
-        b.1, b.2, c.1, c.2
-    ))
 }
 
 /// The test host with the kernel server running and one file uploaded.
@@ -384,7 +354,7 @@ fn raw_phase(
 
 /// Runs the benchmark; needs root, wrk, curl and ethtool. Builds its own namespaces and removes
 /// them, whatever way it ends.
-pub fn run(args: &Args) -> anyhow::Result<Vec<BenchRow>> {
+pub fn run(args: &Args, stop: &Stop) -> anyhow::Result<Vec<BenchRow>> {
     sys::require_privileged("the afxdp benchmark")?;
     for tool in ["wrk", "curl", "ethtool"] {
         if which(tool).is_none() {
@@ -427,6 +397,7 @@ pub fn run(args: &Args) -> anyhow::Result<Vec<BenchRow>> {
         for (which, path) in [&content, &record].into_iter().enumerate() {
             take(0, which, host.wrk(&load, KERNEL_PORT, path)?);
         }
+        stop.check()?;
         let fast = host.fast_path()?;
         for (which, path) in [&content, &record].into_iter().enumerate() {
             take(1, which, host.wrk(&load, FAST_PORT, path)?);
@@ -447,6 +418,7 @@ pub fn run(args: &Args) -> anyhow::Result<Vec<BenchRow>> {
             .into_iter()
             .enumerate()
         {
+            stop.check()?;
             let (rx, tx) = raw_phase(&host, args, how, &frames)?;
             raw[k].0.push(rx);
             raw[k].1.push(tx);
@@ -467,26 +439,26 @@ pub fn run(args: &Args) -> anyhow::Result<Vec<BenchRow>> {
         (0, format!("{} B content GET", args.size)),
         (1, "record GET (JSON)".to_string()),
     ] {
-        rows.push(row(
+        rows.push(BenchRow::medians(
             format!("{what} rate, {how}"),
             "req/s",
             Better::Higher,
-            (kernel, rate[0][which].clone()),
-            (fast, rate[1][which].clone()),
+            (kernel, &rate[0][which]),
+            (fast, &rate[1][which]),
         ));
-        rows.push(row(
+        rows.push(BenchRow::medians(
             format!("{what} p50 latency"),
             "ms",
             Better::Lower,
-            (kernel, p50[0][which].clone()),
-            (fast, p50[1][which].clone()),
+            (kernel, &p50[0][which]),
+            (fast, &p50[1][which]),
         ));
-        rows.push(row(
+        rows.push(BenchRow::medians(
             format!("{what} p99 latency"),
             "ms",
             Better::Lower,
-            (kernel, p99[0][which].clone()),
-            (fast, p99[1][which].clone()),
+            (kernel, &p99[0][which]),
+            (fast, &p99[1][which]),
         ));
     }
     let raw_how = format!(
@@ -496,26 +468,26 @@ pub fn run(args: &Args) -> anyhow::Result<Vec<BenchRow>> {
         args.receiver_cpu
     );
     let [recv, mmsg, xsk] = raw;
-    rows.push(row(
+    rows.push(BenchRow::medians(
         format!("raw receive rate, {raw_how}"),
         "pkt/s",
         Better::Higher,
-        ("kernel UDP socket, recv", recv.0.clone()),
-        ("AF_XDP socket (copy mode)", xsk.0.clone()),
+        ("kernel UDP socket, recv", &recv.0),
+        ("AF_XDP socket (copy mode)", &xsk.0),
     ));
-    rows.push(row(
-        "raw receive rate".into(),
+    rows.push(BenchRow::medians(
+        "raw receive rate",
         "pkt/s",
         Better::Higher,
-        ("kernel UDP socket, recvmmsg x64", mmsg.0),
-        ("AF_XDP socket (copy mode)", xsk.0),
+        ("kernel UDP socket, recvmmsg x64", &mmsg.0),
+        ("AF_XDP socket (copy mode)", &xsk.0),
     ));
-    rows.push(row(
-        "raw sender rate (the offered load)".into(),
+    rows.push(BenchRow::medians(
+        "raw sender rate (the offered load)",
         "pkt/s",
         Better::Higher,
-        ("while recv read", recv.1),
-        ("while AF_XDP read", xsk.1),
+        ("while recv read", &recv.1),
+        ("while AF_XDP read", &xsk.1),
     ));
     Ok(rows)
 }

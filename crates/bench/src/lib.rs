@@ -28,7 +28,49 @@ pub mod sockmap;
 pub mod tagging;
 pub mod wrk;
 
+use anyhow::bail;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
 pub use row::{BenchRow, Better, Spread, print_rows, render_markdown, render_table, write_rows};
+
+/// Set by Ctrl-C or SIGTERM: the run stops at its next step and removes its host.
+#[derive(Clone, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    /// Installs SIGINT and SIGTERM handlers (at the call, so a signal right after is not lost)
+    /// that set the flag. Needs a tokio runtime.
+    pub fn on_signals() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let stop = Stop::default();
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("bench: interrupted, removing the test host");
+            flag.0.store(true, Ordering::SeqCst);
+        });
+        Ok(stop)
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
+        if self.is_set() {
+            bail!("interrupted (the test host was removed)");
+        }
+        Ok(())
+    }
+}
 
 /// The `disgrafs bench` command.
 #[derive(Debug, clap::Args)]
@@ -66,10 +108,13 @@ pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || cpu_balance::run(&args)).await??
         }
         Suite::Sockmap(args) => tokio::task::spawn_blocking(move || sockmap::run(&args)).await??,
-        Suite::Afxdp(args) => tokio::task::spawn_blocking(move || afxdp::run(&args)).await??,
+        Suite::Afxdp(args) => {
+            let stop = Stop::on_signals()?;
+            tokio::task::spawn_blocking(move || afxdp::run(&args, &stop)).await??
+        }
         Suite::Accel(args) => {
             // Installed before the host exists: Ctrl-C then makes the suite remove it and return.
-            let stop = accel::Stop::on_signals()?;
+            let stop = Stop::on_signals()?;
             tokio::task::spawn_blocking(move || accel::run(&args, &stop)).await??
         }
     };
