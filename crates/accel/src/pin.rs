@@ -130,8 +130,8 @@ impl Attachment {
 
 /// Whether the link pinned at `path` is still attached. The kernel keeps a link whose target
 /// went away (an interface deleted with its namespace, a cgroup removed) but clears its target
-/// in the link's info: the first word of the type-specific part (`ifindex` of an XDP link,
-/// `cgroup_id` of a cgroup link) is then 0. Tracing links have a non-zero attach type there.
+/// in the link's info: the first word of the type-specific part (`ifindex` of an XDP or TCX
+/// link, `cgroup_id` of a cgroup link) is then 0.
 fn link_alive(path: &Path) -> bool {
     use std::os::fd::{FromRawFd, OwnedFd};
     const BPF_OBJ_GET: libc::c_long = 7;
@@ -187,7 +187,20 @@ fn link_alive(path: &Path) -> bool {
             std::mem::size_of::<InfoByFd>(),
         )
     };
-    rc == 0 && info[2] != 0
+    if rc != 0 {
+        return false;
+    }
+    // Only links bound to an interface or a cgroup lose their target; a tracing link (the
+    // drop counter's tp_btf) has no target to lose, and its union holds other things (for a raw
+    // tracepoint, a name buffer pointer that is 0 when none was asked for).
+    const BPF_LINK_TYPE_CGROUP: u64 = 3;
+    const BPF_LINK_TYPE_XDP: u64 = 6;
+    const BPF_LINK_TYPE_TCX: u64 = 11;
+    let link_type = info[0] & 0xffff_ffff;
+    !matches!(
+        link_type,
+        BPF_LINK_TYPE_CGROUP | BPF_LINK_TYPE_XDP | BPF_LINK_TYPE_TCX
+    ) || info[2] != 0
 }
 
 fn validate_component(what: &str, s: &str) -> Result<(), AccelError> {
