@@ -17,6 +17,8 @@ use futures::StreamExt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The flags of `disgrafs bench io`.
@@ -401,6 +403,35 @@ pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
         .requests_per_sec;
     let rps_nginx = load.run(&format!("{ng}/small.bin"))?.requests_per_sec;
 
+    // A scrape must not slow the request path (it takes none of its locks): the same small GETs
+    // again, while a scraper reads /metrics every 100 ms, against a run beside no scraper.
+    log("small GETs while /metrics is scraped");
+    let get = format!("{base}/api/files/{small_id}/content");
+    let quiet = load.run(&get)?;
+    let scraping = Arc::new(AtomicBool::new(true));
+    let scraper = {
+        let (http, url, scraping) = (http.clone(), format!("{base}/metrics"), scraping.clone());
+        tokio::spawn(async move {
+            let mut took = Vec::new();
+            // Bounded: the wrk run's length, and at most 10 minutes of scrapes.
+            while scraping.load(Ordering::Relaxed) && took.len() < 6000 {
+                let t = Instant::now();
+                let ok = match http.get(&url).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                anyhow::ensure!(ok, "a scrape of {url} failed");
+                took.push(t.elapsed().as_secs_f64() * 1000.0);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok::<_, anyhow::Error>(took)
+        })
+    };
+    let scraped = tokio::task::block_in_place(|| load.run(&get));
+    scraping.store(false, Ordering::Relaxed);
+    let scrape_ms = scraper.await??;
+    let scraped = scraped?;
+
     drop(ours);
     drop(nginx);
 
@@ -427,6 +458,10 @@ pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
         BenchRow::new(format!("upload {size} vs the disk"), "MB/s", Better::Higher, ("copy + fsync", Some(disk)), ("disgrafs", up_ours)),
         BenchRow::new(format!("download {size}"), "MB/s", Better::Higher, ("nginx sendfile", Some(down_nginx)), ("disgrafs", down_ours)),
         BenchRow::new(format!("4 KiB GET, {}", load.describe()), "req/s", Better::Higher, ("nginx", Some(rps_nginx)), ("disgrafs", rps_ours)),
+        BenchRow::new(format!("4 KiB GET while /metrics is scraped every 100 ms, {}", load.describe()), "req/s", Better::Higher, ("no scraper", Some(quiet.requests_per_sec)), ("scraped", scraped.requests_per_sec)),
+        BenchRow::new("4 KiB GET p99 while /metrics is scraped", "ms", Better::Lower, ("no scraper", Some(quiet.p99_ms)), ("scraped", scraped.p99_ms)),
+        BenchRow::new("/metrics scrape under that load, median", "ms", Better::Lower, ("4 KiB GET p50", Some(scraped.p50_ms)), ("scrape", crate::row::median(&scrape_ms)))
+            .with_note(format!("{} scrapes; the baseline is a small GET's median latency in the same run", scrape_ms.len())),
         BenchRow::new(format!("peak RSS after {size}"), "MiB", Better::Lower, ("nginx", Some(rss_nginx)), ("disgrafs", rss_big)),
         BenchRow::new(format!("peak RSS: {size} vs 64 MiB"), "MiB", Better::Lower, ("disgrafs after 64 MiB", Some(rss_small)), ("disgrafs", rss_big))
             .with_note("peak RSS after uploading and downloading 64 MiB, then the large file"),
