@@ -15,11 +15,11 @@ use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{Shutdown, TcpListener, TcpStream},
     path::Path,
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
-use crate::row::{BenchRow, Better};
+use crate::row::{BenchRow, Better, median};
 use disgrafs_accel::AccelError;
 use disgrafs_accel::harness::{CgroupGuard, ChildGuard as Proc};
 use disgrafs_accel::sockmap::{self, OwnCgroup, SmallWritePolicy, SockmapConfig};
@@ -131,11 +131,6 @@ fn bulk(write: usize, total: u64) -> Result<f64, AccelError> {
         )));
     }
     Ok(got as f64 / took.as_secs_f64() / 1e6)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// One measurement: a name, unit, direction and how to take it.
@@ -309,35 +304,15 @@ fn http(port: u16, head: &str, body: &[u8]) -> Result<Vec<u8>, AccelError> {
     Ok(resp[split + 4..].to_vec())
 }
 
-/// Requests per second and p99 latency (us) from `wrk --latency`; any error fails.
+/// Requests per second and p99 latency (us) of `wrk -t2 -c32`; any error fails.
 fn wrk(url: &str, seconds: u64) -> Result<(f64, f64), AccelError> {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c32", &format!("-d{seconds}s"), "--latency", url])
-        .output()
-        .map_err(io_err("running wrk (apt-get install wrk)"))?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() || text.contains("Socket errors") || text.contains("Non-2xx") {
-        return Err(harness_err(format!("wrk saw errors from {url}:\n{text}")));
-    }
-    let field = |prefix: &str| {
-        text.lines().find_map(|l| {
-            l.trim()
-                .strip_prefix(prefix)
-                .map(str::trim)
-                .map(str::to_owned)
-        })
+    let load = crate::wrk::Load {
+        threads: 2,
+        connections: 32,
+        seconds,
     };
-    let rps = field("Requests/sec:").and_then(|v| v.parse::<f64>().ok());
-    let p99 = field("99%").and_then(|v| {
-        let (num, mul) = [("us", 1.0), ("ms", 1e3), ("s", 1e6)]
-            .into_iter()
-            .find_map(|(u, m)| v.strip_suffix(u).map(|n| (n, m)))?;
-        num.parse::<f64>().ok().map(|n| n * mul)
-    });
-    match (rps, p99) {
-        (Some(r), Some(p)) => Ok((r, p)),
-        _ => Err(harness_err(format!("wrk printed no rate or p99:\n{text}"))),
-    }
+    let r = load.run(url).map_err(|e| harness_err(format!("{e:#}")))?;
+    Ok((r.requests_per_sec, r.p99_ms * 1000.0))
 }
 
 /// The service-path metrics, in the order [`service_round`] returns their values.
@@ -408,8 +383,8 @@ fn service_rows(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
                 *metric,
                 *unit,
                 *better,
-                ("loopback TCP", Some(median(results[0][m].clone()))),
-                ("sockmap", median(results[1][m].clone())),
+                ("loopback TCP", Some(median(&results[0][m]))),
+                ("sockmap", median(&results[1][m])),
             )
         })
         .collect())
@@ -456,14 +431,14 @@ pub fn run(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
     }
     let mut rows = Vec::new();
     for (pi, p) in probes.iter().enumerate() {
-        let plain = median(results[pi][0].clone());
+        let plain = median(&results[pi][0]);
         for (si, name) in [(1, "sockmap"), (2, "sockmap, policy off")] {
             rows.push(BenchRow::new(
                 p.metric.clone(),
                 p.unit,
                 p.better,
                 ("loopback TCP", Some(plain)),
-                (name, median(results[pi][si].clone())),
+                (name, median(&results[pi][si])),
             ));
         }
     }

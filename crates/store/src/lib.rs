@@ -100,10 +100,9 @@ impl Store {
         };
         // Recorded only once the location has proved usable: a start refused for a missing
         // bucket must not tie the directory to that bucket.
-        let store_blobs = BlobStore::open(blobs, data_dir).await?;
+        let blob_store = BlobStore::open(blobs, data_dir).await?;
         remember_blob_location(data_dir, blobs)?;
-        let blobs = store_blobs;
-        let mut store = Store::new(blobs, meta);
+        let mut store = Store::new(blob_store, meta);
         store._dir_lock = Some(Arc::new(lock));
         Ok(store)
     }
