@@ -10,8 +10,20 @@
 //! receive path of every frame into the server on the sending (client's) CPU, the case the
 //! report's 90.57 % peak came from; the CPU balancer moves it to other CPUs.
 //!
-//! Runs alternate (none, accelerated, none, ...), each on a new server and data directory, and
-//! every row is the median over the repeats with its min and max. The figures come from
+//! `--accel` lists the accelerated configurations; each is measured against the same workload
+//! without acceleration:
+//! * `cpu-balance`, `http-trace`: `serve --accel` attaches them to the server's veth;
+//! * `sockmap`, the same-host bypass, applies only to connections within one host and
+//!   namespace, so its configuration puts nginx in front of the server in namespace b (both in
+//!   the bypass's cgroup) and the client talks to nginx; its baseline is the same proxy without
+//!   the bypass;
+//! * `afxdp`: `disgrafs accel afxdp` serves the 4 KiB GETs on another port of the server's veth
+//!   through XDP steering, AF_XDP and smoltcp, beside the server (which keeps everything else).
+//!   The client's veth checksums in software in every run then (AF_XDP sees frames as sent).
+//!
+//! Runs go round the modes (baselines and configurations), each round starting one mode later,
+//! each run on a new server and data directory, and every row is the median over the repeats
+//! with its min and max. The figures come from
 //! scraping the server's `/metrics` from inside namespace b, so the report's table uses the one
 //! definition of each figure (`disgrafs_server::metrics`): per-CPU time, disk bytes and IO time
 //! are the machine's (/proc/stat, /proc/diskstats), network bytes, TCP segments and sockets are
@@ -57,8 +69,11 @@ pub struct Args {
     /// Concurrent client connections (flows into the server's one receive queue).
     #[arg(long, default_value_t = 8)]
     pub flows: usize,
-    /// The accelerated run's `serve --accel` list (on the server's veth).
-    #[arg(long, default_value = "cpu-balance,http-trace")]
+    /// Accelerated configurations, comma-separated, each with `+` between its accelerators:
+    /// cpu-balance and http-trace (`serve --accel` on the server's veth), sockmap (nginx in
+    /// front of the server on its host, with the same-host bypass), afxdp (4 KiB GETs through
+    /// the AF_XDP fast path). afxdp and cpu-balance both need the veth's XDP hook: not in one.
+    #[arg(long, default_value = "cpu-balance+http-trace,sockmap,afxdp")]
     pub accel: String,
     /// cpu-balance weights for the accelerated run [default: every CPU alike].
     #[arg(long)]
@@ -84,10 +99,121 @@ const MAX_SCRAPES: usize = 10_000;
 /// A request or a server shutdown that takes longer has failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Plain,
-    Accel,
+/// Ports in namespace b beside the server's: nginx (sockmap's configurations) and the fast path.
+const NGINX_PORT: u16 = 8088;
+const FAST_PORT: u16 = 8080;
+
+/// What one run measures: the server alone, or with accelerators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mode {
+    /// `serve --accel` (http-trace, cpu-balance).
+    serve: Vec<&'static str>,
+    sockmap: bool,
+    afxdp: bool,
+    /// The client reaches the server through nginx on the server's host.
+    via_nginx: bool,
+}
+
+impl Mode {
+    fn plain(via_nginx: bool) -> Mode {
+        Mode {
+            serve: Vec::new(),
+            sockmap: false,
+            afxdp: false,
+            via_nginx,
+        }
+    }
+
+    fn name(&self) -> String {
+        let mut parts: Vec<&str> = self.serve.clone();
+        if self.sockmap {
+            parts.push("sockmap");
+        }
+        if self.afxdp {
+            parts.push("afxdp");
+        }
+        let name = if parts.is_empty() {
+            "no accel".to_string()
+        } else {
+            parts.join("+")
+        };
+        if self.via_nginx {
+            format!("{name} via nginx")
+        } else {
+            name
+        }
+    }
+
+    /// The mode this one is compared against.
+    fn baseline(&self) -> Mode {
+        Mode::plain(self.via_nginx)
+    }
+}
+
+/// `--accel`: the configurations, in order, each once.
+fn parse_modes(list: &str) -> anyhow::Result<Vec<Mode>> {
+    let mut modes: Vec<Mode> = Vec::new();
+    for config in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let mut m = Mode::plain(false);
+        for part in config.split('+').map(str::trim) {
+            match part {
+                "cpu-balance" => m.serve.push("cpu-balance"),
+                "http-trace" => m.serve.push("http-trace"),
+                "sockmap" => {
+                    m.sockmap = true;
+                    m.via_nginx = true;
+                }
+                "afxdp" => m.afxdp = true,
+                other => bail!(
+                    "unknown accelerator {other:?} in --accel (cpu-balance, http-trace, sockmap, \
+                     afxdp; + joins them, a comma separates configurations)"
+                ),
+            }
+        }
+        m.serve.sort_unstable();
+        m.serve.dedup();
+        anyhow::ensure!(
+            !(m.afxdp && m.serve.contains(&"cpu-balance")),
+            "--accel {config}: afxdp and cpu-balance both need the server veth's XDP hook; \
+             measure them as separate configurations (afxdp,cpu-balance)"
+        );
+        if !modes.contains(&m) {
+            modes.push(m);
+        }
+    }
+    anyhow::ensure!(!modes.is_empty(), "--accel names no configuration");
+    Ok(modes)
+}
+
+/// Every mode a run of `configs` goes through: the baselines they need, then the configurations.
+fn all_modes(configs: &[Mode]) -> Vec<Mode> {
+    let mut modes: Vec<Mode> = Vec::new();
+    for b in configs.iter().map(Mode::baseline) {
+        if !modes.contains(&b) {
+            modes.push(b);
+        }
+    }
+    modes.extend(configs.iter().cloned());
+    modes
+}
+
+/// The same-host bypass on the test host's cgroup for one run; detached when dropped.
+struct Bypass(PathBuf);
+
+impl Bypass {
+    fn attach(cgroup: &Path) -> anyhow::Result<Bypass> {
+        disgrafs_accel::sockmap::attach(&disgrafs_accel::sockmap::SockmapConfig {
+            cgroup: cgroup.to_path_buf(),
+            policy: Default::default(),
+        })?;
+        Ok(Bypass(cgroup.to_path_buf()))
+    }
+}
+
+impl Drop for Bypass {
+    fn drop(&mut self) {
+        disgrafs_accel::sockmap::detach_cgroup(&self.0).ok();
+    }
 }
 
 /// Kinds of client request (one per flow role).
@@ -116,6 +242,7 @@ const ROLES: [Kind; 8] = [
 /// The test host; fields drop in order: pins, cgroup, namespaces (taking the veth pair), files.
 struct Host {
     _pins: AttachmentGuard,
+    _fast_pins: Option<AttachmentGuard>,
     cgroup: CgroupGuard,
     net: VethNet,
     bin: String,
@@ -123,7 +250,7 @@ struct Host {
 }
 
 impl Host {
-    fn new() -> anyhow::Result<Self> {
+    fn new(modes: &[Mode]) -> anyhow::Result<Self> {
         let bin = match std::env::var_os("DISGRAFS_BIN") {
             Some(p) => PathBuf::from(p),
             None => std::env::current_exe().context("cannot find the disgrafs executable")?,
@@ -136,11 +263,23 @@ impl Host {
         let cgroup = CgroupGuard::new("bench-accel")?;
         // serve attaches from inside namespace b, so its pins carry the current-namespace label.
         let _pins = AttachmentGuard::new(Accelerator::CpuBalance, None, VethNet::IF_B)?;
+        // The fast path attaches with the namespace's name.
+        let _fast_pins = if modes.iter().any(|m| m.afxdp) {
+            crate::afxdp::client_checksums_in_software(&net)?;
+            Some(AttachmentGuard::new(
+                Accelerator::Afxdp,
+                Some(net.b.name()),
+                VethNet::IF_B,
+            )?)
+        } else {
+            None
+        };
         let tmp = tempfile::Builder::new()
             .prefix("disgrafs-bench-accel")
             .tempdir()?;
         Ok(Host {
             _pins,
+            _fast_pins,
             cgroup,
             net,
             bin,
@@ -158,7 +297,7 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(host: &Host, data: &Path, mode: Mode, args: &Args) -> anyhow::Result<Serve> {
+    fn start(host: &Host, data: &Path, mode: &Mode, args: &Args) -> anyhow::Result<Serve> {
         let log_path = data.with_extension("log");
         let mut cmd = host.cgroup.command(Some(&host.net.b), &host.bin);
         cmd.arg("serve")
@@ -166,9 +305,9 @@ impl Serve {
             .arg("--data-dir")
             .arg(data)
             .args(["--workers", "1"]);
-        if mode == Mode::Accel {
-            cmd.args(["--accel", &args.accel, "--iface", VethNet::IF_B]);
-            if let Some(w) = &args.weights {
+        if !mode.serve.is_empty() {
+            cmd.args(["--accel", &mode.serve.join(","), "--iface", VethNet::IF_B]);
+            if let (Some(w), true) = (&args.weights, mode.serve.contains(&"cpu-balance")) {
                 cmd.args(["--weights", w]);
             }
         }
@@ -241,6 +380,10 @@ struct Snap {
     sockets: f64,
     /// CPU seconds of the server process.
     server_cpu: f64,
+    /// Bytes the same-host bypass handed straight to a peer socket.
+    bypassed_bytes: f64,
+    /// Requests the AF_XDP fast path answered.
+    fast_requests: f64,
 }
 
 /// One sample line of the Prometheus text format: name, labels, value.
@@ -299,6 +442,8 @@ fn parse_snap(text: &str, t: f64) -> Snap {
             "disgrafs_system_tcp_out_segments_total" => s.tcp_out = v,
             "disgrafs_system_sockets_used" => s.sockets = v,
             "disgrafs_process_cpu_seconds_total" => s.server_cpu = v,
+            "disgrafs_accel_sockmap_bytes_redirected_total" => s.bypassed_bytes += v,
+            "disgrafs_accel_afxdp_fast_path_http_requests_total" => s.fast_requests += v,
             _ => {}
         }
     }
@@ -318,6 +463,10 @@ struct Rates {
     tcp_out: f64,
     /// The server process's CPU use, % of one CPU.
     server_cpu: f64,
+    /// MB/s through the same-host bypass.
+    bypassed_mbs: f64,
+    /// Requests per second the fast path answered.
+    fast_rps: f64,
 }
 
 fn rates(a: &Snap, b: &Snap) -> Rates {
@@ -349,6 +498,8 @@ fn rates(a: &Snap, b: &Snap) -> Rates {
         tcp_in: (b.tcp_in - a.tcp_in) / dt,
         tcp_out: (b.tcp_out - a.tcp_out) / dt,
         server_cpu: (b.server_cpu - a.server_cpu) / dt * 100.0,
+        bypassed_mbs: (b.bypassed_bytes - a.bypassed_bytes) / dt / 1e6,
+        fast_rps: (b.fast_requests - a.fast_requests) / dt,
     }
 }
 
@@ -531,6 +682,8 @@ struct Load<'a> {
     http: reqwest::Client,
     client: disgrafs_client::Client,
     base: String,
+    /// Where the 4 KiB GETs go (the fast path's port, or `base`).
+    small_base: String,
     fixture: &'a Fixture,
     deadline: Instant,
     stop: &'a Stop,
@@ -563,7 +716,7 @@ async fn one_op(l: &Load<'_>, flow: usize, n: usize, kind: Kind) -> anyhow::Resu
         }
         Kind::Small => {
             let id = &l.fixture.small[(flow * 7 + n) % l.fixture.small.len()];
-            get_len(&l.http, &format!("{base}/api/files/{id}/content")).await
+            get_len(&l.http, &format!("{}/api/files/{id}/content", l.small_base)).await
         }
         Kind::Query => {
             let list = l.client.list(QUERIES[n % QUERIES.len()], 20, 0).await?;
@@ -666,12 +819,13 @@ fn thread_cpu_secs() -> f64 {
 }
 
 /// Runs the client in namespace a, on one thread pinned to `--client-cpu`: setup, then the load.
+/// `on_load` runs between the two and may name another base URL for the 4 KiB GETs.
 fn client(
     host: &Host,
     base: String,
     args: &Args,
     stop: &Stop,
-    on_load: impl FnOnce() + Send,
+    on_load: impl FnOnce(&Fixture) -> anyhow::Result<Option<String>> + Send,
 ) -> anyhow::Result<(Vec<Op>, f64, f64)> {
     let dir = tempfile::tempdir_in(host.tmp.path())?;
     let (flows, cpu, duration) = (args.flows.max(1), args.client_cpu, args.duration.max(1));
@@ -688,13 +842,14 @@ fn client(
                     .build()?;
                 let fixture = setup(&http, &base, dir.path()).await?;
                 stop.check()?;
-                on_load();
+                let small_base = on_load(&fixture)?.unwrap_or_else(|| base.clone());
                 let started = Instant::now();
                 let cpu0 = thread_cpu_secs();
                 let load = Load {
                     http,
                     client: disgrafs_client::Client::new(&base)?,
                     base: base.clone(),
+                    small_base,
                     fixture: &fixture,
                     deadline: started + Duration::from_secs(duration),
                     stop,
@@ -718,24 +873,56 @@ fn client(
 fn run_once(
     host: &Host,
     n: usize,
-    mode: Mode,
+    mode: &Mode,
     args: &Args,
     stop: &Stop,
 ) -> anyhow::Result<RunFigures> {
     let data = host.tmp.path().join(format!("data-{n}"));
+    // Before the server and the proxy open their sockets (sock_ops sees connections as they
+    // are established); detached after the run.
+    let _bypass = match mode.sockmap {
+        true => Some(Bypass::attach(host.cgroup.path())?),
+        false => None,
+    };
     let serve = Serve::start(host, &data, mode, args)?;
-    if mode == Mode::Accel && args.accel.contains("cpu-balance") {
+    if mode.serve.contains(&"cpu-balance") {
         anyhow::ensure!(
             disgrafs_accel::cpu_balance::is_attached(VethNet::IF_B, None)?,
             "serve --accel did not attach the CPU balancer to {}",
             VethNet::IF_B
         );
     }
+    let (_nginx, base) = if mode.via_nginx {
+        let listen = SocketAddr::from((VethNet::ADDR_B, NGINX_PORT));
+        let dir = host.tmp.path().join(format!("nginx-{n}"));
+        let proxy = crate::sockmap::start_proxy_at(
+            &host.cgroup,
+            Some(&host.net.b),
+            listen,
+            &dir,
+            &serve.addr.to_string(),
+            "client_max_body_size 0; proxy_request_buffering off; proxy_buffering off;",
+        )?;
+        (Some(proxy), format!("http://{listen}"))
+    } else {
+        (None, serve.base())
+    };
     let done = Arc::new(AtomicBool::new(false));
     let mut sampler_thread = None;
+    let mut fast = None;
     let (addr, ns) = (serve.addr, host.net.b.name().to_string());
-    let result = client(host, serve.base(), args, stop, || {
+    let result = client(host, base, args, stop, |fixture| {
+        let small = if mode.afxdp {
+            let probe = format!("/api/files/{}", fixture.small[0]);
+            fast = Some(crate::afxdp::start_fast_path(
+                &host.bin, &host.net, &data, FAST_PORT, &probe,
+            )?);
+            Some(format!("http://{}:{FAST_PORT}", VethNet::ADDR_B))
+        } else {
+            None
+        };
         sampler_thread = Some(sampler(ns, addr, Instant::now(), done.clone()));
+        Ok(small)
     });
     done.store(true, Ordering::SeqCst);
     let snaps = match sampler_thread {
@@ -745,16 +932,10 @@ fn run_once(
         None => Vec::new(),
     };
     let (ops, secs, client_secs) = result?;
+    drop(fast);
     drop(serve);
     stop.check()?;
     Ok(figures(&snaps, &ops, secs, client_secs))
-}
-
-fn mode_name(mode: Mode, args: &Args) -> String {
-    match mode {
-        Mode::Plain => "no accel".into(),
-        Mode::Accel => args.accel.replace(',', "+"),
-    }
 }
 
 /// Runs the benchmark; needs root. Builds its own host and removes it, also when interrupted.
@@ -767,7 +948,20 @@ pub fn run(args: &Args, stop: &Stop) -> anyhow::Result<Vec<BenchRow>> {
         "CPU {} is not online",
         args.client_cpu
     );
-    let host = Host::new()?;
+    let configs = parse_modes(&args.accel)?;
+    let modes = all_modes(&configs);
+    if modes.iter().any(|m| m.via_nginx) {
+        crate::sockmap::nginx()?;
+    }
+    if modes.iter().any(|m| m.afxdp) {
+        for tool in ["curl", "ethtool"] {
+            anyhow::ensure!(
+                harness::which(tool).is_some(),
+                "bench accel: afxdp's configuration needs {tool}"
+            );
+        }
+    }
+    let host = Host::new(&modes)?;
     eprintln!(
         "bench accel: test host ready (netns {} and {}, cgroup {})",
         host.net.a.name(),
@@ -775,7 +969,7 @@ pub fn run(args: &Args, stop: &Stop) -> anyhow::Result<Vec<BenchRow>> {
         host.cgroup.path().display()
     );
     let repeats = args.repeats.max(1) as usize;
-    let bar = indicatif::ProgressBar::new(2 * repeats as u64);
+    let bar = indicatif::ProgressBar::new((modes.len() * repeats) as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs {msg}",
@@ -784,105 +978,131 @@ pub fn run(args: &Args, stop: &Stop) -> anyhow::Result<Vec<BenchRow>> {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let mut runs: Vec<(Mode, RunFigures)> = Vec::new();
-    for i in 0..2 * repeats {
-        // none, accel, accel, none, ...: each mode goes first as often, against drift.
-        let mode = if (i % 2 == 0) == (i / 2 % 2 == 0) {
-            Mode::Plain
-        } else {
-            Mode::Accel
-        };
-        bar.set_message(mode_name(mode, args));
-        runs.push((mode, run_once(&host, i, mode, args, stop)?));
+    for i in 0..modes.len() * repeats {
+        // Round r starts r modes later (with two: none, accel, accel, none, ...): each mode
+        // goes first as often, against drift.
+        let (round, k) = (i / modes.len(), i % modes.len());
+        let mode = &modes[(round + k) % modes.len()];
+        bar.set_message(mode.name());
+        runs.push((mode.clone(), run_once(&host, i, mode, args, stop)?));
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let rows = rows(&runs, args);
+    let rows = rows(&runs, &configs, args);
     if let Some(dir) = &args.out {
-        write_out(dir, &rows, &runs, args)?;
+        write_out(dir, &rows, &runs, &modes)?;
     }
     Ok(rows)
 }
 
-fn rows(runs: &[(Mode, RunFigures)], args: &Args) -> Vec<BenchRow> {
-    let side = |mode: Mode, f: &dyn Fn(&RunFigures) -> f64| -> Vec<f64> {
+fn rows(runs: &[(Mode, RunFigures)], configs: &[Mode], args: &Args) -> Vec<BenchRow> {
+    let side = |mode: &Mode, f: &dyn Fn(&RunFigures) -> f64| -> Vec<f64> {
         runs.iter()
-            .filter(|(m, _)| *m == mode)
+            .filter(|(m, _)| m == mode)
             .map(|(_, r)| f(r))
             .collect()
     };
-    let (base, cand) = (mode_name(Mode::Plain, args), mode_name(Mode::Accel, args));
-    let row = |metric: &str, unit: &str, better: Better, f: &dyn Fn(&RunFigures) -> f64| {
-        BenchRow::medians(
-            metric,
-            unit,
-            better,
-            (base.as_str(), side(Mode::Plain, f).as_slice()),
-            (cand.as_str(), side(Mode::Accel, f).as_slice()),
-        )
-    };
     let repeats = args.repeats.max(1);
-    vec![
-        row("peak single-CPU utilisation", "%", Better::Lower, &|r| {
-            r.overall.peak_cpu
-        })
-        .with_note(format!(
+    let mut out = Vec::new();
+    for cand in configs {
+        let base = cand.baseline();
+        let (base_name, cand_name) = (base.name(), cand.name());
+        let row = |metric: &str, unit: &str, better: Better, f: &dyn Fn(&RunFigures) -> f64| {
+            BenchRow::medians(
+                metric,
+                unit,
+                better,
+                (base_name.as_str(), side(&base, f).as_slice()),
+                (cand_name.as_str(), side(cand, f).as_slice()),
+            )
+        };
+        let mut note = format!(
             "{} client flows pinned to CPU {} in namespace a, {} s x {} runs each, alternating; \
-                 CPU and disk are the whole machine's (/proc/stat, /proc/diskstats: neighbours \
-                 count), network, TCP and sockets the server namespace's",
+             CPU and disk are the whole machine's (/proc/stat, /proc/diskstats: neighbours \
+             count), network, TCP and sockets the server namespace's",
             args.flows, args.client_cpu, args.duration, repeats
-        )),
-        row(
-            "client CPU (pinned; runs the server's receive path without the balancer)",
-            "%",
-            Better::Lower,
-            &|r| r.client_cpu,
-        ),
-        row("server process CPU", "% of a CPU", Better::Lower, &|r| {
-            r.overall.server_cpu
-        }),
-        row(
-            "network throughput (server veth, rx+tx)",
-            "Mbit/s",
-            Better::Higher,
-            &|r| r.overall.net_mbps,
-        ),
-        row("disk write rate", "MB/s", Better::Higher, &|r| {
-            r.overall.disk_write_mbs
-        }),
-        row("disk read rate", "MB/s", Better::Higher, &|r| {
-            r.overall.disk_read_mbs
-        }),
-        row(
-            "share of time on IO (busiest disk)",
-            "%",
-            Better::Lower,
-            &|r| r.overall.io_share,
-        ),
-        row("TCP InSegs", "seg/s", Better::Higher, &|r| r.overall.tcp_in),
-        row("TCP OutSegs", "seg/s", Better::Higher, &|r| {
-            r.overall.tcp_out
-        }),
-        row("sockets in use (mean)", "sockets", Better::Lower, &|r| {
-            r.sockets
-        }),
-        row("request rate", "req/s", Better::Higher, &|r| r.req_rate),
-        row(
-            "p99 latency (4 KiB GETs and queries)",
-            "ms",
-            Better::Lower,
-            &|r| r.p99_ms,
-        ),
-        row(
-            "upload throughput (PUT + tus)",
-            "MB/s",
-            Better::Higher,
-            &|r| r.upload_mbs,
-        ),
-        row("download throughput", "MB/s", Better::Higher, &|r| {
-            r.download_mbs
-        }),
-        row("failed requests", "requests", Better::Lower, &|r| r.failed),
-    ]
+        );
+        if cand.via_nginx {
+            note.push_str("; through nginx in the server's namespace, in both runs");
+        }
+        if cand.afxdp {
+            note.push_str("; the 4 KiB GETs go to the fast path, the rest to the server");
+        }
+        out.extend([
+            row("peak single-CPU utilisation", "%", Better::Lower, &|r| {
+                r.overall.peak_cpu
+            })
+            .with_note(note),
+            row(
+                "client CPU (pinned; runs the server's receive path without the balancer)",
+                "%",
+                Better::Lower,
+                &|r| r.client_cpu,
+            ),
+            row("server process CPU", "% of a CPU", Better::Lower, &|r| {
+                r.overall.server_cpu
+            }),
+            row(
+                "network throughput (server veth, rx+tx)",
+                "Mbit/s",
+                Better::Higher,
+                &|r| r.overall.net_mbps,
+            ),
+            row("disk write rate", "MB/s", Better::Higher, &|r| {
+                r.overall.disk_write_mbs
+            }),
+            row("disk read rate", "MB/s", Better::Higher, &|r| {
+                r.overall.disk_read_mbs
+            }),
+            row(
+                "share of time on IO (busiest disk)",
+                "%",
+                Better::Lower,
+                &|r| r.overall.io_share,
+            ),
+            row("TCP InSegs", "seg/s", Better::Higher, &|r| r.overall.tcp_in),
+            row("TCP OutSegs", "seg/s", Better::Higher, &|r| {
+                r.overall.tcp_out
+            }),
+            row("sockets in use (mean)", "sockets", Better::Lower, &|r| {
+                r.sockets
+            }),
+            row("request rate", "req/s", Better::Higher, &|r| r.req_rate),
+            row(
+                "p99 latency (4 KiB GETs and queries)",
+                "ms",
+                Better::Lower,
+                &|r| r.p99_ms,
+            ),
+            row(
+                "upload throughput (PUT + tus)",
+                "MB/s",
+                Better::Higher,
+                &|r| r.upload_mbs,
+            ),
+            row("download throughput", "MB/s", Better::Higher, &|r| {
+                r.download_mbs
+            }),
+            row("failed requests", "requests", Better::Lower, &|r| r.failed),
+        ]);
+        if cand.sockmap {
+            out.push(row(
+                "bytes through the same-host bypass",
+                "MB/s",
+                Better::Higher,
+                &|r| r.overall.bypassed_mbs,
+            ));
+        }
+        if cand.afxdp {
+            out.push(row(
+                "requests answered by the AF_XDP fast path",
+                "req/s",
+                Better::Higher,
+                &|r| r.overall.fast_rps,
+            ));
+        }
+    }
+    out
 }
 
 /// The plotted series: (file stem, title, unit, value).
@@ -907,7 +1127,7 @@ fn write_out(
     dir: &Path,
     rows: &[BenchRow],
     runs: &[(Mode, RunFigures)],
-    args: &Args,
+    modes: &[Mode],
 ) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let cmd: Vec<String> = std::env::args().collect();
@@ -923,16 +1143,16 @@ fn write_out(
     );
     fs::write(dir.join("accel.md"), md)?;
     for (stem, title, unit, value) in PLOTS {
-        let lines: Vec<(Mode, Vec<(f64, f64)>)> = runs
+        let lines: Vec<(&Mode, Vec<(f64, f64)>)> = runs
             .iter()
-            .map(|(m, r)| (*m, r.series.iter().map(|(t, x)| (*t, value(x))).collect()))
+            .map(|(m, r)| (m, r.series.iter().map(|(t, x)| (*t, value(x))).collect()))
             .collect();
         plot(
             &dir.join(format!("accel-{stem}.svg")),
             title,
             unit,
             &lines,
-            args,
+            modes,
         )?;
     }
     Ok(())
@@ -942,8 +1162,8 @@ fn plot(
     path: &Path,
     title: &str,
     unit: &str,
-    lines: &[(Mode, Vec<(f64, f64)>)],
-    args: &Args,
+    lines: &[(&Mode, Vec<(f64, f64)>)],
+    modes: &[Mode],
 ) -> anyhow::Result<()> {
     use plotters::prelude::*;
     let points = || lines.iter().flat_map(|(_, l)| l.iter());
@@ -962,12 +1182,13 @@ fn plot(
         .x_desc("seconds into the load")
         .y_desc(unit)
         .draw()?;
-    for (mode, color) in [(Mode::Plain, RED), (Mode::Accel, BLUE)] {
+    for (i, mode) in modes.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
         let mut labelled = false;
         for (_, l) in lines.iter().filter(|(m, _)| *m == mode) {
             let s = chart.draw_series(LineSeries::new(l.iter().copied(), color.stroke_width(2)))?;
             if !labelled {
-                s.label(mode_name(mode, args)).legend(move |(x, y)| {
+                s.label(mode.name()).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
                 labelled = true;
@@ -1000,6 +1221,8 @@ mod tests {
         disgrafs_system_tcp_in_segments_total 40\n\
         disgrafs_system_sockets_used 12\n\
         disgrafs_process_cpu_seconds_total 3.5\n\
+        disgrafs_accel_sockmap_bytes_redirected_total{cgroup=\"/sys/fs/cgroup/x\"} 7e6\n\
+        disgrafs_accel_afxdp_fast_path_http_requests_total{iface=\"dgf-b\",netns=\"n\"} 30\n\
         disgrafs_accel_http_trace_requests_total{iface=\"dgf-b\",method=\"GET\",path=\"/a,\\\"b\"} 3\n";
 
     #[test]
@@ -1011,6 +1234,7 @@ mod tests {
             (1500.0, 2e6, 40.0, 12.0)
         );
         assert_eq!(a.server_cpu, 3.5);
+        assert_eq!((a.bypassed_bytes, a.fast_requests), (7e6, 30.0));
         let mut b = a.clone();
         b.t = 2.0;
         b.cpu = vec![(7.0, 12.0), (3.0, 12.0)];
@@ -1019,7 +1243,10 @@ mod tests {
         b.disk_io.insert("vda".into(), 1.5);
         b.tcp_in += 100.0;
         b.server_cpu += 1.0;
+        b.bypassed_bytes += 4e6;
+        b.fast_requests += 10.0;
         let r = rates(&a, &b);
+        assert_eq!((r.bypassed_mbs, r.fast_rps), (2.0, 5.0));
         assert_eq!(r.server_cpu, 50.0);
         assert_eq!(r.peak_cpu, 100.0, "CPU 1: 2 busy of 2 seconds");
         assert_eq!((r.net_mbps, r.disk_write_mbs, r.tcp_in), (8.0, 2.0, 50.0));
@@ -1050,6 +1277,41 @@ mod tests {
         assert_eq!(f.failed, 1.0);
         assert_eq!(f.series.len(), 1);
         assert_eq!(f.sockets, 12.0);
+    }
+
+    #[test]
+    fn accel_lists_become_modes_with_their_baselines() {
+        let configs =
+            parse_modes("http-trace+cpu-balance, sockmap,afxdp+http-trace,sockmap").unwrap();
+        let names: Vec<String> = configs.iter().map(Mode::name).collect();
+        assert_eq!(
+            names,
+            [
+                "cpu-balance+http-trace",
+                "sockmap via nginx",
+                "http-trace+afxdp"
+            ]
+        );
+        let all: Vec<String> = all_modes(&configs).iter().map(Mode::name).collect();
+        assert_eq!(
+            all,
+            [
+                "no accel",
+                "no accel via nginx",
+                "cpu-balance+http-trace",
+                "sockmap via nginx",
+                "http-trace+afxdp"
+            ]
+        );
+        for (bad, why) in [
+            ("warp", "unknown accelerator \"warp\""),
+            ("afxdp+cpu-balance", "both need the server veth's XDP hook"),
+            (" , ", "names no configuration"),
+        ] {
+            let e = parse_modes(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

@@ -103,16 +103,8 @@ impl Host {
     fn new(size: u64) -> anyhow::Result<Host> {
         let net = VethNet::new(VethOptions { single_queue: true })?;
         let pins = AttachmentGuard::new(Accelerator::Afxdp, Some(net.b.name()), VethNet::IF_B)?;
-        // veth leaves TCP checksums to "hardware" that never computes them; AF_XDP sees frames
-        // as sent, so the client side checksums in software (a real NIC's frames are complete).
         // Both paths run with it, so neither is favoured.
-        let ok = net
-            .a
-            .command("ethtool")
-            .args(["-K", VethNet::IF_A, "tx", "off"])
-            .stdout(Stdio::null())
-            .status()?;
-        anyhow::ensure!(ok.success(), "ethtool -K {} tx off failed", VethNet::IF_A);
+        client_checksums_in_software(&net)?;
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
         let exe = std::env::current_exe()?;
@@ -152,42 +144,73 @@ impl Host {
 
     /// Starts the fast path on the same data directory; stopped when the result is dropped.
     fn fast_path(&self) -> anyhow::Result<Proc> {
-        let mut c = Command::new(std::env::current_exe()?);
-        c.args(["accel", "afxdp", "--iface", VethNet::IF_B, "--netns"])
-            .arg(self.net.b.name())
-            .args(["--port", &FAST_PORT.to_string(), "--data-dir"])
-            .arg(&self.data);
-        let (proc, _) = child::spawn_until_line(c, "disgrafs accel afxdp")?;
-        // Ready means it answers, not only that it printed its line.
-        let until = Instant::now() + Duration::from_secs(20);
-        let probe = url(FAST_PORT, &format!("/api/files/{}", self.id));
-        while Instant::now() < until {
-            let out = self
-                .net
-                .a
-                .command("curl")
-                .args([
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "--max-time",
-                    "2",
-                ])
-                .arg(&probe)
-                .output()?;
-            if out.stdout == b"200" {
-                return Ok(proc);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bail!("the fast path did not answer within 20 s")
+        let exe = std::env::current_exe()?;
+        start_fast_path(
+            &exe.to_string_lossy(),
+            &self.net,
+            &self.data,
+            FAST_PORT,
+            &format!("/api/files/{}", self.id),
+        )
     }
 
     fn wrk(&self, load: &wrk::Load, port: u16, path: &str) -> anyhow::Result<wrk::Report> {
         load.run_with(self.net.a.command("wrk"), &url(port, path))
     }
+}
+
+/// Starts `disgrafs accel afxdp` (the executable `disgrafs`) on `net`'s server side, serving
+/// `data` on `port`, and returns once `probe` answers 200 through it from namespace a (ready
+/// means it answers, not only that it printed its line). Stopped when the result is dropped.
+pub(crate) fn start_fast_path(
+    disgrafs: &str,
+    net: &VethNet,
+    data: &std::path::Path,
+    port: u16,
+    probe: &str,
+) -> anyhow::Result<Proc> {
+    let mut c = Command::new(disgrafs);
+    c.args(["accel", "afxdp", "--iface", VethNet::IF_B, "--netns"])
+        .arg(net.b.name())
+        .args(["--port", &port.to_string(), "--data-dir"])
+        .arg(data);
+    let (proc, _) = child::spawn_until_line(c, "disgrafs accel afxdp")?;
+    let until = Instant::now() + Duration::from_secs(20);
+    let probe = url(port, probe);
+    while Instant::now() < until {
+        let out = net
+            .a
+            .command("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "2",
+            ])
+            .arg(&probe)
+            .output()?;
+        if out.stdout == b"200" {
+            return Ok(proc);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the fast path did not answer within 20 s")
+}
+
+/// veth leaves TCP checksums to "hardware" that never computes them; AF_XDP sees frames as
+/// sent, so the client side checksums in software (a real NIC's frames are complete).
+pub(crate) fn client_checksums_in_software(net: &VethNet) -> anyhow::Result<()> {
+    let ok = net
+        .a
+        .command("ethtool")
+        .args(["-K", VethNet::IF_A, "tx", "off"])
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(ok.success(), "ethtool -K {} tx off failed", VethNet::IF_A);
+    Ok(())
 }
 
 /// How the raw-receive phase reads.

@@ -431,7 +431,7 @@ pub(crate) fn udp_flows(
 }
 
 /// Runs the benchmark; needs root. Creates its own namespaces and tears them down.
-pub fn run(opts: &Args) -> Result<Vec<BenchRow>, AccelError> {
+pub fn run(opts: &Args, stop: &crate::Stop) -> Result<Vec<BenchRow>, AccelError> {
     sys::require_privileged("the cpu-balance benchmark")?;
     let ncpu = sys::possible_cpus()?;
     let weights = Weights::parse(&opts.weights, ncpu)?;
@@ -463,18 +463,24 @@ pub fn run(opts: &Args) -> Result<Vec<BenchRow>, AccelError> {
     let (mut base_max, mut cand_max, mut base_fixed, mut cand_fixed) =
         (vec![], vec![], vec![], vec![]);
     let mut drop_share = vec![];
+    // Each phase is bounded in time; Ctrl-C stops the run between phases and the guards
+    // remove the host.
+    let phase = |rate| {
+        stop.check_accel()?;
+        run_phase(&rig, opts, rate)
+    };
     for _ in 0..opts.repeats.max(1) {
-        base_max.push(run_phase(&rig, opts, None)?);
+        base_max.push(phase(None)?);
         attach()?;
-        cand_max.push(run_phase(&rig, opts, None)?);
+        cand_max.push(phase(None)?);
         detach()?;
     }
     let bm = median_phase(&base_max);
     let rate = opts.rate.unwrap_or(((bm.rx_pps * 0.6) as u64).max(1000));
     for _ in 0..opts.repeats.max(1) {
-        base_fixed.push(run_phase(&rig, opts, Some(rate))?);
+        base_fixed.push(phase(Some(rate))?);
         attach()?;
-        cand_fixed.push(run_phase(&rig, opts, Some(rate))?);
+        cand_fixed.push(phase(Some(rate))?);
         // Counters start at zero with each attachment: this phase's drops (warm-up included).
         let c = cpu_balance::counters(VethNet::IF_B, Some(&ns))?;
         let (dropped, redirected) = c

@@ -28,7 +28,6 @@ pub mod sockmap;
 pub mod tagging;
 pub mod wrk;
 
-use anyhow::bail;
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
@@ -65,8 +64,15 @@ impl Stop {
     }
 
     pub(crate) fn check(&self) -> anyhow::Result<()> {
+        Ok(self.check_accel()?)
+    }
+
+    /// [`Stop::check`] for the suites that report `AccelError`s.
+    pub(crate) fn check_accel(&self) -> Result<(), disgrafs_accel::AccelError> {
         if self.is_set() {
-            bail!("interrupted (the test host was removed)");
+            return Err(disgrafs_accel::AccelError::Harness(
+                "interrupted (the test host was removed)".into(),
+            ));
         }
         Ok(())
     }
@@ -104,16 +110,21 @@ pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
         Suite::Io(args) => io::run(&args, bench.json).await?,
         Suite::Tagging(args) => tokio::task::spawn_blocking(move || tagging::run(&args)).await??,
         // Netlink, bpf(2) and pinned threads block: keep them off the runtime.
+        // Each installs its Ctrl-C handler before its host exists: the suite then removes the host
+        // and returns.
         Suite::CpuBalance(args) => {
-            tokio::task::spawn_blocking(move || cpu_balance::run(&args)).await??
+            let stop = Stop::on_signals()?;
+            tokio::task::spawn_blocking(move || cpu_balance::run(&args, &stop)).await??
         }
-        Suite::Sockmap(args) => tokio::task::spawn_blocking(move || sockmap::run(&args)).await??,
+        Suite::Sockmap(args) => {
+            let stop = Stop::on_signals()?;
+            tokio::task::spawn_blocking(move || sockmap::run(&args, &stop)).await??
+        }
         Suite::Afxdp(args) => {
             let stop = Stop::on_signals()?;
             tokio::task::spawn_blocking(move || afxdp::run(&args, &stop)).await??
         }
         Suite::Accel(args) => {
-            // Installed before the host exists: Ctrl-C then makes the suite remove it and return.
             let stop = Stop::on_signals()?;
             tokio::task::spawn_blocking(move || accel::run(&args, &stop)).await??
         }

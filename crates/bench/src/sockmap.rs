@@ -13,7 +13,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::{Shutdown, TcpListener, TcpStream},
+    net::{Shutdown, SocketAddr, TcpListener, TcpStream},
     path::Path,
     process::Stdio,
     time::{Duration, Instant},
@@ -21,7 +21,7 @@ use std::{
 
 use crate::row::{BenchRow, Better, median};
 use disgrafs_accel::AccelError;
-use disgrafs_accel::harness::{CgroupGuard, ChildGuard as Proc};
+use disgrafs_accel::harness::{CgroupGuard, ChildGuard as Proc, NetNsGuard};
 use disgrafs_accel::sockmap::{self, OwnCgroup, SmallWritePolicy, SockmapConfig};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -226,14 +226,36 @@ pub fn start_proxy(
     upstream: &str,
     extra: &str,
 ) -> Result<(Proc, u16), AccelError> {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .ok_or_else(|| harness_err("nginx is not installed (apt-get install nginx-light)"))?;
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(io_err("finding a free port"))?
         .port();
+    let listen = SocketAddr::from(([127, 0, 0, 1], port));
+    Ok((
+        start_proxy_at(cg, None, listen, dir, upstream, extra)?,
+        port,
+    ))
+}
+
+/// Debian's nginx, or why there is none.
+pub(crate) fn nginx() -> Result<&'static str, AccelError> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| harness_err("nginx is not installed (apt-get install nginx-light)"))
+}
+
+/// [`start_proxy`] listening on `listen`, in network namespace `netns` when given (the test
+/// host of `bench accel`); returns once it accepts connections there.
+pub(crate) fn start_proxy_at(
+    cg: &CgroupGuard,
+    netns: Option<&NetNsGuard>,
+    listen: SocketAddr,
+    dir: &Path,
+    upstream: &str,
+    extra: &str,
+) -> Result<Proc, AccelError> {
+    let nginx = nginx()?;
     let root = dir.join("nginx");
     for d in ["tmp", "logs"] {
         std::fs::create_dir_all(root.join(d)).map_err(io_err("creating nginx's directories"))?;
@@ -246,7 +268,7 @@ http {{
   access_log off; client_body_temp_path {r}/tmp; proxy_temp_path {r}/tmp; {extra}
   upstream disgrafs {{ server {upstream}; keepalive 32; }}
   server {{
-    listen 127.0.0.1:{port};
+    listen {listen};
     location / {{
       proxy_pass http://disgrafs; proxy_http_version 1.1; proxy_set_header Connection \"\";
       proxy_set_header Host {upstream};
@@ -258,7 +280,7 @@ http {{
     );
     std::fs::write(root.join("nginx.conf"), conf).map_err(io_err("writing nginx.conf"))?;
     let child = cg
-        .command(None, nginx)
+        .command(netns, nginx)
         .arg("-c")
         .arg(root.join("nginx.conf"))
         .arg("-p")
@@ -267,14 +289,21 @@ http {{
         .spawn()
         .map_err(io_err("starting nginx"))?;
     let proc = Proc(child);
-    let until = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > until {
-            return Err(harness_err(format!("nginx does not listen on {port}")));
+    let listening = || {
+        let until = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(listen).is_err() {
+            if Instant::now() > until {
+                return Err(harness_err(format!("nginx does not listen on {listen}")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        Ok(())
+    };
+    match netns {
+        Some(ns) => ns.run(listening)?,
+        None => listening()?,
     }
-    Ok((proc, port))
+    Ok(proc)
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns the response body.
@@ -353,13 +382,14 @@ fn service_round(cg: &CgroupGuard, dir: &Path, seconds: u64) -> Result<Vec<f64>,
 }
 
 /// The service-path rows: plain loopback against the bypass (default policy), interleaved.
-fn service_rows(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
+fn service_rows(o: &Args, stop: &crate::Stop) -> Result<Vec<BenchRow>, AccelError> {
     let dir = tempfile::tempdir().map_err(io_err("creating a temporary directory"))?;
     let cg = CgroupGuard::new("disgrafs-bench-svc")?;
     // results[side][metric] = one value per repeat
     let mut results = vec![vec![Vec::new(); SERVICE.len()]; 2];
     for _ in 0..o.repeats {
         for (side, bypass) in [(0, false), (1, true)] {
+            stop.check_accel()?;
             if bypass {
                 sockmap::attach(&SockmapConfig {
                     cgroup: cg.path().to_path_buf(),
@@ -392,7 +422,8 @@ fn service_rows(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
 
 /// Runs the suite; rows compare plain loopback with the bypass with the opt-in small-write
 /// policy (`SmallWritePolicy::STREAMS`) and with the default (no policy).
-pub fn run(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
+/// Ctrl-C (`stop`) ends it between measurements, and its guards remove its cgroups.
+pub fn run(o: &Args, stop: &crate::Stop) -> Result<Vec<BenchRow>, AccelError> {
     if o.repeats == 0 || o.round_trips < 10 || o.bulk_bytes < 1 << 20 {
         return Err(AccelError::InvalidArgument(
             "bench sockmap needs --repeats >= 1, --round-trips >= 10, --bulk-bytes >= 1MiB".into(),
@@ -420,6 +451,7 @@ pub fn run(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
                     .iter()
                     .enumerate()
                     .try_for_each(|(pi, p)| -> Result<(), AccelError> {
+                        stop.check_accel()?;
                         results[pi][si].push((p.run)()?);
                         Ok(())
                     });
@@ -445,7 +477,7 @@ pub fn run(o: &Args) -> Result<Vec<BenchRow>, AccelError> {
     // The service path runs outside the benchmark's own cgroup (wrk is the outside client).
     drop(cg);
     if o.service_seconds > 0 {
-        rows.extend(service_rows(o)?);
+        rows.extend(service_rows(o, stop)?);
     }
     Ok(rows)
 }

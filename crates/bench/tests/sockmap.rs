@@ -35,7 +35,8 @@ fn bench_compares_loopback_with_the_bypass_and_leaves_nothing_attached() {
             service_seconds: 0,
         }
     };
-    let rows = disgrafs_bench::sockmap::run(&opts).expect("the benchmark runs");
+    let rows = disgrafs_bench::sockmap::run(&opts, &disgrafs_bench::Stop::default())
+        .expect("the benchmark runs");
     println!("{}", disgrafs_bench::render_table(&rows));
     // 6 ping-pong and 3 bulk metrics, each against the bypass with and without the policy.
     // (The service path needs the disgrafs binary as its server: crates/cli/tests/sockmap_proxy.rs

@@ -1,7 +1,9 @@
-//! `disgrafs bench accel`: a one-second smoke run prints every row for both modes and writes
-//! its Markdown and plots; an interrupted run removes its namespaces, cgroup and pins; without
-//! root it refuses in one line. The privileged tests need root (they skip with the reason
-//! otherwise; fail instead under DISGRAFS_REQUIRE_PRIVILEGED=1). No timing is asserted.
+//! `disgrafs bench accel`: a one-second smoke run prints every row for every configuration
+//! (the CPU balancer with the HTTP observer, the same-host bypass behind nginx, the AF_XDP fast
+//! path), each beside its baseline, and writes its Markdown and plots; an interrupted run
+//! removes its namespaces, cgroup and pins; without root it refuses in one line. The privileged
+//! tests need root (they skip with the reason otherwise; fail instead under
+//! DISGRAFS_REQUIRE_PRIVILEGED=1). No timing is asserted.
 #![allow(
     unused_crate_dependencies,
     reason = "integration tests link all of their package's dependencies; the lint checks lib and bin"
@@ -10,7 +12,7 @@
 mod common;
 use common::BIN;
 use disgrafs_accel::harness;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,32 +24,39 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// What a bench process with this PID may have left: namespaces, cgroups (both named
-/// `dgf<pid>-…` by the harness) and the balancer's pins.
+/// `dgf<pid>-…` by the harness) and the accelerators' pins.
 fn leftovers(pid: u32) -> Vec<String> {
     let prefix = format!("dgf{pid}-");
     let mut left = Vec::new();
+    // Cgroups of its own that a suite makes under the one it runs in: `disgrafs-…-<pid>`.
+    let suffix = format!("-{pid}");
     let mut dirs = vec![Path::new("/run/netns").to_path_buf()];
     dirs.extend(harness::cgroup2_root());
+    dirs.extend(disgrafs_accel::sys::own_cgroup());
     for dir in dirs {
         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix)
+                || (name.starts_with("disgrafs-") && name.ends_with(&suffix))
+            {
                 left.push(e.path().display().to_string());
             }
         }
     }
-    let pins = Path::new(disgrafs_accel::pin::ROOT)
-        .join("cpu-balance")
-        .join(disgrafs_accel::pin::CURRENT_NETNS)
-        .join("dgf-b");
-    if pins.exists() {
-        left.push(pins.display().to_string());
+    // Pins of every accelerator: on its veth (named dgf-…) or its cgroup (dgf<pid>-…).
+    for a in disgrafs_accel::pin::attachments() {
+        if a.dir.to_string_lossy().contains("dgf") {
+            left.push(a.dir.display().to_string());
+        }
     }
     left
 }
 
 #[test]
-fn bench_accel_prints_every_row_for_both_modes_and_cleans_up() {
-    if !harness::privileged_or_skip("bench_accel_prints_every_row_for_both_modes_and_cleans_up") {
+fn bench_accel_prints_every_row_for_every_configuration_and_cleans_up() {
+    if !harness::privileged_or_skip(
+        "bench_accel_prints_every_row_for_every_configuration_and_cleans_up",
+    ) {
         return;
     }
     let _g = lock();
@@ -90,27 +99,61 @@ fn bench_accel_prints_every_row_for_both_modes_and_cleans_up() {
     ] {
         assert!(metrics.contains(&m), "{m} missing from {metrics:?}");
     }
-    let row = |m: &str| rows.iter().find(|r| r["metric"] == m).unwrap();
+    let configs = [
+        ("cpu-balance+http-trace", "no accel", None),
+        (
+            "sockmap via nginx",
+            "no accel via nginx",
+            Some("bytes through the same-host bypass"),
+        ),
+        (
+            "afxdp",
+            "no accel",
+            Some("requests answered by the AF_XDP fast path"),
+        ),
+    ];
     for r in &rows {
-        assert_eq!(r["baseline_name"], "no accel", "{r}");
-        assert_eq!(r["candidate_name"], "cpu-balance+http-trace", "{r}");
+        assert!(
+            configs
+                .iter()
+                .any(|(c, b, _)| r["candidate_name"] == *c && r["baseline_name"] == *b),
+            "{r}"
+        );
         assert!(r["spread"]["baseline"].is_array(), "{r}");
     }
-    // Both runs carried real traffic through the veth and nothing failed.
-    for side in ["baseline", "candidate"] {
+    for (config, _, own) in configs {
+        let row = |m: &str| {
+            rows.iter()
+                .find(|r| r["metric"] == m && r["candidate_name"] == config)
+                .unwrap_or_else(|| panic!("{config}: no row {m}: {rows:?}"))
+        };
+        // Every run carried real traffic through the veth and nothing failed.
+        for side in ["baseline", "candidate"] {
+            assert!(
+                row("request rate")[side].as_f64().unwrap() > 0.0,
+                "{config}: {rows:?}"
+            );
+            assert!(
+                row("network throughput (server veth, rx+tx)")[side]
+                    .as_f64()
+                    .unwrap()
+                    > 0.0,
+                "{config}: {rows:?}"
+            );
+            assert_eq!(row("failed requests")[side], 0.0, "{config}: {rows:?}");
+        }
         assert!(
-            row("request rate")[side].as_f64().unwrap() > 0.0,
+            row("TCP InSegs")["baseline"].as_f64().unwrap() > 0.0,
             "{rows:?}"
         );
-        assert!(row("TCP InSegs")[side].as_f64().unwrap() > 0.0, "{rows:?}");
-        assert!(
-            row("network throughput (server veth, rx+tx)")[side]
-                .as_f64()
-                .unwrap()
-                > 0.0,
-            "{rows:?}"
-        );
-        assert_eq!(row("failed requests")[side], 0.0, "{rows:?}");
+        // The accelerator did its work: bytes through the bypass, requests on the fast path.
+        if let Some(m) = own {
+            assert!(
+                row(m)["candidate"].as_f64().unwrap() > 0.0,
+                "{config}: {rows:?}"
+            );
+            assert_eq!(row(m)["baseline"], 0.0, "{config}: {rows:?}");
+        }
     }
     let md = std::fs::read_to_string(out_dir.path().join("accel.md")).unwrap();
     assert!(
@@ -128,34 +171,28 @@ fn bench_accel_prints_every_row_for_both_modes_and_cleans_up() {
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
 
-#[test]
-fn bench_accel_removes_its_host_when_interrupted() {
-    if !harness::privileged_or_skip("bench_accel_removes_its_host_when_interrupted") {
-        return;
-    }
-    let _g = lock();
+/// Starts `disgrafs bench ARGS`, interrupts it with SIGINT once its host exists and it is into
+/// its first measurement, and checks that it stops, says so and leaves nothing behind.
+fn interrupted(args: &[&str]) {
     let mut child = Command::new(BIN)
-        .args(["bench", "accel", "--duration", "30", "--repeats", "3"])
+        .arg("bench")
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("test host ready") {
-        line.clear();
+    let until = Instant::now() + Duration::from_secs(60);
+    while leftovers(pid).is_empty() {
         assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "bench exited before building its host"
+            Instant::now() < until && child.try_wait().unwrap().is_none(),
+            "bench {args:?} built no host"
         );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        !leftovers(pid).is_empty(),
-        "the host is there while it runs"
-    );
-    // Into the first run: the server is up (and, on an accelerated run, attached).
+    // Into the first measurement (for accel: the server is up and, on an accelerated run,
+    // attached).
     std::thread::sleep(Duration::from_secs(3));
     // SAFETY: kill(2) on the PID of our own child, not yet reaped.
     unsafe { libc::kill(pid as i32, libc::SIGINT) };
@@ -166,15 +203,37 @@ fn bench_accel_removes_its_host_when_interrupted() {
         }
         if Instant::now() > until {
             child.kill().ok();
-            panic!("bench did not stop within 90 s of SIGINT");
+            panic!("bench {args:?} did not stop within 90 s of SIGINT");
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    assert!(!status.success(), "{rest}");
-    assert!(rest.contains("interrupted"), "{rest}");
-    assert_eq!(leftovers(pid), Vec::<String>::new(), "{rest}");
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut rest)
+        .unwrap();
+    assert!(!status.success(), "{args:?}: {rest}");
+    assert!(rest.contains("interrupted"), "{args:?}: {rest}");
+    assert_eq!(leftovers(pid), Vec::<String>::new(), "{args:?}: {rest}");
+}
+
+#[test]
+fn benches_remove_their_hosts_when_interrupted() {
+    if !harness::privileged_or_skip("benches_remove_their_hosts_when_interrupted") {
+        return;
+    }
+    let _g = lock();
+    interrupted(&["accel", "--duration", "30", "--repeats", "3"]);
+    interrupted(&["cpu-balance", "--seconds", "10", "--repeats", "3"]);
+    interrupted(&[
+        "sockmap",
+        "--round-trips",
+        "2000000",
+        "--service-seconds",
+        "0",
+    ]);
 }
 
 #[test]

@@ -173,7 +173,7 @@ fn serve_attaches_accelerators_to_its_interface() {
         "{m}"
     );
     assert!(
-        m.contains("disgrafs_scrape_ok{section=\"accel_cpu_balance\"} 1"),
+        m.contains("disgrafs_scrape_ok{section=\"accel_pinned\"} 1"),
         "{m}"
     );
     assert!(

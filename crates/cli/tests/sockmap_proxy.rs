@@ -151,6 +151,26 @@ fn nginx_to_serve_through_the_bypass_is_byte_identical() {
         "{c:?}"
     );
     assert!(c.sockets_added >= 2, "{c:?}");
+    // The server's /metrics reads the same counters through the bypass's pins.
+    let m = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let cgroup = cg.path().display().to_string();
+    let line = format!("disgrafs_accel_sockmap_bytes_redirected_total{{cgroup=\"{cgroup}\"}} ");
+    let redirected: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .unwrap_or_else(|| panic!("{line} missing: {m}"))
+        .parse()
+        .unwrap();
+    assert!(redirected >= c.bytes_redirected as f64, "{m}");
+    assert!(
+        m.contains("disgrafs_accel_attached{accelerator=\"sockmap\""),
+        "{m}"
+    );
 }
 
 #[test]

@@ -285,6 +285,30 @@ fn identical_responses_to_the_normal_server() {
     let c = host.fast().counters();
     assert!(c.get(UserCounter::HttpRequests) >= cases.len() as u64);
     assert!(c.get(UserCounter::RxFrames) > 0 && c.get(UserCounter::TxFrames) > 0);
+    // The normal server's /metrics shows the steering and the fast path's own counters, read
+    // through their pins (the fast path publishes every 250 ms).
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = host.curl(&["-s", &url(NORMAL_PORT, "/metrics")]);
+        let m = String::from_utf8_lossy(&out.stdout).into_owned();
+        let sum = |prefix: &str| -> f64 {
+            m.lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let requests = sum("disgrafs_accel_afxdp_fast_path_http_requests_total{iface=\"dgf-b\"");
+        let steered = sum("disgrafs_accel_afxdp_frames_total{iface=\"dgf-b\"");
+        if requests >= cases.len() as f64 && steered > 0.0 {
+            assert!(
+                m.contains("disgrafs_accel_attached{accelerator=\"afxdp\",iface=\"dgf-b\""),
+                "{m}"
+            );
+            break;
+        }
+        assert!(Instant::now() < until, "{m}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -116,8 +116,8 @@ impl AppState {
     ) -> Result<Self, disgrafs_store::StoreError> {
         let tus = tus::TusStore::open(&config.data_dir.join("tmp").join("tus"))?;
         let metrics = Arc::new(metrics::Metrics::new(config.proc_root.clone()));
-        // Balancers are found through their pins, so one attached by `disgrafs accel` shows too.
-        metrics.add_accel(Box::new(metrics::CpuBalanceSource));
+        // Found through their pins, so one attached by `disgrafs accel` shows too.
+        metrics.add_accel(Box::new(metrics::PinnedSource));
         Ok(AppState {
             store,
             events: events::EventBus::default(),

@@ -671,17 +671,20 @@ impl HttpBody for Counted {
     }
 }
 
-/// Every CPU balancer disgrafs has pinned (attached by this server or by `disgrafs accel`),
-/// read through its pins: a balancer detached underneath simply stops appearing.
-pub struct CpuBalanceSource;
+/// Every accelerator disgrafs has pinned (CPU balancers, same-host bypasses, AF_XDP steering
+/// and its fast path; attached by this server, by another one or by `disgrafs accel`), read
+/// through the pins in one pass: one detached underneath simply stops appearing.
+pub struct PinnedSource;
 
-impl AccelSource for CpuBalanceSource {
+impl AccelSource for PinnedSource {
     fn name(&self) -> &'static str {
-        "cpu_balance"
+        "pinned"
     }
 
     fn sample(&self, out: &mut Samples) -> Result<(), String> {
         let st = disgrafs_accel::status::status().map_err(|e| e.to_string())?;
+        sample_sockmap(&st.sockmap, out);
+        sample_afxdp(&st.afxdp, out);
         for b in &st.cpu_balance {
             let at = [("iface", b.iface.as_str()), ("netns", b.netns.as_str())];
             out.gauge(
@@ -737,6 +740,118 @@ impl AccelSource for CpuBalanceSource {
             return Err(e.clone());
         }
         Ok(())
+    }
+}
+
+/// The same-host bypasses: one series per cgroup the bypass is attached to.
+fn sample_sockmap(list: &[disgrafs_accel::sockmap::SockmapStatus], out: &mut Samples) {
+    for b in list {
+        let cgroup = b.cgroup.display().to_string();
+        out.gauge(
+            "disgrafs_accel_attached",
+            "Accelerators attached, by accelerator and interface",
+            &[("accelerator", "sockmap"), ("iface", "-"), ("netns", "-")],
+            1.0,
+        );
+        let l = [("cgroup", cgroup.as_str())];
+        out.gauge(
+            "disgrafs_accel_sockmap_sockets",
+            "Sockets in the bypass's map now",
+            &l,
+            b.sockets as f64,
+        );
+        let c = &b.counters;
+        for (name, help, v) in [
+            (
+                "sockets_added",
+                "Local TCP sockets put in the map",
+                c.sockets_added,
+            ),
+            (
+                "sockets_removed",
+                "Sockets of the map that closed",
+                c.sockets_removed,
+            ),
+            ("add_failed", "Sockets the map refused", c.add_failed),
+            (
+                "messages_redirected",
+                "Messages handed straight to the peer socket",
+                c.msgs_redirected,
+            ),
+            (
+                "bytes_redirected",
+                "Bytes handed straight to the peer socket",
+                c.bytes_redirected,
+            ),
+            (
+                "messages_passed",
+                "Messages of sockets in the map that took the TCP path",
+                c.msgs_passed,
+            ),
+            (
+                "bytes_passed",
+                "Bytes of sockets in the map that took the TCP path",
+                c.bytes_passed,
+            ),
+            (
+                "directions_to_tcp",
+                "Directions moved to TCP by the small-write policy",
+                c.directions_to_tcp,
+            ),
+            (
+                "sockets_left",
+                "Sockets taken out of the map because bytes reached them over TCP",
+                c.sockets_left,
+            ),
+        ] {
+            out.counter(
+                &format!("disgrafs_accel_sockmap_{name}"),
+                help,
+                &l,
+                v as f64,
+            );
+        }
+    }
+}
+
+/// AF_XDP steering (kernel counters) and the fast path behind it (its own counters, published
+/// in the pinned `xs_user` map).
+fn sample_afxdp(list: &[disgrafs_accel::afxdp::AfxdpStatus], out: &mut Samples) {
+    for a in list {
+        let l = [("iface", a.iface.as_str()), ("netns", a.netns.as_str())];
+        out.gauge(
+            "disgrafs_accel_attached",
+            "Accelerators attached, by accelerator and interface",
+            &[("accelerator", "afxdp"), l[0], l[1]],
+            1.0,
+        );
+        let s = &a.steering;
+        for (verdict, v) in [
+            ("seen", s.seen),
+            ("tcp", s.tcp),
+            ("udp", s.udp),
+            ("passed", s.passed),
+            ("no_socket", s.no_socket),
+        ] {
+            out.counter(
+                "disgrafs_accel_afxdp_frames",
+                "Frames of the AF_XDP steering program, by verdict: seen; handed to an AF_XDP \
+                 socket (tcp, udp); passed to the kernel; for the ports but with no socket on \
+                 their queue",
+                &[l[0], l[1], ("verdict", verdict)],
+                v as f64,
+            );
+        }
+        for (name, v) in &a.fast_path {
+            let metric = format!("disgrafs_accel_afxdp_fast_path_{name}");
+            let help = "The AF_XDP fast path's own counter of this name";
+            // tcp_active is a level; the others only grow.
+            if name == "tcp_active" {
+                out.gauge(&metric, help, &l, *v as f64);
+            } else {
+                out.counter(&metric, help, &l, *v as f64);
+            }
+        }
     }
 }
 
