@@ -10,6 +10,7 @@
 //! | `sockmap`     | [`sockmap`]     | plain loopback TCP (needs root)           |
 //! | `afxdp`       | [`afxdp`]       | the kernel path on the same veth (root)   |
 //! | `accel`       | [`accel`]       | disgrafs serve without accelerators (root)|
+//! | `query`       | [`query`]       | hand-written SQL on the same database     |
 //!
 //! Adding a suite: write a module with `Args` (its flags, `clap::Args`) and a `run` returning
 //! `Vec<BenchRow>`, add one variant to [`Suite`] and its arm in [`run`] (blocking work goes
@@ -23,6 +24,7 @@ pub mod afxdp;
 mod child;
 pub mod cpu_balance;
 pub mod io;
+pub mod query;
 pub mod row;
 pub mod sockmap;
 pub mod tagging;
@@ -100,6 +102,8 @@ pub enum Suite {
     Afxdp(afxdp::Args),
     /// disgrafs' own traffic without and with its accelerators, on a veth pair (needs root).
     Accel(accel::Args),
+    /// A generated corpus of N files: the query mix through the store beside hand-written SQL.
+    Query(query::Args),
     /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
     Tagging(tagging::Args),
 }
@@ -108,6 +112,7 @@ pub enum Suite {
 pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
     let rows = match bench.suite {
         Suite::Io(args) => io::run(&args, bench.json).await?,
+        Suite::Query(args) => query::run(&args).await?,
         Suite::Tagging(args) => tokio::task::spawn_blocking(move || tagging::run(&args)).await??,
         // Netlink, bpf(2) and pinned threads block: keep them off the runtime.
         // Each installs its Ctrl-C handler before its host exists: the suite then removes the host

@@ -81,10 +81,13 @@ impl Dialect for Sqlite {
             .push(") > 0");
     }
     fn push_starts_with(qb: &mut QueryBuilder<'_, Self>, col: &str, prefix: String) {
-        qb.push(format!("substr({col}, 1, "))
-            .push_bind(prefix.chars().count() as i64)
-            .push(") = ")
-            .push_bind(prefix);
+        // A range of SQLite's binary collation (UTF-8 bytes sort as code points), so an index
+        // on `col` is searched rather than every row's prefix compared.
+        qb.push(format!("({col} >= ")).push_bind(prefix.clone());
+        if let Some(end) = prefix_end(&prefix) {
+            qb.push(format!(" AND {col} < ")).push_bind(end);
+        }
+        qb.push(")");
     }
     fn push_ends_with(qb: &mut QueryBuilder<'_, Self>, col: &str, suffix: String) {
         // A negative start counts from the end in SQLite.
@@ -123,6 +126,21 @@ impl Dialect for Postgres {
             .push(") = ")
             .push_bind(suffix);
     }
+}
+
+/// The least string after every string that starts with `prefix`, in code point order: the
+/// prefix with its last character incremented (a last character that cannot be is dropped
+/// first). None when every string is below it (an empty prefix, or only `char::MAX`).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// Pushes `v1, v2, ...)` as bound values: the rest of an `IN (` list.
@@ -168,13 +186,15 @@ pub(crate) fn push_expr<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, e: &Expr, vi
 
 fn push_pred<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, p: &Predicate, visible: &str) {
     match p {
+        // The tag's edges, found from the tag (an index on `tag_id` in each table): the files
+        // they name are looked up by id rather than every file tested for the tag.
         Predicate::Tag(name) => {
             qb.push(format!(
-                "EXISTS (SELECT 1 FROM {visible} e JOIN tags t ON t.id = e.tag_id \
-                 WHERE e.file_id = f.id AND t.name = "
+                "f.id IN (SELECT e.file_id FROM {visible} e \
+                 WHERE e.tag_id = (SELECT id FROM tags WHERE name = "
             ));
             DB::bind_text(qb, name.clone());
-            qb.push(")");
+            qb.push("))");
         }
         Predicate::NameContains(s) => DB::push_contains(qb, "f.name_lower", s.clone()),
         Predicate::Kind(k) => {
@@ -226,6 +246,30 @@ fn push_pred<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, p: &Predicate, visible:
                 DB::bind_int(qb, *e);
             }
             qb.push(")");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_bounds_every_extension() {
+        assert_eq!(prefix_end("ka").as_deref(), Some("kb"));
+        assert_eq!(prefix_end("image/").as_deref(), Some("image0"));
+        // Surrogates are no characters: the one after U+D7FF is U+E000.
+        assert_eq!(prefix_end("a\u{d7ff}").as_deref(), Some("a\u{e000}"));
+        assert_eq!(prefix_end("a\u{10ffff}").as_deref(), Some("b"));
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("\u{10ffff}"), None);
+        for p in ["ka", "a\u{10ffff}", "z\u{d7ff}"] {
+            let end = prefix_end(p).unwrap();
+            for tail in ["", "a", "\u{10ffff}\u{10ffff}", "\u{e000}"] {
+                let s = format!("{p}{tail}");
+                assert!(s.as_str() >= p && s < end, "{s:?} in [{p:?}, {end:?})");
+            }
+            assert!(end.as_str() > p && !end.starts_with(p));
         }
     }
 }
