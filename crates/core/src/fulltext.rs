@@ -23,7 +23,7 @@ fn jieba() -> &'static Jieba {
 }
 
 /// The most CJK text (bytes) handed to jieba at once.
-const MAX_CJK_SLICE: usize = 16 << 10;
+pub const MAX_CJK_SLICE: usize = 16 << 10;
 
 /// Han ideographs, kana and the CJK punctuation-free ranges jieba knows how to cut.
 pub fn is_cjk(c: char) -> bool {

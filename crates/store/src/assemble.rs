@@ -42,10 +42,10 @@ pub(crate) fn text_parts(text: &str) -> Vec<&str> {
         while !rest.is_char_boundary(cut) {
             cut -= 1;
         }
-        if let Some(space) = rest[..cut].rfind(char::is_whitespace) {
-            if space > 0 {
-                cut = space;
-            }
+        if let Some(space) = rest[..cut].rfind(char::is_whitespace)
+            && space > 0
+        {
+            cut = space;
         }
         parts.push(&rest[..cut]);
         rest = rest[cut..].trim_start();

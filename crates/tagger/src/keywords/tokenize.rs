@@ -173,6 +173,7 @@ fn word<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use disgrafs_core::fulltext::MAX_CJK_SLICE;
 
     fn pieces(text: &str) -> Vec<String> {
         let mut out = Vec::new();
