@@ -23,8 +23,10 @@ const COLUMNS: { key: SortKey | null; label: string; class: string }[] = [
 export class ListView {
   private files: FileRecord[] = [];
   private total = 0;
-  private sort: SortKey = "modified";
-  private order: SortOrder = "desc";
+  /** Unset until a column is clicked: the server's default, best match first for a query with
+   * `text:` terms, newest first otherwise. */
+  private sort: SortKey | undefined = undefined;
+  private order: SortOrder | undefined = undefined;
   private selected = new Set<string>();
   private active: string | null = null;
   private seq = 0;
@@ -184,6 +186,9 @@ export class ListView {
           h("span", { class: "file-name", title: f.name }, f.name),
           f.tagging === "pending" ? h("span", { class: "spinner", title: "Tagging…", "aria-label": "tagging" }) : null,
         ),
+        f.snippet?.length
+          ? h("div", { class: "snippet" }, f.snippet.map((p) => (p.hit ? h("mark", {}, p.text) : p.text)))
+          : null,
       ),
       h("td", { class: "col-tags" }, tags),
       h("td", { class: "col-size" }, formatSize(f.size)),

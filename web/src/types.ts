@@ -25,6 +25,15 @@ export interface FileRecord {
   tagging: "pending" | "done" | "failed";
   /** Facts the extractors found that are not tags (`width`, `duration_s`, ...); absent when none. */
   fields?: Record<string, string>;
+  /** Where a query's `text:` terms matched the content, matched words marked `hit`; absent
+   * without a text term. */
+  snippet?: SnippetPart[];
+}
+
+export interface SnippetPart {
+  text: string;
+  /** A matched word; absent when false. */
+  hit?: boolean;
 }
 
 export interface FileList {
@@ -87,7 +96,7 @@ export interface TagCount {
   files: number;
 }
 
-export type SortKey = "name" | "size" | "mime" | "created" | "modified";
+export type SortKey = "name" | "size" | "mime" | "created" | "modified" | "relevance";
 export type SortOrder = "asc" | "desc";
 
 /** GET /api/metrics/recent: the dashboard's figures, one point a second, the last minutes. */

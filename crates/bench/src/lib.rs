@@ -5,7 +5,7 @@
 //! | suite         | module          | peer                                      |
 //! |---------------|-----------------|-------------------------------------------|
 //! | `io`          | [`io`]          | nginx (sendfile, dav PUT), the disk       |
-//! | `tagging`     | [`tagging`]     | the Python reference YAKE                 |
+//! | `tagging`     | [`tagging`], [`fulltext`] | Python YAKE; Python sqlite3 FTS5 |
 //! | `cpu-balance` | [`cpu_balance`] | no balancer, on a veth pair (needs root)  |
 //! | `sockmap`     | [`sockmap`]     | plain loopback TCP (needs root)           |
 //! | `afxdp`       | [`afxdp`]       | the kernel path on the same veth (root)   |
@@ -23,6 +23,7 @@ pub mod accel;
 pub mod afxdp;
 mod child;
 pub mod cpu_balance;
+pub mod fulltext;
 pub mod io;
 pub mod query;
 pub mod row;

@@ -42,6 +42,8 @@ pub enum BenchError {
     Corpus(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("full-text index: {0}")]
+    Store(String),
 }
 
 /// One document of the corpus.
@@ -419,6 +421,10 @@ pub fn run(opts: &Args) -> Result<Vec<BenchRow>, BenchError> {
             r.note = Some(format!("peer not measured: {note}"));
         }
     }
+    let texts: Vec<String> = docs.iter().map(|d| d.text.clone()).collect();
+    rows.extend(
+        crate::fulltext::rows(&python, &texts).map_err(|e| BenchError::Store(format!("{e:#}")))?,
+    );
     Ok(rows)
 }
 

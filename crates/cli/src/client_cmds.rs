@@ -5,7 +5,7 @@ use crate::output::{out, outln, term_safe};
 use anyhow::{Context, bail};
 use disgrafs_client::{Client, ClientError, Progress};
 use disgrafs_core::query::human_size as human;
-use disgrafs_core::{FileRecord, Graph, GraphNode};
+use disgrafs_core::{FileRecord, Graph, GraphNode, SnippetPart};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -260,6 +260,17 @@ fn tag_list(r: &FileRecord) -> String {
         .join(" ")
 }
 
+/// A snippet on one line, matched words in brackets: `…the [borrow] checker…`.
+fn snippet_line(parts: &[SnippetPart]) -> String {
+    parts
+        .iter()
+        .map(|p| {
+            let text = term_safe(&p.text).replace(['\n', '\r', '\t'], " ");
+            if p.hit { format!("[{text}]") } else { text }
+        })
+        .collect()
+}
+
 pub async fn ls(opts: &ClientOpts, q: &str, limit: u32, offset: u64) -> anyhow::Result<()> {
     let c = client(opts)?;
     let list = c
@@ -302,6 +313,9 @@ pub async fn ls(opts: &ClientOpts, q: &str, limit: u32, offset: u64) -> anyhow::
             term_safe(&f.mime),
             tag_list(f)
         )?;
+        if !f.snippet.is_empty() {
+            outln!("    {}", snippet_line(&f.snippet))?;
+        }
     }
     if list.total > list.files.len() as u64 + offset {
         outln!(

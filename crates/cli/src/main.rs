@@ -61,9 +61,13 @@ enum Command {
         #[command(flatten)]
         opts: ClientOpts,
     },
-    /// List files matching a query, e.g. `rust AND (pdf OR markdown) AND NOT draft`.
+    /// List files matching a query, e.g. `rust AND (pdf OR markdown) AND NOT draft`; with `text:`
+    /// terms (`disgrafs search text:borrow`), best match first, each with the text around its
+    /// match.
+    #[command(visible_alias = "search")]
     Ls {
-        /// The query (words are tags; AND, OR, NOT, parentheses; name:, kind:, size>, created>...).
+        /// The query (words are tags; AND, OR, NOT, parentheses; name:, kind:, size>, created>,
+        /// text:word, text:"a phrase", text:pre*...).
         query: Vec<String>,
         #[arg(long, default_value_t = 100)]
         limit: u32,

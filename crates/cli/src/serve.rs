@@ -251,6 +251,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "disgrafs listening on http://{addr} (data: {})",
         data_dir.display()
     );
+    // One line on OCR, on or off, so a missing Tesseract is no mystery.
+    match disgrafs_tagger::ocr::status() {
+        Ok(langs) => eprintln!("disgrafs: OCR on (tesseract, {langs})"),
+        Err(why) => eprintln!("disgrafs: {why}"),
+    }
     // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
     disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown)
         .await

@@ -88,6 +88,14 @@ fn malformed_queries_are_400_with_a_position() {
         ("size>lots", 5),
         ("a OR OR b", 5),
         ("\"open", 0),
+        // Full-text terms: the database's own syntax is refused or taken as words, never run.
+        ("text:\"a\" OR x NEAR(", 19),
+        ("x text:\"open", 7),
+        ("text:!!!", 5),
+        (
+            "text:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            5,
+        ),
     ] {
         let r = s
             .http()

@@ -38,6 +38,20 @@ pub struct FileRecord {
     /// `camera`, `duration_s`, `artist`, `language`, `pages`, ...
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub fields: std::collections::BTreeMap<String, String>,
+    /// Where a query's `text:` terms matched the content: the text around the best match, in
+    /// parts, the matched words marked. Only in the results of a query with a text term.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snippet: Vec<SnippetPart>,
+}
+
+/// A piece of a [`FileRecord::snippet`]: plain text, or a word the query matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SnippetPart {
+    pub text: String,
+    /// This part is a matched word (shown highlighted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hit: bool,
 }
 
 /// One tag on one file: the edge of the graph, seen from the file.

@@ -12,10 +12,12 @@
 //! and     := unary ( ("AND" | "&&")? unary )*
 //! unary   := ("NOT" | "!" | "-") unary | "(" or ")" | term
 //! term    := WORD | "QUOTED" | FIELD ":" VALUE | FIELD OP VALUE
-//! FIELD   := tag | name | kind | mime | ext | hash | size | created | modified
+//! FIELD   := tag | name | kind | mime | ext | hash | size | created | modified | text
 //! OP      := > | >= | < | <= | =
 //! ```
-//! A bare word or a quoted phrase is a tag. Errors carry the character position where parsing
+//! A bare word or a quoted phrase is a tag. `text:` searches the words of the content itself
+//! (its full-text index): `text:borrow` a word, `text:"borrow checker"` a phrase, `text:borr*`
+//! a prefix; its words are cut by [`crate::fulltext::words`], as the index's are. Errors carry the character position where parsing
 //! stopped, so a client can underline it.
 
 use crate::model::{FileKind, normalize_tag};
@@ -62,6 +64,17 @@ pub enum Predicate {
         start: Option<i64>,
         end: Option<i64>,
     },
+    /// The content's text contains these words, in this order (one word, or a phrase).
+    Text(TextTerm),
+}
+
+/// A full-text term: words (letters and digits only, lower case: see
+/// [`crate::fulltext::words`]) that must follow each other; the last one may be a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextTerm {
+    pub words: Vec<String>,
+    /// The last word is a prefix (`text:borr*`).
+    pub prefix: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +96,10 @@ pub struct QueryError {
 pub const MAX_QUERY_BYTES: usize = 4096;
 /// Deepest nesting of parentheses and NOTs.
 pub const MAX_DEPTH: usize = 64;
+/// Most words in one `text:` phrase.
+pub const MAX_TEXT_WORDS: usize = 16;
+/// Longest word of a `text:` term, in characters (no indexed word is longer, in practice).
+pub const MAX_TEXT_WORD_CHARS: usize = 64;
 
 pub fn parse(input: &str) -> Result<Expr, QueryError> {
     if input.len() > MAX_QUERY_BYTES {
@@ -368,7 +385,7 @@ impl Parser {
     }
 }
 
-const FIELDS: &str = "tag, name, kind, mime, ext, hash, size, created, modified";
+const FIELDS: &str = "tag, name, kind, mime, ext, hash, size, created, modified, text";
 
 fn term(text: &str, quoted: bool, pos: usize) -> Result<Predicate, QueryError> {
     let err = |offset: usize, message: String| QueryError {
@@ -388,6 +405,8 @@ fn term(text: &str, quoted: bool, pos: usize) -> Result<Predicate, QueryError> {
     };
     let field = &text[..op_at];
     let rest = &text[op_at..];
+    // Whether the value was quoted: a quoted value is a phrase, never a prefix.
+    let value_quoted = rest[1..].starts_with('\u{0}');
     let (op, value) = if let Some(v) = rest.strip_prefix(">=") {
         (">=", v)
     } else if let Some(v) = rest.strip_prefix("<=") {
@@ -492,6 +511,10 @@ fn term(text: &str, quoted: bool, pos: usize) -> Result<Predicate, QueryError> {
             };
             Ok(Predicate::Time { field, start, end })
         }
+        "text" => {
+            only_colon("text")?;
+            text_term(value, value_quoted).map_err(verr)
+        }
         _ => Err(err(
             0,
             format!(
@@ -500,6 +523,36 @@ fn term(text: &str, quoted: bool, pos: usize) -> Result<Predicate, QueryError> {
             ),
         )),
     }
+}
+
+/// The value of `text:`: its words, bounded; an unquoted value ending in `*` is a prefix.
+fn text_term(value: &str, quoted: bool) -> Result<Predicate, String> {
+    let (value, prefix) = match value.strip_suffix('*') {
+        Some(v) if !quoted => (v, true),
+        _ => (value, false),
+    };
+    let words = crate::fulltext::words(value);
+    if words.is_empty() {
+        return Err(format!(
+            "'text:' needs a word of letters or digits, not '{value}'"
+        ));
+    }
+    if words.len() > MAX_TEXT_WORDS {
+        return Err(format!(
+            "a text phrase has at most {MAX_TEXT_WORDS} words, not {}",
+            words.len()
+        ));
+    }
+    if let Some(w) = words
+        .iter()
+        .find(|w| w.chars().count() > MAX_TEXT_WORD_CHARS)
+    {
+        return Err(format!(
+            "a text word has at most {MAX_TEXT_WORD_CHARS} characters; '{}…' is longer",
+            w.chars().take(16).collect::<String>()
+        ));
+    }
+    Ok(Predicate::Text(TextTerm { words, prefix }))
 }
 
 /// `10`, `1.5MB`, `4KiB`, `2g`: decimal units are powers of 1000, `i` units of 1024, a bare
@@ -596,6 +649,22 @@ impl Expr {
                 out.push(t.as_str());
             }
         });
+        out
+    }
+    /// The text terms that can make a file match (those not under a NOT): what ranking and
+    /// snippets look for.
+    pub fn text_terms(&self) -> Vec<&TextTerm> {
+        fn go<'a>(e: &'a Expr, negated: bool, out: &mut Vec<&'a TextTerm>) {
+            match e {
+                Expr::All => {}
+                Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| go(e, negated, out)),
+                Expr::Not(e) => go(e, !negated, out),
+                Expr::Pred(Predicate::Text(t)) if !negated => out.push(t),
+                Expr::Pred(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        go(self, false, &mut out);
         out
     }
     fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Predicate)) {
@@ -714,6 +783,54 @@ mod tests {
         assert_eq!(e("name>3").position, 4);
         assert!(e(&"(".repeat(100)).message.contains("nested"));
         assert!(e(&"a ".repeat(3000)).message.contains("at most"));
+    }
+
+    #[test]
+    fn text_terms() {
+        let text = |words: &[&str], prefix| {
+            Expr::Pred(Predicate::Text(TextTerm {
+                words: words.iter().map(|w| w.to_string()).collect(),
+                prefix,
+            }))
+        };
+        assert_eq!(parse("text:Borrow").unwrap(), text(&["borrow"], false));
+        assert_eq!(parse("text:borr*").unwrap(), text(&["borr"], true));
+        assert_eq!(
+            parse("text:\"Borrow checker\"").unwrap(),
+            text(&["borrow", "checker"], false)
+        );
+        assert_eq!(parse("text:\"a*\"").unwrap(), text(&["a"], false));
+        assert_eq!(
+            parse("text:机器学习").unwrap(),
+            text(&["机器", "学习"], false)
+        );
+        let q = parse("text:borrow AND kind:document AND NOT draft NOT text:x").unwrap();
+        assert_eq!(q.text_terms().len(), 1);
+        // Injection: the database's own syntax never reaches it, only words.
+        assert_eq!(parse("text:\"a\" OR x NEAR(").unwrap_err().position, 19);
+        assert_eq!(
+            parse("text:\"a\" OR x NEAR()").unwrap_err().message,
+            "empty parentheses"
+        );
+        assert_eq!(
+            parse("text:\"a OR x NEAR( * ^ :\"").unwrap(),
+            text(&["a", "or", "x", "near"], false)
+        );
+        let e = |q: &str| parse(q).unwrap_err();
+        assert_eq!(e("x text:\"unclosed").position, 7);
+        assert_eq!(e("x text:\"unclosed").message, "unclosed quote");
+        assert_eq!(e("x text:!!!").position, 7);
+        assert!(
+            e(&format!("text:{}", "a".repeat(65)))
+                .message
+                .contains("at most 64")
+        );
+        assert!(
+            e(&format!("text:\"{}\"", "a ".repeat(17)))
+                .message
+                .contains("at most 16")
+        );
+        assert!(e("text>a").message.contains("takes ':'"));
     }
 
     #[test]

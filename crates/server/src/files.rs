@@ -60,7 +60,8 @@ pub(crate) struct ListParams {
     limit: Option<u32>,
     /// Files to skip; beyond the last file the page is empty.
     offset: Option<u64>,
-    /// name | size | mime | created | modified (type and date are aliases)
+    /// name | size | mime | created | modified | relevance (type and date are aliases);
+    /// relevance (the default for a query with `text:` terms) ranks by how well the text matches
     #[param(schema_with = sort_schema)]
     sort: Option<String>,
     /// asc | desc
@@ -69,8 +70,15 @@ pub(crate) struct ListParams {
 }
 
 /// The `sort` values [`SortKey::parse`] takes.
-const SORTS: [&str; 7] = [
-    "name", "size", "mime", "type", "created", "modified", "date",
+const SORTS: [&str; 8] = [
+    "name",
+    "size",
+    "mime",
+    "type",
+    "created",
+    "modified",
+    "date",
+    "relevance",
 ];
 const ORDERS: [&str; 2] = ["asc", "desc"];
 
@@ -98,6 +106,7 @@ pub(crate) async fn list(
 ) -> ApiResult<Json<FileList>> {
     let expr = query::parse(p.q.as_deref().unwrap_or(""))?;
     let sort = match p.sort.as_deref() {
+        None if !expr.text_terms().is_empty() => SortKey::Relevance,
         None => SortKey::Modified,
         Some(s) => SortKey::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
@@ -107,7 +116,10 @@ pub(crate) async fn list(
         })?,
     };
     let descending = match p.order.as_deref() {
-        None => matches!(sort, SortKey::Modified | SortKey::Created | SortKey::Size),
+        None => matches!(
+            sort,
+            SortKey::Modified | SortKey::Created | SortKey::Size | SortKey::Relevance
+        ),
         Some("asc") => false,
         Some("desc") => true,
         Some(o) => {

@@ -188,6 +188,7 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
                     .collect(),
                 fields: t.fields,
                 versions: t.versions,
+                text: t.text,
             })
         }
         Ok(Err(e)) => {

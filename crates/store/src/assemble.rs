@@ -3,6 +3,7 @@
 //! assembly of a subgraph. An adapter only fetches rows of these shapes (`sqlx::FromRow` is
 //! derived generically, so one struct decodes a SQLite row and a PostgreSQL row alike).
 
+use disgrafs_core::fulltext::snippet_parts;
 use disgrafs_core::rank::{SharedTag, overlap_score};
 use disgrafs_core::{
     FileKind, FileRecord, Graph, GraphEdge, GraphNode, Related, TagKind, TagRef, TaggingState,
@@ -18,11 +19,52 @@ pub(crate) const RELATED_SCAN_LIMIT: i64 = 50_000;
 /// Bound values in one `IN (...)` list: a statement per few hundred keeps each one cheap, and
 /// well under either database's limit of bound parameters.
 pub(crate) const IN_LIST_CHUNK: usize = 500;
+/// The most text in one `blob_texts` row: PostgreSQL refuses a tsvector over 1 MiB, which a
+/// part this size stays well below whatever its words; a phrase across two parts is not found.
+pub(crate) const TEXT_PART_BYTES: usize = 128 << 10;
 /// The error a job that killed its worker (lease expired on its last attempt) ends with.
 pub(crate) const DIED_ERROR: &str = "the worker died while tagging it";
 
 pub(crate) fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// `text` in parts of at most [`TEXT_PART_BYTES`], cut at white space where there is some.
+pub(crate) fn text_parts(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        if rest.len() <= TEXT_PART_BYTES {
+            parts.push(rest);
+            break;
+        }
+        let mut cut = TEXT_PART_BYTES;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(space) = rest[..cut].rfind(char::is_whitespace)
+            && space > 0
+        {
+            cut = space;
+        }
+        parts.push(&rest[..cut]);
+        rest = rest[cut..].trim_start();
+    }
+    parts
+}
+
+/// Gives each record the snippet of its content's best-matching part; `rows` are `(hash,
+/// marked snippet)`, best first.
+pub(crate) fn attach_snippets(records: &mut [FileRecord], rows: Vec<(String, String)>) {
+    let mut best: HashMap<String, String> = HashMap::new();
+    for (hash, snippet) in rows {
+        best.entry(hash).or_insert(snippet);
+    }
+    for r in records {
+        if let Some(s) = best.get(&r.hash) {
+            r.snippet = snippet_parts(s);
+        }
+    }
 }
 
 fn ms_to_time(ms: i64) -> OffsetDateTime {
@@ -62,6 +104,8 @@ impl From<RecordRow> for FileRecord {
             tags: Vec::new(),
             tagging: TaggingState::parse(&r.tagging).unwrap_or(TaggingState::Pending),
             fields: serde_json::from_str(&r.fields).unwrap_or_default(),
+            // Filled by `list_files` for a query with text terms.
+            snippet: Vec::new(),
         }
     }
 }

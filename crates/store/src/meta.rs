@@ -26,6 +26,9 @@ pub enum SortKey {
     Created,
     #[default]
     Modified,
+    /// How well the content matches the query's `text:` terms (BM25 in SQLite, `ts_rank` in
+    /// PostgreSQL), best first; without a text term, [`SortKey::Modified`].
+    Relevance,
 }
 
 impl SortKey {
@@ -36,6 +39,7 @@ impl SortKey {
             "mime" | "type" => SortKey::Mime,
             "created" => SortKey::Created,
             "modified" | "date" => SortKey::Modified,
+            "relevance" => SortKey::Relevance,
             _ => return None,
         })
     }
@@ -102,6 +106,9 @@ pub struct TagResult {
     pub fields: BTreeMap<String, String>,
     /// The extractors (and versions) that ran.
     pub versions: BTreeMap<String, u32>,
+    /// The content's text for full-text search, as [`disgrafs_core::fulltext::index_text`] cut
+    /// it (bounded by the tagger); empty when it has none.
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

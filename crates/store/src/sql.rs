@@ -10,7 +10,8 @@
 //! reaches the SQL text itself.
 
 use crate::StoreError;
-use disgrafs_core::query::{Expr, Predicate, TimeField};
+use disgrafs_core::fulltext::{HIT_END, HIT_START};
+use disgrafs_core::query::{Expr, Predicate, TextTerm, TimeField};
 use sqlx::{Database, Postgres, QueryBuilder, Sqlite};
 
 /// The one definition of which edges are shown: user tags always, automatic tags at or above the
@@ -59,7 +60,20 @@ pub(crate) trait Dialect: Database {
     fn push_starts_with(qb: &mut QueryBuilder<'_, Self>, col: &str, prefix: String);
     /// `col` ends with `suffix`.
     fn push_ends_with(qb: &mut QueryBuilder<'_, Self>, col: &str, suffix: String);
+    /// The full-text query that matches any of `terms`, in the database's syntax. Each word is
+    /// letters and digits only ([`disgrafs_core::fulltext::words`]), so quoting it is enough.
+    fn text_query(terms: &[&TextTerm]) -> String;
+    /// A relation `(hash, score)` of the text parts matching `query` (from [`Dialect::text_query`],
+    /// bound): the content's hash and a score, higher for a better match.
+    fn push_text_hits(qb: &mut QueryBuilder<'_, Self>, query: String);
+    /// A relation `(hash, score, snippet)` of the parts of the `hashes` that match `query`:
+    /// `snippet` is text around the match, [`HIT_START`] and [`HIT_END`] around each matched
+    /// word.
+    fn push_snippets(qb: &mut QueryBuilder<'_, Self>, query: String, hashes: &[String]);
 }
+
+/// Words in a snippet: enough to show a match in context on one line.
+const SNIPPET_WORDS: i64 = 24;
 
 impl Dialect for Sqlite {
     // IMMEDIATE takes the write lock up front, so a transaction that reads first never fails to
@@ -96,6 +110,41 @@ impl Dialect for Sqlite {
             .push(") = ")
             .push_bind(suffix);
     }
+    fn text_query(terms: &[&TextTerm]) -> String {
+        // FTS5: `"w1 w2"` is a phrase, a `*` after it makes its last word a prefix.
+        let phrase = |t: &&TextTerm| {
+            format!(
+                "\"{}\"{}",
+                t.words.join(" "),
+                if t.prefix { "*" } else { "" }
+            )
+        };
+        terms.iter().map(phrase).collect::<Vec<_>>().join(" OR ")
+    }
+    fn push_text_hits(qb: &mut QueryBuilder<'_, Self>, query: String) {
+        // bm25 is lower for a better match.
+        qb.push(
+            "(SELECT t.hash AS hash, m.score AS score FROM \
+               (SELECT rowid, -bm25(blob_texts_fts) AS score FROM blob_texts_fts WHERE blob_texts_fts MATCH ",
+        )
+        .push_bind(query)
+        // OFFSET keeps SQLite from flattening this into the caller's query, where bm25 has no
+        // full-text context.
+        .push(" LIMIT -1 OFFSET 0) m JOIN blob_texts t ON t.id = m.rowid)");
+    }
+    fn push_snippets(qb: &mut QueryBuilder<'_, Self>, query: String, hashes: &[String]) {
+        qb.push("(SELECT t.hash AS hash, -bm25(blob_texts_fts) AS score, snippet(blob_texts_fts, 0, ")
+            .push_bind(HIT_START.to_string())
+            .push(", ")
+            .push_bind(HIT_END.to_string())
+            .push(", '…', ")
+            .push_bind(SNIPPET_WORDS)
+            .push(") AS snippet FROM blob_texts_fts JOIN blob_texts t ON t.id = blob_texts_fts.rowid WHERE blob_texts_fts MATCH ")
+            .push_bind(query)
+            .push(" AND t.hash IN (");
+        push_list(qb, hashes);
+        qb.push(")");
+    }
 }
 
 impl Dialect for Postgres {
@@ -125,6 +174,40 @@ impl Dialect for Postgres {
             .push_bind(suffix.chars().count() as i32)
             .push(") = ")
             .push_bind(suffix);
+    }
+    fn text_query(terms: &[&TextTerm]) -> String {
+        // tsquery: `'w1' <-> 'w2'` is a phrase, `:*` makes a lexeme a prefix.
+        let phrase = |t: &&TextTerm| {
+            let last = t.words.len().saturating_sub(1);
+            let words: Vec<String> = (t.words.iter().enumerate())
+                .map(|(i, w)| format!("'{w}'{}", if t.prefix && i == last { ":*" } else { "" }))
+                .collect();
+            format!("({})", words.join(" <-> "))
+        };
+        terms.iter().map(phrase).collect::<Vec<_>>().join(" | ")
+    }
+    fn push_text_hits(qb: &mut QueryBuilder<'_, Self>, query: String) {
+        qb.push(
+            "(SELECT t.hash AS hash, ts_rank(t.tsv, q.q, 1) AS score FROM blob_texts t, \
+               (SELECT to_tsquery('english', ",
+        )
+        .push_bind(query)
+        .push(") AS q) q WHERE t.tsv @@ q.q)");
+    }
+    fn push_snippets(qb: &mut QueryBuilder<'_, Self>, query: String, hashes: &[String]) {
+        qb.push(
+            "(SELECT t.hash AS hash, ts_rank(t.tsv, q.q, 1) AS score, \
+               ts_headline('english', t.body, q.q, ",
+        )
+        .push_bind(format!(
+            "StartSel=\"{HIT_START}\", StopSel=\"{HIT_END}\", MaxWords={SNIPPET_WORDS}, MinWords={}",
+            SNIPPET_WORDS / 2
+        ))
+        .push(") AS snippet FROM blob_texts t, (SELECT to_tsquery('english', ")
+        .push_bind(query)
+        .push(") AS q) q WHERE t.tsv @@ q.q AND t.hash IN (");
+        push_list(qb, hashes);
+        qb.push(")");
     }
 }
 
@@ -230,6 +313,11 @@ fn push_pred<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, p: &Predicate, visible:
                 DB::bind_int(qb, (*max).min(i64::MAX as u64) as i64);
             }
             qb.push(")");
+        }
+        Predicate::Text(t) => {
+            qb.push("f.hash IN (SELECT hash FROM ");
+            DB::push_text_hits(qb, DB::text_query(&[t]));
+            qb.push(" h)");
         }
         Predicate::Time { field, start, end } => {
             let col = match field {

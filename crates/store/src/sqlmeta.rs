@@ -188,6 +188,51 @@ macro_rules! impl_meta {
                 Ok((tx, now))
             }
 
+            /// Gives the records their snippets for the full-text query `tq`.
+            async fn attach_snippets(
+                &self,
+                records: &mut [FileRecord],
+                tq: String,
+            ) -> Result<(), StoreError> {
+                let mut hashes: Vec<String> = records.iter().map(|r| r.hash.clone()).collect();
+                hashes.sort_unstable();
+                hashes.dedup();
+                let mut rows = Vec::new();
+                for chunk in hashes.chunks(IN_LIST_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT hash, snippet FROM ");
+                    <$db as Dialect>::push_snippets(&mut qb, tq.clone(), chunk);
+                    qb.push(" s ORDER BY score DESC");
+                    rows.extend(
+                        qb.build_query_as::<(String, String)>()
+                            .fetch_all(&self.pool)
+                            .await?,
+                    );
+                }
+                attach_snippets(records, rows);
+                Ok(())
+            }
+
+            /// Replaces a content's full-text rows with `text`, in parts.
+            async fn set_text(
+                tx: &mut <$db as Database>::Connection,
+                hash: &str,
+                text: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM blob_texts WHERE hash = $1")
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+                for (part, body) in text_parts(text).into_iter().enumerate() {
+                    sqlx::query("INSERT INTO blob_texts (hash, part, body) VALUES ($1, $2, $3)")
+                        .bind(hash)
+                        .bind(part as i64)
+                        .bind(body)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Ok(())
+            }
+
             /// Marks contents' tagging failed (their jobs failed for good).
             async fn tagging_failed(
                 tx: &mut <$db as Database>::Connection,
@@ -284,6 +329,7 @@ macro_rules! impl_meta {
                         .bind(&hash)
                         .execute(&mut *tx)
                         .await?;
+                    Self::set_text(&mut tx, &hash, "").await?;
                     sqlx::query("DELETE FROM blobs WHERE hash = $1")
                         .bind(&hash)
                         .execute(&mut *tx)
@@ -314,8 +360,16 @@ macro_rules! impl_meta {
                 sql::push_expr(&mut count, q, &self.visible);
                 let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
 
-                let mut qb =
-                    QueryBuilder::<$db>::new(format!("SELECT {RECORD_COLUMNS} WHERE "));
+                let terms = q.text_terms();
+                let text_query = (!terms.is_empty()).then(|| <$db as Dialect>::text_query(&terms));
+                let mut qb = QueryBuilder::<$db>::new(format!("SELECT {RECORD_COLUMNS}"));
+                let ranked = opts.sort == SortKey::Relevance && text_query.is_some();
+                if let (true, Some(tq)) = (ranked, &text_query) {
+                    qb.push(" LEFT JOIN (SELECT hash, max(score) AS score FROM ");
+                    <$db as Dialect>::push_text_hits(&mut qb, tq.clone());
+                    qb.push(" h GROUP BY hash) r ON r.hash = f.hash");
+                }
+                qb.push(" WHERE ");
                 sql::push_expr(&mut qb, q, &self.visible);
                 let col = match opts.sort {
                     SortKey::Name => "f.name_lower",
@@ -323,6 +377,9 @@ macro_rules! impl_meta {
                     SortKey::Mime => "b.mime",
                     SortKey::Created => "f.created",
                     SortKey::Modified => "f.modified",
+                    // Files matched only by a term other than text (`text:a OR b`) come last.
+                    SortKey::Relevance if ranked => "r.score IS NULL, r.score",
+                    SortKey::Relevance => "f.modified",
                 };
                 let dir = if opts.descending { "DESC" } else { "ASC" };
                 qb.push(format!(" ORDER BY {col} {dir}, f.id {dir} LIMIT "))
@@ -331,9 +388,12 @@ macro_rules! impl_meta {
                     .push_bind(opts.offset.min(i64::MAX as u64) as i64);
                 let rows: Vec<RecordRow> =
                     qb.build_query_as().fetch_all(&self.pool).await?;
-                let records = self
+                let mut records = self
                     .with_tags(rows.into_iter().map(FileRecord::from).collect())
                     .await?;
+                if let Some(tq) = text_query {
+                    self.attach_snippets(&mut records, tq).await?;
+                }
                 Ok((records, total as u64))
             }
 
@@ -574,6 +634,7 @@ macro_rules! impl_meta {
                     .execute(&mut *tx)
                     .await?;
                 }
+                Self::set_text(&mut tx, &job.hash, &result.text).await?;
                 let (fields, versions) = result_json(&result)?;
                 sqlx::query(
                     "UPDATE blobs SET mime = $1, kind = $2, fields = $3, extractor_versions = $4, tagging = 'done' WHERE hash = $5",

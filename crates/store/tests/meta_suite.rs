@@ -116,6 +116,7 @@ fn tag_result(tags: &[(&str, f64)], version: u32) -> TagResult {
             .collect(),
         fields: BTreeMap::from([("words".to_string(), "12".to_string())]),
         versions: BTreeMap::from([("keywords".to_string(), version)]),
+        text: String::new(),
     }
 }
 
@@ -993,6 +994,186 @@ async fn recovery_contract(db: Db) {
     assert_eq!((again.hash.as_str(), again.attempts), (j.hash.as_str(), 2));
 }
 
+// Full-text search.
+
+/// A long document: `filler` words, numbered so no two are alike, with `deep` near the end,
+/// far past the first part of the text.
+fn long_document(deep: &str) -> String {
+    let mut s = String::new();
+    for i in 0..40_000 {
+        s.push_str(&format!("filler{i} "));
+        if i % 12 == 11 {
+            s.push_str(".\n");
+        }
+    }
+    s.push_str(&format!("At last the {deep} appears. "));
+    s
+}
+
+async fn index(m: &dyn MetaStore, texts: &HashMap<String, String>) {
+    while let Some(j) = m.claim_job(60_000).await.unwrap() {
+        let mut r = tag_result(&[], 1);
+        r.text = disgrafs_core::fulltext::index_text(texts.get(&j.hash).map_or("", |t| t));
+        m.complete_job(&j, r).await.unwrap();
+    }
+}
+
+async fn ranked(m: &dyn MetaStore, q: &str) -> Vec<disgrafs_core::FileRecord> {
+    let opts = ListOptions {
+        sort: SortKey::Relevance,
+        ..ListOptions::default()
+    };
+    m.list_files(&parse(q).unwrap(), opts).await.unwrap().0
+}
+
+/// `text:` finds a word anywhere in the indexed text (not only the keywords), phrases, prefixes
+/// and Chinese words; combines with every other form; ranks and highlights; is re-indexed by
+/// re-tagging and removed with the content; and no query word reaches the database's own
+/// full-text syntax.
+async fn text_contract(db: Db) {
+    let m = &*db.m;
+    let long = long_document("zephyrine");
+    assert!(
+        long.find("zephyrine").unwrap() > 256 << 10,
+        "beyond the first parts"
+    );
+    let docs: Vec<(&str, u8, String)> = vec![
+        ("long.md", 1, long),
+        (
+            "borrow.md",
+            2,
+            "The borrow checker rejects it. Borrow once, borrow twice: borrow rules.".into(),
+        ),
+        (
+            "once.md",
+            3,
+            "A long note about gardens, rivers, bread, mountains and weather, which mentions \
+             borrow a single time among many other words about nothing in particular at all."
+                .into(),
+        ),
+        ("reversed.md", 4, "Checker borrow, in that order.".into()),
+        ("zh.md", 5, "我们在研究机器学习和自然语言处理".into()),
+    ];
+    let mut texts = HashMap::new();
+    for (n, i, text) in &docs {
+        m.insert_file(new(&name(n), &h(*i))).await.unwrap();
+        texts.insert(h(*i), text.clone());
+    }
+    index(m, &texts).await;
+
+    assert_eq!(names_of(m, "text:zephyrine").await, ["long.md"]);
+    assert_eq!(names_of(m, "text:filler39000").await, ["long.md"]);
+    assert_eq!(
+        names_of(m, "text:\"borrow checker\"").await,
+        ["borrow.md"],
+        "a phrase keeps its order"
+    );
+    assert_eq!(
+        names_of(m, "text:borr*").await,
+        ["borrow.md", "once.md", "reversed.md"]
+    );
+    assert_eq!(names_of(m, "text:机器学习").await, ["zh.md"]);
+    assert_eq!(names_of(m, "text:学习").await, ["zh.md"]);
+    assert_eq!(
+        names_of(m, "text:习").await,
+        Vec::<String>::new(),
+        "words, not characters"
+    );
+    assert_eq!(
+        names_of(m, "text:borrow AND NOT name:once").await,
+        ["borrow.md", "reversed.md"]
+    );
+    assert_eq!(
+        names_of(m, "text:zephyrine OR name:zh kind:document").await,
+        ["long.md", "zh.md"]
+    );
+    assert_eq!(names_of(m, "NOT text:borrow").await, ["long.md", "zh.md"]);
+
+    // Ranking: the short document about borrowing before the long one that mentions it once.
+    let by_rank: Vec<String> = ranked(m, "text:borrow")
+        .await
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(by_rank.len(), 3);
+    let at = |n: &str| by_rank.iter().position(|x| x == n).unwrap();
+    assert!(at("borrow.md") < at("once.md"), "{by_rank:?}");
+    // A file matched by the other side of an OR only comes after every text match.
+    let mixed: Vec<String> = ranked(m, "text:zephyrine OR name:zh")
+        .await
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(mixed, ["long.md", "zh.md"]);
+
+    // Snippets: the matched word, highlighted, from deep inside the document.
+    let hits = ranked(m, "text:zephyrine").await;
+    let snippet = &hits[0].snippet;
+    assert!(
+        snippet
+            .iter()
+            .any(|p| p.hit && p.text.eq_ignore_ascii_case("zephyrine")),
+        "{snippet:?}"
+    );
+    assert!(
+        snippet.iter().any(|p| !p.hit && p.text.contains("appears")),
+        "{snippet:?}"
+    );
+    let zh = ranked(m, "text:学习").await;
+    assert!(
+        zh[0].snippet.iter().any(|p| p.hit && p.text == "学习"),
+        "{:?}",
+        zh[0].snippet
+    );
+    assert!(
+        ranked(m, "name:long").await[0].snippet.is_empty(),
+        "no text term, no snippet"
+    );
+
+    // The database's own syntax never gets through: these are words, searched for as words.
+    for q in [
+        "text:\"a\\\" OR x NEAR(\"",
+        "text:\"NEAR( AND * ^ : -\"",
+        "text:\"'); DROP TABLE blob_texts; --\"",
+        "text:\"\\\\ ' \\\" \"",
+    ] {
+        let Ok(e) = parse(q) else { continue };
+        m.list_files(&e, ListOptions::default())
+            .await
+            .unwrap_or_else(|err| panic!("{q}: {err}"));
+    }
+    assert_eq!(names_of(m, "text:zephyrine").await, ["long.md"]);
+
+    // Re-tagging replaces the text; deleting the content removes it.
+    m.enqueue_retag(Retag::All).await.unwrap();
+    let mut changed = texts.clone();
+    changed.insert(h(1), "now it speaks of quasar".to_string());
+    index(m, &changed).await;
+    assert_eq!(names_of(m, "text:zephyrine").await, Vec::<String>::new());
+    assert_eq!(names_of(m, "text:quasar").await, ["long.md"]);
+    let id = m
+        .list_files(&parse("name:borrow").unwrap(), ListOptions::default())
+        .await
+        .unwrap()
+        .0[0]
+        .id
+        .clone();
+    m.delete_file(&id).await.unwrap();
+    assert_eq!(
+        raw_sql(
+            &db,
+            &format!(
+                "SELECT CAST(count(*) AS TEXT) FROM blob_texts WHERE hash = '{}'",
+                h(2)
+            )
+        )
+        .await
+        .as_deref(),
+        Some("0")
+    );
+    assert_eq!(names_of(m, "text:borrow").await, ["once.md", "reversed.md"]);
+}
+
 /// Each contract, as a test per adapter.
 macro_rules! contracts {
     ($adapter:ident, $open:ident: $($contract:ident),* $(,)?) => {
@@ -1013,7 +1194,7 @@ macro_rules! every_contract {
         $(contracts!($adapter, $open:
             files_contract, names_contract, tags_contract, listing_contract, related_contract,
             graph_contract, cooccurrence_contract, jobs_contract, retries_contract,
-            poison_contract, concurrent_claims_contract, recovery_contract);)*
+            poison_contract, concurrent_claims_contract, recovery_contract, text_contract);)*
     };
 }
 

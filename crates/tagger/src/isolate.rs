@@ -33,6 +33,10 @@ static CHILD_CAPABLE: AtomicBool = AtomicBool::new(false);
 pub enum Job {
     /// PDF text, all pages (see [`crate::pdf`]).
     PdfText,
+    /// The text Tesseract recognises in an image (see [`crate::ocr`]); child mode only.
+    OcrText,
+    /// The languages Tesseract has data for; child mode only.
+    OcrLanguages,
     /// Test jobs proving containment: they panic, hang, or allocate without end.
     #[doc(hidden)]
     TestPanic,
@@ -46,6 +50,8 @@ impl Job {
     fn name(self) -> &'static str {
         match self {
             Job::PdfText => "pdf-text",
+            Job::OcrText => "ocr-text",
+            Job::OcrLanguages => "ocr-languages",
             Job::TestPanic => "test-panic",
             Job::TestHang => "test-hang",
             Job::TestAllocate => "test-allocate",
@@ -55,6 +61,8 @@ impl Job {
     fn from_name(name: &str) -> Option<Job> {
         [
             Job::PdfText,
+            Job::OcrText,
+            Job::OcrLanguages,
             Job::TestPanic,
             Job::TestHang,
             Job::TestAllocate,
@@ -67,6 +75,11 @@ impl Job {
     fn run(self, path: &Path, max_output: usize) -> Result<Vec<u8>, String> {
         match self {
             Job::PdfText => crate::pdf::extract_job(path, max_output),
+            // Outside a child (thread mode) an external program could not be killed at the
+            // deadline.
+            Job::OcrText | Job::OcrLanguages => {
+                Err("OCR runs only in a child process (the disgrafs binary)".into())
+            }
             Job::TestPanic => panic!("test job panics on purpose"),
             Job::TestHang => loop {
                 std::thread::sleep(Duration::from_secs(1));
@@ -150,6 +163,11 @@ fn child_main(job: &str) -> i32 {
         eprintln!("disgrafs-tagger child: unknown job {job:?} or no input");
         return 2;
     };
+    if matches!(job, Job::OcrText | Job::OcrLanguages) {
+        // Replaces this process, limits and pipes included; back only if it could not start.
+        eprintln!("{}", crate::ocr::exec(job, Path::new(&input)));
+        return 1;
+    }
     let max_output = env_num(ENV_MAX_OUTPUT).map_or(usize::MAX, |m| m as usize);
     match job.run(Path::new(&input), max_output) {
         Ok(out) => {
@@ -212,6 +230,12 @@ fn run_child(exe: &PathBuf, job: Job, path: &Path, limits: &Limits) -> Result<Ve
         .env(ENV_MEMORY, limits.memory_bytes.to_string())
         .env(ENV_CPU, limits.timeout.as_secs().max(1).to_string())
         .env(ENV_MAX_OUTPUT, limits.max_output.to_string())
+        .envs((job == Job::OcrText).then(|| {
+            (
+                crate::ocr::ENV_LANGS,
+                crate::ocr::status().unwrap_or_default(),
+            )
+        }))
         // The child must not log to our terminal or read our stdin.
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

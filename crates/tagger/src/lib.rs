@@ -14,6 +14,8 @@
 //! | `exif`      | [`image`]     | camera make/model, year taken + `taken`, `gps`               |
 //! | `media`     | [`media`]     | artist, album, genre, year, `duration_s` (MP3, FLAC, Ogg, M4A)|
 //! | `archive`   | [`archive`]   | keywords from entry names of zip and tar(.gz), `entries`      |
+//! | `ocr`       | [`ocr`]       | text in images (Tesseract, isolated), then as for text; `ocr_chars` |
+//! | `fulltext`  | [`Tagging::text`] | the text keywords were taken from, for full-text search  |
 //!
 //! Every extractor is bounded in work and memory and must survive any input; what it cannot read
 //! it skips with a warning in [`Tagging::warnings`] (also logged with `tracing`). Work is linear
@@ -46,6 +48,7 @@ pub mod keywords;
 mod kind;
 pub mod language;
 pub mod media;
+pub mod ocr;
 pub mod pdf;
 pub mod text;
 
@@ -92,7 +95,16 @@ pub struct Tagging {
     /// What the extractors did (bytes read, words scanned...): bounded whatever the input.
     #[serde(default)]
     pub work: Work,
+    /// The text keywords were taken from (as bounded as they are: at most
+    /// [`text::MAX_TEXT_BYTES`] read), prepared for the full-text index by
+    /// [`disgrafs_core::fulltext::index_text`]; empty when the content has no text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
 }
+
+/// The version of what [`Tagging::text`] holds: raise it when the indexed text changes (a new
+/// source of text, another cut), and `retag` re-indexes.
+pub const FULLTEXT_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
@@ -109,7 +121,7 @@ pub enum TagError {
 /// Every extractor with its current version. Raise an extractor's version when its output for
 /// the same bytes changes; the store re-runs tagging for contents tagged with a lower one.
 pub fn extractor_versions() -> Vec<(&'static str, u32)> {
-    vec![
+    let mut v = vec![
         ("kind", kind::VERSION),
         ("keywords", keywords::VERSION),
         ("language", language::VERSION),
@@ -118,7 +130,13 @@ pub fn extractor_versions() -> Vec<(&'static str, u32)> {
         ("exif", image::EXIF_VERSION),
         ("media", media::VERSION),
         ("archive", archive::VERSION),
-    ]
+        ("fulltext", FULLTEXT_VERSION),
+    ];
+    // Only when it can run: contents tagged without it are due once it can.
+    if ocr::status().is_ok() {
+        v.push(("ocr", ocr::VERSION));
+    }
+    v
 }
 
 /// Accumulates one content's tags, fields and warnings; normalizes and deduplicates tag names.
@@ -239,7 +257,10 @@ pub fn tag_file_with(path: &Path, name: &str, deadline: &Deadline) -> Result<Tag
         guarded(&mut c, "pdf", |c| pdf::tag_pdf(c, path))?;
     } else {
         match d.kind {
-            FileKind::Image => guarded(&mut c, "image", |c| image::tag_image(c, path))?,
+            FileKind::Image => {
+                guarded(&mut c, "image", |c| image::tag_image(c, path))?;
+                guarded(&mut c, "ocr", |c| ocr::tag_ocr(c, path, mime))?;
+            }
             FileKind::Audio | FileKind::Video if media::supports(mime) => {
                 guarded(&mut c, "media", |c| media::tag_media(c, path))?
             }
@@ -279,6 +300,12 @@ fn guarded(
 
 /// Runs the keyword and language extractors on plain text; shared by text files and PDFs.
 pub(crate) fn tag_plain_text(c: &mut Collector, plain: &str) {
+    if !c.out.text.is_empty() {
+        c.out.text.push('\n');
+    }
+    c.out
+        .text
+        .push_str(&disgrafs_core::fulltext::index_text(plain));
     let lang = language::tag_language(c, plain);
     let extractor = keywords::Yake::default();
     let mut work = Work::default();

@@ -32,6 +32,52 @@ fn garbage_pdf_in_a_child_is_a_warning() {
     assert!(t.warnings.iter().any(|w| w.starts_with("pdf:")), "{t:?}");
 }
 
+/// Whether Tesseract can run here; under `DISGRAFS_REQUIRE_OCR=1` (scripts/deps.d/75-ocr.sh,
+/// which installs it) its absence fails the test instead of skipping it.
+fn ocr_on() -> bool {
+    match disgrafs_tagger::ocr::status() {
+        Ok(_) => true,
+        Err(why) => {
+            assert!(
+                std::env::var("DISGRAFS_REQUIRE_OCR").as_deref() != Ok("1"),
+                "DISGRAFS_REQUIRE_OCR=1 but {why}"
+            );
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+fn ocr_of_an_image_without_text_adds_nothing() {
+    if !ocr_on() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(dir.path(), "p.jpg", &common::jpeg_with_exif(1));
+    let t = disgrafs_tagger::tag_file(&path, "p.jpg").unwrap();
+    assert!(t.versions.contains_key("ocr"), "{t:?}");
+    assert!(!t.fields.contains_key("ocr_chars"), "{t:?}");
+    assert!(t.warnings.iter().all(|w| !w.starts_with("ocr")), "{t:?}");
+}
+
+fn ocr_skips_an_image_over_its_bounds() {
+    if !ocr_on() {
+        return;
+    }
+    // A PNG header claiming 20000 x 20000 pixels: never handed to Tesseract.
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend(20_000u32.to_be_bytes());
+    png.extend(20_000u32.to_be_bytes());
+    png.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(dir.path(), "huge.png", &png);
+    let t = disgrafs_tagger::tag_file(&path, "huge.png").unwrap();
+    assert!(
+        t.warnings.iter().any(|w| w.starts_with("ocr: skipped")),
+        "{t:?}"
+    );
+}
+
 fn limits(timeout_ms: u64) -> Limits {
     Limits {
         timeout: Duration::from_millis(timeout_ms),
@@ -64,7 +110,7 @@ fn child_memory_is_bounded() {
 
 fn main() {
     isolate::run_child_if_requested();
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 7] = [
         (
             "pdf_in_a_child_gives_all_pages",
             pdf_in_a_child_gives_all_pages,
@@ -79,6 +125,14 @@ fn main() {
             child_hang_is_killed_at_the_deadline,
         ),
         ("child_memory_is_bounded", child_memory_is_bounded),
+        (
+            "ocr_of_an_image_without_text_adds_nothing",
+            ocr_of_an_image_without_text_adds_nothing,
+        ),
+        (
+            "ocr_skips_an_image_over_its_bounds",
+            ocr_skips_an_image_over_its_bounds,
+        ),
     ];
     let mut failed = 0;
     for (name, test) in tests {

@@ -3,9 +3,9 @@
 //! path of the benchmark); runs of CJK characters are segmented with jieba, whatever language the
 //! document as a whole was detected as, so mixed English/Chinese text works.
 
-use jieba_rs::Jieba;
+use disgrafs_core::fulltext::cut_cjk;
+pub use disgrafs_core::fulltext::is_cjk;
 use std::ops::ControlFlow;
-use std::sync::OnceLock;
 
 /// What the tokenizer found, in text order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,26 +18,6 @@ pub enum Piece<'a> {
     BlockBreak,
     /// End of a sentence (`.`, `!`, `?`, `。`, a blank line).
     SentenceBreak,
-}
-
-/// The segmenter, built on first use: loading its dictionary takes a noticeable fraction of a
-/// second, and pure-English workloads never need it.
-fn jieba() -> &'static Jieba {
-    static JIEBA: OnceLock<Jieba> = OnceLock::new();
-    JIEBA.get_or_init(Jieba::new)
-}
-
-/// The most CJK text (bytes) handed to jieba at once.
-const MAX_CJK_SLICE: usize = 16 << 10;
-
-/// Han ideographs, kana and the CJK punctuation-free ranges jieba knows how to cut.
-pub fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x3040..=0x30FF      // Hiragana, Katakana
-        | 0x3400..=0x4DBF    // CJK Extension A
-        | 0x4E00..=0x9FFF    // CJK Unified Ideographs
-        | 0xF900..=0xFAFF    // Compatibility Ideographs
-        | 0x20000..=0x2FA1F) // Extensions B.. and Compatibility Supplement
 }
 
 fn is_word_char(c: char) -> bool {
@@ -127,23 +107,12 @@ pub(crate) fn tokenize_until<'a>(
                 }
                 end = start + off + c.len_utf8();
             }
-            // In slices, so that a run without punctuation (a few MiB of it are possible) costs
-            // jieba bounded memory and lets the caller stop between slices; a word cut at a
-            // slice's end is the price, once per 16 KiB.
-            let mut from = start;
-            while from < end {
-                let mut to = (from + MAX_CJK_SLICE).min(end);
-                while !text.is_char_boundary(to) {
-                    to -= 1;
-                }
-                for token in jieba().cut(&text[from..to], true) {
-                    f(Piece::Word {
-                        text: token.word,
-                        cjk: true,
-                    })?;
-                }
-                from = to;
-            }
+            cut_cjk(&text[start..end], |word| {
+                f(Piece::Word {
+                    text: word,
+                    cjk: true,
+                })
+            })?;
             after_cjk = true;
             i = end;
         } else if is_word_char(c) {
@@ -204,6 +173,7 @@ fn word<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use disgrafs_core::fulltext::MAX_CJK_SLICE;
 
     fn pieces(text: &str) -> Vec<String> {
         let mut out = Vec::new();
