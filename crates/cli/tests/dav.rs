@@ -32,7 +32,10 @@ fn ls(s: &Server, path: &str) -> Vec<String> {
 
 fn hrefs(r: Response, path: &str) -> Vec<String> {
     let body = r.text().unwrap();
-    let base = format!("/dav{path}");
+    let base = percent_encoding::percent_decode_str(&format!("/dav{path}"))
+        .decode_utf8()
+        .unwrap()
+        .into_owned();
     let mut out: Vec<String> = body
         .split("href>")
         .skip(1)

@@ -39,7 +39,17 @@ fn text(o: &Output) -> String {
 
 /// Checks of litmus' groups that fail here, each with its reason: the test fails when another
 /// check fails, and when one of these passes (so this list stays true).
-const LITMUS_KNOWN: &[(&str, &str)] = &[];
+const LITMUS_KNOWN: &[(&str, &str)] = &[
+    (
+        "complex_cond_put",
+        "dav-server 0.11's If-header parser indexes past the end of this header and panics; \
+         the server answers 400 instead (dav.rs)",
+    ),
+    (
+        "fail_complex_cond_put",
+        "the same If-header parser panic in dav-server 0.11",
+    ),
+];
 
 #[test]
 fn litmus() {
@@ -57,22 +67,22 @@ fn litmus() {
         .unwrap();
     let log = text(&out);
     let mut failed = Vec::new();
-    let mut passed = 0;
     for line in log.lines() {
-        // " 4. put_get................. pass" / "FAIL (reason)" / "WARNING: ..." / "SKIPPED"
-        let Some((head, result)) = line.trim().split_once("..") else {
-            continue;
-        };
-        let Some((_, check)) = head.split_once(". ") else {
-            continue;
-        };
-        let result = result.trim_start_matches('.').trim();
-        if result.starts_with("pass") {
-            passed += 1;
-        } else if result.starts_with("FAIL") {
-            failed.push(check.trim().to_owned());
+        // " 4. put_get................. pass", "19. name...... FAIL (reason)"
+        if let Some((head, _)) = line.rsplit_once("FAIL") {
+            let check = head.trim_end_matches(['.', ' ']);
+            let check = check.rsplit(". ").next().unwrap_or(check).trim();
+            failed.push(check.to_owned());
         }
     }
+    // "<- summary for `basic': of 16 tests run: 16 passed, 0 failed. 100.0%"
+    let passed: u32 = log
+        .lines()
+        .filter_map(|l| l.split_once("tests run: "))
+        .filter_map(|(_, r)| r.split(' ').next()?.parse::<u32>().ok())
+        .sum();
+    let groups = log.matches("<- summary for").count();
+    assert_eq!(groups, 4, "litmus ran all four groups:\n{log}");
     assert!(passed > 40, "litmus ran too few checks:\n{log}");
     let known: Vec<&str> = LITMUS_KNOWN.iter().map(|(c, _)| *c).collect();
     let unexpected: Vec<&String> = failed

@@ -180,7 +180,14 @@ fn hostile_folders_are_refused() {
     }
     for path in ["/abs/x.txt", "../x.txt", "a/../../x.txt", "a/\u{7}/x.txt"] {
         let r = s.post_part(path, b"x");
-        assert_eq!(r.status(), 422, "{path:?}");
+        // A control character in a part's header is malformed HTTP already (400).
+        let status = r.status().as_u16();
+        assert!(status == 422 || status == 400, "{path:?}: {status}");
+        let v: serde_json::Value = r.json().unwrap();
+        assert!(
+            !v["error"].as_str().unwrap_or("").is_empty(),
+            "{path:?}: {v}"
+        );
     }
     let meta = format!(
         "filename {},relativePath {}",

@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::{AppState, upload};
 use axum::Router;
 use axum::extract::Request;
+use axum::response::IntoResponse;
 use axum::routing::any;
 use bytes::{Buf, Bytes};
 use dav_server::DavHandler;
@@ -65,7 +66,12 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
     let handle = move |req: Request| {
         let dav = dav.clone();
         async move {
-            let mut resp = dav.handle(req).await;
+            // dav-server panics on some malformed `If` headers (an index past the end in its
+            // parser): that request gets a 400, and the connection and the server stay.
+            let handled = std::panic::AssertUnwindSafe(dav.handle(req)).catch_unwind();
+            let Ok(mut resp) = handled.await else {
+                return ApiError::bad_request("malformed WebDAV request headers").into_response();
+            };
             // Stored files are untrusted: the download's own policy applies here too.
             let mime = resp
                 .headers()
@@ -75,7 +81,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             if let Some(mime) = mime {
                 crate::download::stored_file_policy(resp.headers_mut(), &mime);
             }
-            resp
+            resp.into_response()
         }
     };
     Router::new()
@@ -145,6 +151,12 @@ struct GraphFs {
 
 impl GraphFs {
     async fn locate(&self, path: &DavPath) -> FsResult<Loc> {
+        self.locate_as(path, false).await
+    }
+
+    /// [`Self::locate`]; with `entry`, a path in a tag directory that names no file is taken as
+    /// a file to make there (a PUT's or a MOVE's target), not as one more tag.
+    async fn locate_as(&self, path: &DavPath, entry: bool) -> FsResult<Loc> {
         let segs = segments(path)?;
         let Some((section, rest)) = segs.split_first() else {
             return Ok(Loc::Root);
@@ -171,7 +183,7 @@ impl GraphFs {
                 if !parent.is_empty() && !path.is_collection() {
                     let view =
                         View::Tags(parent.iter().map(|t| tag_of(t)).collect::<FsResult<_>>()?);
-                    if self.find(&view, last).await?.is_some() {
+                    if entry || self.find(&view, last).await?.is_some() {
                         return Ok(Loc::Entry(view, last.clone()));
                     }
                 }
@@ -279,7 +291,7 @@ impl GraphFs {
 
     /// Where a record goes when moved or copied to `to`: its folder and name.
     async fn target(&self, to: &DavPath) -> FsResult<(View, FileName)> {
-        match self.locate(to).await? {
+        match self.locate_as(to, true).await? {
             Loc::Entry(view @ (View::Folder(_) | View::Tags(_)), name) => {
                 Ok((view, file_name(&name)?))
             }
@@ -334,7 +346,7 @@ impl DavFileSystem for GraphFs {
         options: OpenOptions,
     ) -> FsFuture<'a, Box<dyn DavFile>> {
         async move {
-            let Loc::Entry(view, name) = self.locate(path).await? else {
+            let Loc::Entry(view, name) = self.locate_as(path, options.write).await? else {
                 return Err(FsError::Forbidden);
             };
             let existing = self.find(&view, &name).await?;
