@@ -42,7 +42,7 @@ function createFile(name, bytes, given) {
   const id = `${Date.now().toString(36)}${(++seq).toString(36).padStart(4, "0")}`;
   const mime = mimeOf(name, given);
   const now = new Date().toISOString();
-  const record = { id, name, size: bytes.length, hash: crypto.createHash("sha256").update(bytes).digest("hex"), mime, kind: kindOf(mime, name), created: now, modified: now, tags: [], tagging: "pending" };
+  const record = { id, name, folder: "", size: bytes.length, hash: crypto.createHash("sha256").update(bytes).digest("hex"), mime, kind: kindOf(mime, name), created: now, modified: now, tags: [], tagging: "pending" };
   files.set(id, { record, bytes, hidden: new Set() });
   emit("file.created", record);
   setTimeout(() => autoTag(id), 300);
@@ -384,7 +384,7 @@ function synthesize(n) {
     while (tags.size < 5) tags.add(`tag${Math.floor(pool * rand() ** 2.2)}`);
     const kind = kinds[Math.floor(rand() * kinds.length)];
     const date = new Date(now - rand() * 3e10).toISOString();
-    const record = { id, name: `file-${i}.${kind.slice(0, 3)}`, size: Math.floor(rand() * 5e7), hash: crypto.createHash("sha256").update(id).digest("hex"), mime: "application/octet-stream", kind, created: date, modified: date, tags: [...tags].map((name) => ({ name, kind: "auto", extractor: "synthetic", weight: 1 })), tagging: "done" };
+    const record = { id, name: `file-${i}.${kind.slice(0, 3)}`, folder: "", size: Math.floor(rand() * 5e7), hash: crypto.createHash("sha256").update(id).digest("hex"), mime: "application/octet-stream", kind, created: date, modified: date, tags: [...tags].map((name) => ({ name, kind: "auto", extractor: "synthetic", weight: 1 })), tagging: "done" };
     files.set(id, { record, bytes: Buffer.alloc(0), hidden: new Set() });
   }
 }

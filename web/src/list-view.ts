@@ -183,7 +183,12 @@ export class ListView {
           "div",
           { class: "name-cell" },
           h("span", { class: `kind-dot kind-${f.kind}`, "aria-hidden": "true" }),
-          h("span", { class: "file-name", title: f.name }, f.name),
+          h(
+            "span",
+            { class: "file-name", title: f.folder ? `${f.folder}/${f.name}` : f.name },
+            f.folder ? h("span", { class: "file-folder" }, `${f.folder}/`) : null,
+            f.name,
+          ),
           f.tagging === "pending" ? h("span", { class: "spinner", title: "Tagging…", "aria-label": "tagging" }) : null,
         ),
         f.snippet?.length

@@ -117,6 +117,7 @@ export class FilePanel {
         h(
           "dl",
           { class: "details" },
+          ...(f.folder ? [h("dt", {}, "Folder"), h("dd", { class: "folder", title: f.folder }, f.folder)] : []),
           h("dt", {}, "Size"), h("dd", {}, `${formatSize(f.size)} (${f.size.toLocaleString()} bytes)`),
           h("dt", {}, "Type"), h("dd", {}, f.mime || "unknown", h("span", { class: "muted" }, ` · ${f.kind}`)),
           h("dt", {}, "Created"), h("dd", {}, h("time", { dateTime: f.created }, formatDate(f.created))),

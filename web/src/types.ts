@@ -15,6 +15,8 @@ export interface Tag {
 export interface FileRecord {
   id: string;
   name: string;
+  /** The relative folder it was uploaded from ("photos/2024"), "" when it came alone. */
+  folder: string;
   size: number;
   hash: string;
   mime: string;

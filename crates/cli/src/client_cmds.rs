@@ -90,13 +90,17 @@ impl ResumeBook {
     }
 }
 
-/// Expands folders into their files (recursively, sorted), each with the name to store it under.
+/// Expands folders into their files (recursively, sorted), each with the name to store it under:
+/// a folder's files keep their path relative to the folder's parent (`put docs` stores
+/// `docs/api/README.md` in folder `docs/api`).
 fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
         if meta.is_dir() {
-            let mut stack = vec![p.clone()];
+            let abs = std::fs::canonicalize(p)?;
+            let base = abs.parent().unwrap_or(&abs).to_path_buf();
+            let mut stack = vec![abs.clone()];
             while let Some(dir) = stack.pop() {
                 let mut entries: Vec<_> = std::fs::read_dir(&dir)
                     .with_context(|| format!("cannot read {}", dir.display()))?
@@ -107,7 +111,13 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
                     if ft.is_dir() {
                         stack.push(e.path());
                     } else if ft.is_file() {
-                        out.push((e.path(), e.file_name().to_string_lossy().into_owned()));
+                        let rel = e.path();
+                        let rel = rel.strip_prefix(&base).unwrap_or(&rel);
+                        let rel: Vec<String> = rel
+                            .components()
+                            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                            .collect();
+                        out.push((e.path(), rel.join("/")));
                     }
                 }
             }

@@ -50,17 +50,7 @@ fn hostile_names() {
         assert!(!v["error"].as_str().unwrap().contains('\n'), "one line");
     }
     // The same through multipart.
-    let form = reqwest::blocking::multipart::Form::new().part(
-        "file",
-        reqwest::blocking::multipart::Part::bytes(b"x".to_vec()).file_name("../evil"),
-    );
-    let r = s
-        .http()
-        .post(format!("{}/api/files", s.url))
-        .multipart(form)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 422);
+    assert_eq!(s.post_part("../evil", b"x").status(), 422);
     // PUT without a name at all.
     let r = s
         .http()

@@ -247,13 +247,17 @@ impl Client {
             .files)
     }
 
-    /// Creates a tus upload for `len` bytes named `name`; returns its URL.
+    /// Creates a tus upload for `len` bytes named `name`; returns its URL. `name` may be a
+    /// relative path (`folder/…/name`): the file then keeps its folder (tus metadata
+    /// `relativePath`, as tus-js-client and Uppy send it).
     pub async fn tus_create(&self, name: &str, len: u64) -> Result<String> {
         use base64::Engine;
-        let meta = format!(
-            "filename {}",
-            base64::engine::general_purpose::STANDARD.encode(name)
-        );
+        let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+        let base = name.rsplit('/').next().unwrap_or(name);
+        let mut meta = format!("filename {}", b64(base));
+        if base != name {
+            meta.push_str(&format!(",relativePath {}", b64(name)));
+        }
         let resp = self
             .send(
                 self.http
@@ -316,6 +320,7 @@ impl Client {
     }
 
     /// Uploads a file through tus, resuming at the server's offset when the connection breaks.
+    /// `name` is a name or a relative path (see [`Client::tus_create`]).
     /// `resume_url` is an upload created earlier for the same file (say, by a run that was
     /// interrupted); `on_created` is told the URL of a new one, so the caller can remember it.
     pub async fn upload(

@@ -12,6 +12,7 @@
 )]
 
 pub mod api;
+pub mod fsname;
 pub mod fulltext;
 pub mod model;
 pub mod query;

@@ -8,6 +8,10 @@ use time::OffsetDateTime;
 
 /// Longest file name we accept, in bytes (what most file systems allow).
 pub const MAX_NAME_BYTES: usize = 255;
+/// Longest folder path a file keeps, in bytes.
+pub const MAX_FOLDER_BYTES: usize = 1024;
+/// Most folders a folder path may nest.
+pub const MAX_FOLDER_DEPTH: usize = 32;
 /// Longest tag name, in bytes.
 pub const MAX_TAG_BYTES: usize = 128;
 /// How many leading bytes of a content decide its type by magic bytes: kept while an upload is
@@ -20,6 +24,10 @@ pub const HEAD_BYTES: usize = 8192;
 pub struct FileRecord {
     pub id: String,
     pub name: String,
+    /// The relative folder the file was uploaded from (`photos/2024`), `""` when it came alone.
+    /// Each of its folders is also a user tag of the record.
+    #[serde(default)]
+    pub folder: String,
     pub size: u64,
     /// BLAKE3 of the content, lowercase hex.
     pub hash: String,
@@ -173,12 +181,16 @@ pub enum NameError {
     TooLong(usize),
     #[error("name contains a control or invisible formatting character (U+{0:04X})")]
     Control(u32),
-    #[error(
-        "name contains '/' or '\\'; upload a folder's files one by one, each with its own name"
-    )]
+    #[error("name contains '/' or '\\'; a folder goes into the file's folder path")]
     Separator,
     #[error("name '{0}' is reserved")]
     Reserved(String),
+    #[error("folder path is {0} bytes; at most {max} are allowed", max = MAX_FOLDER_BYTES)]
+    PathTooLong(usize),
+    #[error("folder path nests {0} folders; at most {max} are allowed", max = MAX_FOLDER_DEPTH)]
+    TooDeep(usize),
+    #[error("folder path must be relative, with no empty folder ('/a', 'a//b', 'a/')")]
+    NotRelative,
 }
 
 /// A file name that has been checked: a label, never a path. Blobs are stored under their hash,
@@ -220,6 +232,91 @@ impl FileName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The relative folder a file was uploaded from: folder names joined by `/`, each one checked
+/// by [`FileName`]'s rules (so no `..`, no `\\`, no controls, NFC), never absolute, bounded in
+/// length and depth. The empty path is the root.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FolderPath(String);
+
+impl FolderPath {
+    pub fn new(raw: &str) -> Result<Self, NameError> {
+        if raw.is_empty() {
+            return Ok(FolderPath::default());
+        }
+        let parts = raw
+            .split('/')
+            .map(|c| {
+                if c.is_empty() {
+                    Err(NameError::NotRelative)
+                } else {
+                    FileName::new(c)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if parts.len() > MAX_FOLDER_DEPTH {
+            return Err(NameError::TooDeep(parts.len()));
+        }
+        let path = parts
+            .iter()
+            .map(FileName::as_str)
+            .collect::<Vec<_>>()
+            .join("/");
+        if path.len() > MAX_FOLDER_BYTES {
+            return Err(NameError::PathTooLong(path.len()));
+        }
+        Ok(FolderPath(path))
+    }
+
+    /// Splits a relative file path (`a/b/c.txt`, as a folder upload names its files) into its
+    /// folder and its name.
+    pub fn split_file_path(raw: &str) -> Result<(FolderPath, FileName), NameError> {
+        let (folder, name) = raw.rsplit_once('/').unwrap_or(("", raw));
+        if raw.contains('/') && folder.is_empty() {
+            return Err(NameError::NotRelative);
+        }
+        Ok((FolderPath::new(folder)?, FileName::new(name)?))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The folder names, outermost first.
+    pub fn folders(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/').filter(|c| !c.is_empty())
+    }
+
+    /// The tags a record uploaded from this folder gets: one per folder name that is a valid
+    /// tag (a folder called `(old)` has none, since the query language reserves parentheses).
+    pub fn tags(&self) -> Vec<String> {
+        let mut tags: Vec<String> = Vec::new();
+        for t in self.folders().filter_map(|f| normalize_tag(f).ok()) {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        tags
+    }
+}
+
+impl TryFrom<String> for FolderPath {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, NameError> {
+        FolderPath::new(&s)
+    }
+}
+
+impl From<FolderPath> for String {
+    fn from(p: FolderPath) -> String {
+        p.0
     }
 }
 
@@ -436,6 +533,53 @@ mod tests {
             FileName::new(decomposed).unwrap(),
             FileName::new("Caf\u{E9}.txt").unwrap()
         );
+    }
+
+    #[test]
+    fn folder_paths() {
+        assert_eq!(FolderPath::new("").unwrap().as_str(), "");
+        assert_eq!(FolderPath::new("a/B c").unwrap().as_str(), "a/B c");
+        assert_eq!(
+            FolderPath::new("Cafe\u{301}/x").unwrap().as_str(),
+            "Caf\u{E9}/x"
+        );
+        for bad in ["/etc", "a//b", "a/", "/"] {
+            assert_eq!(FolderPath::new(bad), Err(NameError::NotRelative), "{bad:?}");
+        }
+        assert_eq!(
+            FolderPath::new("a/../b"),
+            Err(NameError::Reserved("..".into()))
+        );
+        assert_eq!(FolderPath::new("a\\b"), Err(NameError::Separator));
+        assert_eq!(FolderPath::new("a/\0"), Err(NameError::Control(0)));
+        assert_eq!(FolderPath::new("a/\x1b[2J"), Err(NameError::Control(0x1b)));
+        assert_eq!(
+            FolderPath::new(&["x"; 33].join("/")),
+            Err(NameError::TooDeep(33))
+        );
+        assert_eq!(
+            FolderPath::new(&vec!["y".repeat(200); 6].join("/")),
+            Err(NameError::PathTooLong(1205))
+        );
+        let (folder, name) = FolderPath::split_file_path("docs/api/README.md").unwrap();
+        assert_eq!((folder.as_str(), name.as_str()), ("docs/api", "README.md"));
+        let (folder, name) = FolderPath::split_file_path("README.md").unwrap();
+        assert_eq!((folder.as_str(), name.as_str()), ("", "README.md"));
+        assert_eq!(
+            FolderPath::split_file_path("/README.md"),
+            Err(NameError::NotRelative)
+        );
+        assert_eq!(
+            FolderPath::split_file_path("../evil"),
+            Err(NameError::Reserved("..".into()))
+        );
+    }
+
+    #[test]
+    fn folder_tags() {
+        let p = FolderPath::new("Docs/API/(old)/docs").unwrap();
+        assert_eq!(p.tags(), vec!["docs".to_string(), "api".to_string()]);
+        assert!(FolderPath::default().tags().is_empty());
     }
 
     #[test]

@@ -75,6 +75,25 @@ fn etag(rec: &FileContent) -> String {
 /// Most ranges one request may ask for; more are served as the whole file.
 const MAX_RANGES: usize = 32;
 
+/// Stored files are untrusted: opened from this origin (a download, or a GET through WebDAV),
+/// they may run nothing, and only this origin's page may frame them. (PDF gets no `sandbox` and
+/// no `default-src`: either keeps the browser's own PDF viewer from starting.)
+pub(crate) fn stored_file_policy(h: &mut HeaderMap, mime: &str) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(if mime == "application/pdf" {
+            "frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
+        } else {
+            "default-src 'none'; img-src 'self' data:; media-src 'self'; \
+             style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
+        }),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
 /// Whether an `If-None-Match` list names this entity tag (weak comparison, RFC 9110 §13.1.2).
 fn etag_matches(list: &str, tag: &str) -> bool {
     list.split(',')
@@ -106,22 +125,7 @@ pub(crate) async fn content(
         header::CONTENT_DISPOSITION,
         content_disposition(&rec.name, want_inline && inline_safe(&rec.mime)),
     );
-    // Stored files are untrusted: opened from this origin, they may run nothing, and only this
-    // origin's page may frame them. (PDF gets no `sandbox` and no `default-src`: either keeps
-    // the browser's own PDF viewer from starting.)
-    common.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if rec.mime == "application/pdf" {
-            "frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
-        } else {
-            "default-src 'none'; img-src 'self' data:; media-src 'self'; \
-             style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
-        }),
-    );
-    common.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    stored_file_policy(&mut common, &rec.mime);
     let mime = HeaderValue::from_str(&rec.mime)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
 

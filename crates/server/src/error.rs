@@ -64,6 +64,21 @@ impl Cause {
         }
     }
 
+    /// The same table for WebDAV, whose handler (dav-server) turns a file-system error into the
+    /// status: the nearest of its errors.
+    pub(crate) fn fs_error(self) -> dav_server::fs::FsError {
+        use dav_server::fs::FsError;
+        match self {
+            Cause::NotFound | Cause::NoRoute => FsError::NotFound,
+            Cause::TooLarge => FsError::TooLarge,
+            Cause::StorageFull => FsError::InsufficientStorage,
+            Cause::Invalid | Cause::CrossOrigin | Cause::BadRequest | Cause::BadQuery => {
+                FsError::Forbidden
+            }
+            _ => FsError::GeneralFailure,
+        }
+    }
+
     /// The stable, machine-readable `code` of the body.
     pub fn code(self) -> &'static str {
         match self {

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use disgrafs_core::api::{FileList, Health, RelatedList, RetagQueued, TagsBody, Uploaded};
-use disgrafs_core::{FileName, FileRecord, normalize_tag, query};
+use disgrafs_core::{FileName, FileRecord, FolderPath, normalize_tag, query};
 use disgrafs_store::{ListOptions, Retag, SortKey};
 use serde::Deserialize;
 
@@ -144,6 +144,8 @@ pub(crate) async fn list(
 pub(crate) struct PutParams {
     /// The file's name (a label, never a path).
     name: String,
+    /// The relative folder it comes from (`photos/2024`); each folder also tags the file.
+    folder: Option<String>,
 }
 
 /// Uploads one file as the raw request body, streamed to disk.
@@ -160,17 +162,20 @@ pub(crate) async fn upload_raw(
 ) -> ApiResult<(StatusCode, Json<FileRecord>)> {
     // Refuse a bad name before reading the body.
     let name = FileName::new(p.name)?;
+    let folder = FolderPath::new(p.folder.as_deref().unwrap_or(""))?;
     let expected = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let staged = upload::stage(&state, body.into_data_stream(), expected).await?;
-    let rec = upload::publish(&state, staged, &name).await?;
+    let rec = upload::publish(&state, staged, &folder, &name).await?;
     Ok((StatusCode::CREATED, Json(rec)))
 }
 
-/// Uploads one or more files as `multipart/form-data` parts that carry a filename. All parts are
-/// staged before any is stored: a request that fails half-way stores nothing.
+/// Uploads one or more files as `multipart/form-data` parts that carry a filename. A filename may
+/// be a relative path (`docs/api/README.md`, as a folder upload names its files): the file then
+/// keeps that folder. All parts are staged before any is stored: a request that fails half-way
+/// stores nothing.
 #[utoipa::path(post, path = "/api/files", tag = "files",
     request_body(content_type = "multipart/form-data", description = "one or more parts with a filename"),
     responses((status = 201, body = Uploaded), (status = 400, body = disgrafs_core::api::ErrorBody),
@@ -187,7 +192,7 @@ pub(crate) async fn upload_multipart(
             // Plain form fields carry no file.
             continue;
         };
-        let name = FileName::new(raw.as_str())
+        let (folder, name) = FolderPath::split_file_path(raw.as_str())
             .map_err(|e| ApiError::from(e).context(&format!("'{}'", raw.escape_debug())))?;
         let mut blob = upload::stage(&state, field, None).await.map_err(|e| {
             if e.cause() == Cause::BadRequest {
@@ -206,7 +211,7 @@ pub(crate) async fn upload_multipart(
         // Typed now, so the head need not wait in memory for the other parts.
         let detected = disgrafs_tagger::detect(&blob.head, &name);
         blob.head = Vec::new();
-        staged.push((blob, name, detected));
+        staged.push((blob, folder, name, detected));
     }
     if staged.is_empty() {
         return Err(ApiError::bad_request(
@@ -214,8 +219,8 @@ pub(crate) async fn upload_multipart(
         ));
     }
     let mut files = Vec::with_capacity(staged.len());
-    for (blob, name, detected) in staged {
-        files.push(upload::publish_detected(&state, blob, &name, &detected).await?);
+    for (blob, folder, name, detected) in staged {
+        files.push(upload::publish_detected(&state, blob, &folder, &name, &detected).await?);
     }
     Ok((StatusCode::CREATED, Json(Uploaded { files })))
 }

@@ -12,6 +12,7 @@
     )
 )]
 
+mod dav;
 mod download;
 pub mod error;
 mod events;
@@ -145,6 +146,7 @@ pub fn api(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(metrics::routes())
         .merge(recent::routes())
+        .merge(dav::routes(state.clone()))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         // Bodies read into memory (JSON) are bounded; uploads take the raw body and stream it to

@@ -15,8 +15,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use disgrafs_core::FileName;
 use disgrafs_core::api::FILE_ID_HEADER;
+use disgrafs_core::{FileName, FolderPath};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -37,6 +37,10 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 struct Info {
     length: u64,
     name: FileName,
+    /// From the `relativePath` metadata (tus-js-client's and Uppy's key for a folder upload's
+    /// `a/b/name`): its folder.
+    #[serde(default)]
+    folder: FolderPath,
     /// The raw Upload-Metadata header, echoed on HEAD.
     metadata: String,
     #[serde(default)]
@@ -256,7 +260,7 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
 #[utoipa::path(post, path = "/api/uploads/", tag = "tus",
     params(TusResumable,
         ("Upload-Length" = u64, Header, description = "The upload's size in bytes, at most Tus-Max-Size"),
-        ("Upload-Metadata" = String, Header, description = "Comma-separated `key base64(value)` pairs; `filename` is required")),
+        ("Upload-Metadata" = String, Header, description = "Comma-separated `key base64(value)` pairs; `filename` is required; `relativePath` (`a/b/name`) keeps the file's folder")),
     responses((status = 201, description = "Location of the new upload (also on a failed creation-with-upload, to resume)"),
         (status = 400, body = disgrafs_core::api::ErrorBody), (status = 412, description = "missing or unsupported Tus-Resumable", body = disgrafs_core::api::ErrorBody),
         (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody),
@@ -299,6 +303,10 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
         .cloned()
         .ok_or_else(|| ApiError::invalid("Upload-Metadata must carry a filename"))?;
     let name = FileName::new(name)?;
+    let folder = match meta.get("relativePath") {
+        Some(p) => FolderPath::split_file_path(p)?.0,
+        None => FolderPath::default(),
+    };
     if state.tus.live.fetch_add(1, Ordering::Relaxed) >= limits::MAX_LIVE_UPLOADS {
         state.tus.live.fetch_sub(1, Ordering::Relaxed);
         return Err(ApiError::new(
@@ -321,6 +329,7 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
                 &Info {
                     length,
                     name,
+                    folder,
                     metadata: raw_meta,
                     file_id: None,
                 },
@@ -543,7 +552,7 @@ async fn append(
 /// its full offset finishes it). The caller holds the upload's lock.
 async fn complete(state: &AppState, id: &str, info: &mut Info) -> ApiResult<String> {
     let staged = state.store.adopt(&state.tus.part(id)).await?;
-    let rec = upload::publish(state, staged, &info.name).await?;
+    let rec = upload::publish(state, staged, &info.folder, &info.name).await?;
     info.file_id = Some(rec.id.clone());
     state.tus.save(id, info).await?;
     tokio::fs::remove_file(state.tus.part(id)).await.ok();

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use bytes::Bytes;
-use disgrafs_core::{FileName, FileRecord};
+use disgrafs_core::{FileName, FileRecord, FolderPath};
 use disgrafs_store::StagedBlob;
 use futures::{Stream, StreamExt};
 
@@ -60,26 +60,28 @@ async fn next_chunk<E: std::fmt::Display>(
 }
 
 /// Publishes a staged upload: detects its type from its first bytes, stores it as a file named
-/// `name`, announces the new record and wakes the tagging workers.
+/// `name` in `folder`, announces the new record and wakes the tagging workers.
 pub(crate) async fn publish(
     state: &AppState,
     staged: StagedBlob,
+    folder: &FolderPath,
     name: &FileName,
 ) -> ApiResult<FileRecord> {
     let detected = disgrafs_tagger::detect(&staged.head, name);
-    publish_detected(state, staged, name, &detected).await
+    publish_detected(state, staged, folder, name, &detected).await
 }
 
 /// [`publish`] of an upload whose type was detected already.
 pub(crate) async fn publish_detected(
     state: &AppState,
     staged: StagedBlob,
+    folder: &FolderPath,
     name: &FileName,
     detected: &disgrafs_tagger::Detected,
 ) -> ApiResult<FileRecord> {
     let rec = state
         .store
-        .put(staged, name, &detected.mime, detected.kind)
+        .put(staged, folder, name, &detected.mime, detected.kind)
         .await?;
     state.events.send("file.created", &rec);
     state.wake_workers();

@@ -73,12 +73,13 @@ fn ms_to_time(ms: i64) -> OffsetDateTime {
 }
 
 /// The columns a [`RecordRow`] reads; `{RECORD_COLUMNS} WHERE ...` selects records.
-pub(crate) const RECORD_COLUMNS: &str = "f.id, f.name, f.size, f.hash, b.mime, b.kind, f.created, f.modified, b.tagging, b.fields FROM files f JOIN blobs b ON b.hash = f.hash";
+pub(crate) const RECORD_COLUMNS: &str = "f.id, f.name, f.folder, f.size, f.hash, b.mime, b.kind, f.created, f.modified, b.tagging, b.fields FROM files f JOIN blobs b ON b.hash = f.hash";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct RecordRow {
     id: String,
     name: String,
+    folder: String,
     size: i64,
     hash: String,
     mime: String,
@@ -94,6 +95,7 @@ impl From<RecordRow> for FileRecord {
         FileRecord {
             id: r.id,
             name: r.name,
+            folder: r.folder,
             size: r.size as u64,
             hash: r.hash,
             mime: r.mime,

@@ -35,7 +35,9 @@ pub use sqlite::SqliteMeta;
 pub use sqlmeta::SqlMeta;
 
 use disgrafs_core::query::Expr;
-use disgrafs_core::{CoOccurrence, FileKind, FileName, FileRecord, Graph, Related, TagCount};
+use disgrafs_core::{
+    CoOccurrence, FileKind, FileName, FileRecord, FolderPath, Graph, Related, TagCount,
+};
 use locks::HashLocks;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -129,11 +131,12 @@ impl Store {
         }
     }
 
-    /// Stores a staged blob under `name`: commits the content (once, whoever else uploads it)
-    /// and creates the file record.
+    /// Stores a staged blob under `name` in `folder`: commits the content (once, whoever else
+    /// uploads it) and creates the file record.
     pub async fn put(
         &self,
         staged: StagedBlob,
+        folder: &FolderPath,
         name: &FileName,
         mime: &str,
         kind: FileKind,
@@ -144,10 +147,34 @@ impl Store {
         self.meta
             .insert_file(NewFile {
                 name,
+                folder: folder.clone(),
                 hash: &hash,
                 size,
                 mime,
                 kind,
+            })
+            .await
+    }
+
+    /// A second record of a file's content under another folder and name (no bytes copied).
+    pub async fn copy(
+        &self,
+        id: &str,
+        folder: &FolderPath,
+        name: &FileName,
+    ) -> Result<FileRecord, StoreError> {
+        let rec = self.meta.get_file(id).await?;
+        // Held so that a delete of the last other reference cannot remove the content between
+        // the lookup and the new record.
+        let _guard = self.locks.lock(&rec.hash).await;
+        self.meta
+            .insert_file(NewFile {
+                name,
+                folder: folder.clone(),
+                hash: &rec.hash,
+                size: rec.size,
+                mime: &rec.mime,
+                kind: rec.kind,
             })
             .await
     }
@@ -229,6 +256,39 @@ impl Store {
 
     pub async fn cooccurrence(&self, limit: u32) -> Result<Vec<CoOccurrence>, StoreError> {
         self.meta.cooccurrence(limit).await
+    }
+
+    pub async fn subfolders(&self, parent: &FolderPath) -> Result<Vec<String>, StoreError> {
+        self.meta.subfolders(parent).await
+    }
+
+    pub async fn folder_exists(&self, path: &FolderPath) -> Result<bool, StoreError> {
+        self.meta.folder_exists(path).await
+    }
+
+    pub async fn make_folder(&self, path: &FolderPath) -> Result<bool, StoreError> {
+        self.meta.make_folder(path).await
+    }
+
+    pub async fn remove_folder(&self, path: &FolderPath) -> Result<(), StoreError> {
+        self.meta.remove_folder(path).await
+    }
+
+    pub async fn folder_files(
+        &self,
+        folder: &FolderPath,
+        limit: u32,
+    ) -> Result<Vec<FileRecord>, StoreError> {
+        self.meta.folder_files(folder, limit).await
+    }
+
+    pub async fn move_file(
+        &self,
+        id: &str,
+        folder: &FolderPath,
+        name: &FileName,
+    ) -> Result<FileRecord, StoreError> {
+        self.meta.move_file(id, folder, name).await
     }
 
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -4,13 +4,18 @@
 use crate::StoreError;
 use async_trait::async_trait;
 use disgrafs_core::query::Expr;
-use disgrafs_core::{CoOccurrence, FileKind, FileName, FileRecord, Graph, Related, TagCount};
+use disgrafs_core::{
+    CoOccurrence, FileKind, FileName, FileRecord, FolderPath, Graph, Related, TagCount,
+};
 use std::collections::BTreeMap;
 
 /// A file record to create, for content already committed to the blob store.
 #[derive(Debug, Clone)]
 pub struct NewFile<'a> {
     pub name: &'a FileName,
+    /// The folder it was uploaded from: recorded, made to exist, and each folder of it a user
+    /// tag of the record (user tags belong to the record, so re-tagging keeps them).
+    pub folder: FolderPath,
     pub hash: &'a str,
     pub size: u64,
     /// Type as detected at upload from the first bytes; tagging may refine it.
@@ -176,6 +181,29 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn tags(&self, prefix: &str, limit: u32) -> Result<Vec<TagCount>, StoreError>;
     async fn cooccurrence(&self, limit: u32) -> Result<Vec<CoOccurrence>, StoreError>;
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    // Folders (what a file-system view lists).
+    /// The names of the folders directly inside `parent`, sorted.
+    async fn subfolders(&self, parent: &FolderPath) -> Result<Vec<String>, StoreError>;
+    /// Whether a folder exists (the root always does).
+    async fn folder_exists(&self, path: &FolderPath) -> Result<bool, StoreError>;
+    /// Makes a folder and its ancestors; false when it existed already.
+    async fn make_folder(&self, path: &FolderPath) -> Result<bool, StoreError>;
+    /// Removes a folder and the folders inside it; files inside keep their folder path.
+    async fn remove_folder(&self, path: &FolderPath) -> Result<(), StoreError>;
+    /// The files directly in `folder`, oldest record first, at most `limit`.
+    async fn folder_files(
+        &self,
+        folder: &FolderPath,
+        limit: u32,
+    ) -> Result<Vec<FileRecord>, StoreError>;
+    /// Gives a record another folder and name (the target folder is made to exist).
+    async fn move_file(
+        &self,
+        id: &str,
+        folder: &FolderPath,
+        name: &FileName,
+    ) -> Result<FileRecord, StoreError>;
 
     // The job queue.
     /// Claims the next ready job, leasing it for `lease_ms`.

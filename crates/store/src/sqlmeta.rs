@@ -233,6 +233,35 @@ macro_rules! impl_meta {
                 Ok(())
             }
 
+            /// Makes `path` and its ancestors exist; true when `path` itself is new.
+            async fn ensure_folder(
+                tx: &mut <$db as Database>::Connection,
+                path: &FolderPath,
+                now: i64,
+            ) -> Result<bool, StoreError> {
+                let mut parent = String::new();
+                let mut made = false;
+                for folder in path.folders() {
+                    let here = if parent.is_empty() {
+                        folder.to_owned()
+                    } else {
+                        format!("{parent}/{folder}")
+                    };
+                    made = sqlx::query(
+                        "INSERT INTO folders (path, parent, created) VALUES ($1, $2, $3) ON CONFLICT (path) DO NOTHING",
+                    )
+                    .bind(&here)
+                    .bind(&parent)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        > 0;
+                    parent = here;
+                }
+                Ok(made)
+            }
+
             /// Marks contents' tagging failed (their jobs failed for good).
             async fn tagging_failed(
                 tx: &mut <$db as Database>::Connection,
@@ -266,17 +295,22 @@ macro_rules! impl_meta {
                 .fetch_one(&mut *tx)
                 .await?;
                 sqlx::query(
-                    "INSERT INTO files (id, name, name_lower, hash, size, created, modified) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO files (id, name, name_lower, folder, hash, size, created, modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&id)
                 .bind(new.name.as_str())
                 .bind(new.name.to_lowercase())
+                .bind(new.folder.as_str())
                 .bind(new.hash)
                 .bind(new.size as i64)
                 .bind(now)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                Self::ensure_folder(&mut tx, &new.folder, now).await?;
+                for tag_id in Self::tag_ids(&mut tx, &new.folder.tags()).await? {
+                    Self::set_file_tag(&mut tx, &id, tag_id, FileTagRow::User, now).await?;
+                }
                 if refs == 1 && tagging != TaggingState::Done.as_str() {
                     Self::queue_tagging(&mut tx, new.hash).await?;
                 }
@@ -442,6 +476,86 @@ macro_rules! impl_meta {
                             .await?;
                     }
                 }
+                tx.commit().await?;
+                self.get_file(id).await
+            }
+
+            async fn subfolders(&self, parent: &FolderPath) -> Result<Vec<String>, StoreError> {
+                let paths: Vec<String> = sqlx::query_scalar(
+                    "SELECT path FROM folders WHERE parent = $1 ORDER BY path",
+                )
+                .bind(parent.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(paths
+                    .into_iter()
+                    .map(|p| p.rsplit('/').next().unwrap_or_default().to_owned())
+                    .collect())
+            }
+
+            async fn folder_exists(&self, path: &FolderPath) -> Result<bool, StoreError> {
+                if path.is_root() {
+                    return Ok(true);
+                }
+                Ok(
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM folders WHERE path = $1)")
+                        .bind(path.as_str())
+                        .fetch_one(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn make_folder(&self, path: &FolderPath) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let made = Self::ensure_folder(&mut tx, path, now_ms()).await?;
+                tx.commit().await?;
+                Ok(made)
+            }
+
+            async fn remove_folder(&self, path: &FolderPath) -> Result<(), StoreError> {
+                if path.is_root() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                let mut qb = QueryBuilder::<$db>::new("DELETE FROM folders WHERE path = ");
+                qb.push_bind(path.as_str().to_owned()).push(" OR ");
+                <$db as Dialect>::push_starts_with(&mut qb, "path", format!("{}/", path.as_str()));
+                qb.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn folder_files(
+                &self,
+                folder: &FolderPath,
+                limit: u32,
+            ) -> Result<Vec<FileRecord>, StoreError> {
+                let rows: Vec<RecordRow> = sqlx::query_as(&format!(
+                    "SELECT {RECORD_COLUMNS} WHERE f.folder = $1 ORDER BY f.id LIMIT $2"
+                ))
+                .bind(folder.as_str())
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                self.with_tags(rows.into_iter().map(FileRecord::from).collect())
+                    .await
+            }
+
+            async fn move_file(
+                &self,
+                id: &str,
+                folder: &FolderPath,
+                name: &FileName,
+            ) -> Result<FileRecord, StoreError> {
+                let (mut tx, now) = self.begin_tag_edit(id).await?;
+                sqlx::query("UPDATE files SET folder = $1, name = $2, name_lower = $3 WHERE id = $4")
+                    .bind(folder.as_str())
+                    .bind(name.as_str())
+                    .bind(name.to_lowercase())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::ensure_folder(&mut tx, folder, now).await?;
                 tx.commit().await?;
                 self.get_file(id).await
             }
@@ -755,7 +869,9 @@ use crate::assemble::*;
 use crate::meta::*;
 use async_trait::async_trait;
 use disgrafs_core::query::Expr;
-use disgrafs_core::{CoOccurrence, FileRecord, Graph, Related, TagCount, TagRef, TaggingState};
+use disgrafs_core::{
+    CoOccurrence, FileName, FileRecord, FolderPath, Graph, Related, TagCount, TagRef, TaggingState,
+};
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 use std::collections::HashMap;
 

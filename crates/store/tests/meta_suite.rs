@@ -12,7 +12,7 @@ mod support {
 }
 
 use disgrafs_core::query::parse;
-use disgrafs_core::{FileKind, FileName, GraphNode, TagKind, TaggingState};
+use disgrafs_core::{FileKind, FileName, FolderPath, GraphNode, TagKind, TaggingState};
 use disgrafs_store::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -72,6 +72,7 @@ fn name(s: &str) -> FileName {
 fn new<'a>(name: &'a FileName, hash: &'a str) -> NewFile<'a> {
     NewFile {
         name,
+        folder: FolderPath::default(),
         hash,
         size: 10,
         mime: "text/plain",
@@ -1174,6 +1175,99 @@ async fn text_contract(db: Db) {
     assert_eq!(names_of(m, "text:borrow").await, ["once.md", "reversed.md"]);
 }
 
+// Folders.
+
+async fn folders_contract(db: Db) {
+    let m = &*db.m;
+    let readme = name("README.md");
+    let folder = FolderPath::new("Docs/API").unwrap();
+    let a = m
+        .insert_file(NewFile {
+            folder: folder.clone(),
+            ..new(&readme, &h(1))
+        })
+        .await
+        .unwrap();
+    let b = m.insert_file(new(&readme, &h(2))).await.unwrap();
+    assert_eq!(a.folder, "Docs/API");
+    assert_eq!(b.folder, "");
+    let user: Vec<&str> = a
+        .tags
+        .iter()
+        .filter(|t| t.kind == TagKind::User)
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(user, ["api", "docs"], "each folder is a user tag");
+
+    // Re-tagging replaces the content's automatic tags and keeps the folder tags.
+    tag_all(m, &HashMap::from([(h(1), vec![("rust", 0.9)])])).await;
+    m.enqueue_retag(Retag::All).await.unwrap();
+    tag_all(m, &HashMap::from([(h(1), vec![("python", 0.9)])])).await;
+    let mut names: Vec<String> = m
+        .get_file(&a.id)
+        .await
+        .unwrap()
+        .tags
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, strings(&["api", "docs", "python"]));
+
+    let root = FolderPath::default();
+    assert_eq!(m.subfolders(&root).await.unwrap(), strings(&["Docs"]));
+    let docs = FolderPath::new("Docs").unwrap();
+    assert_eq!(m.subfolders(&docs).await.unwrap(), strings(&["API"]));
+    assert!(m.folder_exists(&folder).await.unwrap());
+    assert!(
+        !m.folder_exists(&FolderPath::new("Nope").unwrap())
+            .await
+            .unwrap()
+    );
+    let in_folder: Vec<String> = m
+        .folder_files(&folder, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(in_folder, vec![a.id.clone()]);
+    assert_eq!(m.folder_files(&root, 10).await.unwrap().len(), 1);
+
+    let empty = FolderPath::new("Empty/Inner").unwrap();
+    assert!(m.make_folder(&empty).await.unwrap());
+    assert!(!m.make_folder(&empty).await.unwrap(), "made once");
+    assert_eq!(
+        m.subfolders(&root).await.unwrap(),
+        strings(&["Docs", "Empty"])
+    );
+    m.remove_folder(&FolderPath::new("Empty").unwrap())
+        .await
+        .unwrap();
+    assert!(
+        !m.folder_exists(&empty).await.unwrap(),
+        "inner folders go too"
+    );
+    assert_eq!(m.subfolders(&root).await.unwrap(), strings(&["Docs"]));
+
+    let moved = m
+        .move_file(&b.id, &FolderPath::new("New").unwrap(), &name("b.md"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (moved.folder.as_str(), moved.name.as_str()),
+        ("New", "b.md")
+    );
+    assert_eq!(
+        m.subfolders(&root).await.unwrap(),
+        strings(&["Docs", "New"])
+    );
+    assert!(matches!(
+        m.move_file("nope", &root, &readme).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 /// Each contract, as a test per adapter.
 macro_rules! contracts {
     ($adapter:ident, $open:ident: $($contract:ident),* $(,)?) => {
@@ -1194,7 +1288,8 @@ macro_rules! every_contract {
         $(contracts!($adapter, $open:
             files_contract, names_contract, tags_contract, listing_contract, related_contract,
             graph_contract, cooccurrence_contract, jobs_contract, retries_contract,
-            poison_contract, concurrent_claims_contract, recovery_contract, text_contract);)*
+            poison_contract, concurrent_claims_contract, recovery_contract, text_contract,
+            folders_contract);)*
     };
 }
 

@@ -111,6 +111,19 @@ impl Server {
         (status, r.json().unwrap_or(serde_json::Value::Null))
     }
 
+    /// `POST /api/files` of one multipart part named `filename` (a name or a relative path).
+    pub fn post_part(&self, filename: &str, body: &[u8]) -> reqwest::blocking::Response {
+        let form = reqwest::blocking::multipart::Form::new().part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(body.to_vec()).file_name(filename.to_owned()),
+        );
+        self.http()
+            .post(format!("{}/api/files", self.url))
+            .multipart(form)
+            .send()
+            .unwrap()
+    }
+
     pub fn put_ok(&self, name: &str, body: &[u8]) -> serde_json::Value {
         let (s, v) = self.put(name, body.to_vec());
         assert_eq!(s, 201, "{v}");
