@@ -81,7 +81,7 @@ pub(crate) async fn publish_detected(
         .store
         .put(staged, name, &detected.mime, detected.kind)
         .await?;
-    state.events.send("file.created", &rec);
+    state.store.announce("file.created", &rec).await;
     state.wake_workers();
     Ok(rec)
 }
