@@ -58,6 +58,7 @@ async fn store_run(
         let name = FileName::new(format!("doc{i}.txt")).map_err(anyhow::Error::msg)?;
         m.insert_file(NewFile {
             name: &name,
+            folder: Default::default(),
             hash,
             size: texts[i].len() as u64,
             mime: "text/plain",

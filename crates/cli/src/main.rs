@@ -11,6 +11,7 @@
 mod client_cmds;
 mod output;
 mod serve;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ pub struct ClientOpts {
 enum Command {
     /// Run the server (embedded default: SQLite and a local data directory).
     Serve(Box<serve::ServeArgs>),
+    /// Run tagging workers only, beside serve nodes that share --meta and --blobs.
+    Worker(Box<worker::WorkerArgs>),
     /// Upload files, or folders recursively (resumable).
     Put {
         /// Files or folders.
@@ -178,6 +181,7 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
     use client_cmds as c;
     match cmd {
         Command::Serve(args) => serve::run(*args).await,
+        Command::Worker(args) => worker::run(*args).await,
         Command::Put { paths, opts } => c::put(&opts, &paths).await,
         Command::Get { id, output, opts } => c::get(&opts, &id, output).await,
         Command::Ls {

@@ -208,7 +208,8 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     })
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// Logs to stderr, filtered by `DISGRAFS_LOG`.
+pub(crate) fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DISGRAFS_LOG")
@@ -216,6 +217,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
     // Before any socket is opened: a socket belongs to the cgroup it was created in. Dropped
     // (detached, cgroup removed) when run returns.
     let _bypass = if args.accel.contains(&Accel::Sockmap) {

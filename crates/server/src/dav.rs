@@ -518,9 +518,7 @@ impl DavFileSystem for GraphFs {
             match view {
                 View::Folder(_) => {
                     self.state.store.delete(&rec.id).await.map_err(fs_err)?;
-                    self.state
-                        .events
-                        .send("file.deleted", &serde_json::json!({ "id": rec.id }));
+                    self.state.store.announce_deleted(&rec.id).await;
                     Ok(())
                 }
                 View::Tags(tags) => {
@@ -591,7 +589,7 @@ impl DavFileSystem for GraphFs {
                         .copy(&rec.id, &folder, &name)
                         .await
                         .map_err(fs_err)?;
-                    self.state.events.send("file.created", &copy);
+                    self.state.store.announce("file.created", &copy).await;
                     self.carry_props(from, Some(to), true);
                     Ok(())
                 }
@@ -903,9 +901,7 @@ async fn publish(
     }
     if let Some(old) = replaces {
         state.store.delete(&old).await.map_err(fs_err)?;
-        state
-            .events
-            .send("file.deleted", &serde_json::json!({ "id": old }));
+        state.store.announce_deleted(&old).await;
     }
     Ok(rec)
 }

@@ -39,6 +39,8 @@ pub enum Cause {
     MethodNotAllowed,
     /// A server-wide bound (say, of uploads in progress) is reached; retry later.
     Busy,
+    /// The metadata store is out of reach for now (restarting, down); retry later.
+    Unavailable,
     Internal,
 }
 
@@ -57,7 +59,9 @@ impl Cause {
             Cause::Locked => StatusCode::LOCKED,
             Cause::OffsetMismatch => StatusCode::CONFLICT,
             Cause::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            Cause::FastPathLimit | Cause::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Cause::FastPathLimit | Cause::Busy | Cause::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Cause::NoRoute => StatusCode::NOT_FOUND,
             Cause::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Cause::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,6 +103,7 @@ impl Cause {
             Cause::NoRoute => "no_route",
             Cause::MethodNotAllowed => "method_not_allowed",
             Cause::Busy => "server_busy",
+            Cause::Unavailable => "store_unavailable",
             Cause::Internal => "internal",
         }
     }
@@ -197,6 +202,9 @@ impl From<StoreError> for ApiError {
             StoreError::Full(m) => {
                 ApiError::new(Cause::StorageFull, format!("storage is full: {m}"))
             }
+            StoreError::Busy(m) => ApiError::new(Cause::Busy, m),
+            StoreError::Locked(m) => ApiError::new(Cause::Locked, m),
+            e @ StoreError::Unavailable(_) => ApiError::new(Cause::Unavailable, e.to_string()),
             other => ApiError::internal(other.to_string()),
         }
     }

@@ -243,9 +243,7 @@ pub(crate) async fn delete_file(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete(&id).await?;
-    state
-        .events
-        .send("file.deleted", &serde_json::json!({ "id": id }));
+    state.store.announce_deleted(&id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -285,7 +283,7 @@ pub(crate) async fn add_tags(
 ) -> ApiResult<Json<FileRecord>> {
     let tags = normalized(&state, &id, &b.tags).await?;
     let rec = state.store.add_user_tags(&id, &tags).await?;
-    state.events.send("file.updated", &rec);
+    state.store.announce("file.updated", &rec).await;
     Ok(Json(rec))
 }
 
@@ -299,7 +297,7 @@ pub(crate) async fn remove_tags(
 ) -> ApiResult<Json<FileRecord>> {
     let tags = normalized(&state, &id, &b.tags).await?;
     let rec = state.store.remove_tags(&id, &tags).await?;
-    state.events.send("file.updated", &rec);
+    state.store.announce("file.updated", &rec).await;
     Ok(Json(rec))
 }
 

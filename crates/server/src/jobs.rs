@@ -1,14 +1,21 @@
 //! The tagging workers: claim a job from the persistent queue, run the extractors on the
 //! content, record the tags. Uploads only insert a job row; they never wait for tagging.
+//!
+//! Nothing here knows HTTP: the workers need a [`Store`] and the figures they count, so they run
+//! inside `disgrafs serve` or, alone, in `disgrafs worker` ([`run_workers`]) on any host that
+//! reaches the shared stores.
 
-use crate::AppState;
+use crate::metrics::Metrics;
 use disgrafs_core::query::{Expr, Predicate};
-use disgrafs_store::{Job, ListOptions, NewAutoTag, TagResult};
+use disgrafs_store::{Job, ListOptions, NewAutoTag, Store, TagResult};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
-/// A claimed job is leased this long, renewed while it runs; a worker that dies loses it.
-const LEASE_MS: i64 = 60_000;
+/// A claimed job is leased this long by default, renewed while it runs; a worker that dies
+/// loses it (and another takes the job) once it runs out.
+pub const LEASE: Duration = Duration::from_secs(60);
 const MAX_ATTEMPTS: u32 = disgrafs_store::MAX_JOB_ATTEMPTS;
 /// One content's tagging may take this long in all.
 const TAG_TIMEOUT: Duration = Duration::from_secs(300);
@@ -68,9 +75,52 @@ impl TagThread {
     }
 }
 
-pub(crate) fn spawn_workers(state: AppState) {
-    for n in 0..state.config.workers {
-        let state = state.clone();
+/// What a worker uses: the store and the figures it counts.
+#[derive(Clone)]
+struct Ctx {
+    store: Store,
+    metrics: Arc<Metrics>,
+    lease_ms: i64,
+}
+
+/// Runs `workers` tagging workers in this process until it ends (`disgrafs worker`): they
+/// claim jobs from the store's queue, whoever queued them. On SQLite, which this process then
+/// owns, jobs a previous run left running are queued again first.
+pub async fn run_workers(
+    store: Store,
+    workers: usize,
+    lease: Duration,
+) -> Result<(), disgrafs_store::StoreError> {
+    let recovered = store.recover_jobs().await?;
+    if recovered > 0 {
+        tracing::info!(
+            recovered,
+            "re-queued tagging jobs left running by a previous run"
+        );
+    }
+    let metrics = Arc::new(Metrics::new(std::path::PathBuf::from("/proc")));
+    spawn_workers(store, workers, lease, metrics, Arc::new(Notify::new()));
+    Ok(())
+}
+
+/// Starts `workers` workers. `wake` is notified when this process queued work; work queued by
+/// other processes wakes them through the store's events (a created file), or the idle poll.
+pub(crate) fn spawn_workers(
+    store: Store,
+    workers: usize,
+    lease: Duration,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+) {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1);
+    for n in 0..workers {
+        let state = Ctx {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            lease_ms,
+        };
+        let wake = wake.clone();
+        let mut events = store.watch();
         let thread = match TagThread::start(n) {
             Ok(t) => t,
             Err(e) => {
@@ -80,13 +130,22 @@ pub(crate) fn spawn_workers(state: AppState) {
         };
         tokio::spawn(async move {
             loop {
-                match state.store.claim_job(LEASE_MS).await {
+                match state.store.claim_job(state.lease_ms).await {
                     Ok(Some(job)) => run(&state, &thread, job).await,
                     Ok(None) => {
                         // Woken or timed out: either way, look for work again.
-                        tokio::time::timeout(IDLE_POLL, state.jobs.notified())
-                            .await
-                            .ok();
+                        let created = async {
+                            while let Ok(e) = events.recv().await {
+                                if e.kind == "file.created" {
+                                    break;
+                                }
+                            }
+                        };
+                        tokio::select! {
+                            () = wake.notified() => {}
+                            () = created => {}
+                            () = tokio::time::sleep(IDLE_POLL) => {}
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(worker = n, "cannot claim a job: {e}");
@@ -99,7 +158,7 @@ pub(crate) fn spawn_workers(state: AppState) {
 }
 
 async fn files_of(
-    state: &AppState,
+    state: &Ctx,
     hash: &str,
 ) -> Result<Vec<disgrafs_core::FileRecord>, disgrafs_store::StoreError> {
     let q = Expr::Pred(Predicate::HashPrefix(hash.to_owned()));
@@ -112,13 +171,13 @@ async fn files_of(
 
 /// Records a failed try; a job whose failure cannot be recorded keeps its lease until it expires,
 /// and is then tried again.
-async fn fail(state: &AppState, job: &Job, error: &str, max_attempts: u32) {
+async fn fail(state: &Ctx, job: &Job, error: &str, max_attempts: u32) {
     if let Err(e) = state.store.fail_job(job, error, max_attempts).await {
         tracing::warn!(hash = %job.hash, "cannot record a failed tagging try ({error}): {e}");
     }
 }
 
-async fn run(state: &AppState, thread: &TagThread, job: Job) {
+async fn run(state: &Ctx, thread: &TagThread, job: Job) {
     let files = match files_of(state, &job.hash).await {
         Ok(f) => f,
         Err(e) => {
@@ -138,25 +197,38 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
         fail(state, &job, "no file uses this content", MAX_ATTEMPTS).await;
         return;
     };
-    let Some(path) = state.store.local_path(&job.hash) else {
-        fail(state, &job, "remote blob stores are not tagged yet", 1).await;
-        return;
-    };
     let renew = {
-        let (store, job) = (state.store.clone(), job.clone());
+        let (store, job, lease_ms) = (state.store.clone(), job.clone(), state.lease_ms);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)).await;
-                if let Err(e) = store.renew_job(&job, LEASE_MS).await {
+                tokio::time::sleep(Duration::from_millis(lease_ms as u64 / 3)).await;
+                if let Err(e) = store.renew_job(&job, lease_ms).await {
                     tracing::warn!(hash = %job.hash, "cannot renew the job's lease: {e}");
                 }
             }
         })
     };
+    // Remote blobs are copied here first (under the lease, which the copy may take a while).
+    let blob = match state.store.local_copy(&job.hash).await {
+        Ok(b) => b,
+        Err(e) => {
+            renew.abort();
+            fail(
+                state,
+                &job,
+                &format!("cannot read the content: {e}"),
+                MAX_ATTEMPTS,
+            )
+            .await;
+            return;
+        }
+    };
     // The tagger bounds each extractor; this bounds the whole, so a worker is never stuck.
     let started = std::time::Instant::now();
-    let outcome = tokio::time::timeout(TAG_TIMEOUT, thread.tag(path, name)).await;
+    let outcome =
+        tokio::time::timeout(TAG_TIMEOUT, thread.tag(blob.path().to_path_buf(), name)).await;
     renew.abort();
+    drop(blob);
     let Ok(outcome) = outcome else {
         state.metrics.job_failed("timeout");
         tracing::warn!(hash = %job.hash, "tagging took longer than {TAG_TIMEOUT:?}; giving up on this try");
@@ -204,7 +276,7 @@ async fn run(state: &AppState, thread: &TagThread, job: Job) {
         Ok(r) => match state.store.complete_job(&job, r).await {
             Ok(()) => {
                 for f in files_of(state, &job.hash).await.unwrap_or_default() {
-                    state.events.send("file.tagged", &f);
+                    state.store.announce("file.tagged", &f).await;
                 }
             }
             Err(e) => {

@@ -21,7 +21,7 @@ pub mod fastpath;
 mod files;
 mod graph;
 pub mod host;
-mod jobs;
+pub mod jobs;
 pub mod limits;
 pub mod metrics;
 mod multipart;
@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-pub use events::Event;
+pub use disgrafs_store::Event;
 
 /// How the service runs. Every field has a default that suits one machine.
 #[derive(Debug, Clone)]
@@ -89,10 +89,8 @@ impl Default for Config {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub events: events::EventBus,
     pub config: Arc<Config>,
     pub metrics: Arc<metrics::Metrics>,
-    tus: tus::TusStore,
     jobs: Arc<tokio::sync::Notify>,
     /// Uploads being staged at once: each holds a blocking writer thread, and the blocking pool
     /// must keep room for downloads, tus and commits.
@@ -115,16 +113,13 @@ impl AppState {
         store: Store,
         config: Config,
     ) -> Result<Self, disgrafs_store::StoreError> {
-        let tus = tus::TusStore::open(&config.data_dir.join("tmp").join("tus"))?;
         let metrics = Arc::new(metrics::Metrics::new(config.proc_root.clone()));
         // Found through their pins, so one attached by `disgrafs accel` shows too.
         metrics.add_accel(Box::new(metrics::PinnedSource));
         Ok(AppState {
             store,
-            events: events::EventBus::default(),
             metrics,
             config: Arc::new(config),
-            tus,
             jobs: Arc::new(tokio::sync::Notify::new()),
             staging: Arc::new(tokio::sync::Semaphore::new(limits::MAX_STAGING)),
         })
@@ -205,7 +200,13 @@ pub async fn start_background(state: &AppState) -> Result<(), disgrafs_store::St
             "re-queued tagging jobs left running by a previous run"
         );
     }
-    jobs::spawn_workers(state.clone());
+    jobs::spawn_workers(
+        state.store.clone(),
+        state.config.workers,
+        jobs::LEASE,
+        state.metrics.clone(),
+        state.jobs.clone(),
+    );
     tus::spawn_expiry(state.clone());
     recent::spawn_sampler(state.clone());
     Ok(())

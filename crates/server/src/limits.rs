@@ -17,7 +17,7 @@ pub const HEADER_READ: Duration = Duration::from_secs(30);
 /// A request body that sends nothing for this long is dropped; what arrived before stays (a tus
 /// upload resumes from there).
 pub const BODY_IDLE: Duration = Duration::from_secs(60);
-/// Most tus uploads in progress at once (each is two files in `tmp/tus`).
+/// Most tus uploads in progress at once (each is a row and its parts in the stores).
 pub const MAX_LIVE_UPLOADS: usize = 10_000;
 /// Uploads staged at once; more wait (without a thread) for one to finish.
 pub const MAX_STAGING: usize = 128;

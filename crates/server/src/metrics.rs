@@ -276,13 +276,13 @@ pub async fn render(state: &AppState) -> Result<String, String> {
     let mut s = Samples::default();
     let store = sample_store(state, &mut s).await;
     s.section("store", store);
-    let tus = sample_tus(&state.tus.dir, &mut s);
+    let tus = sample_tus(state, &mut s).await;
     s.section("tus", tus);
     s.gauge(
         "disgrafs_sse_subscribers",
         "Clients subscribed to /api/events",
         &[],
-        state.events.subscribers() as f64,
+        state.store.subscribers() as f64,
     );
     // /proc and the BPF maps are file and syscall reads: off the async threads.
     let proc_root = m.proc_root.clone();
@@ -342,12 +342,13 @@ async fn sample_store(state: &AppState, s: &mut Samples) -> Result<(), String> {
     Ok(())
 }
 
-fn sample_tus(dir: &Path, s: &mut Samples) -> Result<(), String> {
-    let n = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
-        .count();
+/// One count on a reader connection, like the store's figures.
+async fn sample_tus(state: &AppState, s: &mut Samples) -> Result<(), String> {
+    let n = state
+        .store
+        .live_uploads()
+        .await
+        .map_err(|e| e.to_string())?;
     s.gauge(
         "disgrafs_tus_sessions",
         "Incomplete tus uploads (created, not yet finished or expired)",

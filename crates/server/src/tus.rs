@@ -1,10 +1,11 @@
 //! Resumable uploads, tus 1.0: core, creation (and creation-with-upload), termination,
 //! expiration, and OPTIONS discovery, at `/api/uploads/`.
 //!
-//! An upload is two files in `data/tmp/tus/`: `<id>.part` (the bytes so far; its length *is* the
-//! offset, so a crash can never make the offset claim bytes that are not there) and `<id>.json`
-//! (declared length, metadata and, once complete, the stored file's id). When the last byte
-//! arrives, the part is hashed and committed like any upload.
+//! An upload lives in the stores, not on this node (`disgrafs_store::Store::create_upload` and
+//! the rest): a row of the metadata store and its parts in the blob store, so an upload begun
+//! through one node resumes through any other. Its offset is the sum of its durable parts, so it
+//! never claims bytes that are not there; a request writes it only under the upload's lease in
+//! the database. When the last byte arrives, the parts are hashed and committed like any upload.
 
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::extract::Path;
@@ -17,14 +18,10 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use disgrafs_core::api::FILE_ID_HEADER;
 use disgrafs_core::{FileName, FolderPath};
+use disgrafs_store::{PartStop, UploadLease, UploadRow};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::{Path as FsPath, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
-use tokio::io::AsyncWriteExt;
+use std::time::Duration;
 
 const TUS_VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration";
@@ -32,120 +29,6 @@ const OFFSET_CT: &str = "application/offset+octet-stream";
 /// A PATCH waits this long for another PATCH of the same upload (say, from a connection the
 /// client gave up on) to let go.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Info {
-    length: u64,
-    name: FileName,
-    /// From the `relativePath` metadata (tus-js-client's and Uppy's key for a folder upload's
-    /// `a/b/name`): its folder.
-    #[serde(default)]
-    folder: FolderPath,
-    /// The raw Upload-Metadata header, echoed on HEAD.
-    metadata: String,
-    #[serde(default)]
-    file_id: Option<String>,
-}
-
-#[derive(Clone)]
-pub(crate) struct TusStore {
-    pub(crate) dir: PathBuf,
-    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
-    /// Uploads with a record (`.json`) on disk, bounded by `limits::MAX_LIVE_UPLOADS`.
-    live: Arc<AtomicUsize>,
-}
-
-impl TusStore {
-    /// Opens the directory, removing what a crash left half-made (a `.part` without its record,
-    /// a record's temporary file), and counts the uploads in it.
-    pub(crate) fn open(dir: &FsPath) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let mut live = 0;
-        for e in std::fs::read_dir(dir)? {
-            let path = e?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let orphan = if name.ends_with(".json.tmp") {
-                true
-            } else if let Some(id) = name.strip_suffix(".part") {
-                !dir.join(format!("{id}.json")).exists()
-            } else {
-                live += usize::from(name.ends_with(".json"));
-                false
-            };
-            if orphan {
-                tracing::info!(path = %path.display(), "removing a half-made upload");
-                std::fs::remove_file(&path).ok();
-            }
-        }
-        Ok(TusStore {
-            dir: dir.to_path_buf(),
-            locks: Default::default(),
-            live: Arc::new(AtomicUsize::new(live)),
-        })
-    }
-    fn part(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.part"))
-    }
-    fn info_path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
-    }
-    async fn info(&self, id: &str) -> ApiResult<Info> {
-        // Ids are 32 hex digits: anything else cannot name a file here.
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ApiError::not_found(format!("upload {id} not found")));
-        }
-        let raw = tokio::fs::read(self.info_path(id))
-            .await
-            .map_err(|_| ApiError::not_found(format!("upload {id} not found")))?;
-        serde_json::from_slice(&raw)
-            .map_err(|e| ApiError::internal(format!("upload {id} is damaged: {e}")))
-    }
-    /// Replaces the record atomically and durably (data, then the rename, fsynced).
-    async fn save(&self, id: &str, info: &Info) -> ApiResult<()> {
-        let tmp = self.dir.join(format!("{id}.json.tmp"));
-        let dest = self.info_path(id);
-        let dir = self.dir.clone();
-        let data = serde_json::to_vec(info).expect("info serializes");
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &dest)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("saving upload {id}: {e}")))?
-        .map_err(disgrafs_store::StoreError::from_write)?;
-        Ok(())
-    }
-    async fn offset(&self, id: &str, info: &Info) -> u64 {
-        if info.file_id.is_some() {
-            return info.length;
-        }
-        tokio::fs::metadata(self.part(id))
-            .await
-            .map_or(0, |m| m.len())
-    }
-    fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .expect("tus lock map")
-            .entry(id.to_owned())
-            .or_default()
-            .clone()
-    }
-    /// Removes an upload's files; whether it had a record.
-    async fn remove(&self, id: &str) -> bool {
-        tokio::fs::remove_file(self.part(id)).await.ok();
-        let had = tokio::fs::remove_file(self.info_path(id)).await.is_ok();
-        if had {
-            self.live.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.locks.lock().expect("tus lock map").remove(id);
-        had
-    }
-}
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -220,6 +103,15 @@ fn header_u64(headers: &HeaderMap, name: &str) -> ApiResult<Option<u64>> {
 }
 
 /// `key base64,key2 base64,flag` → map (values decoded; a key alone maps to "").
+/// The folder of an upload, from its `relativePath` metadata (tus-js-client's and Uppy's key for
+/// a folder upload's `a/b/name`).
+fn folder_of(meta: &HashMap<String, String>) -> ApiResult<FolderPath> {
+    Ok(match meta.get("relativePath") {
+        Some(p) => FolderPath::split_file_path(p)?.0,
+        None => FolderPath::default(),
+    })
+}
+
 fn parse_metadata(raw: &str) -> ApiResult<HashMap<String, String>> {
     let mut out = HashMap::new();
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -303,46 +195,14 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
         .cloned()
         .ok_or_else(|| ApiError::invalid("Upload-Metadata must carry a filename"))?;
     let name = FileName::new(name)?;
-    let folder = match meta.get("relativePath") {
-        Some(p) => FolderPath::split_file_path(p)?.0,
-        None => FolderPath::default(),
-    };
-    if state.tus.live.fetch_add(1, Ordering::Relaxed) >= limits::MAX_LIVE_UPLOADS {
-        state.tus.live.fetch_sub(1, Ordering::Relaxed);
-        return Err(ApiError::new(
-            Cause::Busy,
-            format!(
-                "{} uploads are in progress; finish or cancel some first",
-                limits::MAX_LIVE_UPLOADS
-            ),
-        ));
-    }
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let made = async {
-        tokio::fs::File::create(state.tus.part(&id))
-            .await
-            .map_err(disgrafs_store::StoreError::from_write)?;
-        state
-            .tus
-            .save(
-                &id,
-                &Info {
-                    length,
-                    name,
-                    folder,
-                    metadata: raw_meta,
-                    file_id: None,
-                },
-            )
-            .await
-    }
-    .await;
-    if let Err(e) = made {
-        if !state.tus.remove(&id).await {
-            state.tus.live.fetch_sub(1, Ordering::Relaxed);
-        }
-        return Err(e);
-    }
+    // Refused at creation when hostile; the folder is read again from the stored metadata when
+    // the upload completes (on whichever node that is).
+    folder_of(&meta)?;
+    let row = state
+        .store
+        .create_upload(length, &name, &raw_meta, limits::MAX_LIVE_UPLOADS as u64)
+        .await?;
+    let id = row.id.clone();
 
     let location = HeaderValue::from_str(&format!("/api/uploads/{id}")).expect("ascii");
     let mut h = HeaderMap::new();
@@ -353,9 +213,11 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
         .and_then(|v| v.to_str().ok())
         == Some(OFFSET_CT);
     if with_body || length == 0 {
-        let lock = state.tus.lock(&id);
-        let _g = lock.lock().await;
-        match append(state, &id, 0, body.into_data_stream()).await {
+        let appended = async {
+            let lease = state.store.lock_upload(&id, LOCK_WAIT).await?;
+            append(state, &lease, 0, body.into_data_stream()).await
+        };
+        match appended.await {
             Ok((offset, file_id)) => {
                 h.insert("upload-offset", HeaderValue::from(offset));
                 if let Some(f) = file_id {
@@ -384,33 +246,25 @@ pub(crate) async fn head(
 ) -> Response {
     let r = async {
         check_version(&headers)?;
-        let mut info = state.tus.info(&id).await?;
-        if info.file_id.is_none() && state.tus.offset(&id, &info).await == info.length {
+        let mut row = state.store.upload(&id).await?;
+        if row.file_id.is_none() && row.offset == row.length {
             // Every byte is here but the record is not (a failure after the last byte): finish
             // now, or a client that sees the full offset reports success for nothing stored.
-            let lock = state.tus.lock(&id);
-            let _g = tokio::time::timeout(LOCK_WAIT, lock.lock())
-                .await
-                .map_err(|_| {
-                    ApiError::new(Cause::Locked, "another request is writing this upload")
-                })?;
-            info = state.tus.info(&id).await?;
-            if info.file_id.is_none() {
-                complete(&state, &id, &mut info).await?;
+            let lease = state.store.lock_upload(&id, LOCK_WAIT).await?;
+            row = state.store.upload(&id).await?;
+            if row.file_id.is_none() {
+                row.file_id = Some(complete(&state, &lease, &row).await?);
             }
         }
         let mut h = HeaderMap::new();
-        h.insert(
-            "upload-offset",
-            HeaderValue::from(state.tus.offset(&id, &info).await),
-        );
-        h.insert("upload-length", HeaderValue::from(info.length));
-        if !info.metadata.is_empty()
-            && let Ok(v) = HeaderValue::from_str(&info.metadata)
+        h.insert("upload-offset", HeaderValue::from(row.offset));
+        h.insert("upload-length", HeaderValue::from(row.length));
+        if !row.metadata.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&row.metadata)
         {
             h.insert("upload-metadata", v);
         }
-        if let Some(f) = &info.file_id {
+        if let Some(f) = &row.file_id {
             h.insert(FILE_ID_HEADER, HeaderValue::from_str(f).expect("uuid"));
         }
         Ok::<_, ApiError>(with_tus(StatusCode::OK, h))
@@ -458,17 +312,16 @@ async fn patch_inner(
     }
     let offset = header_u64(headers, "upload-offset")?
         .ok_or_else(|| ApiError::bad_request("missing Upload-Offset header"))?;
-    state.tus.info(id).await?;
-    // The lock is taken once bytes arrive: a client that opens a PATCH and sends nothing (a
+    state.store.upload(id).await?;
+    // The lease is taken once bytes arrive: a client that opens a PATCH and sends nothing (a
     // half-open connection) keeps no one else from resuming or cancelling.
     let mut stream = body.into_data_stream();
     let first = stream.next().await;
-    let lock = state.tus.lock(id);
-    let _g = tokio::time::timeout(LOCK_WAIT, lock.lock())
-        .await
-        .map_err(|_| ApiError::new(Cause::Locked, "another request is writing this upload"))?;
+    let lease = state.store.lock_upload(id, LOCK_WAIT).await?;
     let body = futures::stream::iter(first).chain(stream);
-    let (new_offset, file_id) = append(state, id, offset, body).await?;
+    let (new_offset, file_id) = append(state, &lease, offset, body).await?;
+    // Let go at once, so the client's next PATCH (on any node) finds the upload free.
+    lease.release().await.ok();
     let mut h = HeaderMap::new();
     h.insert("upload-offset", HeaderValue::from(new_offset));
     h.insert("upload-expires", expires_at(state));
@@ -480,82 +333,59 @@ async fn patch_inner(
 
 /// Appends `body` at `offset` (which must be the current one) and, when the upload is then
 /// complete, stores it. Returns the new offset and the stored file's id. The caller holds the
-/// upload's lock.
+/// upload's lease.
 async fn append(
     state: &AppState,
-    id: &str,
+    lease: &UploadLease,
     offset: u64,
     body: impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>>,
 ) -> ApiResult<(u64, Option<String>)> {
-    let mut info = state.tus.info(id).await?;
-    let current = state.tus.offset(id, &info).await;
-    if offset != current {
+    let row = state.store.upload(lease.id()).await?;
+    if offset != row.offset {
         return Err(ApiError::new(
             Cause::OffsetMismatch,
-            format!("Upload-Offset is {offset} but the upload has {current} bytes"),
+            format!(
+                "Upload-Offset is {offset} but the upload has {} bytes",
+                row.offset
+            ),
         ));
     }
-    if info.file_id.is_some() {
-        return Ok((current, info.file_id));
+    if row.file_id.is_some() {
+        return Ok((row.offset, row.file_id));
     }
-    let mut file = tokio::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(state.tus.part(id))
-        .await
-        .map_err(disgrafs_store::StoreError::from_write)?;
-    let mut written = current;
-    let mut stream = std::pin::pin!(body);
-    let mut failure = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                // The connection broke: keep what arrived, so the client resumes from there.
-                failure = Some(ApiError::bad_request(format!("upload interrupted: {e}")));
-                break;
-            }
-        };
-        if written + chunk.len() as u64 > info.length {
-            failure = Some(ApiError::too_large(format!(
+    let appended = state
+        .store
+        .append_upload(lease, row.offset, row.length, body)
+        .await?;
+    match appended.stop {
+        // The connection broke: what arrived is kept, so the client resumes from there.
+        Some(PartStop::Body(e)) => {
+            return Err(ApiError::bad_request(format!("upload interrupted: {e}")));
+        }
+        Some(PartStop::TooLong) => {
+            return Err(ApiError::too_large(format!(
                 "more bytes than the declared Upload-Length of {}",
-                info.length
+                row.length
             )));
-            break;
         }
-        if let Err(e) = file.write_all(&chunk).await {
-            failure = Some(disgrafs_store::StoreError::from_write(e).into());
-            break;
-        }
-        written += chunk.len() as u64;
+        None => {}
     }
-    file.flush()
-        .await
-        .map_err(disgrafs_store::StoreError::from_write)?;
-    // A failed write may have left a partial chunk: cut back to what we know was written whole.
-    file.set_len(written)
-        .await
-        .map_err(disgrafs_store::StoreError::from_write)?;
-    drop(file);
-    if let Some(e) = failure {
-        return Err(e);
+    if appended.offset < row.length {
+        return Ok((appended.offset, None));
     }
-    if written < info.length {
-        return Ok((written, None));
-    }
-    let file_id = complete(state, id, &mut info).await?;
-    Ok((written, Some(file_id)))
+    let file_id = complete(state, lease, &row).await?;
+    Ok((appended.offset, Some(file_id)))
 }
 
-/// Stores a complete upload as a file and records its id. The part stays until the id is saved:
-/// a failure anywhere before leaves the upload complete and retryable (the next PATCH or HEAD at
-/// its full offset finishes it). The caller holds the upload's lock.
-async fn complete(state: &AppState, id: &str, info: &mut Info) -> ApiResult<String> {
-    let staged = state.store.adopt(&state.tus.part(id)).await?;
-    let rec = upload::publish(state, staged, &info.folder, &info.name).await?;
-    info.file_id = Some(rec.id.clone());
-    state.tus.save(id, info).await?;
-    tokio::fs::remove_file(state.tus.part(id)).await.ok();
+/// Stores a complete upload as a file and records its id. The parts stay until the id is
+/// recorded: a failure anywhere before leaves the upload complete and retryable (the next PATCH
+/// or HEAD at its full offset finishes it). The caller holds the upload's lease.
+async fn complete(state: &AppState, lease: &UploadLease, row: &UploadRow) -> ApiResult<String> {
+    let name = FileName::new(row.name.clone())?;
+    let staged = state.store.stage_upload(lease).await?;
+    let folder = folder_of(&parse_metadata(&row.metadata)?)?;
+    let rec = upload::publish(state, staged, &folder, &name).await?;
+    state.store.finish_upload(lease, &rec.id).await?;
     Ok(rec.id)
 }
 
@@ -569,48 +399,35 @@ pub(crate) async fn terminate(
 ) -> Response {
     let r = async {
         check_version(&headers)?;
-        state.tus.info(&id).await?;
-        let lock = state.tus.lock(&id);
-        let _g = lock.lock().await;
-        state.tus.remove(&id).await;
+        state.store.upload(&id).await?;
+        let lease = state.store.lock_upload(&id, LOCK_WAIT).await?;
+        state.store.delete_upload(lease).await?;
         Ok::<_, ApiError>(with_tus(StatusCode::NO_CONTENT, HeaderMap::new()))
     }
     .await;
     r.unwrap_or_else(tus_error)
 }
 
-/// Removes uploads untouched for longer than the expiry (tus expiration).
+/// Removes uploads untouched for longer than the expiry (tus expiration). Every node runs it;
+/// an upload is removed under its lease, so one being written (on any node) is never cut.
 pub(crate) fn spawn_expiry(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tick.tick().await;
-            let Ok(mut dir) = tokio::fs::read_dir(&state.tus.dir).await else {
-                continue;
+            let idle = match state.store.idle_uploads(state.config.upload_expiry).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!("cannot list expired uploads: {e}");
+                    continue;
+                }
             };
-            while let Ok(Some(e)) = dir.next_entry().await {
-                let path = e.path();
-                if path.extension().and_then(|x| x.to_str()) != Some("json") {
-                    continue;
-                }
-                let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-                    continue;
-                };
-                // Idle since the last byte arrived (the part file) or the last state change.
-                let mut newest = None;
-                for p in [path.clone(), state.tus.part(&id)] {
-                    if let Ok(m) = tokio::fs::metadata(&p).await.and_then(|m| m.modified()) {
-                        newest = newest.max(Some(m));
-                    }
-                }
-                let old = newest
-                    .and_then(|m| SystemTime::now().duration_since(m).ok())
-                    .is_some_and(|age| age > state.config.upload_expiry);
-                // Under the upload's lock, so a PATCH in progress is never cut from under it.
-                let lock = state.tus.lock(&id);
-                if old && let Ok(_g) = lock.try_lock() {
+            for id in idle {
+                if let Ok(lease) = state.store.lock_upload(&id, Duration::ZERO).await {
                     tracing::info!(upload = id, "removing expired upload");
-                    state.tus.remove(&id).await;
+                    if let Err(e) = state.store.delete_upload(lease).await {
+                        tracing::warn!(upload = id, "cannot remove an expired upload: {e}");
+                    }
                 }
             }
         }

@@ -83,7 +83,7 @@ pub(crate) async fn publish_detected(
         .store
         .put(staged, folder, name, &detected.mime, detected.kind)
         .await?;
-    state.events.send("file.created", &rec);
+    state.store.announce("file.created", &rec).await;
     state.wake_workers();
     Ok(rec)
 }

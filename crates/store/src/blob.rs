@@ -173,6 +173,11 @@ fn unusable(loc: &S3Location, e: &opendal::Error) -> StoreError {
 #[derive(Clone)]
 pub struct BlobStore {
     op: Operator,
+    /// Where the parts of tus uploads in progress live, shared by every node that shares the
+    /// blobs: `tmp/tus/` in the data directory for local blobs, `tus/` beside remote ones.
+    parts: Operator,
+    /// Prepended to a part's key in `parts` (`tus/` when it is the blobs' own operator).
+    parts_prefix: &'static str,
     /// Set when the blobs live on local disk under this directory: reads and commits then use the
     /// file system directly (atomic rename, large reads) rather than going through OpenDAL.
     local_blobs: Option<PathBuf>,
@@ -233,7 +238,12 @@ impl BlobStore {
         let blobs = data_dir.join("blobs");
         std::fs::create_dir_all(&blobs)?;
         let op = fs_operator(data_dir, &blobs)?;
-        Self::with_operator(op, Some(blobs), data_dir)
+        let mut store = Self::with_operator(op, Some(blobs), data_dir)?;
+        let parts = data_dir.join("tmp").join("tus");
+        std::fs::create_dir_all(&parts)?;
+        store.parts = fs_operator(data_dir, &parts)?;
+        store.parts_prefix = "";
+        Ok(store)
     }
 
     /// Local blobs for reading only: nothing is created or swept (uploads would fail).
@@ -245,8 +255,11 @@ impl BlobStore {
                 data_dir.display()
             )));
         }
+        let op = fs_operator(data_dir, &blobs)?;
         Ok(BlobStore {
-            op: fs_operator(data_dir, &blobs)?,
+            parts: op.clone(),
+            parts_prefix: "tus/",
+            op,
             local_blobs: Some(blobs),
             staging: data_dir.join("tmp").join("staging"),
         })
@@ -265,6 +278,8 @@ impl BlobStore {
             std::fs::remove_file(e?.path()).ok();
         }
         Ok(BlobStore {
+            parts: op.clone(),
+            parts_prefix: "tus/",
             op,
             local_blobs,
             staging,
@@ -486,6 +501,78 @@ impl BlobStore {
         Ok(Box::pin(s))
     }
 
+    /// Writes an upload's part from `body` until it ends or fails, and makes what arrived whole
+    /// durable (closed: fsynced, or the object store's upload completed). Returns the bytes
+    /// written and why the body stopped early, if it did. A failure of the store itself is the
+    /// error, and leaves no part.
+    pub(crate) async fn write_part<E>(
+        &self,
+        key: &str,
+        body: impl Stream<Item = Result<Bytes, E>>,
+        limit: u64,
+    ) -> Result<(u64, Option<PartStop<E>>), StoreError> {
+        let key = &format!("{}{key}", self.parts_prefix);
+        let mut w = self
+            .parts
+            .writer_with(key)
+            .chunk(8 << 20)
+            .await
+            .map_err(io_err)?;
+        let mut written = 0u64;
+        let mut stop = None;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    stop = Some(PartStop::Body(e));
+                    break;
+                }
+            };
+            if written + chunk.len() as u64 > limit {
+                stop = Some(PartStop::TooLong);
+                break;
+            }
+            written += chunk.len() as u64;
+            if let Err(e) = w.write(chunk).await {
+                w.abort().await.ok();
+                return Err(io_err(e));
+            }
+        }
+        if let Err(e) = w.close().await {
+            self.parts.delete(key).await.ok();
+            return Err(io_err(e));
+        }
+        Ok((written, stop))
+    }
+
+    /// Streams an upload's part.
+    pub(crate) async fn read_part(&self, key: &str) -> Result<ByteStream, StoreError> {
+        let reader = self
+            .parts
+            .reader_with(&format!("{}{key}", self.parts_prefix))
+            .chunk(READ_CHUNK)
+            .await
+            .map_err(io_err)?;
+        Ok(Box::pin(
+            reader.into_bytes_stream(..).await.map_err(io_err)?,
+        ))
+    }
+
+    /// Removes parts no upload points at any more (missing ones are fine).
+    pub(crate) async fn delete_parts(&self, keys: &[String]) {
+        for k in keys {
+            if let Err(e) = self
+                .parts
+                .delete(&format!("{}{k}", self.parts_prefix))
+                .await
+            {
+                // Garbage at worst: nothing points at it any more.
+                tracing::warn!(key = %k, "cannot delete an upload's part: {e}");
+            }
+        }
+    }
+
     pub async fn delete(&self, hash: &str) -> Result<(), StoreError> {
         if let Some(path) = self.local_path(hash) {
             return match tokio::fs::remove_file(path).await {
@@ -525,6 +612,15 @@ fn map_window(file: &std::fs::File, offset: u64, len: u64) -> io::Result<Bytes> 
             .map(file)?
     };
     Ok(Bytes::from_owner(map))
+}
+
+/// Why a part's body stopped before its end.
+#[derive(Debug)]
+pub enum PartStop<E> {
+    /// The body failed (the connection broke).
+    Body(E),
+    /// It carried more bytes than the upload declared; the last piece was not written.
+    TooLong,
 }
 
 /// Removes its file when dropped, unless taken.
@@ -621,6 +717,16 @@ pub struct StagedBlob {
     pub size: u64,
     /// The first bytes, for type detection.
     pub head: Vec<u8>,
+}
+
+impl StagedBlob {
+    /// The staging file.
+    pub(crate) fn path(&self) -> &Path {
+        self.guard
+            .0
+            .as_deref()
+            .expect("staged blob has a path until committed")
+    }
 }
 
 impl std::fmt::Debug for StagedBlob {

@@ -23,6 +23,16 @@ pub enum StoreError {
     /// the content was deleted.
     #[error("job {0} is no longer held by this worker")]
     LeaseLost(i64),
+    /// A bound on work in progress was reached (uploads in progress).
+    #[error("{0}")]
+    Busy(String),
+    /// Another request (on this node or another) is writing this resource.
+    #[error("{0}")]
+    Locked(String),
+    /// The database cannot be reached now (restarting, down, every connection taken): the
+    /// request may be tried again.
+    #[error("the metadata store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -44,11 +54,38 @@ impl From<sqlx::Error> for StoreError {
         if msg.contains("database or disk is full") || msg.contains("(code: 13)") {
             return StoreError::Full(msg);
         }
+        if is_unavailable(&e) {
+            return StoreError::Unavailable(msg);
+        }
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound("record".into()),
             sqlx::Error::Io(io) => StoreError::from_write(io),
             _ => StoreError::Db(msg),
         }
+    }
+}
+
+/// Whether a database error means the server is out of reach for now rather than that the
+/// statement was wrong: a lost or refused connection, a pool that found no connection in time,
+/// a server shutting down or starting (SQLSTATE classes 08, connection exception, and 57P,
+/// operator intervention).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    use std::io::ErrorKind as K;
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Io(io) => matches!(
+            io.kind(),
+            K::ConnectionRefused
+                | K::ConnectionReset
+                | K::ConnectionAborted
+                | K::BrokenPipe
+                | K::UnexpectedEof
+                | K::NotConnected
+        ),
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 

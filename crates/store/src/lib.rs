@@ -20,19 +20,23 @@ use reqwest as _;
 mod assemble;
 mod blob;
 mod error;
+mod events;
 mod locks;
 mod meta;
 mod postgres;
 mod sql;
 mod sqlite;
 mod sqlmeta;
+mod uploads;
 
-pub use blob::{BlobLocation, BlobStore, ByteStream, S3Location, StagedBlob, Staging};
+pub use blob::{BlobLocation, BlobStore, ByteStream, PartStop, S3Location, StagedBlob, Staging};
 pub use error::StoreError;
+pub use events::Event;
 pub use meta::*;
 pub use postgres::PgMeta;
 pub use sqlite::SqliteMeta;
 pub use sqlmeta::SqlMeta;
+pub use uploads::{Appended, UPLOAD_LEASE_MS, UploadLease};
 
 use disgrafs_core::query::Expr;
 use disgrafs_core::{
@@ -50,6 +54,7 @@ pub struct Store {
     blobs: BlobStore,
     meta: Arc<dyn MetaStore>,
     locks: HashLocks,
+    events: events::EventBus,
     /// Held (locked) while the store is open.
     _dir_lock: Option<Arc<std::fs::File>>,
 }
@@ -82,16 +87,20 @@ impl Store {
             .open(data_dir.join("lock"))?;
         if lock.try_lock().is_err() {
             return Err(StoreError::Config(format!(
-                "{} is in use by another disgrafs process",
+                "{} is in use by another disgrafs process (on SQLite one process owns the data \
+                 directory; several serve and worker processes share --meta postgres://)",
                 data_dir.display()
             )));
         }
+        let mut pg_pool = None;
         let meta: Arc<dyn MetaStore> = match meta {
             None => {
                 Arc::new(SqliteMeta::open(&data_dir.join("disgrafs.db"), min_confidence).await?)
             }
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Arc::new(PgMeta::connect(url, min_confidence).await?)
+                let pg = PgMeta::connect(url, min_confidence).await?;
+                pg_pool = Some(pg.pool.clone());
+                Arc::new(pg)
             }
             Some(url) => {
                 return Err(StoreError::Config(format!(
@@ -104,7 +113,10 @@ impl Store {
         // bucket must not tie the directory to that bucket.
         let blob_store = BlobStore::open(blobs, data_dir).await?;
         remember_blob_location(data_dir, blobs)?;
-        let mut store = Store::new(blob_store, meta);
+        let mut store = Store::new(blob_store, meta.clone());
+        if let Some(pool) = pg_pool {
+            store.events = events::EventBus::shared(pool, meta).await?;
+        }
         store._dir_lock = Some(Arc::new(lock));
         Ok(store)
     }
@@ -127,6 +139,7 @@ impl Store {
             blobs,
             meta,
             locks: HashLocks::default(),
+            events: events::EventBus::local(),
             _dir_lock: None,
         }
     }
@@ -213,6 +226,60 @@ impl Store {
     /// A content's path on local disk, when blobs are local (the tagger reads files).
     pub fn local_path(&self, hash: &str) -> Option<PathBuf> {
         self.blobs.local_path(hash)
+    }
+
+    /// A content as a local file, for readers that need one (the tagger): the blob itself when
+    /// blobs are local, else a copy staged from the object store, checked against its hash and
+    /// removed when the copy is dropped.
+    pub async fn local_copy(&self, hash: &str) -> Result<LocalBlob, StoreError> {
+        if let Some(path) = self.blobs.local_path(hash) {
+            return Ok(LocalBlob { path, _copy: None });
+        }
+        let mut staging = self.blobs.stage().await?;
+        let mut s = self.blobs.read(hash, None).await?;
+        use futures::StreamExt;
+        while let Some(chunk) = s.next().await {
+            staging.write(chunk?).await?;
+        }
+        let copy = staging.finish().await?;
+        if copy.hash != hash {
+            return Err(StoreError::Invalid(format!(
+                "blob {hash} in the object store holds other bytes (BLAKE3 {})",
+                copy.hash
+            )));
+        }
+        Ok(LocalBlob {
+            path: copy.path().to_path_buf(),
+            _copy: Some(copy),
+        })
+    }
+
+    // Events.
+
+    /// Tells subscribers of every node that file `rec` was created, updated or tagged.
+    pub async fn announce(&self, kind: &str, rec: &FileRecord) {
+        self.events.announce(kind, &rec.id, Some(rec)).await;
+    }
+
+    /// Tells subscribers of every node that file `id` was deleted.
+    pub async fn announce_deleted(&self, id: &str) {
+        self.events.announce("file.deleted", id, None).await;
+    }
+
+    /// The changes of the store, from every node sharing it.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The changes of the store, for a task of this process that runs until it ends (the
+    /// tagging workers): not counted among [`Store::subscribers`].
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.watch()
+    }
+
+    /// Subscribers of this node.
+    pub fn subscribers(&self) -> usize {
+        self.events.subscribers()
     }
 
     // Records and the graph.
@@ -328,6 +395,18 @@ impl Store {
 
     pub async fn job_stats(&self) -> Result<JobStats, StoreError> {
         self.meta.job_stats().await
+    }
+}
+
+/// A content on local disk (see [`Store::local_copy`]).
+pub struct LocalBlob {
+    path: PathBuf,
+    _copy: Option<StagedBlob>,
+}
+
+impl LocalBlob {
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -155,6 +155,28 @@ impl Retag {
     }
 }
 
+/// A tus upload as every node sees it: what was declared, and how many bytes are durably stored
+/// (the sum of its parts: the offset never claims bytes that are not there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRow {
+    pub id: String,
+    pub length: u64,
+    pub name: String,
+    /// The raw Upload-Metadata header, echoed on HEAD.
+    pub metadata: String,
+    pub offset: u64,
+    /// The stored file, once the upload is complete.
+    pub file_id: Option<String>,
+}
+
+/// One piece of an upload's bytes: an object in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadPart {
+    pub start: u64,
+    pub len: u64,
+    pub key: String,
+}
+
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
     /// Creates a file record for a committed content, increments the content's reference count
@@ -217,6 +239,38 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn recover_jobs(&self) -> Result<u64, StoreError>;
     async fn enqueue_retag(&self, which: Retag) -> Result<u64, StoreError>;
     async fn job_stats(&self) -> Result<JobStats, StoreError>;
+
+    // tus uploads. A node writes an upload only while it holds its lease (`token`, renewed by
+    // locking again); every change of a part list is fenced by it.
+    /// Creates an upload at offset 0, refused with `Busy` when `max_live` are in progress.
+    async fn create_upload(&self, row: &UploadRow, max_live: u64) -> Result<(), StoreError>;
+    async fn get_upload(&self, id: &str) -> Result<UploadRow, StoreError>;
+    /// Takes (or renews) the upload's lease: false while another token holds an unexpired one.
+    async fn lock_upload(&self, id: &str, token: &str, lease_ms: i64) -> Result<bool, StoreError>;
+    async fn unlock_upload(&self, id: &str, token: &str) -> Result<(), StoreError>;
+    /// Adds a durable part at the upload's current offset and raises the offset by its length;
+    /// false (nothing changed) when the lease or the offset is no longer the caller's.
+    async fn add_upload_part(
+        &self,
+        id: &str,
+        token: &str,
+        part: &UploadPart,
+    ) -> Result<bool, StoreError>;
+    async fn upload_parts(&self, id: &str) -> Result<Vec<UploadPart>, StoreError>;
+    /// Records the stored file of a complete upload and forgets its parts, whose keys it
+    /// returns for the caller to delete.
+    async fn finish_upload(
+        &self,
+        id: &str,
+        token: &str,
+        file_id: &str,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Removes an upload held by `token`; the keys of its parts, to delete.
+    async fn delete_upload(&self, id: &str, token: &str) -> Result<Vec<String>, StoreError>;
+    /// Uploads unchanged for `idle_ms`.
+    async fn idle_uploads(&self, idle_ms: i64) -> Result<Vec<String>, StoreError>;
+    /// Uploads in progress (not complete).
+    async fn live_uploads(&self) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]

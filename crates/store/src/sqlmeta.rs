@@ -857,6 +857,211 @@ macro_rules! impl_meta {
                     failed: failed as u64,
                 })
             }
+
+            async fn create_upload(
+                &self,
+                row: &UploadRow,
+                max_live: u64,
+            ) -> Result<(), StoreError> {
+                let now = <$db as Dialect>::NOW_MS;
+                let mut tx = self.begin_write().await?;
+                let live: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM uploads WHERE file_id IS NULL")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if live as u64 >= max_live {
+                    return Err(StoreError::Busy(format!(
+                        "{max_live} uploads are in progress; finish or cancel some first"
+                    )));
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO uploads (id, length, name, metadata, updated) VALUES ($1, $2, $3, $4, {now})"
+                ))
+                .bind(&row.id)
+                .bind(row.length as i64)
+                .bind(&row.name)
+                .bind(&row.metadata)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_upload(&self, id: &str) -> Result<UploadRow, StoreError> {
+                let row: Option<(String, i64, String, String, i64, Option<String>)> =
+                    sqlx::query_as(
+                        "SELECT id, length, name, metadata, upload_offset, file_id FROM uploads WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let (id, length, name, metadata, offset, file_id) =
+                    row.ok_or_else(|| StoreError::NotFound(format!("upload {id}")))?;
+                Ok(UploadRow {
+                    id,
+                    length: length as u64,
+                    name,
+                    metadata,
+                    offset: offset as u64,
+                    file_id,
+                })
+            }
+
+            async fn lock_upload(
+                &self,
+                id: &str,
+                token: &str,
+                lease_ms: i64,
+            ) -> Result<bool, StoreError> {
+                let now = <$db as Dialect>::NOW_MS;
+                let n = sqlx::query(&format!(
+                    "UPDATE uploads SET lock_token = $2, lock_until = {now} + $3
+                      WHERE id = $1 AND (lock_token IS NULL OR lock_token = $2 OR lock_until < {now})"
+                ))
+                .bind(id)
+                .bind(token)
+                .bind(lease_ms)
+                .execute(&self.write)
+                .await?;
+                if n.rows_affected() == 1 {
+                    return Ok(true);
+                }
+                // Held by another, or gone: say which.
+                self.get_upload(id).await.map(|_| false)
+            }
+
+            async fn unlock_upload(&self, id: &str, token: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE uploads SET lock_token = NULL, lock_until = NULL WHERE id = $1 AND lock_token = $2",
+                )
+                .bind(id)
+                .bind(token)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn add_upload_part(
+                &self,
+                id: &str,
+                token: &str,
+                part: &UploadPart,
+            ) -> Result<bool, StoreError> {
+                let now = <$db as Dialect>::NOW_MS;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query(&format!(
+                    "UPDATE uploads SET upload_offset = upload_offset + $4, updated = {now}
+                      WHERE id = $1 AND lock_token = $2 AND upload_offset = $3 AND file_id IS NULL"
+                ))
+                .bind(id)
+                .bind(token)
+                .bind(part.start as i64)
+                .bind(part.len as i64)
+                .execute(&mut *tx)
+                .await?;
+                if n.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("INSERT INTO upload_parts (upload_id, start, len, key) VALUES ($1, $2, $3, $4)")
+                    .bind(id)
+                    .bind(part.start as i64)
+                    .bind(part.len as i64)
+                    .bind(&part.key)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn upload_parts(&self, id: &str) -> Result<Vec<UploadPart>, StoreError> {
+                let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+                    "SELECT start, len, key FROM upload_parts WHERE upload_id = $1 ORDER BY start",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(start, len, key)| UploadPart {
+                        start: start as u64,
+                        len: len as u64,
+                        key,
+                    })
+                    .collect())
+            }
+
+            async fn finish_upload(
+                &self,
+                id: &str,
+                token: &str,
+                file_id: &str,
+            ) -> Result<Vec<String>, StoreError> {
+                let now = <$db as Dialect>::NOW_MS;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query(&format!(
+                    "UPDATE uploads SET file_id = $3, updated = {now} WHERE id = $1 AND lock_token = $2"
+                ))
+                .bind(id)
+                .bind(token)
+                .bind(file_id)
+                .execute(&mut *tx)
+                .await?;
+                if n.rows_affected() == 0 {
+                    return Err(StoreError::Locked(format!(
+                        "upload {id} is no longer held by this request"
+                    )));
+                }
+                let keys: Vec<String> = sqlx::query_scalar(
+                    "DELETE FROM upload_parts WHERE upload_id = $1 RETURNING key",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(keys)
+            }
+
+            async fn delete_upload(&self, id: &str, token: &str) -> Result<Vec<String>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let keys: Vec<String> = sqlx::query_scalar(
+                    "DELETE FROM upload_parts WHERE upload_id = $1
+                        AND EXISTS (SELECT 1 FROM uploads WHERE id = $1 AND lock_token = $2) RETURNING key",
+                )
+                .bind(id)
+                .bind(token)
+                .fetch_all(&mut *tx)
+                .await?;
+                let n = sqlx::query("DELETE FROM uploads WHERE id = $1 AND lock_token = $2")
+                    .bind(id)
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await?;
+                if n.rows_affected() == 0 {
+                    return Err(StoreError::Locked(format!(
+                        "upload {id} is no longer held by this request"
+                    )));
+                }
+                tx.commit().await?;
+                Ok(keys)
+            }
+
+            async fn idle_uploads(&self, idle_ms: i64) -> Result<Vec<String>, StoreError> {
+                let now = <$db as Dialect>::NOW_MS;
+                Ok(sqlx::query_scalar(&format!(
+                    "SELECT id FROM uploads WHERE updated < {now} - $1 LIMIT 1000"
+                ))
+                .bind(idle_ms)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn live_uploads(&self) -> Result<u64, StoreError> {
+                let n: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM uploads WHERE file_id IS NULL")
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(n as u64)
+            }
         }
     };
 }

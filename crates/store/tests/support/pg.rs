@@ -25,6 +25,8 @@ pub struct Cluster {
     dir: PathBuf,
     bin: PathBuf,
     pub port: u16,
+    /// The user the server runs as (root's tests), for a restart.
+    ids: Option<(u32, u32)>,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -199,35 +201,16 @@ fn start() -> Result<Cluster, String> {
         ));
     }
     let port = free_port()?;
-    let mut cmd = Command::new(bin.join("postgres"));
-    as_server(&mut cmd, ids)
-        .arg("-D")
-        .arg(&data)
-        .arg("-k")
-        .arg(&dir)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-        // A throwaway cluster: durability costs time and buys nothing here.
-        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-        .args(["-c", "full_page_writes=off", "-c", "max_connections=300"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("log")).map_err(|e| e.to_string())?);
-    // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec (after the
-    // uid change, which would clear it).
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = spawn_on_keeper_thread(cmd)?;
+    let child = launch(&bin, &dir, port, ids)?;
     *RUNNING.lock().unwrap() = Some((child, dir.clone()));
     // SAFETY: `stop` is an `extern "C" fn()` that does not unwind.
     unsafe { libc::atexit(stop) };
-    let cluster = Cluster { dir, bin, port };
+    let cluster = Cluster {
+        dir,
+        bin,
+        port,
+        ids,
+    };
     // Bounded wait for the server to accept connections.
     let mut last = String::new();
     for _ in 0..200 {
@@ -242,6 +225,65 @@ fn start() -> Result<Cluster, String> {
 
 /// Spawns `cmd` from a thread that never ends: the parent-death signal fires when the thread
 /// that forked exits, so it must not be a test's thread.
+/// Starts `postgres` on the cluster in `dir`; its PID.
+fn launch(bin: &Path, dir: &Path, port: u16, ids: Option<(u32, u32)>) -> Result<u32, String> {
+    let mut cmd = Command::new(bin.join("postgres"));
+    as_server(&mut cmd, ids)
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-k")
+        .arg(dir)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        // A throwaway cluster: durability costs time and buys nothing here.
+        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+        .args(["-c", "full_page_writes=off", "-c", "max_connections=300"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("log")).map_err(|e| e.to_string())?);
+    // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec (after the
+    // uid change, which would clear it).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    spawn_on_keeper_thread(cmd)
+}
+
+#[allow(
+    dead_code,
+    reason = "only the multi-node tests stop and start the server"
+)]
+impl Cluster {
+    /// Stops the server (fast shutdown: sessions are cut, as in a real restart); the data stays.
+    pub fn stop_server(&self) {
+        let pid = RUNNING.lock().unwrap().as_ref().map(|r| r.0);
+        if let Some(pid) = pid {
+            stop_pid(pid as libc::pid_t);
+        }
+    }
+
+    /// Starts the server again on its port and data; returns once it answers.
+    pub fn start_server(&self) {
+        let pid = launch(&self.bin, &self.dir, self.port, self.ids)
+            .unwrap_or_else(|e| panic!("starting PostgreSQL again: {e}"));
+        if let Some(r) = RUNNING.lock().unwrap().as_mut() {
+            r.0 = pid;
+        }
+        for _ in 0..200 {
+            if self.psql("postgres", "SELECT 1").is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("PostgreSQL did not come back");
+    }
+}
+
 fn spawn_on_keeper_thread(mut cmd: Command) -> Result<u32, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -271,7 +313,12 @@ extern "C" fn stop() {
     let Some((pid, dir)) = RUNNING.lock().ok().and_then(|mut r| r.take()) else {
         return;
     };
-    let pid = pid as libc::pid_t;
+    stop_pid(pid as libc::pid_t);
+    std::fs::remove_dir_all(dir).unwrap_or(());
+}
+
+/// SIGINT (fast shutdown), then SIGKILL if it has not ended within five seconds.
+fn stop_pid(pid: libc::pid_t) {
     // SAFETY: the PID is our own child's, which is not reaped until the waitpid below.
     unsafe {
         libc::kill(pid, libc::SIGINT);
@@ -287,5 +334,4 @@ extern "C" fn stop() {
             libc::waitpid(pid, &mut status, 0);
         }
     }
-    std::fs::remove_dir_all(dir).unwrap_or(());
 }
