@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::Stop;
 use crate::row::{BenchRow, Better, median};
 use disgrafs_accel::AccelError;
 use disgrafs_accel::harness::{CgroupGuard, ChildGuard as Proc, NetNsGuard};
@@ -67,8 +68,11 @@ fn pair() -> Result<(TcpStream, TcpStream), AccelError> {
     Ok((c, s))
 }
 
+/// Loop steps between two looks at the stop flag.
+const STOP_EVERY: usize = 4096;
+
 /// (p50, p99) round-trip time in microseconds for `size`-byte messages echoed back.
-fn ping_pong(size: usize, n: usize) -> Result<(f64, f64), AccelError> {
+fn ping_pong(size: usize, n: usize, stop: &Stop) -> Result<(f64, f64), AccelError> {
     let (mut c, mut s) = pair()?;
     let echo = std::thread::spawn(move || -> std::io::Result<()> {
         let mut buf = vec![0u8; size];
@@ -84,6 +88,9 @@ fn ping_pong(size: usize, n: usize) -> Result<(f64, f64), AccelError> {
     let mut back = vec![0u8; size];
     let mut rtts = Vec::with_capacity(n);
     for i in 0..n + n / 10 {
+        if i % STOP_EVERY == 0 {
+            stop.check_accel()?;
+        }
         let t = Instant::now();
         c.write_all(&msg).map_err(io_err("ping"))?;
         c.read_exact(&mut back).map_err(io_err("pong"))?;
@@ -100,7 +107,7 @@ fn ping_pong(size: usize, n: usize) -> Result<(f64, f64), AccelError> {
 }
 
 /// Throughput in MB/s of `total` bytes written `write` bytes at a time, as the reader sees it.
-fn bulk(write: usize, total: u64) -> Result<f64, AccelError> {
+fn bulk(write: usize, total: u64, stop: &Stop) -> Result<f64, AccelError> {
     let (mut c, mut s) = pair()?;
     let reader = std::thread::spawn(move || -> std::io::Result<(u64, Duration)> {
         let mut buf = vec![0u8; 256 << 10];
@@ -116,7 +123,13 @@ fn bulk(write: usize, total: u64) -> Result<f64, AccelError> {
     });
     let chunk = vec![0xa5u8; write];
     let mut sent = 0u64;
-    while sent < total {
+    for i in 0.. {
+        if sent >= total {
+            break;
+        }
+        if i % STOP_EVERY == 0 {
+            stop.check_accel()?;
+        }
         c.write_all(&chunk).map_err(io_err("writing"))?;
         sent += write as u64;
     }
@@ -141,16 +154,20 @@ struct Probe {
     run: Box<dyn Fn() -> Result<f64, AccelError>>,
 }
 
-fn probes(o: &Args) -> Vec<Probe> {
+/// The measurements; each stops early (an error) once `stop` is set.
+fn probes(o: &Args, stop: &Stop) -> Vec<Probe> {
     let mut v = Vec::new();
     for size in [64usize, 1024, 16384] {
         let n = o.round_trips;
         for (q, idx) in [("p50", 0), ("p99", 1)] {
+            let stop = stop.clone();
             v.push(Probe {
                 metric: format!("ping-pong {} round trip {q}", human(size)),
                 unit: "us",
                 better: Better::Lower,
-                run: Box::new(move || ping_pong(size, n).map(|r| if idx == 0 { r.0 } else { r.1 })),
+                run: Box::new(move || {
+                    ping_pong(size, n, &stop).map(|r| if idx == 0 { r.0 } else { r.1 })
+                }),
             });
         }
     }
@@ -160,11 +177,12 @@ fn probes(o: &Args) -> Vec<Probe> {
         } else {
             o.bulk_bytes
         };
+        let stop = stop.clone();
         v.push(Probe {
             metric: format!("bulk throughput, {} writes", human(write)),
             unit: "MB/s",
             better: Better::Higher,
-            run: Box::new(move || bulk(write, total)),
+            run: Box::new(move || bulk(write, total, &stop)),
         });
     }
     v
@@ -382,7 +400,7 @@ fn service_round(cg: &CgroupGuard, dir: &Path, seconds: u64) -> Result<Vec<f64>,
 }
 
 /// The service-path rows: plain loopback against the bypass (default policy), interleaved.
-fn service_rows(o: &Args, stop: &crate::Stop) -> Result<Vec<BenchRow>, AccelError> {
+fn service_rows(o: &Args, stop: &Stop) -> Result<Vec<BenchRow>, AccelError> {
     let dir = tempfile::tempdir().map_err(io_err("creating a temporary directory"))?;
     let cg = CgroupGuard::new("disgrafs-bench-svc")?;
     // results[side][metric] = one value per repeat
@@ -423,7 +441,7 @@ fn service_rows(o: &Args, stop: &crate::Stop) -> Result<Vec<BenchRow>, AccelErro
 /// Runs the suite; rows compare plain loopback with the bypass with the opt-in small-write
 /// policy (`SmallWritePolicy::STREAMS`) and with the default (no policy).
 /// Ctrl-C (`stop`) ends it between measurements, and its guards remove its cgroups.
-pub fn run(o: &Args, stop: &crate::Stop) -> Result<Vec<BenchRow>, AccelError> {
+pub fn run(o: &Args, stop: &Stop) -> Result<Vec<BenchRow>, AccelError> {
     if o.repeats == 0 || o.round_trips < 10 || o.bulk_bytes < 1 << 20 {
         return Err(AccelError::InvalidArgument(
             "bench sockmap needs --repeats >= 1, --round-trips >= 10, --bulk-bytes >= 1MiB".into(),
@@ -435,7 +453,7 @@ pub fn run(o: &Args, stop: &crate::Stop) -> Result<Vec<BenchRow>, AccelError> {
         Side::Bypass(SmallWritePolicy::STREAMS),
         Side::Bypass(SmallWritePolicy::OFF),
     ];
-    let probes = probes(o);
+    let probes = probes(o, stop);
     // results[probe][side] = one value per repeat
     let mut results = vec![vec![Vec::new(); sides.len()]; probes.len()];
     for _ in 0..o.repeats {
