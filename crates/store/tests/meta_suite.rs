@@ -1268,6 +1268,103 @@ async fn folders_contract(db: Db) {
     ));
 }
 
+fn upload_row(id: &str, length: u64) -> UploadRow {
+    UploadRow {
+        id: id.to_string(),
+        length,
+        name: "up.bin".to_string(),
+        metadata: "filename dXAuYmlu".to_string(),
+        offset: 0,
+        file_id: None,
+    }
+}
+
+fn part(start: u64, len: u64, key: &str) -> UploadPart {
+    UploadPart {
+        start,
+        len,
+        key: key.to_string(),
+    }
+}
+
+async fn uploads_contract(db: Db) {
+    let m = &*db.m;
+    let id = "0123456789abcdef0123456789abcdef";
+    m.create_upload(&upload_row(id, 10), 2).await.unwrap();
+    assert_eq!(m.get_upload(id).await.unwrap(), upload_row(id, 10));
+    assert!(matches!(
+        m.get_upload("ffffffffffffffffffffffffffffffff").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(m.live_uploads().await.unwrap(), 1);
+    // The lease: one token at a time; the holder renews; another waits for its expiry.
+    assert!(m.lock_upload(id, "a", 60_000).await.unwrap());
+    assert!(m.lock_upload(id, "a", 60_000).await.unwrap(), "renewed");
+    assert!(!m.lock_upload(id, "b", 60_000).await.unwrap());
+    // A part is added only by the holder, only at the current offset.
+    assert!(!m.add_upload_part(id, "b", &part(0, 4, "k0")).await.unwrap());
+    assert!(!m.add_upload_part(id, "a", &part(3, 4, "k0")).await.unwrap());
+    assert!(m.add_upload_part(id, "a", &part(0, 4, "k0")).await.unwrap());
+    assert_eq!(m.get_upload(id).await.unwrap().offset, 4);
+    m.unlock_upload(id, "a").await.unwrap();
+    assert!(
+        m.lock_upload(id, "b", -1).await.unwrap(),
+        "free once let go"
+    );
+    // An expired lease is anyone's; its old holder is fenced off.
+    assert!(m.lock_upload(id, "c", 60_000).await.unwrap());
+    assert!(!m.add_upload_part(id, "b", &part(4, 6, "kb")).await.unwrap());
+    assert!(m.add_upload_part(id, "c", &part(4, 6, "k1")).await.unwrap());
+    assert_eq!(
+        m.upload_parts(id).await.unwrap(),
+        [part(0, 4, "k0"), part(4, 6, "k1")]
+    );
+    assert!(matches!(
+        m.finish_upload(id, "b", "file-1").await,
+        Err(StoreError::Locked(_))
+    ));
+    let mut keys = m.finish_upload(id, "c", "file-1").await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["k0", "k1"]);
+    let done = m.get_upload(id).await.unwrap();
+    assert_eq!((done.offset, done.file_id.as_deref()), (10, Some("file-1")));
+    assert!(m.upload_parts(id).await.unwrap().is_empty());
+    assert_eq!(
+        m.live_uploads().await.unwrap(),
+        0,
+        "a complete upload is not live"
+    );
+    // The bound counts uploads in progress.
+    let (x, y, z) = (
+        "10000000000000000000000000000000",
+        "20000000000000000000000000000000",
+        "30000000000000000000000000000000",
+    );
+    m.create_upload(&upload_row(x, 5), 2).await.unwrap();
+    m.create_upload(&upload_row(y, 5), 2).await.unwrap();
+    assert!(matches!(
+        m.create_upload(&upload_row(z, 5), 2).await,
+        Err(StoreError::Busy(_))
+    ));
+    // Removal needs the lease, and returns the parts to delete.
+    assert!(m.lock_upload(x, "d", 60_000).await.unwrap());
+    assert!(m.add_upload_part(x, "d", &part(0, 2, "kx")).await.unwrap());
+    assert!(matches!(
+        m.delete_upload(x, "e").await,
+        Err(StoreError::Locked(_))
+    ));
+    assert_eq!(m.delete_upload(x, "d").await.unwrap(), ["kx"]);
+    assert!(matches!(
+        m.get_upload(x).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Idle: unchanged for longer than asked.
+    assert!(m.idle_uploads(3_600_000).await.unwrap().is_empty());
+    let mut idle = m.idle_uploads(-1_000).await.unwrap();
+    idle.sort();
+    assert_eq!(idle, [id, y]);
+}
+
 /// Each contract, as a test per adapter.
 macro_rules! contracts {
     ($adapter:ident, $open:ident: $($contract:ident),* $(,)?) => {
@@ -1289,7 +1386,7 @@ macro_rules! every_contract {
             files_contract, names_contract, tags_contract, listing_contract, related_contract,
             graph_contract, cooccurrence_contract, jobs_contract, retries_contract,
             poison_contract, concurrent_claims_contract, recovery_contract, text_contract,
-            folders_contract);)*
+            folders_contract, uploads_contract);)*
     };
 }
 
