@@ -58,6 +58,7 @@ pub struct Uploaded {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TagsBody {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub tags: Vec<String>,
 }
 

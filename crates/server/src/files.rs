@@ -143,6 +143,7 @@ pub(crate) async fn list(
 #[derive(Deserialize, utoipa::IntoParams)]
 pub(crate) struct PutParams {
     /// The file's name (a label, never a path).
+    #[param(min_length = 1)]
     name: String,
     /// The relative folder it comes from (`photos/2024`); each folder also tags the file.
     folder: Option<String>,
@@ -150,7 +151,7 @@ pub(crate) struct PutParams {
 
 /// Uploads one file as the raw request body, streamed to disk.
 #[utoipa::path(put, path = "/api/files", tag = "files", params(PutParams),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "the file's bytes; none for an empty file"),
     responses((status = 201, body = FileRecord), (status = 400, body = disgrafs_core::api::ErrorBody),
         (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody),
         (status = 507, body = disgrafs_core::api::ErrorBody)))]
@@ -172,12 +173,21 @@ pub(crate) async fn upload_raw(
     Ok((StatusCode::CREATED, Json(rec)))
 }
 
+/// The multipart body as the OpenAPI document describes it: at least one file part (the field's
+/// name is free; every part with a filename is a file).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "describes the body for the OpenAPI document only")]
+pub(crate) struct MultipartFiles {
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// Uploads one or more files as `multipart/form-data` parts that carry a filename. A filename may
 /// be a relative path (`docs/api/README.md`, as a folder upload names its files): the file then
 /// keeps that folder. All parts are staged before any is stored: a request that fails half-way
 /// stores nothing.
 #[utoipa::path(post, path = "/api/files", tag = "files",
-    request_body(content_type = "multipart/form-data", description = "one or more parts with a filename"),
+    request_body(content = MultipartFiles, content_type = "multipart/form-data", description = "one or more parts with a filename"),
     responses((status = 201, body = Uploaded), (status = 400, body = disgrafs_core::api::ErrorBody),
         (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody),
         (status = 507, body = disgrafs_core::api::ErrorBody)))]

@@ -26,6 +26,8 @@ use std::time::Duration;
 const TUS_VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration";
 const OFFSET_CT: &str = "application/offset+octet-stream";
+/// The header that declares an upload's size (the OpenAPI document bounds it by the configuration).
+pub(crate) const UPLOAD_LENGTH: &str = "upload-length";
 /// A PATCH waits this long for another PATCH of the same upload (say, from a connection the
 /// client gave up on) to let go.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -175,7 +177,7 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
             "Upload-Defer-Length is not supported; send Upload-Length",
         ));
     }
-    let length = header_u64(headers, "upload-length")?
+    let length = header_u64(headers, UPLOAD_LENGTH)?
         .ok_or_else(|| ApiError::bad_request("missing Upload-Length header"))?;
     if length > state.config.max_upload {
         return Err(ApiError::too_large(format!(
@@ -258,7 +260,7 @@ pub(crate) async fn head(
         }
         let mut h = HeaderMap::new();
         h.insert("upload-offset", HeaderValue::from(row.offset));
-        h.insert("upload-length", HeaderValue::from(row.length));
+        h.insert(UPLOAD_LENGTH, HeaderValue::from(row.length));
         if !row.metadata.is_empty()
             && let Ok(v) = HeaderValue::from_str(&row.metadata)
         {
