@@ -44,7 +44,7 @@ function createFile(name, bytes, given) {
   const now = new Date().toISOString();
   const record = { id, name, folder: "", size: bytes.length, hash: crypto.createHash("sha256").update(bytes).digest("hex"), mime, kind: kindOf(mime, name), created: now, modified: now, tags: [], tagging: "pending" };
   files.set(id, { record, bytes, hidden: new Set() });
-  emit("file.created", record);
+  emit("file.created", { id });
   setTimeout(() => autoTag(id), 300);
   return record;
 }
@@ -62,9 +62,10 @@ function autoTag(id) {
   const user = r.tags.filter((t) => t.kind === "user");
   r.tags = [...auto.map((name) => ({ name, kind: "auto", extractor: "mock", weight: 1 })), ...user.filter((u) => !auto.includes(u.name))];
   r.tagging = "done";
-  emit("file.tagged", r);
+  emit("file.tagged", { id: r.id });
 }
 
+// Like the server's: an event names a file by id; the page asks for the record.
 function emit(event, data) {
   const msg = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
   for (const c of clients) c.write(msg);
@@ -294,7 +295,7 @@ async function handle(req, res) {
           }
         }
         r.modified = new Date().toISOString();
-        emit("file.updated", r);
+        emit("file.updated", { id: r.id });
         return json(res, 200, r);
       }
       const mine = new Set(r.tags.map((t) => t.name));

@@ -1,6 +1,7 @@
 // The page's shared state and its live feed: the current query, the open file, and the server's
 // events (SSE at /api/events) re-dispatched to the views. Views subscribe; nobody polls.
 
+import { api } from "./api";
 import type { FileRecord } from "./types";
 
 export type LiveEvent =
@@ -57,13 +58,19 @@ export function connectEvents() {
   const source = new EventSource("/api/events");
   source.onopen = () => connected.set(true);
   source.onerror = () => connected.set(false);
+  // An event names a file by id (the server never sends a whole record, which may carry
+  // thousands of tags); the record is fetched here, once per event, and a file deleted since is
+  // announced by its own event.
   for (const type of ["file.created", "file.updated", "file.tagged"] as const) {
     source.addEventListener(type, (e) => {
+      let id: unknown;
       try {
-        live.emit({ type, file: JSON.parse((e as MessageEvent).data) });
+        id = JSON.parse((e as MessageEvent).data).id;
       } catch {
         // A malformed event is dropped; the next list refresh shows the truth.
       }
+      if (typeof id !== "string") return;
+      api.file(id).then((file) => live.emit({ type, file }), () => {});
     });
   }
   source.addEventListener("resync", () => live.emit({ type: "resync" }));

@@ -9,6 +9,7 @@
 )]
 
 mod client_cmds;
+mod fsck;
 mod output;
 mod serve;
 mod worker;
@@ -47,6 +48,9 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Run tagging workers only, beside serve nodes that share --meta and --blobs.
     Worker(Box<worker::WorkerArgs>),
+    /// Check that a data directory's blobs and metadata agree (orphans, missing or corrupt
+    /// contents, reference counts), and with --repair repair what is safe.
+    Fsck(Box<fsck::FsckArgs>),
     /// Upload files, or folders recursively (resumable).
     Put {
         /// Files or folders.
@@ -182,6 +186,7 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Serve(args) => serve::run(*args).await,
         Command::Worker(args) => worker::run(*args).await,
+        Command::Fsck(args) => fsck::run(*args).await,
         Command::Put { paths, opts } => c::put(&opts, &paths).await,
         Command::Get { id, output, opts } => c::get(&opts, &id, output).await,
         Command::Ls {

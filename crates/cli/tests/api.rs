@@ -64,3 +64,47 @@ fn events_announce_uploads_and_tagging() {
     }
     assert_eq!(seen, ["file.created", "file.tagged"]);
 }
+
+/// An event names the file by id, however many tags it has: a file with 10,000 tags is announced
+/// in a few dozen bytes (the server's buffer for a subscriber that never reads is a bounded
+/// number of these), and the record is fetched by id.
+#[test]
+fn events_carry_ids_not_records() {
+    let s = Server::start();
+    let id = s.put_ok("wide.txt", b"wide")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A subscriber that never reads, and one that does.
+    let _idle = reqwest::blocking::Client::new()
+        .get(format!("{}/api/events", s.url))
+        .send()
+        .unwrap();
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/api/events", s.url))
+        .send()
+        .unwrap();
+    let mut lines = BufReader::new(resp).lines();
+    for chunk in 0..10 {
+        let tags: Vec<String> = (0..1000).map(|i| format!("t{chunk}-{i}")).collect();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        s.tag(&id, &tags);
+    }
+    let mut updates = 0;
+    let mut event = String::new();
+    while updates < 10 {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_owned();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            assert!(d.len() <= 64, "{event}: {} bytes", d.len());
+            let v: serde_json::Value = serde_json::from_str(d).unwrap();
+            assert_eq!(v.as_object().unwrap().len(), 1, "{d}");
+            if event == "file.updated" && v["id"] == id.as_str() {
+                updates += 1;
+            }
+        }
+    }
+    let rec = s.get_json(&format!("/api/files/{id}"));
+    assert!(rec["tags"].as_array().unwrap().len() >= 10_000);
+}

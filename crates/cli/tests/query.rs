@@ -118,6 +118,60 @@ fn malformed_queries_are_400_with_a_position() {
     assert_eq!(r.status(), 400);
 }
 
+/// A query's cost is bounded by its terms: ~600 tag predicates fit in 4 KiB and are refused by
+/// name, and so is a graph's `around=` of too many nodes, or of a file with too many tags (its
+/// neighbourhood is an OR of every tag it carries).
+#[test]
+fn query_terms_are_bounded_with_a_400_naming_the_limit() {
+    let s = Server::start();
+    let get = |path: &str, params: &[(&str, &str)]| {
+        let r = s
+            .http()
+            .get(format!("{}{path}", s.url))
+            .query(params)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json::<serde_json::Value>().unwrap())
+    };
+    let refused = |(status, v): (u16, serde_json::Value), what: &str| {
+        assert_eq!(status, 400, "{what}: {v}");
+        assert_eq!(v["code"], "bad_query", "{what}: {v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains("at most 64 (MAX_TERMS)"), "{what}: {msg}");
+    };
+    let many = (0..600)
+        .map(|i| format!("-t{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(many.len() <= 4096);
+    refused(get("/api/files", &[("q", &many)]), "files");
+    refused(get("/api/graph", &[("q", &many)]), "graph");
+    let nodes = (0..65)
+        .map(|i| format!("t:x{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    refused(get("/api/graph", &[("around", &nodes)]), "around nodes");
+
+    let id = s.put_ok("wide.txt", b"wide")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tags: Vec<String> = (0..65).map(|i| format!("w{i}")).collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    s.tag(&id, &tags);
+    refused(
+        get("/api/graph", &[("around", &format!("f:{id}"))]),
+        "around a wide file",
+    );
+    // At the limit, both are answered.
+    let at = (0..64)
+        .map(|i| format!("-t{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(get("/api/files", &[("q", &at)]).0, 200);
+    assert_eq!(get("/api/graph", &[("around", "t:w1,t:w2")]).0, 200);
+}
+
 #[test]
 fn removing_tags_and_hiding_automatic_ones() {
     let s = Server::start();

@@ -322,24 +322,12 @@ fn live_uploads_are_bounded() {
     let (data, dir) = s.kill();
     // As many uploads in progress as the server takes, written straight into its database
     // (creating ten thousand through HTTP would only be slower).
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        use sqlx::ConnectOptions;
-        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(data.join("disgrafs.db"))
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query(
-            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 9999)
-             INSERT INTO uploads (id, length, name, metadata, updated)
-             SELECT printf('%032x', i), 1, 'x', '', CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM n",
-        )
-        .execute(&mut db)
-        .await
-        .unwrap();
-    });
-    drop(rt);
+    stopped_sql(
+        &data,
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 9999)
+         INSERT INTO uploads (id, length, name, metadata, updated)
+         SELECT printf('%032x', i), 1, 'x', '', CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM n",
+    );
     let s = Server::start_at(&data, &[]);
     let creation = || {
         s.http()

@@ -96,6 +96,10 @@ pub struct QueryError {
 pub const MAX_QUERY_BYTES: usize = 4096;
 /// Deepest nesting of parentheses and NOTs.
 pub const MAX_DEPTH: usize = 64;
+/// Most terms (tags and field predicates) in one query, counted after parsing: each is a
+/// condition the database evaluates per file, so this bounds a query's cost. Every expression
+/// the server runs, a parsed query or one it built (a graph's `around=`), passes [`bound`].
+pub const MAX_TERMS: usize = 64;
 /// Most words in one `text:` phrase.
 pub const MAX_TEXT_WORDS: usize = 16;
 /// Longest word of a `text:` term, in characters (no indexed word is longer, in practice).
@@ -129,7 +133,20 @@ pub fn parse(input: &str) -> Result<Expr, QueryError> {
         };
         return Err(p.err_at(t.pos, msg));
     }
+    bound(&e)?;
     Ok(e)
+}
+
+/// Refuses an expression of more than [`MAX_TERMS`] terms, naming the limit.
+pub fn bound(e: &Expr) -> Result<(), QueryError> {
+    let n = e.term_count();
+    if n > MAX_TERMS {
+        return Err(QueryError {
+            position: 0,
+            message: format!("{n} terms; at most {MAX_TERMS} (MAX_TERMS) are allowed"),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -667,6 +684,12 @@ impl Expr {
         go(self, false, &mut out);
         out
     }
+    /// How many terms (predicates) the expression has.
+    pub fn term_count(&self) -> usize {
+        let mut n = 0;
+        self.walk(&mut |_| n += 1);
+        n
+    }
     fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Predicate)) {
         match self {
             Expr::All => {}
@@ -716,6 +739,23 @@ mod tests {
             parse("机器 学习").unwrap(),
             Expr::And(vec![tag("机器"), tag("学习")])
         );
+    }
+
+    #[test]
+    fn terms_are_bounded() {
+        let at_limit = vec!["t"; MAX_TERMS].join(" ");
+        assert_eq!(parse(&at_limit).unwrap().term_count(), MAX_TERMS);
+        // ~600 tags fit in the byte limit; they are refused by the term limit, which is named.
+        let many = (0..600)
+            .map(|i| format!("-t{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(many.len() <= MAX_QUERY_BYTES);
+        let e = parse(&many).unwrap_err();
+        assert!(e.message.contains("600 terms"), "{e}");
+        assert!(e.message.contains("MAX_TERMS"), "{e}");
+        let built = Expr::Or((0..=MAX_TERMS).map(|i| tag(&format!("t{i}"))).collect());
+        assert!(bound(&built).is_err());
     }
 
     #[test]

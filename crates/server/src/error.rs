@@ -16,6 +16,8 @@ use disgrafs_store::StoreError;
 pub enum Cause {
     BadRequest,
     BadQuery,
+    /// A query the database aborted over its budget (`disgrafs_store::QueryBudget`).
+    QueryTooCostly,
     /// A name, a tag or metadata that is well-formed HTTP but not acceptable.
     Invalid,
     NotFound,
@@ -47,7 +49,7 @@ pub enum Cause {
 impl Cause {
     pub fn status(self) -> StatusCode {
         match self {
-            Cause::BadRequest | Cause::BadQuery => StatusCode::BAD_REQUEST,
+            Cause::BadRequest | Cause::BadQuery | Cause::QueryTooCostly => StatusCode::BAD_REQUEST,
             Cause::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             Cause::NotFound => StatusCode::NOT_FOUND,
             Cause::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -76,9 +78,11 @@ impl Cause {
             Cause::NotFound | Cause::NoRoute => FsError::NotFound,
             Cause::TooLarge => FsError::TooLarge,
             Cause::StorageFull => FsError::InsufficientStorage,
-            Cause::Invalid | Cause::CrossOrigin | Cause::BadRequest | Cause::BadQuery => {
-                FsError::Forbidden
-            }
+            Cause::Invalid
+            | Cause::CrossOrigin
+            | Cause::BadRequest
+            | Cause::BadQuery
+            | Cause::QueryTooCostly => FsError::Forbidden,
             _ => FsError::GeneralFailure,
         }
     }
@@ -88,6 +92,7 @@ impl Cause {
         match self {
             Cause::BadRequest => "bad_request",
             Cause::BadQuery => "bad_query",
+            Cause::QueryTooCostly => "query_too_costly",
             Cause::Invalid => "invalid",
             Cause::NotFound => "not_found",
             Cause::TooLarge => "too_large",
@@ -204,6 +209,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Busy(m) => ApiError::new(Cause::Busy, m),
             StoreError::Locked(m) => ApiError::new(Cause::Locked, m),
+            StoreError::TooCostly(m) => ApiError::new(Cause::QueryTooCostly, m),
             e @ StoreError::Unavailable(_) => ApiError::new(Cause::Unavailable, e.to_string()),
             other => ApiError::internal(other.to_string()),
         }

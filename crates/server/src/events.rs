@@ -1,5 +1,8 @@
 //! Server-sent events: what changed in the store, on this node or any other sharing it (the
-//! store delivers them: see `disgrafs_store::Event`), for pages that show it live.
+//! store delivers them: see `disgrafs_store::Event`), for pages that show it live. Each event's
+//! data is `{"id": FILE_ID}` only: a subscriber fetches the record it wants, and one that does
+//! not read holds up at most the store's bounded backlog of such small events, then gets
+//! `resync`.
 
 use crate::AppState;
 use axum::Router;
@@ -17,7 +20,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// Server-sent events of store changes.
 #[utoipa::path(get, path = "/api/events", tag = "events",
-    responses((status = 200, description = "text/event-stream of file.created, file.updated, file.tagged, file.deleted (and resync: reload, events were missed)", content_type = "text/event-stream")))]
+    responses((status = 200, description = "text/event-stream of file.created, file.updated, file.tagged, file.deleted, each with data {\"id\": FILE_ID} (fetch the record by id), and resync (data {}: events were missed, reload)", content_type = "text/event-stream")))]
 pub(crate) async fn events(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {

@@ -1,7 +1,7 @@
 //! The graph: bounded subgraphs for drawing, tag listings for autocomplete, tag co-occurrence.
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Cause};
 use crate::extract::Query;
 use axum::extract::State;
 use axum::routing::get;
@@ -41,8 +41,19 @@ pub(crate) async fn graph(
 ) -> ApiResult<Json<Graph>> {
     let mut expr = query::parse(p.q.as_deref().unwrap_or(""))?;
     if let Some(around) = p.around.as_deref().filter(|a| !a.trim().is_empty()) {
+        let nodes: Vec<&str> = around.split(',').map(str::trim).collect();
+        if nodes.len() > query::MAX_TERMS {
+            return Err(ApiError::new(
+                Cause::BadQuery,
+                format!(
+                    "around: {} nodes; at most {} (MAX_TERMS) are allowed",
+                    nodes.len(),
+                    query::MAX_TERMS
+                ),
+            ));
+        }
         let mut tags = Vec::new();
-        for node in around.split(',').map(str::trim) {
+        for node in nodes {
             if let Some(t) = node.strip_prefix("t:") {
                 tags.push(
                     normalize_tag(t)
@@ -64,6 +75,8 @@ pub(crate) async fn graph(
                 .collect(),
         );
         expr = Expr::And(vec![expr, near]);
+        // The neighbourhood of a file is as many terms as it has tags: bounded like a query.
+        query::bound(&expr).map_err(|e| ApiError::from(e).context("around"))?;
     }
     let limit = p.limit.unwrap_or(2000).clamp(1, MAX_GRAPH_NODES);
     Ok(Json(state.store.graph(&expr, limit).await?))

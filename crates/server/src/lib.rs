@@ -106,6 +106,13 @@ impl AppState {
             config.min_confidence,
         )
         .await?;
+        // Contents a crash left without a record (between a commit and its record, or a
+        // deletion's commit and the unlink) are removed before anything is served.
+        match store.sweep_orphans().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} stored contents no record points at"),
+            Err(e) => tracing::warn!("cannot sweep orphaned contents: {e}"),
+        }
         Self::with_store(store, config)
     }
 

@@ -16,6 +16,9 @@ use time::OffsetDateTime;
 pub(crate) const RETRY_BACKOFF_MS: i64 = 5_000;
 /// Bounds the rows `related` reads: a tag carried by every file must not make it scan the store.
 pub(crate) const RELATED_SCAN_LIMIT: i64 = 50_000;
+/// Co-occurrence pairs only the most frequent this many tags (so its cost is bounded by the
+/// edges times this, not by the square of a file's tags).
+pub(crate) const CO_TAGS: i64 = 512;
 /// Bound values in one `IN (...)` list: a statement per few hundred keeps each one cheap, and
 /// well under either database's limit of bound parameters.
 pub(crate) const IN_LIST_CHUNK: usize = 500;

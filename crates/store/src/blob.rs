@@ -15,6 +15,7 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::SystemTime;
 use tokio::io::AsyncReadExt;
 
 /// Read size when streaming a blob from a remote store.
@@ -573,6 +574,75 @@ impl BlobStore {
         }
     }
 
+    /// Every stored content: its hash and when its bytes were last written (None when the
+    /// object store does not say). Keys that are not a content's (tus parts, the probe, a
+    /// stray file) are left out.
+    pub async fn list(&self) -> Result<Vec<(String, Option<SystemTime>)>, StoreError> {
+        if let Some(blobs) = self.local_blobs.clone() {
+            return tokio::task::spawn_blocking(move || -> io::Result<_> {
+                let mut out = Vec::new();
+                for dir in std::fs::read_dir(&blobs)? {
+                    let dir = dir?;
+                    if !dir.file_type()?.is_dir() {
+                        continue;
+                    }
+                    for f in std::fs::read_dir(dir.path())? {
+                        let f = f?;
+                        let name = f.file_name().to_string_lossy().into_owned();
+                        if is_content_key(&format!("{}/{name}", dir.file_name().to_string_lossy()))
+                            && f.file_type()?.is_file()
+                        {
+                            out.push((name, f.metadata()?.modified().ok()));
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| StoreError::Io(io::Error::other(e)))?
+            .map_err(Into::into);
+        }
+        let mut out = Vec::new();
+        let mut lister = self
+            .op
+            .lister_with("")
+            .recursive(true)
+            .await
+            .map_err(io_err)?;
+        while let Some(entry) = lister.next().await {
+            let entry = entry.map_err(io_err)?;
+            if !is_content_key(entry.path()) {
+                continue;
+            }
+            let modified = match entry.metadata().last_modified() {
+                Some(t) => Some(t),
+                None => self
+                    .op
+                    .stat(entry.path())
+                    .await
+                    .map_err(io_err)?
+                    .last_modified(),
+            };
+            let hash = entry.path()[3..].to_string();
+            out.push((hash, modified.map(SystemTime::from)));
+        }
+        Ok(out)
+    }
+
+    /// Reads a content whole and returns the BLAKE3 hash and length of what is stored under
+    /// `hash` (NotFound when nothing is).
+    pub async fn verify(&self, hash: &str) -> Result<(String, u64), StoreError> {
+        let mut s = self.read(hash, None).await?;
+        let mut hasher = blake3::Hasher::new();
+        let mut len = 0u64;
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk?;
+            len += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        Ok((hasher.finalize().to_hex().to_string(), len))
+    }
+
     pub async fn delete(&self, hash: &str) -> Result<(), StoreError> {
         if let Some(path) = self.local_path(hash) {
             return match tokio::fs::remove_file(path).await {
@@ -582,6 +652,19 @@ impl BlobStore {
         }
         self.op.delete(&Self::key(hash)).await.map_err(io_err)
     }
+}
+
+/// Whether an object key is a content's: `ab/<64 lowercase hex starting with ab>`.
+fn is_content_key(key: &str) -> bool {
+    let Some((dir, hash)) = key.split_once('/') else {
+        return false;
+    };
+    hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && hash.starts_with(dir)
+        && dir.len() == 2
 }
 
 /// Starts writeback of a range without waiting for it (`sync_file_range`, Linux). Durability still

@@ -29,6 +29,10 @@ pub enum StoreError {
     /// Another request (on this node or another) is writing this resource.
     #[error("{0}")]
     Locked(String),
+    /// A query needed more work than its [`QueryBudget`](crate::QueryBudget): aborted by the
+    /// database.
+    #[error("{0}")]
+    TooCostly(String),
     /// The database cannot be reached now (restarting, down, every connection taken): the
     /// request may be tried again.
     #[error("the metadata store is unavailable: {0}")]
@@ -54,6 +58,13 @@ impl From<sqlx::Error> for StoreError {
         if msg.contains("database or disk is full") || msg.contains("(code: 13)") {
             return StoreError::Full(msg);
         }
+        if is_over_budget(&e) {
+            return StoreError::TooCostly(
+                "the query needs more work than one query may take; narrow it (fewer terms, a \
+                 smaller page or offset)"
+                    .into(),
+            );
+        }
         if is_unavailable(&e) {
             return StoreError::Unavailable(msg);
         }
@@ -62,6 +73,16 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Io(io) => StoreError::from_write(io),
             _ => StoreError::Db(msg),
         }
+    }
+}
+
+/// Whether the database aborted a statement over its budget: SQLite's SQLITE_INTERRUPT (9),
+/// which only the query pool's progress handler causes, or PostgreSQL's query_canceled (57014),
+/// which its `statement_timeout` raises.
+fn is_over_budget(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| c == "9" || c == "57014"),
+        _ => false,
     }
 }
 

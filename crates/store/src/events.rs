@@ -3,12 +3,15 @@
 //! On SQLite one process owns the store, and events go through an in-process channel. On
 //! PostgreSQL every process may change it, so an event is a `NOTIFY` on one channel, and each
 //! process's listener (sqlx's `PgListener`) hands what arrives to its own subscribers, its own
-//! events included. A notification carries the kind and the file's id only (its payload is
-//! bounded by PostgreSQL); the listening node reads the record itself, so what a subscriber sees
-//! is what that node serves.
+//! events included.
+//!
+//! An event is a kind and a file's id, nothing more: a subscriber that wants the record asks
+//! for it (`GET /api/files/ID`), so what it sees is what the node serves. The buffer a slow
+//! subscriber can hold up is [`BACKLOG`] events of at most [`MAX_EVENT_BYTES`] each, whatever
+//! the files (a record with 10,000 tags is no larger an event); one that falls further behind
+//! is told to `resync`.
 
-use crate::{MetaStore, StoreError};
-use disgrafs_core::FileRecord;
+use crate::StoreError;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -20,13 +23,16 @@ use tokio::sync::broadcast;
 /// The PostgreSQL channel every node listens on.
 const CHANNEL: &str = "disgrafs_events";
 /// How many events a slow subscriber may fall behind before it is told to resync.
-const BACKLOG: usize = 1024;
+pub const BACKLOG: usize = 1024;
+/// The largest event's data: `{"id":"…"}` with an id of at most [`MAX_ID_BYTES`].
+pub const MAX_EVENT_BYTES: usize = MAX_ID_BYTES + 10;
+/// Ids longer than this (none the store makes) are not announced.
+const MAX_ID_BYTES: usize = 64;
 /// A listener whose connection failed waits this long before it connects again.
 const RECONNECT: Duration = Duration::from_secs(1);
 
-/// One change: `file.created`, `file.updated`, `file.tagged` (data: the file record),
-/// `file.deleted` (data: `{"id": ...}`), or `resync` (data: `{}`: events may have been missed,
-/// reload the view).
+/// One change: `file.created`, `file.updated`, `file.tagged`, `file.deleted` (data, for each:
+/// `{"id": FILE_ID}`), or `resync` (data: `{}`: events may have been missed, reload the view).
 #[derive(Debug, Clone)]
 pub struct Event {
     pub kind: String,
@@ -54,11 +60,11 @@ impl EventBus {
 
     /// Listens on the database (the subscription is in place when this returns) and announces
     /// through it.
-    pub(crate) async fn shared(pool: PgPool, meta: Arc<dyn MetaStore>) -> Result<Self, StoreError> {
+    pub(crate) async fn shared(pool: PgPool) -> Result<Self, StoreError> {
         let tx = broadcast::channel(BACKLOG).0;
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
-        tokio::spawn(listen(listener, pool.clone(), meta, tx.clone()));
+        tokio::spawn(listen(listener, pool.clone(), tx.clone()));
         Ok(EventBus {
             tx,
             watchers: Arc::default(),
@@ -66,8 +72,8 @@ impl EventBus {
         })
     }
 
-    /// Announces a change of file `id`; `record` is its new state (None for a deletion).
-    pub(crate) async fn announce(&self, kind: &str, id: &str, record: Option<&FileRecord>) {
+    /// Announces a change of file `id`.
+    pub(crate) async fn announce(&self, kind: &str, id: &str) {
         if let Some(pool) = &self.pg {
             let payload = json!({ "kind": kind, "id": id }).to_string();
             let sent = sqlx::query("SELECT pg_notify($1, $2)")
@@ -81,19 +87,19 @@ impl EventBus {
                 Err(e) => tracing::warn!("cannot notify other nodes of {kind} {id}: {e}"),
             }
         }
-        self.deliver(kind, id, record);
+        self.deliver(kind, id);
     }
 
-    fn deliver(&self, kind: &str, id: &str, record: Option<&FileRecord>) {
-        let data = match record {
-            Some(r) => serde_json::to_string(r).unwrap_or_default(),
-            None => json!({ "id": id }).to_string(),
-        };
+    fn deliver(&self, kind: &str, id: &str) {
+        if id.len() > MAX_ID_BYTES {
+            tracing::warn!("not announcing {kind} of an id of {} bytes", id.len());
+            return;
+        }
         // No subscribers is fine.
         self.tx
             .send(Event {
                 kind: kind.to_string(),
-                data,
+                data: json!({ "id": id }).to_string(),
             })
             .ok();
     }
@@ -117,12 +123,7 @@ impl EventBus {
 
 /// Hands every notification to this node's subscribers, reconnecting when the database goes
 /// away (a `resync` then says that events may have been missed meanwhile).
-async fn listen(
-    mut listener: PgListener,
-    pool: PgPool,
-    meta: Arc<dyn MetaStore>,
-    tx: broadcast::Sender<Event>,
-) {
+async fn listen(mut listener: PgListener, pool: PgPool, tx: broadcast::Sender<Event>) {
     let bus = EventBus {
         tx,
         watchers: Arc::default(),
@@ -137,12 +138,7 @@ async fn listen(
                 let (Some(kind), Some(id)) = (v["kind"].as_str(), v["id"].as_str()) else {
                     continue;
                 };
-                if kind == "file.deleted" {
-                    bus.deliver(kind, id, None);
-                } else if let Ok(rec) = meta.get_file(id).await {
-                    // A file deleted since is announced by its own deletion.
-                    bus.deliver(kind, id, Some(&rec));
-                }
+                bus.deliver(kind, id);
             }
             // The connection was lost; the next call reconnects.
             Ok(None) => {
@@ -166,5 +162,38 @@ fn resync() -> Event {
     Event {
         kind: "resync".to_string(),
         data: "{}".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A subscriber that never reads holds up at most BACKLOG small events, then is told it
+    /// lagged (the server sends it `resync`); what it is sent never grows with a file's tags.
+    #[tokio::test]
+    async fn a_subscriber_that_never_reads_holds_a_bounded_buffer() {
+        let bus = EventBus::local();
+        let mut idle = bus.subscribe();
+        let id = "0".repeat(32);
+        for _ in 0..3 * BACKLOG {
+            bus.announce("file.tagged", &id).await;
+        }
+        // The oldest were dropped, not kept for it: what it can still read is BACKLOG events.
+        assert!(matches!(
+            idle.recv().await,
+            Err(broadcast::error::RecvError::Lagged(n)) if n == 2 * BACKLOG as u64
+        ));
+        for _ in 0..BACKLOG {
+            let e = idle.try_recv().unwrap();
+            assert!(e.data.len() <= MAX_EVENT_BYTES, "{}", e.data);
+            assert_eq!(e.data, format!("{{\"id\":\"{id}\"}}"));
+        }
+        assert!(idle.try_recv().is_err());
+        // An id no store makes is not announced at all.
+        let mut fresh = bus.subscribe();
+        bus.announce("file.tagged", &"x".repeat(MAX_ID_BYTES + 1))
+            .await;
+        assert!(fresh.try_recv().is_err());
     }
 }

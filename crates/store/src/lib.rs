@@ -31,7 +31,7 @@ mod uploads;
 
 pub use blob::{BlobLocation, BlobStore, ByteStream, PartStop, S3Location, StagedBlob, Staging};
 pub use error::StoreError;
-pub use events::Event;
+pub use events::{BACKLOG as EVENT_BACKLOG, Event, MAX_EVENT_BYTES};
 pub use meta::*;
 pub use postgres::PgMeta;
 pub use sqlite::SqliteMeta;
@@ -43,9 +43,41 @@ use disgrafs_core::{
     CoOccurrence, FileKind, FileName, FileRecord, FolderPath, Graph, Related, TagCount,
 };
 use locks::HashLocks;
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// A content without a row is an orphan only when it is at least this old, when other
+/// processes share the stores: a node commits a content and then inserts its record, and another
+/// node's sweep must not take the bytes in between (hash locks are per process).
+pub const ORPHAN_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What [`Store::fsck`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FsckReport {
+    /// Contents stored without a row (old enough, see [`ORPHAN_MIN_AGE`]): removed by repair.
+    pub orphans: Vec<String>,
+    /// Contents that records point at and whose bytes are gone: reported only.
+    pub missing: Vec<String>,
+    /// Contents whose bytes are not what their hash and size say (hash, BLAKE3 of the bytes):
+    /// reported only.
+    pub corrupt: Vec<(String, String)>,
+    /// Contents whose reference count is not their records' (hash, stored, actual): set right
+    /// by repair.
+    pub drift: Vec<(String, i64, i64)>,
+    /// Whether the repairs were made.
+    pub repaired: bool,
+}
+
+impl FsckReport {
+    /// Whether nothing is wrong, or everything wrong was repaired.
+    pub fn clean(&self) -> bool {
+        self.missing.is_empty()
+            && self.corrupt.is_empty()
+            && (self.repaired || (self.orphans.is_empty() && self.drift.is_empty()))
+    }
+}
 
 /// Blobs and metadata, kept consistent: the one way the server reaches either, so the ordering
 /// rules above cannot be bypassed.
@@ -55,6 +87,10 @@ pub struct Store {
     meta: Arc<dyn MetaStore>,
     locks: HashLocks,
     events: events::EventBus,
+    /// Whether other processes may write these stores (PostgreSQL metadata, or blobs in an
+    /// object store): a content without a row may then be one another node has just
+    /// committed and not yet recorded, and only an old one is an orphan ([`ORPHAN_MIN_AGE`]).
+    shared: bool,
     /// Held (locked) while the store is open.
     _dir_lock: Option<Arc<std::fs::File>>,
 }
@@ -114,8 +150,9 @@ impl Store {
         let blob_store = BlobStore::open(blobs, data_dir).await?;
         remember_blob_location(data_dir, blobs)?;
         let mut store = Store::new(blob_store, meta.clone());
+        store.shared = pg_pool.is_some() || *blobs != BlobLocation::Local;
         if let Some(pool) = pg_pool {
-            store.events = events::EventBus::shared(pool, meta).await?;
+            store.events = events::EventBus::shared(pool).await?;
         }
         store._dir_lock = Some(Arc::new(lock));
         Ok(store)
@@ -140,6 +177,7 @@ impl Store {
             meta,
             locks: HashLocks::default(),
             events: events::EventBus::local(),
+            shared: true,
             _dir_lock: None,
         }
     }
@@ -254,16 +292,111 @@ impl Store {
         })
     }
 
+    // Consistency.
+
+    /// Contents stored without a row that knows them, old enough to be orphans (see
+    /// [`ORPHAN_MIN_AGE`]), each checked again under its hash lock.
+    async fn orphans(&self, known: &HashSet<String>) -> Result<Vec<String>, StoreError> {
+        let min_age = if self.shared {
+            ORPHAN_MIN_AGE
+        } else {
+            std::time::Duration::ZERO
+        };
+        let now = std::time::SystemTime::now();
+        let old = |t: Option<std::time::SystemTime>| {
+            min_age.is_zero()
+                || t.and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age >= min_age)
+        };
+        Ok(self
+            .blobs
+            .list()
+            .await?
+            .into_iter()
+            .filter(|(hash, t)| !known.contains(hash) && old(*t))
+            .map(|(hash, _)| hash)
+            .collect())
+    }
+
+    /// Removes `hash`'s bytes if, under its lock, no row knows it still.
+    async fn remove_orphan(&self, hash: &str) -> Result<bool, StoreError> {
+        let _guard = self.locks.lock(hash).await;
+        if self.meta.blob_known(hash).await? {
+            return Ok(false);
+        }
+        self.blobs.delete(hash).await?;
+        Ok(true)
+    }
+
+    /// The start-up sweep: removes contents no record points at (left by a crash between a
+    /// commit and its record, or between a deletion's commit and the unlink). Returns how many.
+    pub async fn sweep_orphans(&self) -> Result<u64, StoreError> {
+        let known: HashSet<String> = self
+            .meta
+            .blob_refs()
+            .await?
+            .into_iter()
+            .map(|b| b.hash)
+            .collect();
+        let mut removed = 0;
+        for hash in self.orphans(&known).await? {
+            removed += self.remove_orphan(&hash).await? as u64;
+        }
+        Ok(removed)
+    }
+
+    /// Checks that blobs and metadata agree: orphans (contents without a row), missing contents
+    /// (a row, and records, without bytes), corrupt contents (bytes that are not their hash or
+    /// size: every content is read), and reference counts that are not the records'. With
+    /// `repair`, what is safe is repaired: orphans are removed, counts set right (a row no
+    /// record points at goes, with its bytes); missing and corrupt contents are only reported,
+    /// since their records are all that is left of them.
+    pub async fn fsck(&self, repair: bool) -> Result<FsckReport, StoreError> {
+        let rows = self.meta.blob_refs().await?;
+        let known: HashSet<String> = rows.iter().map(|b| b.hash.clone()).collect();
+        let mut report = FsckReport {
+            orphans: self.orphans(&known).await?,
+            ..FsckReport::default()
+        };
+        for b in &rows {
+            match self.blobs.verify(&b.hash).await {
+                Ok((actual, len)) if actual != b.hash || len != b.size => {
+                    report.corrupt.push((b.hash.clone(), actual))
+                }
+                Ok(_) => {}
+                Err(StoreError::NotFound(_)) if b.files > 0 => report.missing.push(b.hash.clone()),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            if b.refs != b.files {
+                report.drift.push((b.hash.clone(), b.refs, b.files));
+            }
+        }
+        if repair {
+            for hash in &report.orphans {
+                self.remove_orphan(hash).await?;
+            }
+            for (hash, _, _) in &report.drift {
+                let _guard = self.locks.lock(hash).await;
+                if let Some(gone) = self.meta.fix_refs(hash).await? {
+                    self.blobs.delete(&gone).await?;
+                }
+            }
+            report.repaired = true;
+        }
+        Ok(report)
+    }
+
     // Events.
 
     /// Tells subscribers of every node that file `rec` was created, updated or tagged.
     pub async fn announce(&self, kind: &str, rec: &FileRecord) {
-        self.events.announce(kind, &rec.id, Some(rec)).await;
+        self.events.announce(kind, &rec.id).await;
     }
 
     /// Tells subscribers of every node that file `id` was deleted.
     pub async fn announce_deleted(&self, id: &str) {
-        self.events.announce("file.deleted", id, None).await;
+        self.events.announce("file.deleted", id).await;
     }
 
     /// The changes of the store, from every node sharing it.

@@ -50,6 +50,33 @@ impl SortKey {
     }
 }
 
+/// What one statement of a query may cost before the database aborts it (the query is then
+/// refused with [`StoreError::TooCostly`](crate::StoreError::TooCostly)). Queries (searches,
+/// graphs, related files, tag listings, co-occurrence) run on a pool of their own,
+/// [`QUERY_CONNECTIONS`] connections with this budget, so they can neither run without end nor
+/// take the connections that downloads, uploads and the queue use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryBudget {
+    /// SQLite: virtual-machine steps, counted by a progress handler (deterministic: the same
+    /// statement on the same data costs the same, however busy the machine).
+    pub sqlite_steps: u64,
+    /// PostgreSQL: the connections' `statement_timeout`.
+    pub pg_timeout: std::time::Duration,
+}
+
+impl Default for QueryBudget {
+    fn default() -> Self {
+        QueryBudget {
+            sqlite_steps: 1_000_000_000,
+            pg_timeout: std::time::Duration::from_secs(15),
+        }
+    }
+}
+
+/// Connections of the query pool ([`QueryBudget`]): at most this many queries run at once, and
+/// the others wait for one, never for a download's connection.
+pub const QUERY_CONNECTIONS: u32 = 4;
+
 #[derive(Debug, Clone, Copy)]
 pub struct ListOptions {
     pub sort: SortKey,
@@ -271,6 +298,27 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn idle_uploads(&self, idle_ms: i64) -> Result<Vec<String>, StoreError>;
     /// Uploads in progress (not complete).
     async fn live_uploads(&self) -> Result<u64, StoreError>;
+
+    // Consistency (`Store::fsck`, the start-up sweep).
+    /// Every content row: its size, its reference count, and the records that point at it.
+    async fn blob_refs(&self) -> Result<Vec<BlobRefs>, StoreError>;
+    /// Whether a content row exists for `hash`.
+    async fn blob_known(&self, hash: &str) -> Result<bool, StoreError>;
+    /// Sets a content's reference count to the records that point at it, in one transaction;
+    /// a content no record points at loses its row (and its jobs and text), and its hash is
+    /// returned: its bytes may go.
+    async fn fix_refs(&self, hash: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// A content row as `fsck` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRefs {
+    pub hash: String,
+    pub size: u64,
+    /// The stored reference count.
+    pub refs: i64,
+    /// The records that point at it.
+    pub files: i64,
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! by any number of `serve` and worker processes. Its queries are the shared ones
 //! (`sqlmeta.rs`, with row locks for the queue); this connects and migrates.
 
-use crate::StoreError;
 use crate::sqlmeta::SqlMeta;
+use crate::{QUERY_CONNECTIONS, QueryBudget, StoreError};
 use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
@@ -24,16 +24,40 @@ impl SqlMeta<Postgres> {
     /// and sqlx accept) and brings the schema up to date. Several processes may do so at once:
     /// sqlx serializes migrations with an advisory lock.
     pub async fn connect(url: &str, min_confidence: f64) -> Result<Self, StoreError> {
+        Self::connect_with_budget(url, min_confidence, QueryBudget::default()).await
+    }
+
+    /// [`connect`](Self::connect) with queries bounded by `budget`: the query pool's
+    /// connections run with `statement_timeout`.
+    pub async fn connect_with_budget(
+        url: &str,
+        min_confidence: f64,
+        budget: QueryBudget,
+    ) -> Result<Self, StoreError> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("--meta {}: {e}", redact(url))))?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(|e| StoreError::Config(format!("cannot connect to {}: {e}", redact(url))))?;
         MIGRATOR.run(&pool).await?;
-        Self::with_pools(pool.clone(), pool, min_confidence)
+        let timeout_ms = budget.pg_timeout.as_millis().max(1);
+        let queries = PgPoolOptions::new()
+            .max_connections(QUERY_CONNECTIONS)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    sqlx::query(&format!("SET statement_timeout = {timeout_ms}"))
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        Self::with_pools(pool.clone(), pool, queries, min_confidence)
     }
 }
 

@@ -17,8 +17,12 @@ use sqlx::{Database, Pool};
 
 /// A metadata store on a sqlx database.
 pub struct SqlMeta<DB: Database> {
-    /// Readers.
+    /// Readers: records and contents (downloads), folders, counts.
     pub(crate) pool: Pool<DB>,
+    /// Queries (searches, graphs, related files, tag listings, co-occurrence): a pool of their
+    /// own, [`crate::QUERY_CONNECTIONS`] connections whose statements the database aborts over
+    /// a [`crate::QueryBudget`].
+    pub(crate) queries: Pool<DB>,
     /// Writers. On SQLite one connection (SQLite allows one writer at a time anyway; queueing
     /// writers in the pool rather than in SQLite's busy handler avoids SQLITE_BUSY on lock
     /// upgrades); on PostgreSQL the same pool as the readers.
@@ -31,11 +35,13 @@ impl<DB: Database> SqlMeta<DB> {
     pub(crate) fn with_pools(
         pool: Pool<DB>,
         write: Pool<DB>,
+        queries: Pool<DB>,
         min_confidence: f64,
     ) -> Result<Self, StoreError> {
         sql::check_min_confidence(min_confidence)?;
         Ok(SqlMeta {
             pool,
+            queries,
             write,
             visible: sql::visible_edges(min_confidence),
         })
@@ -52,11 +58,11 @@ enum FileTagRow {
 macro_rules! impl_meta {
     ($db:ty) => {
         impl SqlMeta<$db> {
-            /// Runs `head IN (items) tail` on a reader, [`IN_LIST_CHUNK`] items at a time, and
+            /// Runs `head IN (items) tail` on `pool`, [`IN_LIST_CHUNK`] items at a time, and
             /// returns the rows of all. `tail` must not mix rows of different chunks (a
             /// `GROUP BY` of the listed column is fine).
             async fn fetch_in<R>(
-                &self,
+                pool: &Pool<$db>,
                 head: &str,
                 items: &[String],
                 tail: &str,
@@ -70,7 +76,7 @@ macro_rules! impl_meta {
                     qb.push(" IN (");
                     sql::push_list(&mut qb, chunk);
                     qb.push(tail);
-                    rows.extend(qb.build_query_as::<R>().fetch_all(&self.pool).await?);
+                    rows.extend(qb.build_query_as::<R>().fetch_all(pool).await?);
                 }
                 Ok(rows)
             }
@@ -78,29 +84,35 @@ macro_rules! impl_meta {
             /// Loads the visible tags of these files, in the order records show them.
             async fn tags_of(
                 &self,
+                pool: &Pool<$db>,
                 ids: &[String],
             ) -> Result<HashMap<String, Vec<TagRef>>, StoreError> {
                 let head = format!(
                     "SELECT {EDGE_COLUMNS} FROM {} e JOIN tags t ON t.id = e.tag_id WHERE e.file_id",
                     self.visible
                 );
-                Ok(tags_by_file(self.fetch_in(&head, ids, "").await?))
+                Ok(tags_by_file(Self::fetch_in(pool, &head, ids, "").await?))
             }
 
             async fn with_tags(
                 &self,
+                pool: &Pool<$db>,
                 mut records: Vec<FileRecord>,
             ) -> Result<Vec<FileRecord>, StoreError> {
                 let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-                let tags = self.tags_of(&ids).await?;
+                let tags = self.tags_of(pool, &ids).await?;
                 attach_tags(&mut records, tags);
                 Ok(records)
             }
 
-            async fn records_by_ids(&self, ids: &[String]) -> Result<Vec<FileRecord>, StoreError> {
+            async fn records_by_ids(
+                &self,
+                pool: &Pool<$db>,
+                ids: &[String],
+            ) -> Result<Vec<FileRecord>, StoreError> {
                 let head = format!("SELECT {RECORD_COLUMNS} WHERE f.id");
-                let rows: Vec<RecordRow> = self.fetch_in(&head, ids, "").await?;
-                self.with_tags(rows.into_iter().map(FileRecord::from).collect())
+                let rows: Vec<RecordRow> = Self::fetch_in(pool, &head, ids, "").await?;
+                self.with_tags(pool, rows.into_iter().map(FileRecord::from).collect())
                     .await
             }
 
@@ -204,11 +216,36 @@ macro_rules! impl_meta {
                     qb.push(" s ORDER BY score DESC");
                     rows.extend(
                         qb.build_query_as::<(String, String)>()
-                            .fetch_all(&self.pool)
+                            .fetch_all(&self.queries)
                             .await?,
                     );
                 }
                 attach_snippets(records, rows);
+                Ok(())
+            }
+
+            /// Removes the row of a content no record points at any more: its jobs, its text,
+            /// its automatic tags (by cascade), and tags no edge uses any more (which would
+            /// linger in autocomplete).
+            async fn forget_blob(
+                tx: &mut <$db as Database>::Connection,
+                hash: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM jobs WHERE hash = $1")
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::set_text(&mut *tx, hash, "").await?;
+                sqlx::query("DELETE FROM blobs WHERE hash = $1")
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "DELETE FROM tags WHERE NOT EXISTS (SELECT 1 FROM blob_tags WHERE tag_id = tags.id)
+                     AND NOT EXISTS (SELECT 1 FROM file_tags WHERE tag_id = tags.id)",
+                )
+                .execute(&mut *tx)
+                .await?;
                 Ok(())
             }
 
@@ -325,7 +362,7 @@ macro_rules! impl_meta {
                         .fetch_optional(&self.pool)
                         .await?
                         .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?;
-                Ok(self.with_tags(vec![row.into()]).await?.remove(0))
+                Ok(self.with_tags(&self.pool, vec![row.into()]).await?.remove(0))
             }
 
             async fn get_content(&self, id: &str) -> Result<FileContent, StoreError> {
@@ -359,22 +396,7 @@ macro_rules! impl_meta {
                 .fetch_one(&mut *tx)
                 .await?;
                 let gone = if refs == 0 {
-                    sqlx::query("DELETE FROM jobs WHERE hash = $1")
-                        .bind(&hash)
-                        .execute(&mut *tx)
-                        .await?;
-                    Self::set_text(&mut tx, &hash, "").await?;
-                    sqlx::query("DELETE FROM blobs WHERE hash = $1")
-                        .bind(&hash)
-                        .execute(&mut *tx)
-                        .await?;
-                    // Tags no edge uses any more would linger in autocomplete.
-                    sqlx::query(
-                        "DELETE FROM tags WHERE NOT EXISTS (SELECT 1 FROM blob_tags WHERE tag_id = tags.id)
-                         AND NOT EXISTS (SELECT 1 FROM file_tags WHERE tag_id = tags.id)",
-                    )
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::forget_blob(&mut tx, &hash).await?;
                     Some(hash)
                 } else {
                     None
@@ -388,12 +410,6 @@ macro_rules! impl_meta {
                 q: &Expr,
                 opts: ListOptions,
             ) -> Result<(Vec<FileRecord>, u64), StoreError> {
-                let mut count = QueryBuilder::<$db>::new(
-                    "SELECT count(*) FROM files f JOIN blobs b ON b.hash = f.hash WHERE ",
-                );
-                sql::push_expr(&mut count, q, &self.visible);
-                let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-
                 let terms = q.text_terms();
                 let text_query = (!terms.is_empty()).then(|| <$db as Dialect>::text_query(&terms));
                 let mut qb = QueryBuilder::<$db>::new(format!("SELECT {RECORD_COLUMNS}"));
@@ -421,14 +437,28 @@ macro_rules! impl_meta {
                     .push(" OFFSET ")
                     .push_bind(opts.offset.min(i64::MAX as u64) as i64);
                 let rows: Vec<RecordRow> =
-                    qb.build_query_as().fetch_all(&self.pool).await?;
+                    qb.build_query_as().fetch_all(&self.queries).await?;
+                // The page tells the total when it is not full (and not empty past the end):
+                // the count, a second pass over every match, runs only when it has more to say.
+                let total = if (rows.len() as u64) < opts.limit as u64
+                    && (!rows.is_empty() || opts.offset == 0)
+                {
+                    opts.offset + rows.len() as u64
+                } else {
+                    let mut count = QueryBuilder::<$db>::new(
+                        "SELECT count(*) FROM files f JOIN blobs b ON b.hash = f.hash WHERE ",
+                    );
+                    sql::push_expr(&mut count, q, &self.visible);
+                    let n: i64 = count.build_query_scalar().fetch_one(&self.queries).await?;
+                    n as u64
+                };
                 let mut records = self
-                    .with_tags(rows.into_iter().map(FileRecord::from).collect())
+                    .with_tags(&self.queries, rows.into_iter().map(FileRecord::from).collect())
                     .await?;
                 if let Some(tq) = text_query {
                     self.attach_snippets(&mut records, tq).await?;
                 }
-                Ok((records, total as u64))
+                Ok((records, total))
             }
 
             async fn add_user_tags(
@@ -537,7 +567,7 @@ macro_rules! impl_meta {
                 .bind(limit as i64)
                 .fetch_all(&self.pool)
                 .await?;
-                self.with_tags(rows.into_iter().map(FileRecord::from).collect())
+                self.with_tags(&self.pool, rows.into_iter().map(FileRecord::from).collect())
                     .await
             }
 
@@ -564,7 +594,7 @@ macro_rules! impl_meta {
                 // Existence check gives a 404 rather than an empty list for an unknown id.
                 self.get_file(id).await?;
                 let total: i64 = sqlx::query_scalar("SELECT count(*) FROM files")
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.queries)
                     .await?;
                 let v = &self.visible;
                 let rows: Vec<SharedRow> = sqlx::query_as(&format!(
@@ -579,11 +609,11 @@ macro_rules! impl_meta {
                 ))
                 .bind(id)
                 .bind(RELATED_SCAN_LIMIT)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.queries)
                 .await?;
                 let scored = rank_related(total as u64, rows, limit);
                 let ids: Vec<String> = scored.iter().map(|s| s.0.clone()).collect();
-                let records = self.records_by_ids(&ids).await?;
+                let records = self.records_by_ids(&self.queries, &ids).await?;
                 Ok(related_with_records(scored, records))
             }
 
@@ -596,18 +626,19 @@ macro_rules! impl_meta {
                 // One more than can be drawn tells whether the limit cut anything.
                 qb.push(" ORDER BY f.modified DESC, f.id DESC LIMIT ")
                     .push_bind(limit as i64 + 1);
-                let files: Vec<GraphFileRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                let files: Vec<GraphFileRow> =
+                    qb.build_query_as().fetch_all(&self.queries).await?;
                 let file_ids: Vec<String> =
                     files.iter().take(limit).map(|r| r.id.clone()).collect();
-                let edges_by_file = self.tags_of(&file_ids).await?;
+                let edges_by_file = self.tags_of(&self.queries, &file_ids).await?;
                 let mut g = assemble_graph(files, edges_by_file, limit);
                 let head = format!(
                     "SELECT t.name, count(*) AS n FROM {} e JOIN tags t ON t.id = e.tag_id WHERE t.name",
                     self.visible
                 );
-                let degrees = self
-                    .fetch_in(&head, &tag_names(&g), " GROUP BY t.name")
-                    .await?;
+                let degrees =
+                    Self::fetch_in(&self.queries, &head, &tag_names(&g), " GROUP BY t.name")
+                        .await?;
                 set_degrees(&mut g, degrees);
                 Ok(g)
             }
@@ -621,21 +652,29 @@ macro_rules! impl_meta {
                 <$db as Dialect>::push_starts_with(&mut qb, "t.name", prefix.to_lowercase());
                 qb.push(" GROUP BY t.id, t.name ORDER BY n DESC, t.name LIMIT ")
                     .push_bind(limit as i64);
-                let rows: Vec<TagCountRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                let rows: Vec<TagCountRow> =
+                    qb.build_query_as().fetch_all(&self.queries).await?;
                 Ok(rows.into_iter().map(TagCount::from).collect())
             }
 
             async fn cooccurrence(&self, limit: u32) -> Result<Vec<CoOccurrence>, StoreError> {
+                // Pairs among the CO_TAGS most frequent tags only: a pair is on at most as many
+                // files as either of its tags, so the most frequent pairs are among them unless
+                // a list is longer than the tags' long tail; and a file with 10,000 tags costs
+                // CO_TAGS² pairs, not 10,000².
                 let rows: Vec<PairRow> = sqlx::query_as(&format!(
-                    "WITH v AS (SELECT file_id, tag_id FROM {} e)
+                    "WITH v AS (SELECT file_id, tag_id FROM {} e),
+                          top AS (SELECT tag_id FROM v GROUP BY tag_id ORDER BY count(*) DESC, tag_id LIMIT $2),
+                          w AS (SELECT v.file_id, v.tag_id FROM v JOIN top ON top.tag_id = v.tag_id)
                      SELECT ta.name AS a, tb.name AS b, count(*) AS n
-                       FROM v x JOIN v y ON x.file_id = y.file_id AND x.tag_id < y.tag_id
+                       FROM w x JOIN w y ON x.file_id = y.file_id AND x.tag_id < y.tag_id
                        JOIN tags ta ON ta.id = x.tag_id JOIN tags tb ON tb.id = y.tag_id
                       GROUP BY x.tag_id, y.tag_id, ta.name, tb.name ORDER BY n DESC, a, b LIMIT $1",
                     self.visible
                 ))
                 .bind(limit as i64)
-                .fetch_all(&self.pool)
+                .bind(CO_TAGS)
+                .fetch_all(&self.queries)
                 .await?;
                 Ok(rows.into_iter().map(CoOccurrence::from).collect())
             }
@@ -1061,6 +1100,53 @@ macro_rules! impl_meta {
                         .fetch_one(&self.pool)
                         .await?;
                 Ok(n as u64)
+            }
+
+            async fn blob_refs(&self) -> Result<Vec<BlobRefs>, StoreError> {
+                let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT b.hash, b.size, b.refs, (SELECT count(*) FROM files f WHERE f.hash = b.hash)
+                       FROM blobs b ORDER BY b.hash",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(hash, size, refs, files)| BlobRefs {
+                        hash,
+                        size: size as u64,
+                        refs,
+                        files,
+                    })
+                    .collect())
+            }
+
+            async fn blob_known(&self, hash: &str) -> Result<bool, StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM blobs WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn fix_refs(&self, hash: &str) -> Result<Option<String>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let files: i64 = sqlx::query_scalar("SELECT count(*) FROM files WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let gone = if files == 0 {
+                    Self::forget_blob(&mut tx, hash).await?;
+                    Some(hash.to_owned())
+                } else {
+                    sqlx::query("UPDATE blobs SET refs = $1 WHERE hash = $2")
+                        .bind(files)
+                        .bind(hash)
+                        .execute(&mut *tx)
+                        .await?;
+                    None
+                };
+                tx.commit().await?;
+                Ok(gone)
             }
         }
     };

@@ -40,6 +40,22 @@ impl Db {
         }
     }
 
+    /// The same database with queries bounded by `budget`.
+    async fn reopen_with(&self, budget: QueryBudget) -> Arc<dyn MetaStore> {
+        match &self.target {
+            Target::Sqlite(p) => Arc::new(
+                SqliteMeta::open_with_budget(p, MIN_CONFIDENCE, budget)
+                    .await
+                    .unwrap(),
+            ),
+            Target::Postgres(url) => Arc::new(
+                PgMeta::connect_with_budget(url, MIN_CONFIDENCE, budget)
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+
     /// Whether one process owns the database, so a restart may take back its running jobs.
     fn single_owner(&self) -> bool {
         matches!(self.target, Target::Sqlite(_))
@@ -701,6 +717,115 @@ async fn cooccurrence_contract(db: Db) {
         "pairs by count, each pair in name order; faint is not shown"
     );
     assert_eq!(m.cooccurrence(1).await.unwrap().len(), 1);
+}
+
+/// A query over its budget is aborted by the database and refused as `TooCostly`; records and
+/// contents (what downloads read) are not bounded by it, and the next query has a whole budget.
+async fn budget_contract(db: Db) {
+    let m = &*db.m;
+    let tags: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+    let mut first = None;
+    for i in 0..300u32 {
+        let hash = format!("{i:064x}");
+        let f = m
+            .insert_file(new(&name(&format!("f{i}.md")), &hash))
+            .await
+            .unwrap();
+        m.add_user_tags(&f.id, &tags).await.unwrap();
+        first.get_or_insert(f.id);
+    }
+    let id = first.unwrap();
+    let tiny = db
+        .reopen_with(QueryBudget {
+            sqlite_steps: 1_000,
+            pg_timeout: std::time::Duration::from_millis(1),
+        })
+        .await;
+    let costly = |r: Result<(), StoreError>| match r {
+        Err(StoreError::TooCostly(m)) => assert!(m.contains("narrow it"), "{m}"),
+        other => panic!("expected TooCostly, got {other:?}"),
+    };
+    costly(tiny.cooccurrence(50).await.map(drop));
+    let q = parse(
+        &(0..30)
+            .map(|i| format!("-x{i} t{i}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+    .unwrap();
+    let opts = ListOptions {
+        limit: 10,
+        ..ListOptions::default()
+    };
+    costly(tiny.list_files(&q, opts).await.map(drop));
+    // Every statement gets the whole budget again, and what a download reads is not bounded.
+    costly(tiny.cooccurrence(50).await.map(drop));
+    assert_eq!(tiny.get_file(&id).await.unwrap().tags.len(), 40);
+    assert_eq!(tiny.get_content(&id).await.unwrap().size, 10);
+    // The default budget answers the same questions.
+    let co = m.cooccurrence(3).await.unwrap();
+    assert_eq!(co[0].files, 300);
+    let (page, total) = m.list_files(&q, opts).await.unwrap();
+    assert_eq!((page.len(), total), (10, 300));
+}
+
+/// What fsck and the start-up sweep read and repair: rows with their counts and records.
+async fn consistency_contract(db: Db) {
+    let m = &*db.m;
+    let a1 = m.insert_file(new(&name("a1.md"), &h(1))).await.unwrap();
+    m.insert_file(new(&name("a2.md"), &h(1))).await.unwrap();
+    let b = m.insert_file(new(&name("b.md"), &h(2))).await.unwrap();
+    let refs = |hash: String, refs, files| BlobRefs {
+        hash,
+        size: 10,
+        refs,
+        files,
+    };
+    assert_eq!(
+        m.blob_refs().await.unwrap(),
+        [refs(h(1), 2, 2), refs(h(2), 1, 1)]
+    );
+    assert!(m.blob_known(&h(1)).await.unwrap());
+    assert!(!m.blob_known(&h(3)).await.unwrap());
+    // Drift both ways: one count too high, one too low (a record inserted behind its back).
+    raw_sql(
+        &db,
+        &format!("UPDATE blobs SET refs = 5 WHERE hash = '{}'", h(1)),
+    )
+    .await;
+    raw_sql(
+        &db,
+        &format!(
+            "INSERT INTO files (id, name, name_lower, folder, hash, size, created, modified)
+             VALUES ('extra', 'c.md', 'c.md', '', '{}', 10, 0, 0)",
+            h(2)
+        ),
+    )
+    .await;
+    assert_eq!(
+        m.blob_refs().await.unwrap(),
+        [refs(h(1), 5, 2), refs(h(2), 1, 2)]
+    );
+    assert_eq!(m.fix_refs(&h(1)).await.unwrap(), None);
+    assert_eq!(m.fix_refs(&h(2)).await.unwrap(), None);
+    assert_eq!(
+        m.blob_refs().await.unwrap(),
+        [refs(h(1), 2, 2), refs(h(2), 2, 2)]
+    );
+    // The set-right count holds: deleting one of b's records keeps its content.
+    assert_eq!(m.delete_file(&b.id).await.unwrap(), None);
+    assert_eq!(m.delete_file("extra").await.unwrap(), Some(h(2)));
+    // A row no record points at goes, and its hash is handed back for its bytes.
+    raw_sql(
+        &db,
+        &format!("UPDATE blobs SET refs = 0 WHERE hash = '{}'", h(1)),
+    )
+    .await;
+    raw_sql(&db, "DELETE FROM files").await;
+    assert_eq!(m.fix_refs(&h(1)).await.unwrap(), Some(h(1)));
+    assert!(!m.blob_known(&h(1)).await.unwrap());
+    assert!(m.blob_refs().await.unwrap().is_empty());
+    assert!(m.get_file(&a1.id).await.is_err());
 }
 
 // The job queue.
@@ -1386,7 +1511,7 @@ macro_rules! every_contract {
             files_contract, names_contract, tags_contract, listing_contract, related_contract,
             graph_contract, cooccurrence_contract, jobs_contract, retries_contract,
             poison_contract, concurrent_claims_contract, recovery_contract, text_contract,
-            folders_contract, uploads_contract);)*
+            folders_contract, uploads_contract, budget_contract, consistency_contract);)*
     };
 }
 

@@ -224,6 +224,21 @@ impl Drop for Server {
     }
 }
 
+/// Runs SQL on the database of a stopped server's data directory (to plant what HTTP cannot make,
+/// or only slowly).
+pub fn stopped_sql(data: &Path, q: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(data.join("disgrafs.db"))
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query(q).execute(&mut db).await.unwrap();
+    });
+}
+
 pub fn count_files(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
