@@ -170,7 +170,9 @@ fn accel_afxdp_exits_with_its_error_when_its_loop_ends() {
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(
-        lines[0].starts_with("disgrafs: ") && lines[0].contains(VethNet::IF_B),
+        lines[0].starts_with("disgrafs: ")
+            && lines[0].contains(VethNet::IF_B)
+            && lines[0].matches("os error").count() == 1,
         "{err}"
     );
     assert_eq!(pins(), pins_before, "pins left behind");

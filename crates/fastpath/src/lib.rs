@@ -454,11 +454,10 @@ fn serve(
             for q in &queues {
                 // The interface went away (or the socket broke): nothing more will arrive.
                 if let Some(e) = q.take_error() {
-                    return Err(AccelError::io(
-                        format!("the AF_XDP socket of {} queue {}", cfg.iface, q.queue),
-                        e,
-                    )
-                    .into());
+                    return Err(FastPathError::Config(format!(
+                        "the AF_XDP socket of {} queue {}: {e}",
+                        cfg.iface, q.queue
+                    )));
                 }
                 let (r, t) = q.frames();
                 rx += r;
