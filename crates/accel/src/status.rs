@@ -138,6 +138,14 @@ pub fn render(st: &Status) -> String {
             out.push_str(&format!(" {name} {v}"));
         }
         out.push('\n');
+        if !x.running {
+            let age = x
+                .heartbeat_age_ms
+                .map_or("never".to_string(), |ms| format!("{} s ago", ms / 1000));
+            out.push_str(&format!(
+                "  NOT RUNNING: its loop last ran {age}; nothing answers the port (`disgrafs accel detach` removes the steering)\n"
+            ));
+        }
     }
     for e in &st.errors {
         out.push_str(&format!("error: {e}\n"));

@@ -157,6 +157,21 @@ impl Host {
     fn wrk(&self, load: &wrk::Load, port: u16, path: &str) -> anyhow::Result<wrk::Report> {
         load.run_with(self.net.a.command("wrk"), &url(port, path))
     }
+
+    /// [`Host::wrk`] against the fast path `fast`: when it fails, says first whether the fast
+    /// path died under it (its own one-line error is on stderr above).
+    fn wrk_fast(
+        &self,
+        fast: &mut Proc,
+        load: &wrk::Load,
+        path: &str,
+    ) -> anyhow::Result<wrk::Report> {
+        let r = self.wrk(load, FAST_PORT, path);
+        if let Ok(Some(status)) = fast.0.try_wait() {
+            bail!("the fast path exited ({status}) during the run");
+        }
+        r
+    }
 }
 
 /// Starts `disgrafs accel afxdp` (the executable `disgrafs`) on `net`'s server side, serving
@@ -421,9 +436,9 @@ pub fn run(args: &Args, stop: &Stop) -> anyhow::Result<Vec<BenchRow>> {
             take(0, which, host.wrk(&load, KERNEL_PORT, path)?);
         }
         stop.check()?;
-        let fast = host.fast_path()?;
+        let mut fast = host.fast_path()?;
         for (which, path) in [&content, &record].into_iter().enumerate() {
-            take(1, which, host.wrk(&load, FAST_PORT, path)?);
+            take(1, which, host.wrk_fast(&mut fast, &load, path)?);
         }
         drop(fast);
     }

@@ -25,6 +25,8 @@ mod child;
 pub mod cpu_balance;
 pub mod fulltext;
 pub mod io;
+#[path = "../../store/tests/support/pg.rs"]
+pub mod pg;
 pub mod query;
 pub mod row;
 pub mod sockmap;

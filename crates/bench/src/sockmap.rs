@@ -10,6 +10,11 @@
 //! (this executable), both started afresh for every round in a test cgroup (the bypass attached
 //! there before they start, for the bypass side), and wrk outside the cgroup as the client, so
 //! only the proxy → server hop can be bypassed, as in a deployment.
+//!
+//! The database path: a private PostgreSQL cluster (the tests' own, [`crate::pg`]) started
+//! inside the benchmark's cgroup, and `pgbench -S` (select-only) in the same cgroup against it
+//! over loopback TCP, the bypass attached for every other run; pgbench opens its connections
+//! afresh each run, so each run is all on one side.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -41,6 +46,10 @@ pub struct Args {
     /// Seconds of wrk load per service-path measurement (nginx → disgrafs serve); 0 skips them.
     #[arg(long, default_value_t = 5)]
     pub service_seconds: u64,
+    /// Seconds per `pgbench -S` run against a local PostgreSQL; 0 skips them (as does a machine
+    /// without PostgreSQL, with a note).
+    #[arg(long, default_value_t = 5)]
+    pub pgbench_seconds: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -399,31 +408,36 @@ fn service_round(cg: &CgroupGuard, dir: &Path, seconds: u64) -> Result<Vec<f64>,
     Ok(vec![get_rps, get_p99, api_rps, api_p99])
 }
 
-/// The service-path rows: plain loopback against the bypass (default policy), interleaved.
-fn service_rows(o: &Args, stop: &Stop) -> Result<Vec<BenchRow>, AccelError> {
-    let dir = tempfile::tempdir().map_err(io_err("creating a temporary directory"))?;
-    let cg = CgroupGuard::new("disgrafs-bench-svc")?;
+/// Rows of `metrics` from `round` (one value per metric), run `repeats` times on each side,
+/// interleaved: plain loopback, then with the bypass (default policy) attached to `cgroup`.
+fn interleaved(
+    repeats: usize,
+    cgroup: &Path,
+    stop: &Stop,
+    metrics: &[(&str, &str, Better)],
+    mut round: impl FnMut() -> Result<Vec<f64>, AccelError>,
+) -> Result<Vec<BenchRow>, AccelError> {
     // results[side][metric] = one value per repeat
-    let mut results = vec![vec![Vec::new(); SERVICE.len()]; 2];
-    for _ in 0..o.repeats {
+    let mut results = vec![vec![Vec::new(); metrics.len()]; 2];
+    for _ in 0..repeats {
         for (side, bypass) in [(0, false), (1, true)] {
             stop.check_accel()?;
             if bypass {
                 sockmap::attach(&SockmapConfig {
-                    cgroup: cg.path().to_path_buf(),
+                    cgroup: cgroup.to_path_buf(),
                     policy: SmallWritePolicy::DEFAULT,
                 })?;
             }
-            let round = service_round(&cg, dir.path(), o.service_seconds);
+            let r = round();
             if bypass {
-                sockmap::detach_cgroup(cg.path())?;
+                sockmap::detach_cgroup(cgroup)?;
             }
-            for (m, v) in round?.into_iter().enumerate() {
+            for (m, v) in r?.into_iter().enumerate() {
                 results[side][m].push(v);
             }
         }
     }
-    Ok(SERVICE
+    Ok(metrics
         .iter()
         .enumerate()
         .map(|(m, (metric, unit, better))| {
@@ -436,6 +450,95 @@ fn service_rows(o: &Args, stop: &Stop) -> Result<Vec<BenchRow>, AccelError> {
             )
         })
         .collect())
+}
+
+/// The service-path rows: plain loopback against the bypass (default policy), interleaved.
+fn service_rows(o: &Args, stop: &Stop) -> Result<Vec<BenchRow>, AccelError> {
+    let dir = tempfile::tempdir().map_err(io_err("creating a temporary directory"))?;
+    let cg = CgroupGuard::new("disgrafs-bench-svc")?;
+    interleaved(o.repeats, cg.path(), stop, &SERVICE, || {
+        service_round(&cg, dir.path(), o.service_seconds)
+    })
+}
+
+/// pgbench clients (and its worker threads): a small connection pool's worth.
+const PGBENCH_CLIENTS: u32 = 8;
+const PGBENCH_THREADS: u32 = 2;
+
+/// The database-path metrics, in the order [`pgbench`] returns their values.
+const PGBENCH: [(&str, &str, Better); 2] = [
+    (
+        "pgbench -S (select-only) -c8 -j2, local PostgreSQL",
+        "tx/s",
+        Better::Higher,
+    ),
+    ("pgbench -S latency average", "ms", Better::Lower),
+];
+
+/// One bounded `pgbench -S` run: transactions per second and mean latency (ms); any failed
+/// transaction fails it.
+fn pgbench(pg: &crate::pg::Cluster, db: &str, seconds: u64) -> Result<Vec<f64>, AccelError> {
+    let s = seconds.to_string();
+    let (c, j) = (PGBENCH_CLIENTS.to_string(), PGBENCH_THREADS.to_string());
+    let text = run_pgbench(pg, db, &["-n", "-S", "-T", &s, "-c", &c, "-j", &j])?;
+    parse_pgbench(&text)
+}
+
+/// Runs pgbench with `args` against `db` over loopback TCP; its report (stdout).
+fn run_pgbench(pg: &crate::pg::Cluster, db: &str, args: &[&str]) -> Result<String, AccelError> {
+    let out = std::process::Command::new(pg.tool("pgbench"))
+        .args(args)
+        .args(["-h", "127.0.0.1", "-p", &pg.port.to_string()])
+        .args(["-U", crate::pg::USER, db])
+        .env("PGPASSWORD", crate::pg::PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io_err("running pgbench"))?;
+    if !out.status.success() {
+        return Err(harness_err(format!(
+            "pgbench {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// tps and latency average of pgbench's report.
+fn parse_pgbench(text: &str) -> Result<Vec<f64>, AccelError> {
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+    };
+    if let Some(failed) = value("number of failed transactions:")
+        && failed > 0.0
+    {
+        return Err(harness_err(format!(
+            "pgbench: {failed} failed transactions"
+        )));
+    }
+    match (value("tps ="), value("latency average =")) {
+        (Some(tps), Some(lat)) if tps > 0.0 => Ok(vec![tps, lat]),
+        _ => Err(harness_err(format!(
+            "no tps or latency in pgbench's report:\n{text}"
+        ))),
+    }
+}
+
+/// The database-path rows: plain loopback against the bypass (default policy), interleaved. Runs
+/// in `cg` (this process's own cgroup), so the cluster it starts and pgbench are both in it.
+fn pgbench_rows(o: &Args, cg: &OwnCgroup, stop: &Stop) -> Result<Vec<BenchRow>, AccelError> {
+    let Some(pg) = crate::pg::cluster() else {
+        eprintln!("bench sockmap: no PostgreSQL here, so no pgbench rows");
+        return Ok(Vec::new());
+    };
+    let url = pg.create_db("bench_sockmap");
+    let db = url.rsplit('/').next().unwrap_or_default().to_string();
+    run_pgbench(pg, &db, &["-i", "-q", "-s", "1"])?;
+    interleaved(o.repeats, cg.path(), stop, &PGBENCH, || {
+        pgbench(pg, &db, o.pgbench_seconds)
+    })
 }
 
 /// Runs the suite; rows compare plain loopback with the bypass with the opt-in small-write
@@ -492,10 +595,41 @@ pub fn run(o: &Args, stop: &Stop) -> Result<Vec<BenchRow>, AccelError> {
             ));
         }
     }
+    if o.pgbench_seconds > 0 {
+        rows.extend(pgbench_rows(o, &cg, stop)?);
+    }
     // The service path runs outside the benchmark's own cgroup (wrk is the outside client).
     drop(cg);
     if o.service_seconds > 0 {
         rows.extend(service_rows(o, stop)?);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str = "pgbench (15.14 (Debian 15.14-0+deb12u1))
+transaction type: <builtin: select only>
+scaling factor: 1
+query mode: simple
+number of clients: 8
+number of threads: 2
+maximum number of tries: 1
+duration: 5 s
+number of transactions actually processed: 124456
+number of failed transactions: 0 (0.000%)
+latency average = 0.321 ms
+initial connection time = 12.345 ms
+tps = 24890.123456 (without initial connection time)
+";
+
+    #[test]
+    fn reads_tps_and_latency_and_refuses_failures() {
+        assert_eq!(parse_pgbench(REPORT).unwrap(), vec![24890.123456, 0.321]);
+        let failed = REPORT.replace("failed transactions: 0 ", "failed transactions: 3 ");
+        assert!(parse_pgbench(&failed).is_err());
+        assert!(parse_pgbench("pgbench: error: connection refused").is_err());
+    }
 }

@@ -26,6 +26,7 @@ fn bench_compares_loopback_with_the_bypass_and_leaves_nothing_attached() {
             round_trips: 20_000,
             bulk_bytes: 256 << 20,
             service_seconds: 0,
+            pgbench_seconds: 0,
         }
     } else {
         disgrafs_bench::sockmap::Args {
@@ -33,6 +34,7 @@ fn bench_compares_loopback_with_the_bypass_and_leaves_nothing_attached() {
             round_trips: 200,
             bulk_bytes: 4 << 20,
             service_seconds: 0,
+            pgbench_seconds: 0,
         }
     };
     let rows = disgrafs_bench::sockmap::run(&opts, &disgrafs_bench::Stop::default())

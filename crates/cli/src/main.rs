@@ -219,8 +219,7 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
             let (fp, line) =
                 tokio::task::spawn_blocking(move || disgrafs_fastpath::cli::start(args)).await??;
             println!("{line}");
-            serve::shutdown_signal().await;
-            Ok(tokio::task::spawn_blocking(move || fp.stop()).await??)
+            Ok(disgrafs_fastpath::cli::supervise(fp, serve::shutdown_signal()).await?)
         }
     }
 }

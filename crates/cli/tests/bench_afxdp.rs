@@ -8,9 +8,13 @@
 )]
 
 mod common;
-use common::BIN;
-use disgrafs_accel::harness::{self, which};
-use std::process::Command;
+use common::{BIN, Server};
+use disgrafs_accel::harness::{self, VethNet, VethOptions, which};
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 fn namespaces() -> Vec<String> {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
@@ -76,6 +80,101 @@ fn bench_afxdp_measures_both_paths_and_leaves_nothing_behind() {
         .filter(|n| !before.contains(n))
         .collect();
     assert!(leaked.is_empty(), "namespaces left behind: {leaked:?}");
+    assert_eq!(pins(), pins_before, "pins left behind");
+}
+
+/// When the fast path's loop ends by itself (here: its interface is deleted under it), `disgrafs
+/// accel afxdp` does not sit waiting for Ctrl-C while the port goes unanswered: it exits
+/// non-zero with one line saying why, and leaves no pin behind.
+#[test]
+fn accel_afxdp_exits_with_its_error_when_its_loop_ends() {
+    let name = "accel_afxdp_exits_with_its_error_when_its_loop_ends";
+    if !harness::privileged_or_skip(name) {
+        return;
+    }
+    for tool in ["curl", "ethtool"] {
+        assert!(
+            which(tool).is_some() || std::env::var(harness::REQUIRE_ENV).as_deref() != Ok("1"),
+            "{name}: {tool} is not installed"
+        );
+        if which(tool).is_none() {
+            eprintln!("skipping {name}: {tool} is not installed");
+            return;
+        }
+    }
+    let server = Server::start();
+    let id = server.put_ok("small.txt", b"served by the fast path\n")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let net = VethNet::new(VethOptions { single_queue: true }).unwrap();
+    let ok = net
+        .a
+        .command("ethtool")
+        .args(["-K", VethNet::IF_A, "tx", "off"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let pins_before = pins();
+    let mut fast = Command::new(BIN)
+        .args(["accel", "afxdp", "--iface", VethNet::IF_B, "--netns"])
+        .arg(net.b.name())
+        .args(["--port", "8080", "--data-dir"])
+        .arg(&server.data)
+        .env("DISGRAFS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(fast.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("afxdp on"), "{line:?}");
+    let out = net
+        .a
+        .command("curl")
+        .args(["-s", "--max-time", "20", "-w", " %{http_code}"])
+        .arg(format!(
+            "http://{}:8080/api/files/{id}/content",
+            VethNet::ADDR_B
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "served by the fast path\n 200"
+    );
+    // The interface goes away (both ends of the pair): the loop's sockets fail.
+    let del = Command::new("ip")
+        .args(["-n", net.b.name(), "link", "del", VethNet::IF_B])
+        .status()
+        .unwrap();
+    assert!(del.success());
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = fast.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > until {
+            fast.kill().ok();
+            fast.wait().ok();
+            panic!("accel afxdp still runs 30 s after its interface went away");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut fast.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "exited with {status}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("disgrafs: ")
+            && lines[0].contains(VethNet::IF_B)
+            && lines[0].matches("os error").count() == 1,
+        "{err}"
+    );
     assert_eq!(pins(), pins_before, "pins left behind");
 }
 

@@ -247,10 +247,24 @@ fn bench_sockmap_measures_the_service_path_through_nginx_without_errors() {
             "100",
         ])
         .args(["--bulk-bytes", "1048576", "--service-seconds", "1"])
+        .args(["--pgbench-seconds", "1"])
         .output()
         .unwrap();
     succeeded(&out);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    // pgbench against a local PostgreSQL in the bypassed cgroup (scripts/deps.d/60-postgres.sh
+    // installs it; without it the rows are left out with a note).
+    let pgbench: Vec<_> = rows
+        .iter()
+        .filter(|r| r["metric"].as_str().unwrap().starts_with("pgbench"))
+        .collect();
+    if std::env::var("DISGRAFS_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+        assert_eq!(pgbench.len(), 2, "{rows:?}");
+    }
+    for r in pgbench {
+        assert!(r["candidate"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["baseline"].as_f64().unwrap() > 0.0, "{r}");
+    }
     // wrk errors (non-2xx, socket errors) fail the benchmark, so a row means zero errors.
     let service: Vec<_> = rows
         .iter()

@@ -1,7 +1,7 @@
 //! `disgrafs accel afxdp`: the clap arguments and the start of the fast path. The binary nests
-//! [`AfxdpArgs`] under `accel`, calls [`start`], waits for Ctrl-C or SIGTERM, and stops it.
+//! [`AfxdpArgs`] under `accel`, calls [`start`], then [`supervise`] until Ctrl-C or SIGTERM.
 
-use std::{path::PathBuf, time::Duration};
+use std::{future::Future, path::PathBuf, time::Duration};
 
 use disgrafs_accel::{afxdp::XskOptions, cpu_balance::AttachMode};
 
@@ -55,4 +55,33 @@ pub fn start(a: AfxdpArgs) -> Result<(FastPath, String), FastPathError> {
         line = format!("warning: {w}\n{line}");
     }
     Ok((fp, line))
+}
+
+/// How often [`supervise`] looks at the fast path.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// Serves until `signal` resolves, then stops cleanly. A fast path that dies first (its
+/// thread's error or panic, or a loop stuck for [`crate::STALLED`]) ends it with that error and
+/// its steering removed, so a command does not sit waiting while the port goes unanswered (the
+/// kernel resets every connection to it); a supervisor may then restart it. Runs the blocking
+/// stop on the runtime's blocking pool.
+pub async fn supervise(
+    mut fp: FastPath,
+    signal: impl Future<Output = ()>,
+) -> Result<(), FastPathError> {
+    let watch = async {
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            if let Err(e) = fp.check() {
+                break e;
+            }
+        }
+    };
+    tokio::select! {
+        () = signal => {}
+        e = watch => return Err(e),
+    }
+    tokio::task::spawn_blocking(move || fp.stop())
+        .await
+        .map_err(|e| FastPathError::Panicked(e.to_string()))?
 }

@@ -37,11 +37,15 @@ use std::{
 
 use disgrafs_accel::{
     AccelError,
-    afxdp::{BindMode, SteerConfig, Steering, UserCounter, XskOptions, XskQueue},
+    afxdp::{
+        BindMode, SteerConfig, Steering, UserCounter, XskOptions, XskQueue, heartbeat_age, unix_ms,
+    },
     cpu_balance::AttachMode,
+    pin::{self, Accelerator, Attachment},
     sys,
 };
 use disgrafs_server::fastpath::{FastHttp, MAX_HEAD, Step};
+use disgrafs_tagger::isolate::panic_message;
 use smoltcp::{
     iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet},
     socket::tcp,
@@ -103,9 +107,17 @@ pub enum FastPathError {
     Store(#[from] disgrafs_store::StoreError),
     #[error("{0}")]
     Config(String),
-    #[error("the fast path thread panicked")]
-    Panicked,
+    #[error("the fast path thread panicked: {0}")]
+    Panicked(String),
+    #[error(
+        "the fast path's loop has not run for {0} s; its steering was removed (nothing answered the port)"
+    )]
+    Stalled(u64),
 }
+
+/// A loop that has not published a heartbeat for this long is stuck: [`FastPath::check`] gives
+/// up on it. Far above the loop's longest legitimate wait (its handlers' store reads).
+pub const STALLED: Duration = Duration::from_secs(30);
 
 /// The fast path's counters (the same names `accel status` shows), shared with the metrics
 /// endpoint through [`FastPath::counters`].
@@ -168,11 +180,15 @@ impl Started {
     }
 }
 
-/// A running fast path. Stopping it (or dropping it) detaches everything.
+/// A running fast path. Stopping it (or dropping it) detaches everything; so does its thread
+/// when it ends by itself (an error, a panic: the steering is dropped as it unwinds), which
+/// [`FastPath::check`] reports.
 pub struct FastPath {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), FastPathError>>>,
     counters: Arc<Counters>,
+    /// Its pins, removed by [`FastPath::check`] when the loop is stuck with them.
+    attachment: Attachment,
     pub started: Started,
 }
 
@@ -186,6 +202,7 @@ impl FastPath {
                 cfg.max_connections
             )));
         }
+        let attachment = Attachment::new(Accelerator::Afxdp, cfg.netns.as_deref(), &cfg.iface)?;
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel();
@@ -204,19 +221,44 @@ impl FastPath {
                 stop,
                 thread: Some(thread),
                 counters,
+                attachment,
                 started,
             }),
             // The thread ended before it was ready: its error says why.
             Err(_) => match thread.join() {
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(())) => Err(FastPathError::Config("the fast path stopped".into())),
-                Err(_) => Err(FastPathError::Panicked),
+                Err(p) => Err(FastPathError::Panicked(panic_message(&*p))),
             },
         }
     }
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Ok while it serves. Once its thread has ended by itself, why (its error or its panic;
+    /// the steering is already gone); once its loop has not run for [`STALLED`], removes the
+    /// steering's pins (the process's exit then detaches the program) and says so.
+    pub fn check(&mut self) -> Result<(), FastPathError> {
+        if self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+            return match self.halt() {
+                Ok(()) => Err(FastPathError::Config(
+                    "the fast path's loop ended by itself".into(),
+                )),
+                e => e,
+            };
+        }
+        let beat = self.counters.get(UserCounter::HeartbeatMs);
+        match heartbeat_age(beat) {
+            Some(age) if age >= STALLED => {
+                pin::remove_attachment(&self.attachment).ok();
+                // The thread cannot be joined: leave it to the process's exit.
+                self.thread.take();
+                Err(FastPathError::Stalled(age.as_secs()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Stops serving, detaches the steering and removes its pins.
@@ -229,7 +271,7 @@ impl FastPath {
         match self.thread.take().map(JoinHandle::join) {
             None => Ok(()),
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(FastPathError::Panicked),
+            Some(Err(p)) => Err(FastPathError::Panicked(panic_message(&*p))),
         }
     }
 }
@@ -249,6 +291,8 @@ struct Conn {
     closing: bool,
     open: bool,
     syn_since: Option<Instant>,
+    /// When its socket was first seen in TIME-WAIT.
+    time_wait_since: Option<Instant>,
     last: Instant,
 }
 
@@ -330,6 +374,7 @@ fn serve(
                 closing: false,
                 open: false,
                 syn_since: None,
+                time_wait_since: None,
                 last: now,
             }
         })
@@ -337,6 +382,7 @@ fn serve(
     for c in &conns {
         listen(sockets.get_mut::<tcp::Socket>(c.handle), cfg.port)?;
     }
+    counters.set(UserCounter::HeartbeatMs, unix_ms());
     // Err: the starter gave up waiting; the stop flag ends this loop soon.
     ready
         .send(Started {
@@ -376,6 +422,7 @@ fn serve(
                 asking.push(i);
             }
         }
+        reclaim_time_wait(&mut conns, &mut sockets, cfg, counters)?;
         // Every connection's request at once: the handlers wait on the store (SQLite's worker
         // threads, blob reads), and one request at a time would leave the fast path idle
         // through each wait.
@@ -405,10 +452,18 @@ fn serve(
             published = Instant::now();
             let (mut rx, mut tx) = (0, 0);
             for q in &queues {
+                // The interface went away (or the socket broke): nothing more will arrive.
+                if let Some(e) = q.take_error() {
+                    return Err(FastPathError::Config(format!(
+                        "the AF_XDP socket of {} queue {}: {e}",
+                        cfg.iface, q.queue
+                    )));
+                }
                 let (r, t) = q.frames();
                 rx += r;
                 tx += t;
             }
+            counters.set(UserCounter::HeartbeatMs, unix_ms());
             counters.set(UserCounter::RxFrames, rx);
             counters.set(UserCounter::TxFrames, tx);
             counters.set(
@@ -441,6 +496,46 @@ fn serve(
     Ok(())
 }
 
+/// Sockets kept listening, out of the pool: a SYN that finds none is answered with RST.
+fn spare_listeners(cfg: &FastPathConfig) -> usize {
+    (cfg.max_connections / 4).max(1)
+}
+
+/// Under connection churn (clients asking `Connection: close`, so the fast path closes first)
+/// every closed connection holds its socket in TIME-WAIT for smoltcp's 10 s: a few hundred
+/// connections a second exhaust the pool and every new SYN is reset. So when fewer than
+/// [`spare_listeners`] sockets listen, the oldest TIME-WAIT sockets listen again at once, as
+/// Linux drops TIME-WAIT entries beyond `tcp_max_tw_buckets`. The peer has acknowledged
+/// everything by then.
+fn reclaim_time_wait(
+    conns: &mut [Conn],
+    sockets: &mut SocketSet<'_>,
+    cfg: &FastPathConfig,
+    counters: &Counters,
+) -> Result<(), FastPathError> {
+    let listening = conns
+        .iter()
+        .filter(|c| sockets.get::<tcp::Socket>(c.handle).is_listening())
+        .count();
+    let want = spare_listeners(cfg).saturating_sub(listening);
+    if want == 0 {
+        return Ok(());
+    }
+    let mut waiting: Vec<(Instant, usize)> = conns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((c.time_wait_since?, i)))
+        .collect();
+    waiting.sort_unstable();
+    for &(_, i) in waiting.iter().take(want) {
+        // smoltcp counts TIME-WAIT as not open: listen resets it without sending anything.
+        listen(sockets.get_mut::<tcp::Socket>(conns[i].handle), cfg.port)?;
+        conns[i].time_wait_since = None;
+        counters.add(UserCounter::TcpTimeWaitReclaimed, 1);
+    }
+    Ok(())
+}
+
 fn listen(s: &mut tcp::Socket, port: u16) -> Result<(), FastPathError> {
     s.listen(port)
         .map_err(|e| FastPathError::Config(format!("listening on port {port}: {e}")))
@@ -457,16 +552,26 @@ fn receive(
 ) -> Result<bool, FastPathError> {
     use tcp::State;
     match s.state() {
+        // A handshake seen in SYN-RECEIVED that went back to LISTEN (the client's RST) or to
+        // CLOSED ends its clock here: a stale start would abort the next client's handshake on
+        // this socket as "half-open" at once (a reset connection).
         State::Closed | State::TimeWait => {
+            c.syn_since = None;
             if c.open {
                 c.reset(now);
             }
             if s.state() == State::Closed {
+                c.time_wait_since = None;
                 listen(s, cfg.port)?;
+            } else {
+                c.time_wait_since.get_or_insert(now);
             }
             return Ok(false);
         }
-        State::Listen => return Ok(false),
+        State::Listen => {
+            c.syn_since = None;
+            return Ok(false);
+        }
         State::SynReceived => {
             let since = *c.syn_since.get_or_insert(now);
             if now.duration_since(since) > cfg.handshake_timeout {
@@ -568,4 +673,16 @@ fn send(
         counters.add(UserCounter::TcpTimedOut, 1);
     }
     busy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_one_line_error() {
+        let p = std::panic::catch_unwind(|| panic!("frame {}", 7)).unwrap_err();
+        let e = FastPathError::Panicked(panic_message(&*p));
+        assert_eq!(e.to_string(), "the fast path thread panicked: frame 7");
+    }
 }

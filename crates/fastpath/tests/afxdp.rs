@@ -513,3 +513,167 @@ fn vanished_clients_and_malformed_input() {
     let mut s = connect();
     assert!(get(&mut s, &format!("/api/files/{small}/content")).starts_with("HTTP/1.1 200"));
 }
+
+/// One request on a fresh connection asking `Connection: close` (so the fast path closes
+/// first): the whole response, or what went wrong.
+fn get_and_close(addr: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)
+        .map_err(|e| format!("read after {} bytes: {e}", resp.len()))?;
+    Ok(resp)
+}
+
+#[test]
+fn connection_churn_gets_every_response_complete() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run("connection_churn_gets_every_response_complete") {
+        return;
+    }
+    let mut host = Host::new(1 << 20);
+    let body = content(4096, 4);
+    let id = host.upload("churn.bin", &body);
+    let path = format!("/api/files/{id}/content");
+    let addr = SocketAddr::from((VethNet::ADDR_B, FAST_PORT));
+    // Many more connections than the pool's 256 sockets, each closed by the fast path first,
+    // in rounds, from 16 clients at once; bounded in count and, per connection, in time.
+    const CLIENTS: usize = 16;
+    const PER_CLIENT: usize = 400;
+    const ROUNDS: usize = 2;
+    let mut failures = Vec::new();
+    let mut complete = 0;
+    for round in 0..ROUNDS {
+        let results: Vec<Vec<Result<Vec<u8>, String>>> = host
+            .net
+            .a
+            .run(|| {
+                Ok(std::thread::scope(|sc| {
+                    let clients: Vec<_> = (0..CLIENTS)
+                        .map(|_| {
+                            sc.spawn(|| {
+                                (0..PER_CLIENT)
+                                    .map(|_| get_and_close(addr, &path))
+                                    .collect::<Vec<_>>()
+                            })
+                        })
+                        .collect();
+                    clients.into_iter().map(|c| c.join().unwrap()).collect()
+                }))
+            })
+            .unwrap();
+        for r in results.into_iter().flatten() {
+            match r {
+                Ok(resp) => {
+                    let split = resp.windows(4).position(|w| w == b"\r\n\r\n");
+                    match split {
+                        Some(at)
+                            if resp.starts_with(b"HTTP/1.1 200") && resp[at + 4..] == body[..] =>
+                        {
+                            complete += 1
+                        }
+                        _ => failures.push(format!(
+                            "round {round}: incomplete response of {} bytes: {:?}",
+                            resp.len(),
+                            String::from_utf8_lossy(&resp[..resp.len().min(120)])
+                        )),
+                    }
+                }
+                Err(e) => failures.push(format!("round {round}: {e}")),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed, first: {:?}",
+        failures.len(),
+        CLIENTS * PER_CLIENT * ROUNDS,
+        &failures[..failures.len().min(5)]
+    );
+    assert_eq!(complete, CLIENTS * PER_CLIENT * ROUNDS);
+    let c = host.fast().counters();
+    assert!(c.get(UserCounter::TcpAccepted) >= complete as u64);
+    // The fast path's thread is still the one serving, and its heartbeat is fresh.
+    let mut fast = host.fast.take().unwrap();
+    fast.check().unwrap();
+    fast.stop().unwrap();
+}
+
+/// A bare TCP SYN from `src:sport` to `dst:dport` with a valid checksum (for a raw IP socket).
+fn syn(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, sport: u16, dport: u16) -> [u8; 20] {
+    let mut h = [0u8; 20];
+    h[0..2].copy_from_slice(&sport.to_be_bytes());
+    h[2..4].copy_from_slice(&dport.to_be_bytes());
+    h[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    h[12] = 5 << 4;
+    h[13] = 0x02;
+    h[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    let mut sum: u32 = [&src.octets()[..], &dst.octets()[..], &[0, 6, 0, 20], &h[..]]
+        .concat()
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    h[16..18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    h
+}
+
+/// A handshake that fails in SYN-RECEIVED (the client's kernel resets the SYN-ACK to a SYN it
+/// never sent) must not leave its socket marked half-open: the next client on that socket, more
+/// than the handshake timeout later, is served instead of reset.
+#[test]
+fn a_failed_handshake_does_not_reset_a_later_client() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run("a_failed_handshake_does_not_reset_a_later_client") {
+        return;
+    }
+    let host = Host::new(1 << 20);
+    let id = host.upload("h.txt", b"after a failed handshake\n");
+    host.net
+        .a
+        .run(|| {
+            // SAFETY: a raw IPv4 socket for TCP; the kernel adds the IP header.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP) };
+            assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+            let seg = syn(VethNet::ADDR_A, VethNet::ADDR_B, 45_678, FAST_PORT);
+            let to = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(VethNet::ADDR_B).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: seg and to are valid for the call; fd is ours and closed after.
+            let n = unsafe {
+                let n = libc::sendto(
+                    fd,
+                    seg.as_ptr().cast(),
+                    seg.len(),
+                    0,
+                    (&to as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                );
+                libc::close(fd);
+                n
+            };
+            assert_eq!(n, 20, "sendto: {}", std::io::Error::last_os_error());
+            Ok(())
+        })
+        .unwrap();
+    // Past the handshake timeout (5 s): the next connections take the same first socket.
+    std::thread::sleep(Duration::from_secs(7));
+    for i in 0..3 {
+        let (status, _, body) = host.fetch(FAST_PORT, &format!("/api/files/{id}/content"), &[]);
+        assert!(status.contains("200"), "request {i}: {status}");
+        assert_eq!(body, b"after a failed handshake\n");
+    }
+}

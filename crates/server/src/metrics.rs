@@ -843,6 +843,13 @@ fn sample_afxdp(list: &[disgrafs_accel::afxdp::AfxdpStatus], out: &mut Samples) 
                 v as f64,
             );
         }
+        out.gauge(
+            "disgrafs_accel_afxdp_fast_path_running",
+            "1 while the AF_XDP fast path's loop runs (a recent heartbeat), 0 when it died or \
+             hangs with its steering attached",
+            &l,
+            f64::from(u8::from(a.running)),
+        );
         for (name, v) in &a.fast_path {
             let metric = format!("disgrafs_accel_afxdp_fast_path_{name}");
             let help = "The AF_XDP fast path's own counter of this name";

@@ -34,6 +34,8 @@ use crate::AccelError;
 pub const LEARN_EVERY: Duration = Duration::from_secs(20);
 /// Neighbours remembered for learning; the table is cleared when full (learning starts over).
 const MAX_LEARNED: usize = 4096;
+/// Wake-ups one [`XskQueue::flush`] makes at most: the whole tx ring in the kernel's batches of 32.
+const MAX_WAKES: u32 = 64;
 /// The kernel's XDP_PACKET_HEADROOM: received data starts this far into a frame.
 const XDP_HEADROOM: u32 = 256;
 
@@ -91,10 +93,16 @@ pub enum UserCounter {
     HttpErrors,
     BytesSent,
     UdpFrames,
+    /// Connections in TIME-WAIT whose socket was taken back early because too few were left
+    /// listening (connection churn; Linux's `tcp_max_tw_buckets` does the same).
+    TcpTimeWaitReclaimed,
+    /// Not a counter: when the fast path's loop last ran, in milliseconds since the Unix epoch
+    /// (see [`super::heartbeat_age`]).
+    HeartbeatMs,
 }
 
 impl UserCounter {
-    pub const ALL: [UserCounter; 10] = [
+    pub const ALL: [UserCounter; 12] = [
         UserCounter::RxFrames,
         UserCounter::TxFrames,
         UserCounter::TcpAccepted,
@@ -105,6 +113,8 @@ impl UserCounter {
         UserCounter::HttpErrors,
         UserCounter::BytesSent,
         UserCounter::UdpFrames,
+        UserCounter::TcpTimeWaitReclaimed,
+        UserCounter::HeartbeatMs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -119,6 +129,8 @@ impl UserCounter {
             UserCounter::HttpErrors => "http_errors",
             UserCounter::BytesSent => "bytes_sent",
             UserCounter::UdpFrames => "udp_frames",
+            UserCounter::TcpTimeWaitReclaimed => "tcp_time_wait_reclaimed",
+            UserCounter::HeartbeatMs => "heartbeat_unix_ms",
         }
     }
 }
@@ -326,6 +338,28 @@ impl XskQueue {
         self.fd
     }
 
+    /// The socket's pending error (`SO_ERROR`, cleared by reading it): ENETDOWN once its
+    /// interface went away.
+    pub fn take_error(&self) -> Option<std::io::Error> {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: err and len are valid for the call and sized for SO_ERROR.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        match (rc, err) {
+            (0, 0) => None,
+            (0, e) => Some(std::io::Error::from_raw_os_error(e)),
+            _ => Some(std::io::Error::last_os_error()),
+        }
+    }
+
     /// Frames received and sent so far.
     pub fn frames(&self) -> (u64, u64) {
         (self.received, self.tx.sent)
@@ -352,14 +386,23 @@ impl XskQueue {
         }
     }
 
-    /// Tells the kernel about queued transmissions (copy mode needs a syscall for each batch).
+    /// Tells the kernel about queued transmissions. Copy mode needs a syscall for each batch,
+    /// and one sends at most 32 frames (the kernel's `TX_BATCH_SIZE`): it is repeated until the
+    /// kernel has taken every queued frame (bounded), or what is left would wait for the next
+    /// transmission, or smoltcp's retransmit timer, to go out.
     pub fn flush(&mut self) {
-        if self.tx.kick {
-            self.tx.kick = false;
-            if self.tx.ring.needs_wakeup() {
-                self.tx.ring.wake();
-            }
+        if !self.tx.kick {
+            return;
         }
+        self.tx.kick = false;
+        for _ in 0..MAX_WAKES {
+            if self.tx.ring.pending() == 0 || !self.tx.ring.needs_wakeup() {
+                return;
+            }
+            self.tx.ring.wake();
+        }
+        // The kernel is not taking frames now (device busy): try again next round.
+        self.tx.kick = true;
     }
 
     /// Reads up to `max` received frames, passing each to `f`, and recycles them: the raw

@@ -25,6 +25,7 @@ use aya::{
     programs::Xdp,
 };
 use serde::Serialize;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use device::{BindMode, UserCounter, XskOptions, XskQueue};
 
@@ -44,6 +45,21 @@ const PINNED_MAPS: [&str; 3] = ["xs_config", "xs_stats", "xs_user"];
 pub const MAX_QUEUES: u32 = 64;
 /// Entries of `xs_user`.
 pub const USER_COUNTERS: u32 = 16;
+/// A fast path whose loop has not published its heartbeat for this long is not running (it
+/// publishes every quarter second; a stuck or killed one stops).
+pub const HEARTBEAT_STALE: Duration = Duration::from_secs(5);
+
+/// Milliseconds since the Unix epoch: the unit of [`UserCounter::HeartbeatMs`].
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How long ago a heartbeat of [`unix_ms`] was published (`None`: never).
+pub fn heartbeat_age(heartbeat_ms: u64) -> Option<Duration> {
+    (heartbeat_ms != 0).then(|| Duration::from_millis(unix_ms().saturating_sub(heartbeat_ms)))
+}
 
 /// Mirror of `struct xs_config` in xsk_steer.bpf.c.
 #[repr(C)]
@@ -336,6 +352,11 @@ pub struct AfxdpStatus {
     pub steering: SteerCounters,
     /// The fast path's own counters, by name.
     pub fast_path: Vec<(String, u64)>,
+    /// Its loop published a heartbeat within [`HEARTBEAT_STALE`]: false when the process died
+    /// or hangs with its steering still pinned (`accel detach` removes it).
+    pub running: bool,
+    /// Milliseconds since that heartbeat (`None`: none yet).
+    pub heartbeat_age_ms: Option<u64>,
 }
 
 fn open_pinned(a: &Attachment, name: &str) -> Result<Map, AccelError> {
@@ -364,10 +385,13 @@ pub fn status(a: &Attachment) -> Result<AfxdpStatus, AccelError> {
     let user_map = open_pinned(a, "xs_user")?;
     let user: Array<&MapData, u64> =
         Array::try_from(&user_map).map_err(|e| AccelError::bpf("xs_user", e))?;
+    let value = |c: UserCounter| user.get(&(c as u32), 0).unwrap_or(0);
     let fast_path = UserCounter::ALL
         .iter()
-        .map(|c| (c.name().to_string(), user.get(&(*c as u32), 0).unwrap_or(0)))
+        .filter(|c| **c != UserCounter::HeartbeatMs)
+        .map(|c| (c.name().to_string(), value(*c)))
         .collect();
+    let age = heartbeat_age(value(UserCounter::HeartbeatMs));
     Ok(AfxdpStatus {
         iface: a.iface.clone(),
         netns: a.netns_label().to_string(),
@@ -376,5 +400,7 @@ pub fn status(a: &Attachment) -> Result<AfxdpStatus, AccelError> {
         udp_port: c.udp_port,
         steering: SteerCounters::sum(&per_cpu),
         fast_path,
+        running: age.is_some_and(|a| a < HEARTBEAT_STALE),
+        heartbeat_age_ms: age.map(|a| a.as_millis() as u64),
     })
 }

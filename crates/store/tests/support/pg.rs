@@ -284,6 +284,17 @@ impl Cluster {
     }
 }
 
+#[allow(
+    dead_code,
+    reason = "only `disgrafs bench sockmap` (crates/bench) runs PostgreSQL's client tools"
+)]
+impl Cluster {
+    /// One of PostgreSQL's programs from the server's directory (`pgbench`, `psql`).
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+}
+
 fn spawn_on_keeper_thread(mut cmd: Command) -> Result<u32, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
