@@ -63,7 +63,7 @@ fn wait_port(port: u16) -> anyhow::Result<()> {
 }
 
 /// Writes `size` bytes of incompressible data.
-fn make_file(path: &Path, size: u64) -> anyhow::Result<()> {
+pub(crate) fn make_file(path: &Path, size: u64) -> anyhow::Result<()> {
     let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let mut xof = blake3::Hasher::new()
         .update(path.as_os_str().as_encoded_bytes())
@@ -86,7 +86,7 @@ fn warm(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_disgrafs(data: &Path, workers: &str) -> anyhow::Result<(Proc, String)> {
+pub(crate) fn start_disgrafs(data: &Path, workers: &str) -> anyhow::Result<(Proc, String)> {
     child::serve(
         Command::new(std::env::current_exe()?),
         data,
@@ -222,7 +222,7 @@ fn rss_mib(pids: &[u32]) -> f64 {
         / 1024.0
 }
 
-async fn upload(http: &reqwest::Client, url: &str, path: &Path) -> anyhow::Result<f64> {
+pub(crate) async fn upload(http: &reqwest::Client, url: &str, path: &Path) -> anyhow::Result<f64> {
     warm(path)?;
     let file = tokio::fs::File::open(path).await?;
     let len = file.metadata().await?.len();
@@ -242,7 +242,11 @@ async fn upload(http: &reqwest::Client, url: &str, path: &Path) -> anyhow::Resul
     Ok(len as f64 / secs / 1e6)
 }
 
-async fn download(http: &reqwest::Client, url: &str, expect: u64) -> anyhow::Result<f64> {
+pub(crate) async fn download(
+    http: &reqwest::Client,
+    url: &str,
+    expect: u64,
+) -> anyhow::Result<f64> {
     let t = Instant::now();
     let resp = http.get(url).send().await?;
     if !resp.status().is_success() {
@@ -261,7 +265,7 @@ async fn download(http: &reqwest::Client, url: &str, expect: u64) -> anyhow::Res
 }
 
 /// Median of three runs, to damp the noise of a shared 2-core machine.
-async fn median3<F, Fut>(mut f: F) -> anyhow::Result<f64>
+pub(crate) async fn median3<F, Fut>(mut f: F) -> anyhow::Result<f64>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<f64>>,
@@ -271,21 +275,30 @@ where
     Ok(v[1])
 }
 
-/// Runs the suite; progress goes to stderr unless `json`.
-pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
-    let tmp;
-    let dir = match &args.dir {
+/// A suite's working directory: `dir` (made if missing), or a new temporary one named with
+/// `prefix`, removed when the returned guard is dropped.
+pub(crate) fn work_dir(
+    dir: Option<&Path>,
+    prefix: &str,
+) -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf)> {
+    Ok(match dir {
         Some(d) => {
             std::fs::create_dir_all(d)?;
-            d.clone()
+            (None, d.to_path_buf())
         }
         None => {
-            tmp = tempfile::Builder::new()
-                .prefix("disgrafs-bench-")
+            let tmp = tempfile::Builder::new()
+                .prefix(prefix)
                 .tempdir_in(std::env::temp_dir())?;
-            tmp.path().to_path_buf()
+            let path = tmp.path().to_path_buf();
+            (Some(tmp), path)
         }
-    };
+    })
+}
+
+/// Runs the suite; progress goes to stderr unless `json`.
+pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
+    let (_tmp, dir) = work_dir(args.dir.as_deref(), "disgrafs-bench-")?;
     let log = |m: &str| {
         if !json {
             eprintln!("bench io: {m}");

@@ -11,6 +11,7 @@
 //! | `afxdp`       | [`afxdp`]       | the kernel path on the same veth (root)   |
 //! | `accel`       | [`accel`]       | disgrafs serve without accelerators (root)|
 //! | `query`       | [`query`]       | hand-written SQL on the same database     |
+//! | `scale`       | [`scale`]       | SQLite, local disk, one worker            |
 //!
 //! Adding a suite: write a module with `Args` (its flags, `clap::Args`) and a `run` returning
 //! `Vec<BenchRow>`, add one variant to [`Suite`] and its arm in [`run`] (blocking work goes
@@ -25,12 +26,17 @@ mod child;
 pub mod cpu_balance;
 pub mod fulltext;
 pub mod io;
+/// The tests' private PostgreSQL cluster (one start-up logic for tests and benches).
 #[path = "../../store/tests/support/pg.rs"]
 pub mod pg;
 pub mod query;
 pub mod row;
+pub mod scale;
 pub mod sockmap;
 pub mod tagging;
+/// The tests' SeaweedFS server (one start-up logic for tests and benches).
+#[path = "../../store/tests/weed/mod.rs"]
+pub mod weed;
 pub mod wrk;
 
 use std::sync::{
@@ -107,6 +113,9 @@ pub enum Suite {
     Accel(accel::Args),
     /// A generated corpus of N files: the query mix through the store beside hand-written SQL.
     Query(query::Args),
+    /// Tagging with 1, 2 and 4 workers on PostgreSQL, blobs on SeaweedFS vs local disk, the
+    /// query mix on PostgreSQL vs SQLite.
+    Scale(scale::Args),
     /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
     Tagging(tagging::Args),
 }
@@ -116,6 +125,9 @@ pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
     let rows = match bench.suite {
         Suite::Io(args) => io::run(&args, bench.json).await?,
         Suite::Query(args) => query::run(&args).await?,
+        // Not spawned: the suite starts its servers from this (the main) thread, whose end
+        // is their parent-death signal.
+        Suite::Scale(args) => scale::run(&args, bench.json).await?,
         Suite::Tagging(args) => tokio::task::spawn_blocking(move || tagging::run(&args)).await??,
         // Netlink, bpf(2) and pinned threads block: keep them off the runtime.
         // Each installs its Ctrl-C handler before its host exists: the suite then removes the host

@@ -24,7 +24,6 @@ use disgrafs_store::{ListOptions, SortKey, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{QueryBuilder, Sqlite};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -44,7 +43,7 @@ pub struct Args {
 }
 
 /// The threshold the server applies by default: the corpus is read as `serve` would read it.
-const MIN_CONFIDENCE: f64 = disgrafs_tagger::DEFAULT_MIN_CONFIDENCE;
+pub const MIN_CONFIDENCE: f64 = disgrafs_tagger::DEFAULT_MIN_CONFIDENCE;
 /// The corpus's "now": 2026-01-01T00:00:00Z, in unix ms; files are dated over the five years
 /// before it.
 const NOW_MS: i64 = 1_767_225_600_000;
@@ -148,6 +147,15 @@ fn tag_count(files: u64) -> usize {
     (files as usize / 5).clamp(200, 200_000)
 }
 
+/// The corpus's SQLite database in `dir`, opened read-only (what [`mix`] draws its values from,
+/// and what [`Answerer::Sql`] asks).
+pub async fn read_only_pool(dir: &Path) -> anyhow::Result<SqlitePool> {
+    Ok(SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(open_pool(dir, true))
+        .await?)
+}
+
 fn open_pool(dir: &Path, read_only: bool) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(dir.join("disgrafs.db"))
@@ -175,23 +183,96 @@ pub async fn generate(dir: &Path, files: u64, seed: u64) -> anyhow::Result<Corpu
                 .pragma("cache_size", "-1000000"),
         )
         .await?;
+    let tags = fill(&pool, files, seed).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    Ok(Corpus {
+        dir: dir.to_path_buf(),
+        files,
+        seed,
+        tags,
+    })
+}
+
+/// Builds the same corpus as [`generate`] (the same records, ids and tags for the same `files`
+/// and `seed`) in the PostgreSQL database at `url` (an empty one): its schema is made by the
+/// product (`Store::open` with `--meta`, `dir` being that store's data directory), then the
+/// rows are written by the one generator, and the planner's statistics are gathered.
+pub async fn generate_postgres(
+    url: &str,
+    dir: &Path,
+    files: u64,
+    seed: u64,
+) -> anyhow::Result<Corpus> {
+    let blobs = disgrafs_store::BlobLocation::Local;
+    drop(Store::open(dir, Some(url), &blobs, MIN_CONFIDENCE).await?);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await?;
+    let tags = fill(&pool, files, seed).await?;
+    // The ids were given explicitly: the next tag the product makes must not collide.
+    sqlx::query("SELECT setval(pg_get_serial_sequence('tags', 'id'), (SELECT max(id) FROM tags))")
+        .execute(&pool)
+        .await?;
+    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+    pool.close().await;
+    Ok(Corpus {
+        dir: dir.to_path_buf(),
+        files,
+        seed,
+        tags,
+    })
+}
+
+/// `INSERT INTO {table} VALUES ($1, …), …` for `rows` rows of `cols` values: numbered
+/// placeholders, which both SQLite and PostgreSQL read.
+fn insert_sql(table: &str, rows: usize, cols: usize) -> String {
+    let mut sql = format!("INSERT INTO {table} VALUES ");
+    for r in 0..rows {
+        let values: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&values.join(", "));
+        sql.push(')');
+    }
+    sql
+}
+
+/// Writes the corpus's rows into a database whose schema the product made (SQLite or
+/// PostgreSQL: the same statements, the driver's own placeholders); returns the vocabulary.
+async fn fill<DB>(pool: &sqlx::Pool<DB>, files: u64, seed: u64) -> anyhow::Result<Vec<String>>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'a> DB::Arguments<'a>: sqlx::IntoArguments<'a, DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     let tags = vocabulary(files);
     let mut rng = StdRng::seed_from_u64(seed);
     let zipf = Zipf::new(tags.len(), 1.0);
     let user_zipf = Zipf::new(USER_TAGS.len(), 1.0);
     // Tag ids: automatic tags 1..=n by rank, user tags after them.
-    let mut tx = pool.begin().await?;
-    for (i, name) in tags
+    let names: Vec<&str> = tags
         .iter()
         .map(String::as_str)
         .chain(USER_TAGS.iter().copied())
-        .enumerate()
-    {
-        sqlx::query("INSERT INTO tags (id, name) VALUES ($1, $2)")
-            .bind(i as i64 + 1)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        .collect();
+    let mut tx = pool.begin().await?;
+    for (i, part) in names.chunks(1_000).enumerate() {
+        let sql = insert_sql("tags (id, name)", part.len(), 2);
+        let mut q = sqlx::query::<DB>(&sql);
+        for (j, name) in part.iter().enumerate() {
+            q = q.bind((i * 1_000 + j) as i64 + 1).bind(*name);
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     let user_id = |u: usize| (tags.len() + u + 1) as i64;
@@ -203,49 +284,61 @@ pub async fn generate(dir: &Path, files: u64, seed: u64) -> anyhow::Result<Corpu
             .collect();
         let mut tx = pool.begin().await?;
         for rows in batch.chunks(500) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO blobs (hash, size, mime, kind, refs, tagging, extractor_versions, created) ",
+            let sql = insert_sql(
+                "blobs (hash, size, mime, kind, refs, tagging, extractor_versions, created)",
+                rows.len(),
+                8,
             );
-            qb.push_values(rows, |mut b, f| {
-                b.push_bind(&f.hash)
-                    .push_bind(f.size)
-                    .push_bind(f.mime)
-                    .push_bind(f.kind)
-                    .push_bind(1i64)
-                    .push_bind("done")
-                    .push_bind(r#"{"keywords":1}"#)
-                    .push_bind(f.created);
-            });
-            qb.build().execute(&mut *tx).await?;
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO files (id, name, name_lower, hash, size, created, modified) ",
+            let mut q = sqlx::query::<DB>(&sql);
+            for f in rows {
+                q = q
+                    .bind(f.hash.as_str())
+                    .bind(f.size)
+                    .bind(f.mime)
+                    .bind(f.kind)
+                    .bind(1i64)
+                    .bind("done")
+                    .bind(r#"{"keywords":1}"#)
+                    .bind(f.created);
+            }
+            q.execute(&mut *tx).await?;
+            let sql = insert_sql(
+                "files (id, name, name_lower, hash, size, created, modified)",
+                rows.len(),
+                7,
             );
-            qb.push_values(rows, |mut b, f| {
-                b.push_bind(&f.id)
-                    .push_bind(&f.name)
-                    .push_bind(f.name.to_lowercase())
-                    .push_bind(&f.hash)
-                    .push_bind(f.size)
-                    .push_bind(f.created)
-                    .push_bind(f.modified);
-            });
-            qb.build().execute(&mut *tx).await?;
+            let mut q = sqlx::query::<DB>(&sql);
+            for f in rows {
+                q = q
+                    .bind(f.id.as_str())
+                    .bind(f.name.as_str())
+                    .bind(f.name.to_lowercase())
+                    .bind(f.hash.as_str())
+                    .bind(f.size)
+                    .bind(f.created)
+                    .bind(f.modified);
+            }
+            q.execute(&mut *tx).await?;
             let auto: Vec<(&GenFile, usize, f64)> = rows
                 .iter()
                 .flat_map(|f| f.auto.iter().map(move |(t, w)| (f, *t, *w)))
                 .collect();
             for part in auto.chunks(2_000) {
-                let mut qb = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO blob_tags (hash, tag_id, extractor, version, weight) ",
+                let sql = insert_sql(
+                    "blob_tags (hash, tag_id, extractor, version, weight)",
+                    part.len(),
+                    5,
                 );
-                qb.push_values(part, |mut b, (f, t, w)| {
-                    b.push_bind(&f.hash)
-                        .push_bind(*t as i64 + 1)
-                        .push_bind("keywords")
-                        .push_bind(1i64)
-                        .push_bind(*w);
-                });
-                qb.build().execute(&mut *tx).await?;
+                let mut q = sqlx::query::<DB>(&sql);
+                for (f, t, w) in part {
+                    q = q
+                        .bind(f.hash.as_str())
+                        .bind(*t as i64 + 1)
+                        .bind("keywords")
+                        .bind(1i64)
+                        .bind(*w);
+                }
+                q.execute(&mut *tx).await?;
             }
             let user: Vec<(&GenFile, i64, bool)> = rows
                 .iter()
@@ -256,31 +349,26 @@ pub async fn generate(dir: &Path, files: u64, seed: u64) -> anyhow::Result<Corpu
                 })
                 .collect();
             if !user.is_empty() {
-                let mut qb = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO file_tags (file_id, tag_id, hidden, created) ",
+                let sql = insert_sql(
+                    "file_tags (file_id, tag_id, hidden, created)",
+                    user.len(),
+                    4,
                 );
-                qb.push_values(&user, |mut b, (f, t, hidden)| {
-                    b.push_bind(&f.id)
-                        .push_bind(*t)
-                        .push_bind(*hidden as i64)
-                        .push_bind(f.modified);
-                });
-                qb.build().execute(&mut *tx).await?;
+                let mut q = sqlx::query::<DB>(&sql);
+                for (f, t, hidden) in &user {
+                    q = q
+                        .bind(f.id.as_str())
+                        .bind(*t)
+                        .bind(*hidden as i64)
+                        .bind(f.modified);
+                }
+                q.execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
         done += n;
     }
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&pool)
-        .await?;
-    pool.close().await;
-    Ok(Corpus {
-        dir: dir.to_path_buf(),
-        files,
-        seed,
-        tags,
-    })
+    Ok(tags)
 }
 
 /// One generated file record and its content's row.
@@ -759,8 +847,9 @@ fn quantile(v: &[f64], p: f64) -> f64 {
     v.get(rank - 1).copied().unwrap_or(0.0)
 }
 
-/// A corpus of `files` files in `dir`: the one kept there, or a new one.
-async fn corpus_in(dir: &Path, files: u64) -> anyhow::Result<(Corpus, Option<f64>)> {
+/// A corpus of `files` files in `dir`: the one kept there, or a new one (with the seconds its
+/// generation took).
+pub async fn corpus_in(dir: &Path, files: u64) -> anyhow::Result<(Corpus, Option<f64>)> {
     let marker = dir.join(MARKER);
     let want = format!("{files} {SEED}");
     if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == want) {
@@ -814,10 +903,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<BenchRow>> {
     store.stats().await?;
     let startup = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    let db = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(open_pool(&dir, true))
-        .await?;
+    let db = read_only_pool(&dir).await?;
     sqlx::query("SELECT count(*) FROM files")
         .execute(&db)
         .await?;
@@ -833,7 +919,51 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<BenchRow>> {
     for rep in 0..args.reps {
         mixes.push(mix(&corpus, &db, rep).await?);
     }
-    for qi in 0..mixes[0].len() {
+    let note = format!("{} files", args.files);
+    rows.extend(
+        compare(
+            &mixes,
+            ("hand-written SQL", Answerer::Sql(&db)),
+            ("disgrafs store", Answerer::Store(&store)),
+            &note,
+        )
+        .await?,
+    );
+    Ok(rows)
+}
+
+/// Who answers a question of the mix: a store through its API, or a SQLite database by the
+/// hand-written SQL.
+#[derive(Clone, Copy)]
+pub enum Answerer<'a> {
+    Store(&'a Store),
+    Sql(&'a SqlitePool),
+}
+
+impl Answerer<'_> {
+    pub async fn ask(&self, q: &Question) -> anyhow::Result<Vec<String>> {
+        match self {
+            Answerer::Store(store) => q.ask_store(store).await,
+            Answerer::Sql(db) => q.ask_sql(db).await,
+        }
+    }
+}
+
+/// Asks every question of `mixes` of both sides, alternately (so neither side always finds the
+/// cache warmed by the other), each at least [`MIN_REPS`] times and then until its
+/// [`QUESTION_BUDGET_S`] ran out; two rows per question, p50 and p99 in ms, `note` and the
+/// number of asks in their notes.
+pub async fn compare(
+    mixes: &[Vec<Question>],
+    (base_name, base): (&str, Answerer<'_>),
+    (cand_name, cand): (&str, Answerer<'_>),
+    note: &str,
+) -> anyhow::Result<Vec<BenchRow>> {
+    let mut rows = Vec::new();
+    let Some(first) = mixes.first() else {
+        return Ok(rows);
+    };
+    for (qi, question) in first.iter().enumerate() {
         let (mut ours, mut floor) = (Vec::new(), Vec::new());
         let started = Instant::now();
         for (rep, m) in mixes.iter().enumerate() {
@@ -841,29 +971,28 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<BenchRow>> {
                 break;
             }
             let q = &m[qi];
-            // Alternated, so neither side always finds the cache warmed by the other.
             for side in [rep % 2, 1 - rep % 2] {
                 let t = Instant::now();
                 if side == 0 {
-                    q.ask_store(&store).await?;
+                    cand.ask(q).await?;
                     ours.push(t.elapsed().as_secs_f64() * 1e3);
                 } else {
-                    q.ask_sql(&db).await?;
+                    base.ask(q).await?;
                     floor.push(t.elapsed().as_secs_f64() * 1e3);
                 }
             }
         }
-        let label = mixes[0][qi].label();
+        let label = question.label();
         for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
             rows.push(
                 BenchRow::new(
                     format!("{label} {name}"),
                     "ms",
                     Better::Lower,
-                    ("hand-written SQL", Some(quantile(&floor, p))),
-                    ("disgrafs store", quantile(&ours, p)),
+                    (base_name, Some(quantile(&floor, p))),
+                    (cand_name, quantile(&ours, p)),
                 )
-                .with_note(format!("{} files, {} asks", args.files, ours.len())),
+                .with_note(format!("{note}, {} asks", ours.len())),
             );
         }
     }

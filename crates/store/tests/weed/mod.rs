@@ -59,6 +59,12 @@ impl Weed {
     /// Starts master, volume, filer and S3 gateway in one process; returns once the gateway
     /// answers.
     pub fn start(weed: &Path) -> Weed {
+        Weed::start_sized(weed, 4, 64)
+    }
+
+    /// [`Weed::start`] with room for `volumes` volumes of `volume_mb` MB each (a bucket's
+    /// collection grows several volumes at once; large contents need more room than tests').
+    pub fn start_sized(weed: &Path, volumes: u32, volume_mb: u32) -> Weed {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("s3.json");
         std::fs::write(
@@ -77,7 +83,8 @@ impl Weed {
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
             .arg(format!("-master.port={master}"))
             .arg(format!("-volume.port={volume}"))
-            .args(["-volume.max=4", "-master.volumeSizeLimitMB=64"])
+            .arg(format!("-volume.max={volumes}"))
+            .arg(format!("-master.volumeSizeLimitMB={volume_mb}"))
             .arg("-filer")
             .arg(format!("-filer.port={filer}"))
             .arg("-s3")
