@@ -11,6 +11,7 @@
 //! | `afxdp`       | [`afxdp`]       | the kernel path on the same veth (root)   |
 //! | `accel`       | [`accel`]       | disgrafs serve without accelerators (root)|
 //! | `query`       | [`query`]       | hand-written SQL on the same database     |
+//! | `listing`     | [`listing`]     | `ls` of a plain directory of as many files |
 //!
 //! Adding a suite: write a module with `Args` (its flags, `clap::Args`) and a `run` returning
 //! `Vec<BenchRow>`, add one variant to [`Suite`] and its arm in [`run`] (blocking work goes
@@ -25,6 +26,7 @@ mod child;
 pub mod cpu_balance;
 pub mod fulltext;
 pub mod io;
+pub mod listing;
 pub mod query;
 pub mod row;
 pub mod sockmap;
@@ -105,6 +107,9 @@ pub enum Suite {
     Accel(accel::Args),
     /// A generated corpus of N files: the query mix through the store beside hand-written SQL.
     Query(query::Args),
+    /// A tag directory of N files listed over `disgrafs mount` and WebDAV, beside `ls` of a
+    /// plain directory of N files.
+    Listing(listing::Args),
     /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
     Tagging(tagging::Args),
 }
@@ -114,6 +119,7 @@ pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
     let rows = match bench.suite {
         Suite::Io(args) => io::run(&args, bench.json).await?,
         Suite::Query(args) => query::run(&args).await?,
+        Suite::Listing(args) => listing::run(&args).await?,
         Suite::Tagging(args) => tokio::task::spawn_blocking(move || tagging::run(&args)).await??,
         // Netlink, bpf(2) and pinned threads block: keep them off the runtime.
         // Each installs its Ctrl-C handler before its host exists: the suite then removes the host
