@@ -32,7 +32,7 @@ const TAG: &str = "bench-listing";
 /// The corpus's seed.
 const SEED: u64 = 17;
 /// How long the mount may take to see the server's change event.
-const EVENT_WAIT: Duration = Duration::from_secs(10);
+const EVENT_WAIT: Duration = Duration::from_secs(60);
 
 /// Gives every file of the corpus in `dir` the tag [`TAG`] (a user tag), in the generator's
 /// manner: straight into the schema the store made.
