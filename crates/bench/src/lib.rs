@@ -12,6 +12,7 @@
 //! | `accel`       | [`accel`]       | disgrafs serve without accelerators (root)|
 //! | `query`       | [`query`]       | hand-written SQL on the same database     |
 //! | `scale`       | [`scale`]       | SQLite, local disk, one worker            |
+//! | `listing`     | [`listing`]     | `ls` of a plain directory of as many files |
 //!
 //! Adding a suite: write a module with `Args` (its flags, `clap::Args`) and a `run` returning
 //! `Vec<BenchRow>`, add one variant to [`Suite`] and its arm in [`run`] (blocking work goes
@@ -26,6 +27,7 @@ mod child;
 pub mod cpu_balance;
 pub mod fulltext;
 pub mod io;
+pub mod listing;
 /// The tests' private PostgreSQL cluster (one start-up logic for tests and benches).
 #[path = "../../store/tests/support/pg.rs"]
 pub mod pg;
@@ -116,6 +118,9 @@ pub enum Suite {
     /// Tagging with 1, 2 and 4 workers on PostgreSQL, blobs on SeaweedFS vs local disk, the
     /// query mix on PostgreSQL vs SQLite.
     Scale(scale::Args),
+    /// A tag directory of N files listed over `disgrafs mount` and WebDAV, beside `ls` of a
+    /// plain directory of N files.
+    Listing(listing::Args),
     /// Keyword extraction beside the Python reference YAKE, on English and Chinese texts.
     Tagging(tagging::Args),
 }
@@ -128,6 +133,7 @@ pub async fn run(bench: BenchArgs) -> anyhow::Result<()> {
         // Not spawned: the suite starts its servers from this (the main) thread, whose end
         // is their parent-death signal.
         Suite::Scale(args) => scale::run(&args, bench.json).await?,
+        Suite::Listing(args) => listing::run(&args).await?,
         Suite::Tagging(args) => tokio::task::spawn_blocking(move || tagging::run(&args)).await??,
         // Netlink, bpf(2) and pinned threads block: keep them off the runtime.
         // Each installs its Ctrl-C handler before its host exists: the suite then removes the host

@@ -119,6 +119,14 @@ enum Command {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// Mount the graph as a file system (FUSE): files/ by folder, tags/A/B/ (A AND B),
+    /// query/EXPR/, recent/, read-write, until Ctrl-C or SIGTERM.
+    Mount {
+        #[command(flatten)]
+        args: disgrafs_mount::MountArgs,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
     /// eBPF accelerators of the services' network IO (need root).
     #[command(subcommand)]
     Accel(AccelCli),
@@ -211,6 +219,15 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
         } => c::graph(&opts, &query.join(" "), format, limit).await,
         Command::Retag { all, opts } => c::retag(&opts, all).await,
         Command::Bench(bench) => disgrafs_bench::run(bench).await,
+        Command::Mount { args, opts } => {
+            let mounted = disgrafs_mount::mount(&opts.server, &args)?;
+            println!("mounted {} on {}", opts.server, args.mountpoint.display());
+            tokio::select! {
+                () = serve::shutdown_signal() => {}
+                () = mounted.ended() => {}
+            }
+            tokio::task::spawn_blocking(move || mounted.unmount()).await?
+        }
         // The accelerators block (netlink, bpf(2), a reader thread): keep them off the runtime.
         Command::Accel(AccelCli::Bpf(cmd)) => {
             Ok(tokio::task::spawn_blocking(move || disgrafs_accel::cli::run(cmd)).await??)

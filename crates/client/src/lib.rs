@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+pub mod dav;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with an error status.
@@ -63,10 +65,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Result<Self> {
+        // A connection that goes silent fails, so uploads and downloads resume instead of hanging.
+        Self::with_timeouts(base, Duration::from_secs(10), Duration::from_secs(60))
+    }
+
+    /// A client whose connections give up after `connect` and whose reads fail after `read`
+    /// of silence (a mount's calls must fail promptly when the server is gone).
+    pub fn with_timeouts(base: &str, connect: Duration, read: Duration) -> Result<Self> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            // A connection that goes silent fails, so uploads and downloads resume instead of hanging.
-            .read_timeout(Duration::from_secs(60))
+            .connect_timeout(connect)
+            .read_timeout(read)
             .tcp_nodelay(true)
             .build()?;
         Ok(Client {
