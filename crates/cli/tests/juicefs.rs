@@ -18,7 +18,7 @@ mod common;
 #[path = "../../store/tests/weed/mod.rs"]
 mod weed;
 
-use common::{BIN, Server, bytes};
+use common::{BIN, Server, bytes, free_port};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,14 +91,6 @@ fn is_mounted(mp: &Path) -> bool {
         .unwrap_or_default()
         .lines()
         .any(|l| l.split_whitespace().nth(1) == Some(&*mp))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One volume (and so one SeaweedFS) at a time in this binary: each takes a few hundred MiB and

@@ -20,7 +20,7 @@ mod pg;
 #[path = "../../store/tests/weed/mod.rs"]
 mod weed;
 
-use common::{BIN, b3, bytes};
+use common::{BIN, b3, bytes, free_port};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -63,11 +63,6 @@ fn die_with_parent(cmd: &mut Command) {
             Ok(())
         });
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// Starts `cmd` on the keeper thread and waits for its first line on stdout (the address, or

@@ -264,6 +264,12 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// A loopback port that was free a moment ago (for a server that takes its port as an argument).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 pub fn b3(data: &[u8]) -> String {
     blake3::hash(data).to_hex().to_string()
 }
