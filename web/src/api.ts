@@ -1,7 +1,7 @@
 // The typed client of the server's HTTP API. Every error response becomes an ApiError carrying the
 // server's one-line message, its code and, for query errors, the character position.
 
-import type { FileList, FileRecord, GraphData, RecentMetrics, Related, SortKey, SortOrder, TagCount } from "./types";
+import type { FileList, FileRecord, GraphData, RecentMetrics, Related, SortKey, SortOrder, TagCount, Whoami } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -14,12 +14,19 @@ export class ApiError extends Error {
   }
 }
 
+/** The CSRF cookie's value, which every write authenticated by the session cookie must send back
+ * in this header (the server checks it against the session: signed double-submit cookie). */
+export function csrfHeaders(): Record<string, string> {
+  const m = /(?:^|;\s*)disgrafs_csrf=([0-9a-f]+)/.exec(document.cookie);
+  return m ? { "x-disgrafs-csrf": m[1] } : {};
+}
+
 async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   let response: Response;
   try {
     response = await fetch(path, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: { ...csrfHeaders(), ...(body === undefined ? {} : { "content-type": "application/json" }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
@@ -72,6 +79,10 @@ export const api = {
   graph: (q: string, limit: number) => request<GraphData>("GET", `/api/graph${qs({ q, limit })}`),
   tags: (prefix: string, limit = 10) => request<{ tags: TagCount[] }>("GET", `/api/tags${qs({ prefix, limit })}`),
   recentMetrics: (since?: number) => request<RecentMetrics>("GET", `/api/metrics/recent${qs({ since })}`),
+  me: () => request<Whoami>("GET", "/api/auth/me"),
+  login: (user: string, password: string) => request<Whoami>("POST", "/api/auth/login", { user, password }),
+  loginLink: (code: string) => request<Whoami>("POST", "/api/auth/link", { code }),
+  logout: () => request<void>("POST", "/api/auth/logout"),
 };
 
 /** URL of a file's bytes: as an attachment (download) or inline (previews). */

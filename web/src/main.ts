@@ -10,6 +10,8 @@ import { mountQueryBar } from "./query-bar";
 import { connected, connectEvents, openFile, syncHash, view, VIEWS, type ViewName } from "./store";
 import { Uploader } from "./upload";
 import { $ } from "./dom";
+import { api, ApiError } from "./api";
+import type { Whoami } from "./types";
 
 const SHORTCUTS: [string, string][] = [
   ["/", "Focus the query bar"],
@@ -114,4 +116,54 @@ function showShortcuts() {
   dialog.showModal();
 }
 
-main();
+/** The login form, in place of the page, for a visitor without a session. */
+function showLogin(error?: string) {
+  const message = h("p", { class: "login-error", role: "alert" }, error ?? "");
+  const user = h("input", { name: "user", autocomplete: "username", required: true, "aria-label": "User" });
+  const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true, "aria-label": "Password" });
+  const form = h(
+    "form",
+    { class: "login", id: "login-form" },
+    h("h2", {}, "Log in to disgrafs"),
+    h("label", {}, "User ", user),
+    h("label", {}, "Password ", password),
+    h("button", { class: "btn btn-primary", type: "submit" }, "Log in"),
+    message,
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    api.login(user.value, password.value).then(
+      () => location.reload(),
+      (err: Error) => (message.textContent = err.message),
+    );
+  });
+  $("#main").replaceChildren(form);
+  user.focus();
+}
+
+/** Who is logged in, and the button that logs out. */
+function showUser(who: Whoami) {
+  const out = h("button", { class: "btn btn-ghost", id: "logout-btn", type: "button", title: `Logged in as ${who.user} (${who.scope})` }, "Log out");
+  out.addEventListener("click", () => void api.logout().finally(() => location.reload()));
+  $(".topbar").appendChild(out);
+}
+
+/** A one-time login link (`/login#CODE`; the code never reaches a server log) becomes a session;
+ * then the page starts if the visitor may see it, or shows the login form. */
+async function start() {
+  let error: string | undefined;
+  if (location.pathname === "/login") {
+    const code = location.hash.slice(1);
+    history.replaceState(null, "", "/");
+    if (code) await api.loginLink(code).catch((e: Error) => (error = e.message));
+  }
+  try {
+    showUser(await api.me());
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return showLogin(error);
+    // A server without accounts (the dev mock) lets everyone in.
+  }
+  main();
+}
+
+void start();

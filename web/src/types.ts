@@ -125,3 +125,9 @@ export interface RecentMetrics {
   figures: MetricsFigure[];
   points: MetricsPoint[];
 }
+
+/** `GET /api/auth/me` and a login's answer (core `api::Whoami`). */
+export interface Whoami {
+  user: string;
+  scope: "read" | "write" | "admin";
+}

@@ -5,7 +5,7 @@
 // tray lists the interrupted uploads, and picking the same file again continues it.
 
 import type * as Tus from "tus-js-client";
-import { api } from "./api";
+import { api, csrfHeaders } from "./api";
 import { formatSize, h, setChildren, toast } from "./dom";
 import { live, openFile } from "./store";
 
@@ -107,6 +107,7 @@ export class Uploader {
     const upload = new tus.Upload(item.file, {
       endpoint: ENDPOINT,
       chunkSize: CHUNK,
+      headers: csrfHeaders(),
       retryDelays: [0, 1000, 3000, 5000],
       removeFingerprintOnSuccess: true,
       metadata: { filename: item.file.name, filetype: item.file.type || "application/octet-stream", relativePath: item.path },
@@ -246,7 +247,7 @@ export class Uploader {
                 type: "button",
                 "aria-label": `Forget ${p.metadata.filename}`,
                 onclick: async () => {
-                  if (p.uploadUrl) await tus.Upload.terminate(p.uploadUrl).catch(() => {});
+                  if (p.uploadUrl) await tus.Upload.terminate(p.uploadUrl, { headers: csrfHeaders() }).catch(() => {});
                   await tus.defaultOptions.urlStorage.removeUpload(p.urlStorageKey);
                   void this.showInterrupted();
                 },

@@ -39,6 +39,14 @@ before(async () => {
   page = browser.context.pages()[0] ?? (await browser.context.newPage());
   page.on("pageerror", (e) => console.log(`# page error: ${e.message}`));
   await page.goto(base);
+  // A real server asks for a login: through the page's form, as a person would.
+  if (process.env.DISGRAFS_PASSWORD) {
+    await page.waitForSelector("#login-form");
+    await page.fill("#login-form input[name=user]", process.env.DISGRAFS_USER);
+    await page.fill("#login-form input[name=password]", process.env.DISGRAFS_PASSWORD);
+    await Promise.all([page.waitForNavigation(), page.click("#login-form button[type=submit]")]);
+    await page.waitForSelector("#logout-btn");
+  }
   await page.waitForFunction(() => window.__disgrafs !== undefined || document.querySelector(".graph-status")?.textContent);
 });
 
@@ -50,7 +58,8 @@ after(async () => {
 
 /** Calls the API from the test (not through the page). */
 async function api(method, p, body, headers = {}) {
-  const res = await fetch(new URL(p, base), { method, body, headers });
+  const auth = process.env.DISGRAFS_TOKEN ? { authorization: `Bearer ${process.env.DISGRAFS_TOKEN}` } : {};
+  const res = await fetch(new URL(p, base), { method, body, headers: { ...auth, ...headers } });
   if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${await res.text()}`);
   return res.status === 204 ? null : res.headers.get("content-type")?.includes("json") ? res.json() : Buffer.from(await res.arrayBuffer());
 }

@@ -39,7 +39,7 @@ use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, ChildStdout, Stdio},
+    process::{Child, ChildStdout, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -299,9 +299,11 @@ struct Serve {
 impl Serve {
     fn start(host: &Host, data: &Path, mode: &Mode, args: &Args) -> anyhow::Result<Serve> {
         let log_path = data.with_extension("log");
+        let token = crate::child::provision(&Command::new(&host.bin), data)?;
         let mut cmd = host.cgroup.command(Some(&host.net.b), &host.bin);
         cmd.arg("serve")
             .args(["--listen", &format!("{}:0", VethNet::ADDR_B)])
+            .args(crate::PLAIN_UNBOUNDED)
             .arg("--data-dir")
             .arg(data)
             .args(["--workers", "1"]);
@@ -329,7 +331,10 @@ impl Serve {
             addr,
         };
         match addr {
-            Some(addr) => Ok(serve(addr)),
+            Some(addr) => {
+                crate::child::remember(&format!("http://{addr}"), token);
+                Ok(serve(addr))
+            }
             None => {
                 drop(serve(SocketAddr::from(([0, 0, 0, 0], 0))));
                 let log = fs::read_to_string(&log_path).unwrap_or_default();
@@ -507,9 +512,10 @@ fn rates(a: &Snap, b: &Snap) -> Rates {
 fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)?;
     s.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let token = crate::child::token_for(&format!("http://{addr}")).unwrap_or_default();
     write!(
         s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
@@ -631,7 +637,12 @@ async fn put(
 }
 
 async fn get_len(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
-    let mut resp = http.get(url).send().await?.error_for_status()?;
+    let mut resp = http
+        .get(url)
+        .headers(crate::child::auth_headers(url))
+        .send()
+        .await?
+        .error_for_status()?;
     let mut n = 0u64;
     while let Some(chunk) = resp.chunk().await? {
         n += chunk.len() as u64;
@@ -837,6 +848,7 @@ fn client(
                 .build()?;
             rt.block_on(async {
                 let http = reqwest::Client::builder()
+                    .default_headers(crate::child::auth_headers(&base))
                     .timeout(REQUEST_TIMEOUT)
                     .tcp_nodelay(true)
                     .build()?;
@@ -847,7 +859,10 @@ fn client(
                 let cpu0 = thread_cpu_secs();
                 let load = Load {
                     http,
-                    client: disgrafs_client::Client::new(&base)?,
+                    client: disgrafs_client::Client::new(
+                        &base,
+                        crate::child::token_for(&base).as_deref(),
+                    )?,
                     base: base.clone(),
                     small_base,
                     fixture: &fixture,
@@ -903,7 +918,11 @@ fn run_once(
             &serve.addr.to_string(),
             "client_max_body_size 0; proxy_request_buffering off; proxy_buffering off;",
         )?;
-        (Some(proxy), format!("http://{listen}"))
+        let base = format!("http://{listen}");
+        if let Some(t) = crate::child::token_for(&serve.base()) {
+            crate::child::remember(&base, t);
+        }
+        (Some(proxy), base)
     } else {
         (None, serve.base())
     };
@@ -914,10 +933,15 @@ fn run_once(
     let result = client(host, base, args, stop, |fixture| {
         let small = if mode.afxdp {
             let probe = format!("/api/files/{}", fixture.small[0]);
+            let fast_base = format!("http://{}:{FAST_PORT}", VethNet::ADDR_B);
+            // The fast path checks the server's tokens: its probe and load send the same one.
+            if let Some(t) = crate::child::token_for(&serve.base()) {
+                crate::child::remember(&fast_base, t);
+            }
             fast = Some(crate::afxdp::start_fast_path(
                 &host.bin, &host.net, &data, FAST_PORT, &probe,
             )?);
-            Some(format!("http://{}:{FAST_PORT}", VethNet::ADDR_B))
+            Some(fast_base)
         } else {
             None
         };

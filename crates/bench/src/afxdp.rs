@@ -114,6 +114,10 @@ impl Host {
             &format!("{}:{KERNEL_PORT}", VethNet::ADDR_B),
             "0",
         )?;
+        // The fast path checks the same tokens: wrk and curl send the server's to both ports.
+        let token = child::token_for(&url(KERNEL_PORT, "")).unwrap_or_default();
+        child::remember(&url(FAST_PORT, ""), token.clone());
+        let auth = format!("Authorization: Bearer {token}");
         let file = dir.path().join("small.bin");
         std::fs::write(
             &file,
@@ -122,6 +126,7 @@ impl Host {
         let out = net
             .a
             .command("curl")
+            .args(["-H", &auth])
             .args(["-sf", "--max-time", "30", "-X", "PUT", "--data-binary"])
             .arg(format!("@{}", file.display()))
             .arg(url(KERNEL_PORT, "/api/files?name=small.bin"))
@@ -192,10 +197,15 @@ pub(crate) fn start_fast_path(
     let (proc, _) = child::spawn_until_line(c, "disgrafs accel afxdp")?;
     let until = Instant::now() + Duration::from_secs(20);
     let probe = url(port, probe);
+    let auth = format!(
+        "Authorization: Bearer {}",
+        child::token_for(&probe).unwrap_or_default()
+    );
     while Instant::now() < until {
         let out = net
             .a
             .command("curl")
+            .args(["-H", &auth])
             .args([
                 "-s",
                 "-o",

@@ -70,14 +70,83 @@ pub(crate) fn spawn_until_line(mut program: Command, what: &str) -> anyhow::Resu
     Ok((proc, line))
 }
 
+/// `serve`'s flags for a server under measurement: plain HTTP, which the accelerators can see (it
+/// listens on loopback or on a suite's own veth pair), and no per-client limits, so the figures
+/// are the server's own.
+pub const PLAIN_UNBOUNDED: [&str; 5] = [
+    "--insecure",
+    "--rate-limit",
+    "off",
+    "--uploads-per-client",
+    "0",
+];
+/// The API token of each server a suite started, by its base URL ([`serve`] provisions one).
+static TOKENS: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The token of the server at `url` (a base URL or any URL under it), if a suite started it.
+pub(crate) fn token_for(url: &str) -> Option<String> {
+    let tokens = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    tokens
+        .iter()
+        .find(|(base, _)| url.starts_with(base.as_str()))
+        .map(|(_, t)| t.clone())
+}
+
+/// Records `token` for requests under `base` (a server, or a proxy in front of it).
+pub(crate) fn remember(base: &str, token: String) {
+    TOKENS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(base.to_owned(), token);
+}
+
+/// `Authorization: Bearer` of the server at `url`, for a reqwest client's default headers.
+pub(crate) fn auth_headers(url: &str) -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    if let Some(v) = token_for(url).and_then(|t| format!("Bearer {t}").parse().ok()) {
+        h.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    h
+}
+
+/// Makes a token for a data directory: `disgrafs admin token --create` run by the same program
+/// (and wrapper, and environment) as `disgrafs`.
+pub(crate) fn provision(disgrafs: &Command, data: &Path) -> anyhow::Result<String> {
+    let mut admin = Command::new(disgrafs.get_program());
+    admin
+        .args(disgrafs.get_args())
+        .args([
+            "admin", "token", "--create", "--user", "bench", "--scope", "admin",
+        ])
+        .arg("--data-dir")
+        .arg(data);
+    // The same metadata store (DISGRAFS_META) and environment.
+    for (k, v) in disgrafs.get_envs() {
+        match v {
+            Some(v) => admin.env(k, v),
+            None => admin.env_remove(k),
+        };
+    }
+    let out = admin.output().context("cannot run disgrafs admin token")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "disgrafs admin token: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 /// Starts `disgrafs serve` (`disgrafs` is the program to run: this executable, possibly behind
-/// nsenter) on `listen` and `data`; returns it and its base URL.
+/// nsenter) on `listen` and `data`, with a token provisioned ([`token_for`] its URL); returns it
+/// and its base URL.
 pub(crate) fn serve(
     mut disgrafs: Command,
     data: &Path,
     listen: &str,
     workers: &str,
 ) -> anyhow::Result<(Proc, String)> {
+    let token = provision(&disgrafs, data)?;
     disgrafs
         .args([
             "serve",
@@ -87,12 +156,14 @@ pub(crate) fn serve(
             workers,
             "--data-dir",
         ])
-        .arg(data);
+        .arg(data)
+        .args(PLAIN_UNBOUNDED);
     let (proc, line) = spawn_until_line(disgrafs, "disgrafs serve")?;
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .context("disgrafs serve printed no address")?
         .to_owned();
+    remember(&url, token);
     Ok((proc, url))
 }

@@ -63,6 +63,7 @@ async fn store_run(
             size: texts[i].len() as u64,
             mime: "text/plain",
             kind: FileKind::Document,
+            owner: None,
         })
         .await?;
     }

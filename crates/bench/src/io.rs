@@ -231,6 +231,7 @@ pub(crate) async fn upload(http: &reqwest::Client, url: &str, path: &Path) -> an
     let t = Instant::now();
     let resp = http
         .put(url)
+        .headers(crate::child::auth_headers(url))
         .header("content-length", len)
         .body(body)
         .send()
@@ -248,7 +249,11 @@ pub(crate) async fn download(
     expect: u64,
 ) -> anyhow::Result<f64> {
     let t = Instant::now();
-    let resp = http.get(url).send().await?;
+    let resp = http
+        .get(url)
+        .headers(crate::child::auth_headers(url))
+        .send()
+        .await?;
     if !resp.status().is_success() {
         bail!("GET {url}: {}", resp.status());
     }
@@ -315,7 +320,10 @@ pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
     let (ours, base) = start_disgrafs(&dir.join("disgrafs-data"), "1")?;
     let (nginx, port) = start_nginx(&dir)?;
     let ng = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .default_headers(crate::child::auth_headers(&base))
+        .build()?;
     let our_pid = ours.0.id();
     let nginx_pids = || {
         let mut v = child::children(nginx.0.id());
@@ -422,7 +430,12 @@ pub async fn run(args: &Args, json: bool) -> anyhow::Result<Vec<BenchRow>> {
             // Bounded: the wrk run's length, and at most 10 minutes of scrapes.
             while scraping.load(Ordering::Relaxed) && took.len() < 6000 {
                 let t = Instant::now();
-                let ok = match http.get(&url).send().await {
+                let ok = match http
+                    .get(&url)
+                    .headers(crate::child::auth_headers(&url))
+                    .send()
+                    .await
+                {
                     Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                     Err(_) => false,
                 };

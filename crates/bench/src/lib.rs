@@ -46,6 +46,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+pub use child::PLAIN_UNBOUNDED;
 pub use row::{BenchRow, Better, Spread, print_rows, render_markdown, render_table, write_rows};
 
 /// Set by Ctrl-C or SIGTERM: the run stops at its next step and removes its host.

@@ -53,6 +53,9 @@ async fn tag_all(dir: &Path) -> anyhow::Result<()> {
     .bind(TAG)
     .execute(&mut *tx)
     .await?;
+    sqlx::query(disgrafs_store::INVALIDATE_TAG_COUNTS)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     pool.close().await;
     Ok(())
@@ -118,6 +121,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<BenchRow>> {
         .arg("mount")
         .arg(&mnt)
         .args(["--server", &url, "--auto-unmount"]);
+    if let Some(t) = child::token_for(&url) {
+        mount.env("DISGRAFS_TOKEN", t);
+    }
     let (mount, _) = child::spawn_until_line(mount, "disgrafs mount")?;
     let result = measure(args, &url, &mnt, &plain).await;
     drop(mount);
@@ -139,7 +145,7 @@ async fn measure(
     plain: &Path,
 ) -> anyhow::Result<Vec<BenchRow>> {
     let n = args.files;
-    let client = disgrafs_client::Client::new(url)?;
+    let client = disgrafs_client::Client::new(url, child::token_for(url).as_deref())?;
     let dir_path = format!("tags/{TAG}");
     let tag_dir = mnt.join(&dir_path);
     // A file of the corpus to change (an event) between cold listings.

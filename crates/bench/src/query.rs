@@ -20,12 +20,12 @@
 use crate::row::{BenchRow, Better};
 use anyhow::{Context, bail};
 use disgrafs_core::query::parse;
-use disgrafs_store::{ListOptions, SortKey, Store};
+use disgrafs_store::{ListOptions, RELATED_SCAN_LIMIT, SortKey, Store, Viewer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -160,6 +160,9 @@ fn open_pool(dir: &Path, read_only: bool) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(dir.join("disgrafs.db"))
         .read_only(read_only)
+        // The generator's journal-mode change and checkpoint wait for the last of the store's
+        // connections to go, which on a loaded machine may take longer than sqlx's 5 s.
+        .busy_timeout(Duration::from_secs(60))
 }
 
 /// The vocabulary of a corpus (the same for the same size, so a kept corpus is read back).
@@ -174,20 +177,41 @@ fn vocabulary(files: u64) -> Vec<String> {
 /// Builds a corpus of `files` files in `dir` (a fresh data directory).
 pub async fn generate(dir: &Path, files: u64, seed: u64) -> anyhow::Result<Corpus> {
     // The product makes its schema; dropped again so the directory is free.
-    drop(Store::open_local(dir, MIN_CONFIDENCE).await?);
+    Store::open_local(dir, MIN_CONFIDENCE).await?.close().await;
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(
             open_pool(dir, false)
+                // The store's WAL is kept: leaving it would need the database to itself (an
+                // exclusive lock, SQLITE_BUSY without waiting while anything else has it open).
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Off)
                 .pragma("cache_size", "-1000000"),
         )
         .await?;
+    // The product's secondary indexes are built once over the rows written (a sort each)
+    // rather than kept in step with each random insert; the store's next open goes back to WAL.
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+         AND tbl_name IN ('blobs', 'files', 'blob_tags', 'file_tags')",
+    )
+    .fetch_all(&pool)
+    .await?;
+    for (name, _) in &indexes {
+        sqlx::query(&format!("DROP INDEX \"{name}\""))
+            .execute(&pool)
+            .await?;
+    }
     let tags = fill(&pool, files, seed).await?;
+    for (_, sql) in &indexes {
+        sqlx::query(sql).execute(&pool).await?;
+    }
+    sqlx::query("ANALYZE").execute(&pool).await?;
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(&pool)
         .await?;
     pool.close().await;
+    // The product counts the tags' files of the rows written.
+    Store::open_local(dir, MIN_CONFIDENCE).await?.close().await;
     Ok(Corpus {
         dir: dir.to_path_buf(),
         files,
@@ -207,7 +231,10 @@ pub async fn generate_postgres(
     seed: u64,
 ) -> anyhow::Result<Corpus> {
     let blobs = disgrafs_store::BlobLocation::Local;
-    drop(Store::open(dir, Some(url), &blobs, MIN_CONFIDENCE).await?);
+    Store::open(dir, Some(url), &blobs, MIN_CONFIDENCE)
+        .await?
+        .close()
+        .await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(url)
@@ -219,6 +246,10 @@ pub async fn generate_postgres(
         .await?;
     sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
     pool.close().await;
+    Store::open(dir, Some(url), &blobs, MIN_CONFIDENCE)
+        .await?
+        .close()
+        .await;
     Ok(Corpus {
         dir: dir.to_path_buf(),
         files,
@@ -368,6 +399,9 @@ where
         tx.commit().await?;
         done += n;
     }
+    sqlx::query(disgrafs_store::INVALIDATE_TAG_COUNTS)
+        .execute(pool)
+        .await?;
     Ok(tags)
 }
 
@@ -513,13 +547,8 @@ fn tagged(n: usize) -> String {
     )
 }
 
-/// Every edge as the twins spell it (file_id, tag_id, kind, weight): automatic tags not
-/// overridden by a row of the file's own, and visible user tags.
-const ALL_EDGES: &str = "(SELECT f2.id AS file_id, bt.tag_id, 'auto' AS kind, bt.weight FROM blob_tags bt \
-    JOIN files f2 ON f2.hash = bt.hash \
-    WHERE NOT EXISTS (SELECT 1 FROM file_tags o WHERE o.file_id = f2.id AND o.tag_id = bt.tag_id) \
-    UNION ALL SELECT file_id, tag_id, 'user', 1.0 FROM file_tags WHERE hidden = 0)";
-/// The visible edges: those of [`ALL_EDGES`] at or above the threshold (user edges weigh 1).
+/// The visible edges as the twins spell them (file_id, tag_id, kind, weight): automatic tags at or
+/// above the threshold not overridden by a row of the file's own, and visible user tags.
 fn visible() -> String {
     format!(
         "(SELECT f2.id AS file_id, bt.tag_id, 'auto' AS kind, bt.weight FROM blob_tags bt \
@@ -550,19 +579,21 @@ impl Question {
                     limit: PAGE,
                     offset: *offset,
                 };
-                let (page, total) = store.list(&parse(query)?, opts).await?;
+                let (page, total) = store.list(&Viewer::All, &parse(query)?, opts).await?;
                 std::iter::once(format!("total={total}"))
                     .chain(page.into_iter().map(|r| r.id))
                     .collect()
             }
             Question::Related { id } => store
-                .related(id, RELATED)
+                .related(&Viewer::All, id, RELATED)
                 .await?
                 .into_iter()
                 .map(|r| format!("{}={:.9}", r.file.id, r.score))
                 .collect(),
             Question::Graph { query, .. } => {
-                let g = store.graph(&parse(query)?, GRAPH_NODES).await?;
+                let g = store
+                    .graph(&Viewer::All, &parse(query)?, GRAPH_NODES)
+                    .await?;
                 g.nodes
                     .iter()
                     .filter_map(|n| match n {
@@ -574,13 +605,13 @@ impl Question {
                     .collect()
             }
             Question::Autocomplete { prefix } => store
-                .tags(prefix, 10)
+                .tags(&Viewer::All, prefix, 10)
                 .await?
                 .into_iter()
                 .map(|t| format!("{}={}", t.name, t.files))
                 .collect(),
             Question::Cooccurrence => store
-                .cooccurrence(50)
+                .cooccurrence(&Viewer::All, 50)
                 .await?
                 .into_iter()
                 .map(|c| format!("{}+{}={}", c.a, c.b, c.files))
@@ -612,15 +643,17 @@ impl Question {
                     binds.clone(),
                 ),
             ],
-            // Rows of (neighbour, the smaller weight of a shared tag, the tag's files): this
-            // SQLite has no ln(), so `ask_sql` sums the IDF-weighted overlap.
+            // Rows of (neighbour, the smaller weight of a shared tag, the tag's files), over the
+            // file's rarest tags while the files of those taken are fewer than the store's
+            // bound: this SQLite has no ln(), so `ask_sql` sums the IDF-weighted overlap.
             Question::Related { id } => vec![(
                 format!(
-                    "WITH v AS {visible}, mine AS (SELECT tag_id, weight FROM v WHERE file_id = $1), \
-                     df AS (SELECT a.tag_id, count(*) AS n FROM {ALL_EDGES} a JOIN mine USING (tag_id) GROUP BY a.tag_id) \
-                     SELECT v.file_id || '|' || min(mine.weight, v.weight) || '|' || df.n \
-                       FROM mine JOIN v ON v.tag_id = mine.tag_id AND v.file_id <> $1 \
-                       JOIN df ON df.tag_id = mine.tag_id"
+                    "WITH v AS {visible}, \
+                     mine AS (SELECT v.tag_id, v.weight, c.files AS n FROM v JOIN tag_counts c USING (tag_id) WHERE v.file_id = $1), \
+                     picked AS (SELECT * FROM (SELECT tag_id, weight, n, sum(n) OVER (ORDER BY n, tag_id) - n AS before FROM mine) \
+                       WHERE before < {RELATED_SCAN_LIMIT}) \
+                     SELECT v.file_id || '|' || min(p.weight, v.weight) || '|' || p.n \
+                       FROM picked p JOIN v ON v.tag_id = p.tag_id AND v.file_id <> $1"
                 ),
                 vec![Bind::Text(id.clone())],
             )],
@@ -629,19 +662,18 @@ impl Question {
                     "WITH page AS (SELECT f.id, f.modified FROM files f JOIN blobs b ON b.hash = f.hash WHERE {cond} \
                        ORDER BY f.modified DESC, f.id DESC LIMIT {GRAPH_NODES}), \
                      e AS (SELECT v.file_id, v.tag_id FROM {visible} v JOIN page p ON p.id = v.file_id), \
-                     deg AS (SELECT v.tag_id, count(*) AS n FROM {visible} v \
-                       WHERE v.tag_id IN (SELECT tag_id FROM e) GROUP BY v.tag_id) \
+                     deg AS (SELECT c.tag_id, c.shown AS n FROM tag_counts c \
+                       WHERE c.tag_id IN (SELECT tag_id FROM e)) \
                      SELECT p.id FROM page p \
                       WHERE (SELECT count(*) FROM deg) >= 0 ORDER BY p.modified DESC, p.id DESC"
                 ),
                 binds.clone(),
             )],
             Question::Autocomplete { prefix } => vec![(
-                format!(
-                    "SELECT t.name || '=' || count(DISTINCT v.file_id) FROM tags t JOIN {visible} v ON v.tag_id = t.id \
-                      WHERE t.name >= $1 AND t.name < $1 || char(1114111) \
-                      GROUP BY t.id ORDER BY count(DISTINCT v.file_id) DESC, t.name LIMIT 10"
-                ),
+                "SELECT t.name || '=' || c.shown FROM tags t JOIN tag_counts c ON c.tag_id = t.id \
+                  WHERE c.shown > 0 AND t.name >= $1 AND t.name < $1 || char(1114111) \
+                  ORDER BY c.shown DESC, t.name LIMIT 10"
+                    .into(),
                 vec![Bind::Text(prefix.clone())],
             )],
             Question::Cooccurrence => vec![(
@@ -900,7 +932,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<BenchRow>> {
     // database with sqlx and asking it one question.
     let t = Instant::now();
     let store = Store::open_local(&dir, MIN_CONFIDENCE).await?;
-    store.stats().await?;
+    store.stats(&Viewer::All).await?;
     let startup = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let db = read_only_pool(&dir).await?;
@@ -1021,7 +1053,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let corpus = generate(dir.path(), 2_000, 7).await.unwrap();
         let store = Store::open_local(dir.path(), MIN_CONFIDENCE).await.unwrap();
-        let stats = store.stats().await.unwrap();
+        let stats = store.stats(&Viewer::All).await.unwrap();
         assert_eq!(stats.files, 2_000);
         let per_file = stats.edges as f64 / 2_000.0;
         assert!((5.0..8.0).contains(&per_file), "{per_file} edges per file");

@@ -221,6 +221,7 @@ async fn put_all(http: &reqwest::Client, base: &str, files: &[PathBuf]) -> anyho
 async fn queue(http: &reqwest::Client, base: &str) -> anyhow::Result<(u64, u64)> {
     let h: serde_json::Value = http
         .get(format!("{base}/api/health"))
+        .headers(crate::child::auth_headers(base))
         .send()
         .await?
         .error_for_status()?
@@ -350,6 +351,7 @@ async fn tagging_part(
 async fn id_of(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<String> {
     let list: serde_json::Value = http
         .get(format!("{base}/api/files?q=name:{name}&limit=1"))
+        .headers(crate::child::auth_headers(base))
         .send()
         .await?
         .json()
@@ -474,18 +476,27 @@ async fn query_part(args: &Args, dir: &Path, log: &dyn Fn(&str)) -> anyhow::Resu
     let sqlite_dir = dir.join("sqlite");
     std::fs::create_dir_all(&sqlite_dir)?;
     log(&format!("the corpus of {} files on SQLite", args.files));
-    let (corpus, sqlite_secs) = query::corpus_in(&sqlite_dir, args.files).await?;
+    let (corpus, sqlite_secs) = query::corpus_in(&sqlite_dir, args.files)
+        .await
+        .context("the corpus on SQLite")?;
     log(&format!("the corpus of {} files on PostgreSQL", args.files));
     let meta = postgres()?.create_db("scale_query");
     let pg_dir = dir.join("postgres");
     let t = Instant::now();
-    query::generate_postgres(&meta, &pg_dir, args.files, corpus.seed).await?;
+    query::generate_postgres(&meta, &pg_dir, args.files, corpus.seed)
+        .await
+        .context("the corpus on PostgreSQL")?;
     let pg_secs = t.elapsed().as_secs_f64();
     let local = disgrafs_store::BlobLocation::Local;
-    let sqlite = disgrafs_store::Store::open_local(&sqlite_dir, query::MIN_CONFIDENCE).await?;
+    let sqlite = disgrafs_store::Store::open_local(&sqlite_dir, query::MIN_CONFIDENCE)
+        .await
+        .context("opening the SQLite corpus")?;
     let pg =
         disgrafs_store::Store::open(&pg_dir, Some(&meta), &local, query::MIN_CONFIDENCE).await?;
-    let (stats, pg_stats) = (sqlite.stats().await?, pg.stats().await?);
+    let (stats, pg_stats) = (
+        sqlite.stats(&disgrafs_store::Viewer::All).await?,
+        pg.stats(&disgrafs_store::Viewer::All).await?,
+    );
     if (stats.files, stats.edges) != (pg_stats.files, pg_stats.edges) {
         bail!(
             "the corpora differ: SQLite {} files, {} edges; PostgreSQL {} files, {} edges",
@@ -512,10 +523,16 @@ async fn query_part(args: &Args, dir: &Path, log: &dyn Fn(&str)) -> anyhow::Resu
             None => format!("{size}: SQLite's corpus was kept from an earlier run; PostgreSQL {pg_secs:.1} s (with VACUUM ANALYZE)"),
         }),
     ];
-    let db = query::read_only_pool(&sqlite_dir).await?;
+    let db = query::read_only_pool(&sqlite_dir)
+        .await
+        .context("reading the SQLite corpus")?;
     let mut mixes = Vec::with_capacity(args.reps);
     for rep in 0..args.reps {
-        mixes.push(query::mix(&corpus, &db, rep).await?);
+        mixes.push(
+            query::mix(&corpus, &db, rep)
+                .await
+                .context("drawing the query mix")?,
+        );
     }
     log("asking the mix of both stores");
     rows.extend(
@@ -525,7 +542,8 @@ async fn query_part(args: &Args, dir: &Path, log: &dyn Fn(&str)) -> anyhow::Resu
             ("PostgreSQL store", query::Answerer::Store(&pg)),
             &size,
         )
-        .await?,
+        .await
+        .context("asking the mix")?,
     );
     Ok(rows)
 }

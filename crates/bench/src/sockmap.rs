@@ -209,9 +209,12 @@ fn harness_err(what: impl Into<String>) -> AccelError {
     AccelError::Harness(format!("bench sockmap: {}", what.into()))
 }
 
-/// `disgrafs serve` (this executable) in `cg`, on an ephemeral port; returns it and its address.
-fn start_serve(cg: &CgroupGuard, data: &Path) -> Result<(Proc, String), AccelError> {
+/// `disgrafs serve` (this executable) in `cg`, on an ephemeral port, with a token provisioned;
+/// returns it, its address and the token.
+fn start_serve(cg: &CgroupGuard, data: &Path) -> Result<(Proc, String, String), AccelError> {
     let exe = std::env::current_exe().map_err(io_err("finding this executable"))?;
+    let token = crate::child::provision(&std::process::Command::new(&exe), data)
+        .map_err(|e| harness_err(format!("{e:#}")))?;
     let mut child = cg
         .command(None, &exe.to_string_lossy())
         .args([
@@ -241,7 +244,7 @@ fn start_serve(cg: &CgroupGuard, data: &Path) -> Result<(Proc, String), AccelErr
             ))
         })?
         .to_owned();
-    Ok((proc, addr))
+    Ok((proc, addr, token))
 }
 
 /// nginx in `cg` as a reverse proxy to `upstream` with kept-alive upstream connections, its
@@ -334,13 +337,13 @@ http {{
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns the response body.
-fn http(port: u16, head: &str, body: &[u8]) -> Result<Vec<u8>, AccelError> {
+fn http(port: u16, token: &str, head: &str, body: &[u8]) -> Result<Vec<u8>, AccelError> {
     let mut c = TcpStream::connect(("127.0.0.1", port)).map_err(io_err("connecting to nginx"))?;
     c.set_read_timeout(Some(IO_TIMEOUT))
         .map_err(io_err("timeout"))?;
     write!(
         c,
-        "{head}\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{head}\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .and_then(|()| c.write_all(body))
@@ -389,15 +392,18 @@ const SERVICE: [(&str, &str, Better); 4] = [
 
 /// One round of the service path on one side: fresh server and proxy in `cg`.
 fn service_round(cg: &CgroupGuard, dir: &Path, seconds: u64) -> Result<Vec<f64>, AccelError> {
-    let (_serve, addr) = start_serve(cg, &dir.join("data"))?;
+    let (_serve, addr, token) = start_serve(cg, &dir.join("data"))?;
     let (_nginx, port) = start_proxy(cg, dir, &addr, "")?;
+    // wrk through the proxy sends the server's token.
+    crate::child::remember(&format!("http://127.0.0.1:{port}"), token.clone());
     let body: Vec<u8> = (0..4096u32).map(|i| (i * 31 % 251) as u8).collect();
-    let rec = http(port, "PUT /api/files?name=small.bin HTTP/1.1", &body)?;
+    let http = |head: &str, body: &[u8]| http(port, &token, head, body);
+    let rec = http("PUT /api/files?name=small.bin HTTP/1.1", &body)?;
     let id = serde_json::from_slice::<serde_json::Value>(&rec)
         .ok()
         .and_then(|v| v["id"].as_str().map(str::to_owned))
         .ok_or_else(|| harness_err("the upload answered no id"))?;
-    if http(port, &format!("GET /api/files/{id}/content HTTP/1.1"), &[])? != body {
+    if http(&format!("GET /api/files/{id}/content HTTP/1.1"), &[])? != body {
         return Err(harness_err(
             "the 4 KiB file came back different through the proxy",
         ));

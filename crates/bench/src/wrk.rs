@@ -30,13 +30,18 @@ impl Load {
 
     /// The wrk command line for `url` (without the program), e.g. to run it inside a namespace.
     pub fn args(&self, url: &str) -> Vec<String> {
-        vec![
+        let mut args = vec![
             format!("-t{}", self.threads),
             format!("-c{}", self.connections.max(self.threads)),
             format!("-d{}s", self.seconds.max(1)),
             "--latency".into(),
-            url.into(),
-        ]
+        ];
+        // A server this run started needs its token.
+        if let Some(t) = crate::child::token_for(url) {
+            args.extend(["-H".into(), format!("Authorization: Bearer {t}")]);
+        }
+        args.push(url.into());
+        args
     }
 
     /// Runs wrk against `url` on this host.

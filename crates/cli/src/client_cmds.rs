@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 fn client(opts: &ClientOpts) -> anyhow::Result<Client> {
-    Ok(Client::new(&opts.server)?)
+    Ok(Client::new(
+        &opts.server,
+        crate::login::token(opts).as_deref(),
+    )?)
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {

@@ -8,8 +8,10 @@
     )
 )]
 
+mod admin;
 mod client_cmds;
 mod fsck;
+mod login;
 mod output;
 mod serve;
 mod worker;
@@ -40,6 +42,10 @@ pub struct ClientOpts {
     /// Print JSON for scripts instead of text for people.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The API token to send (`disgrafs admin token`, `disgrafs login`) [default: the one
+    /// `disgrafs login` stored for --server].
+    #[arg(long, global = true, env = "DISGRAFS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -127,6 +133,18 @@ enum Command {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// Users and API tokens, on the data directory (or --meta) directly.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Store a token for a server in your config directory (0600), used when no --token is
+    /// given: a token on standard input, or with --user a password exchanged for a new token.
+    Login {
+        /// Log in as this user (password on standard input).
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
     /// eBPF accelerators of the services' network IO (need root).
     #[command(subcommand)]
     Accel(AccelCli),
@@ -195,6 +213,8 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(*args).await,
         Command::Worker(args) => worker::run(*args).await,
         Command::Fsck(args) => fsck::run(*args).await,
+        Command::Admin(cmd) => admin::run(cmd).await,
+        Command::Login { user, opts } => login::run(&opts, user.as_deref()).await,
         Command::Put { paths, opts } => c::put(&opts, &paths).await,
         Command::Get { id, output, opts } => c::get(&opts, &id, output).await,
         Command::Ls {
@@ -220,7 +240,8 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Retag { all, opts } => c::retag(&opts, all).await,
         Command::Bench(bench) => disgrafs_bench::run(bench).await,
         Command::Mount { args, opts } => {
-            let mounted = disgrafs_mount::mount(&opts.server, &args)?;
+            let token = login::token(&opts);
+            let mounted = disgrafs_mount::mount(&opts.server, token.as_deref(), &args)?;
             println!("mounted {} on {}", opts.server, args.mountpoint.display());
             tokio::select! {
                 () = serve::shutdown_signal() => {}

@@ -2,6 +2,8 @@
 
 use anyhow::Context;
 use disgrafs_server::host::AllowedHost;
+use disgrafs_server::limits::Rate;
+use disgrafs_server::tls::{CertResolver, TlsFiles};
 use disgrafs_server::{AppState, Config};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -26,7 +28,8 @@ pub struct ServeArgs {
     #[arg(long, env = "DISGRAFS_META", value_name = "URL")]
     meta: Option<String>,
     /// A TOML file with any of: listen, data_dir, meta, blobs, max_upload, workers, min_confidence,
-    /// allowed_hosts.
+    /// allowed_hosts, tls_cert, tls_key, insecure, rate_limit, uploads_per_client, metrics_public,
+    /// models.
     #[arg(long, env = "DISGRAFS_CONFIG")]
     config: Option<PathBuf>,
     /// Largest accepted upload, in bytes (units allowed: 10GiB, 500MB).
@@ -47,6 +50,45 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     allowed_hosts: Option<Vec<AllowedHost>>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); reloaded on SIGHUP.
+    #[arg(
+        long,
+        env = "DISGRAFS_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "DISGRAFS_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address beyond loopback (say, behind a TLS-terminating proxy on
+    /// a private network).
+    #[arg(long, env = "DISGRAFS_INSECURE")]
+    insecure: bool,
+    /// Requests per second per client (a token, or else an address): N or N/BURST, or `off`
+    /// [default: off on loopback, 100/200 on any other address].
+    #[arg(long, env = "DISGRAFS_RATE_LIMIT", value_name = "N[/BURST]|off")]
+    rate_limit: Option<String>,
+    /// Seconds after which an untouched tus upload is removed (a test hook) [default: a day].
+    #[arg(long, hide = true)]
+    upload_expiry_secs: Option<u64>,
+    /// Uploads one client may send at once, 0 for no bound [default: no bound on loopback, 8 on
+    /// any other address].
+    #[arg(long, env = "DISGRAFS_UPLOADS_PER_CLIENT", value_name = "N")]
+    uploads_per_client: Option<usize>,
+    /// Serve /metrics without a credential (for a Prometheus that cannot send a token; its
+    /// figures carry no file names, only route patterns and counts). Otherwise it needs read.
+    #[arg(long, env = "DISGRAFS_METRICS_PUBLIC")]
+    metrics_public: bool,
+    /// The models directory (image labels: efficientnet_lite0.onnx, labels.txt, 9k.tree,
+    /// 9k.names, as scripts/deps.d/77-labels.sh installs them) [default: none, labels off].
+    #[arg(long, env = "DISGRAFS_MODELS", value_name = "DIR")]
+    models: Option<PathBuf>,
     /// Where /metrics reads system figures (a test hook for an unreadable /proc).
     #[arg(long, hide = true, default_value = "/proc")]
     proc_root: PathBuf,
@@ -155,6 +197,13 @@ struct FileConfig {
     workers: Option<usize>,
     min_confidence: Option<f64>,
     allowed_hosts: Option<Vec<AllowedHost>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    insecure: Option<bool>,
+    rate_limit: Option<String>,
+    uploads_per_client: Option<usize>,
+    metrics_public: Option<bool>,
+    models: Option<PathBuf>,
 }
 
 fn load(path: &Path) -> anyhow::Result<FileConfig> {
@@ -191,8 +240,38 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
             .map_err(|e| anyhow::anyhow!("config blobs: {e}"))?,
         (None, None) => d.blobs.clone(),
     };
+    let listen = args.listen.or(file.listen).unwrap_or(d.listen);
+    // Beyond loopback, plain HTTP must be asked for and the per-client limits are on unless
+    // configured otherwise.
+    let networked = !listen.ip().is_loopback();
+    let tls = match (
+        args.tls_cert.or(file.tls_cert),
+        args.tls_key.or(file.tls_key),
+    ) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate and a key (tls_cert and tls_key)"),
+    };
+    let insecure = args.insecure || file.insecure.unwrap_or(false);
+    anyhow::ensure!(
+        tls.is_some() || insecure || !networked,
+        "refusing to serve plain HTTP on {listen}, beyond loopback: give --tls-cert and --tls-key, or --insecure (behind a TLS-terminating proxy)"
+    );
+    let rate = match args.rate_limit.or(file.rate_limit).as_deref() {
+        Some("off") => None,
+        Some(r) => Some(r.parse::<Rate>().map_err(anyhow::Error::msg)?),
+        None => networked.then_some(Rate::NETWORK_DEFAULT),
+    };
+    let uploads_per_client = match args.uploads_per_client.or(file.uploads_per_client) {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => networked.then_some(disgrafs_server::limits::UPLOADS_PER_CLIENT),
+    };
     Ok(Config {
-        listen: args.listen.or(file.listen).unwrap_or(d.listen),
+        listen,
+        tls,
+        rate,
+        uploads_per_client,
         blobs,
         data_dir: args.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
         meta: args.meta.or(file.meta),
@@ -204,7 +283,11 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
             .or(file.allowed_hosts)
             .unwrap_or(d.allowed_hosts),
         proc_root: args.proc_root,
-        ..d
+        upload_expiry: args
+            .upload_expiry_secs
+            .map_or(d.upload_expiry, std::time::Duration::from_secs),
+        metrics_public: args.metrics_public || file.metrics_public.unwrap_or(d.metrics_public),
+        models: args.models.or(file.models),
     })
 }
 
@@ -232,6 +315,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (accel, iface, weights) = (args.accel.clone(), args.iface.clone(), args.weights.clone());
     let config = resolve(args)?;
+    // A certificate that does not load stops the start-up, in one line naming the file.
+    let tls = match &config.tls {
+        Some(files) => Some(CertResolver::open(files.clone()).context("TLS")?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -253,18 +342,55 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     // The first line of stdout is the address, for scripts and tests that asked for port 0.
     println!(
-        "disgrafs listening on http://{addr} (data: {})",
+        "disgrafs listening on {scheme}://{addr} (data: {})",
         data_dir.display()
     );
+    first_start_link(&state, scheme, addr).await?;
     // One line on OCR, on or off, so a missing Tesseract is no mystery.
     match disgrafs_tagger::ocr::status() {
         Ok(langs) => eprintln!("disgrafs: OCR on (tesseract, {langs})"),
         Err(why) => eprintln!("disgrafs: {why}"),
     }
+    labels_status_line();
     // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
-    disgrafs_server::serve(state, listener, disgrafs_web::router(), shutdown)
+    disgrafs_server::serve(state, listener, tls, disgrafs_web::router(), shutdown)
         .await
         .context("server failed")
+}
+
+/// One line on image labels, on or off (loading the model on the way, before any tagging).
+pub(crate) fn labels_status_line() {
+    match disgrafs_tagger::labels::status() {
+        Ok(l) => eprintln!("disgrafs: image labels on ({})", l.summary()),
+        Err(why) => eprintln!("disgrafs: {why}"),
+    }
+}
+
+/// On a store without users: makes the `admin` user and prints one line (on stderr, beside the
+/// address line on stdout) with a one-time login link for it. Its code is after `#`, which a
+/// browser never sends, so it appears in no request line or log.
+async fn first_start_link(state: &AppState, scheme: &str, addr: SocketAddr) -> anyhow::Result<()> {
+    let Some(link) = state
+        .store
+        .accounts()
+        .first_start()
+        .await
+        .context("cannot create the first user")?
+    else {
+        return Ok(());
+    };
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    eprintln!(
+        "disgrafs: first start: log in as {} once, within {} minutes, at {scheme}://{host}/login#{}",
+        disgrafs_store::accounts::FIRST_ADMIN,
+        disgrafs_store::accounts::LINK_TTL.as_secs() / 60,
+        link.secret
+    );
+    Ok(())
 }
 
 /// A future that resolves on Ctrl-C or SIGTERM. The SIGTERM handler is installed at the call,

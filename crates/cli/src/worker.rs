@@ -31,6 +31,10 @@ pub struct WorkerArgs {
     /// it while it runs): after a worker dies, its job runs elsewhere once this ran out.
     #[arg(long, value_name = "SECONDS", default_value_t = disgrafs_server::jobs::LEASE.as_secs())]
     lease_secs: u64,
+    /// The models directory (image labels), as for `disgrafs serve --models` [default: none,
+    /// labels off].
+    #[arg(long, env = "DISGRAFS_MODELS", value_name = "DIR")]
+    models: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
@@ -56,6 +60,10 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         Some(_) => "cannot open the metadata store".to_string(),
         None => format!("cannot open the data directory {}", args.data_dir.display()),
     })?;
+    if let Some(dir) = &args.models {
+        disgrafs_tagger::labels::configure(dir);
+    }
+    crate::serve::labels_status_line();
     let lease = std::time::Duration::from_secs(args.lease_secs);
     disgrafs_server::jobs::run_workers(store, workers, lease).await?;
     let shutdown = crate::serve::shutdown_signal();

@@ -37,7 +37,8 @@ fn openapi_document_describes_the_api() {
 #[test]
 fn events_announce_uploads_and_tagging() {
     let s = Server::start();
-    let resp = reqwest::blocking::Client::new()
+    let resp = s
+        .http()
         .get(format!("{}/api/events", s.url))
         .send()
         .unwrap();
@@ -76,11 +77,13 @@ fn events_carry_ids_not_records() {
         .unwrap()
         .to_owned();
     // A subscriber that never reads, and one that does.
-    let _idle = reqwest::blocking::Client::new()
+    let _idle = s
+        .http()
         .get(format!("{}/api/events", s.url))
         .send()
         .unwrap();
-    let resp = reqwest::blocking::Client::new()
+    let resp = s
+        .http()
         .get(format!("{}/api/events", s.url))
         .send()
         .unwrap();

@@ -136,6 +136,7 @@ fn accel_afxdp_exits_with_its_error_when_its_loop_ends() {
         .a
         .command("curl")
         .args(["-s", "--max-time", "20", "-w", " %{http_code}"])
+        .args(["-H", &format!("Authorization: Bearer {}", server.token)])
         .arg(format!(
             "http://{}:8080/api/files/{id}/content",
             VethNet::ADDR_B

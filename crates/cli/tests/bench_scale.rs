@@ -37,8 +37,8 @@ async fn the_corpus_on_postgres_answers_the_mix_as_on_sqlite() {
         .await
         .unwrap();
     let (a, b) = (
-        sqlite.stats().await.unwrap(),
-        pgstore.stats().await.unwrap(),
+        sqlite.stats(&disgrafs_store::Viewer::All).await.unwrap(),
+        pgstore.stats(&disgrafs_store::Viewer::All).await.unwrap(),
     );
     assert_eq!(
         (a.files, a.blobs, a.tags, a.edges),
@@ -62,7 +62,11 @@ async fn the_corpus_on_postgres_answers_the_mix_as_on_sqlite() {
     // The explicit tag ids left PostgreSQL's sequence past them: the product can add a tag.
     let any = any.expect("a listed file");
     let rec = pgstore
-        .add_user_tags(&any, &["brand-new-tag".to_string()])
+        .add_user_tags(
+            &disgrafs_store::Viewer::All,
+            &any,
+            &["brand-new-tag".to_string()],
+        )
         .await
         .unwrap();
     assert!(

@@ -7,13 +7,12 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 
 fn cli(s: &Server, args: &[&str]) -> (i32, String, String) {
     let dir = s.data.parent().unwrap().to_path_buf();
-    let out = Command::new(BIN)
+    let out = s
+        .cmd()
         .args(args)
-        .env("DISGRAFS_SERVER", &s.url)
         .env("XDG_STATE_HOME", dir.join("state"))
         .current_dir(&dir)
         .output()
@@ -216,9 +215,8 @@ fn get_writes_an_empty_file() {
 fn into_closed_pipe(s: &Server, args: &[&str]) -> std::process::Output {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    Command::new(BIN)
+    s.cmd()
         .args(args)
-        .env("DISGRAFS_SERVER", &s.url)
         .env("RUST_BACKTRACE", "1")
         .stdout(writer)
         .output()

@@ -58,8 +58,10 @@ fn litmus() {
     }
     let s = Server::start_with(&["--workers", "0"]);
     let work = tempfile::tempdir().unwrap();
+    // Basic, with the token as the password.
     let out = Command::new("litmus")
         .arg(format!("{}/dav/files/", s.url))
+        .args([TEST_USER, &s.token])
         .env("TESTS", "basic copymove props locks")
         .env("HOME", work.path())
         .current_dir(work.path())
@@ -103,13 +105,27 @@ fn litmus() {
     );
 }
 
-fn rclone(dav_url: &str, config: &Path, args: &[&str]) {
+/// rclone's form of a password in its config (`rclone obscure`).
+fn obscured(password: &str) -> String {
+    let out = Command::new("rclone")
+        .args(["obscure", password])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rclone obscure: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// rclone with the remote `dav:` at `dav_url`, Basic with the token (already obscured) as the
+/// password.
+fn rclone(dav_url: &str, pass: &str, config: &Path, args: &[&str]) {
     let out = Command::new("rclone")
         .args(args)
         .args(["--config"])
         .arg(config)
         .env("RCLONE_CONFIG_DAV_TYPE", "webdav")
         .env("RCLONE_CONFIG_DAV_URL", dav_url)
+        .env("RCLONE_CONFIG_DAV_USER", TEST_USER)
+        .env("RCLONE_CONFIG_DAV_PASS", pass)
         .env("RCLONE_CONFIG_DAV_VENDOR", "other")
         .args([
             "--transfers",
@@ -169,32 +185,54 @@ fn rclone_copy_sync_check_both_ways() {
         std::fs::write(dir.join(format!("file {i:04}.bin")), body).unwrap();
     }
     let url = format!("{}/dav/files/", s.url);
+    let url = (url.as_str(), obscured(&s.token));
     let src_s = src.to_str().unwrap();
 
     // Up: copy, then check byte for byte (--download: webdav offers no hashes here).
-    rclone(&url, &config, &["copy", src_s, "dav:set"]);
-    rclone(&url, &config, &["check", "--download", src_s, "dav:set"]);
+    rclone(url.0, &url.1, &config, &["copy", src_s, "dav:set"]);
+    rclone(
+        url.0,
+        &url.1,
+        &config,
+        &["check", "--download", src_s, "dav:set"],
+    );
     assert_eq!(s.get_json("/api/health")["files"], 1000);
 
     // Sync a change: one file edited, one deleted, one added.
     std::fs::write(src.join("part03/file 0003.bin"), b"edited").unwrap();
     std::fs::remove_file(src.join("part04/file 0004.bin")).unwrap();
     std::fs::write(src.join("part05/new.bin"), b"new file").unwrap();
-    rclone(&url, &config, &["sync", src_s, "dav:set"]);
-    rclone(&url, &config, &["check", "--download", src_s, "dav:set"]);
+    rclone(url.0, &url.1, &config, &["sync", src_s, "dav:set"]);
+    rclone(
+        url.0,
+        &url.1,
+        &config,
+        &["check", "--download", src_s, "dav:set"],
+    );
     assert_eq!(s.get_json("/api/health")["files"], 1000);
 
     // Down: copy into an empty folder and sync into a stale one; byte-identical.
     let down = work.path().join("down");
-    rclone(&url, &config, &["copy", "dav:set", down.to_str().unwrap()]);
+    rclone(
+        url.0,
+        &url.1,
+        &config,
+        &["copy", "dav:set", down.to_str().unwrap()],
+    );
     assert!(tree(&down) == tree(&src), "copy down is byte-identical");
     let stale = work.path().join("stale");
     std::fs::create_dir_all(stale.join("part00")).unwrap();
     std::fs::write(stale.join("part00/extra.bin"), b"not on the server").unwrap();
-    rclone(&url, &config, &["sync", "dav:set", stale.to_str().unwrap()]);
+    rclone(
+        url.0,
+        &url.1,
+        &config,
+        &["sync", "dav:set", stale.to_str().unwrap()],
+    );
     assert!(tree(&stale) == tree(&src), "sync down is byte-identical");
     rclone(
-        &url,
+        url.0,
+        &url.1,
         &config,
         &["check", "--download", "dav:set", stale.to_str().unwrap()],
     );
@@ -208,24 +246,22 @@ fn cadaver_put_get_move_delete() {
     let s = Server::start_with(&["--workers", "0"]);
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("up.txt"), b"through cadaver\n").unwrap();
+    // cadaver (neon) answers the Basic challenge from ~/.netrc: the token as the password.
+    let netrc = work.path().join(".netrc");
+    std::fs::write(
+        &netrc,
+        format!("machine 127.0.0.1 login {TEST_USER} password {}\n", s.token),
+    )
+    .unwrap();
+    std::fs::set_permissions(&netrc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let script = "mkcol box\ncd box\nput up.txt\nmove up.txt moved.txt\nget moved.txt back.txt\nls\ncd ..\nquit\n";
-    let mut child = Command::new("cadaver")
-        .arg(format!("{}/dav/files/", s.url))
-        .current_dir(work.path())
-        .env("HOME", work.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new("cadaver")
+            .arg(format!("{}/dav/files/", s.url))
+            .current_dir(work.path())
+            .env("HOME", work.path()),
+        script,
+    );
     let log = text(&out);
     assert_eq!(
         std::fs::read(work.path().join("back.txt")).ok().as_deref(),

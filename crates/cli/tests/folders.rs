@@ -10,7 +10,6 @@
 mod common;
 use base64::Engine;
 use common::*;
-use std::process::Command;
 
 fn user_tags(rec: &serde_json::Value) -> Vec<String> {
     let mut t: Vec<String> = rec["tags"]
@@ -39,10 +38,10 @@ fn put_dir_keeps_folders_and_tags_them() {
     std::fs::create_dir_all(tree.join("docs/api")).unwrap();
     std::fs::write(tree.join("README.md"), b"top readme\n").unwrap();
     std::fs::write(tree.join("docs/api/README.md"), b"api readme\n").unwrap();
-    let out = Command::new(BIN)
+    let out = s
+        .cmd()
         .arg("put")
         .arg(&tree)
-        .env("DISGRAFS_SERVER", &s.url)
         .env("XDG_STATE_HOME", work.path().join("state"))
         .output()
         .unwrap();

@@ -104,11 +104,7 @@ fn text_terms_find_words_anywhere_ranked_with_snippets() {
     assert!(list(&s, "name:long")["files"][0].get("snippet").is_none());
 
     // `disgrafs search` prints the snippet under the file, the match in brackets.
-    let out = Command::new(BIN)
-        .args(["search", "text:zephyrine"])
-        .env("DISGRAFS_SERVER", &s.url)
-        .output()
-        .unwrap();
+    let out = s.cmd().args(["search", "text:zephyrine"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("long.md"), "{stdout}");

@@ -215,16 +215,18 @@ fn slow_clients_do_not_stop_service_for_others() {
     // Uploads that announce a body and send none: more than the blocking pool has threads.
     for i in 0..600 {
         let head = format!(
-            "PUT /api/files?name=idle{i} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000\r\n\r\n",
-            s.addr
+            "PUT /api/files?name=idle{i} HTTP/1.1\r\nHost: {}\r\n{}Content-Length: 1000\r\n\r\n",
+            s.addr,
+            s.auth_line()
         );
         held.push(hold(&s, head.as_bytes()));
     }
     // And some that send one byte and stall.
     for i in 0..50 {
         let head = format!(
-            "PUT /api/files?name=drip{i} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000\r\n\r\nx",
-            s.addr
+            "PUT /api/files?name=drip{i} HTTP/1.1\r\nHost: {}\r\n{}Content-Length: 1000\r\n\r\nx",
+            s.addr,
+            s.auth_line()
         );
         held.push(hold(&s, head.as_bytes()));
     }
@@ -305,4 +307,116 @@ fn the_openapi_document_declares_what_the_server_enforces() {
             "{method} {path}: no 412"
         );
     }
+}
+
+/// Asserts a 429 in the JSON error shape with a `Retry-After` of whole seconds.
+fn rate_limited(r: reqwest::blocking::Response) {
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!(wait >= 1, "{wait}");
+    refused(r, 429, "rate_limited");
+}
+
+#[test]
+fn request_rates_are_limited_per_client() {
+    // One request a second, three at once: thirty in a row cannot all pass.
+    let s = Server::start_with(&["--rate-limit", "1/3"]);
+    let c = s.http();
+    let health = format!("{}/api/health", s.url);
+    let statuses: Vec<_> = (0..30)
+        .map(|_| c.get(&health).send().unwrap())
+        .map(|r| {
+            if r.status() == 429 {
+                rate_limited(r);
+                429
+            } else {
+                r.status().as_u16()
+            }
+        })
+        .collect();
+    assert_eq!(&statuses[..3], [200, 200, 200], "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // Another client (a token is its own client, whoever it is) is not held back by this one.
+    let r = c
+        .get(&health)
+        .header("authorization", "Bearer someone-else")
+        .send()
+        .unwrap();
+    assert_ne!(r.status(), 429);
+    // Settings that are no rate are one-line errors.
+    let bad = ["0", "x", "1/0", "/3", "off/3"];
+    for b in bad {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--rate-limit",
+                b,
+                "--data-dir",
+            ])
+            .arg(s.data.join("never"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{b}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{b}: {err}");
+        assert!(err.contains("rate limit"), "{b}: {err}");
+    }
+}
+
+#[test]
+fn uploads_in_flight_are_bounded_per_client() {
+    let s = Server::start_with(&["--uploads-per-client", "2"]);
+    let id = file_id(&s);
+    // Two uploads that announce a body and stall: this client's slots.
+    let stalled = |i: usize| {
+        hold(
+            &s,
+            format!(
+                "PUT /api/files?name=stalled{i} HTTP/1.1\r\nHost: {}\r\n{}Content-Length: 1000\r\n\r\nx",
+                s.addr,
+                s.auth_line()
+            )
+            .as_bytes(),
+        )
+    };
+    let mut held = vec![stalled(0), stalled(1)];
+    // A third is refused once the server has taken both (it reads their heads on its own time).
+    // (Up to 30 s: under the suite's load the server may take seconds to reach both heads.)
+    let mut third = None;
+    for _ in 0..600 {
+        let r = s
+            .http()
+            .put(format!("{}/api/files", s.url))
+            .query(&[("name", "third.txt")])
+            .body("3")
+            .send()
+            .unwrap();
+        if r.status() == 429 {
+            third = Some(r);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    rate_limited(third.expect("a third upload while two are in flight"));
+    // Everything else is still served.
+    assert_eq!(s.content(&id), b"alpha");
+    // A stalled upload that goes away gives its slot back.
+    held.pop();
+    let mut stored = false;
+    for _ in 0..100 {
+        let (status, _) = s.put("fourth.txt", b"4".to_vec());
+        if status == 201 {
+            stored = true;
+            break;
+        }
+        assert_eq!(status, 429);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(stored, "the freed slot was not given back");
+    drop(held);
 }

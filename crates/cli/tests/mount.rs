@@ -69,7 +69,7 @@ impl Mount {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("mnt");
         std::fs::create_dir(&dir).unwrap();
-        let mut cmd = Command::new(BIN);
+        let mut cmd = server.cmd();
         cmd.arg("mount")
             .arg(&dir)
             .args(["--server", &server.url, "--auto-unmount", "--timeout", "5"])

@@ -20,7 +20,7 @@ mod pg;
 #[path = "../../store/tests/weed/mod.rs"]
 mod weed;
 
-use common::{BIN, b3, bytes, free_port};
+use common::{BIN, b3, bytes, free_port, http_with, provision};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -245,6 +245,10 @@ fn start() -> Option<Fixture> {
         lb: format!("http://127.0.0.1:{lb_port}"),
         dir,
     };
+    // One token in the shared PostgreSQL serves every node.
+    let token = provision(&fx.dir.path().join("node0"), &["--meta", &fx.meta]);
+    assert!(!token.is_empty(), "cannot provision a token");
+    TOKEN.set(token).ok();
     for (i, port) in ports.into_iter().enumerate() {
         let data = fx.dir.path().join(format!("node{i}"));
         let node = fx.start_node(port, &data);
@@ -267,11 +271,11 @@ fn fixture() -> Option<MutexGuard<'static, Fixture>> {
         .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
+/// The fixture's token (in the shared metadata store, so good on every node).
+static TOKEN: OnceLock<String> = OnceLock::new();
+
 fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
+    http_with(TOKEN.get().map(String::as_str))
 }
 
 fn tus_create(base: &str, name: &str, len: usize) -> String {
@@ -328,10 +332,7 @@ fn content(base: &str, id: &str) -> Vec<u8> {
 
 /// A subscriber of `/api/events` on `base`: its events as (kind, data), on a channel.
 fn subscribe(base: &str) -> Events {
-    let r = reqwest::blocking::Client::new()
-        .get(format!("{base}/api/events"))
-        .send()
-        .unwrap();
+    let r = http().get(format!("{base}/api/events")).send().unwrap();
     assert_eq!(r.status(), 200);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -541,8 +542,10 @@ fn a_node_killed_mid_upload_loses_nothing_and_the_upload_resumes_on_the_other() 
     let mut s = std::net::TcpStream::connect(("127.0.0.1", fx.nodes[0].port)).unwrap();
     write!(
         s,
-        "PATCH {loc} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 1000000\r\n\
-         Content-Type: application/offset+octet-stream\r\nContent-Length: 3000000\r\n\r\n"
+        "PATCH {loc} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Tus-Resumable: 1.0.0\r\nUpload-Offset: 1000000\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: 3000000\r\n\r\n",
+        TOKEN.get().unwrap()
     )
     .unwrap();
     s.write_all(&body[1_000_000..2_000_000]).unwrap();

@@ -32,7 +32,8 @@ impl Drop for Prometheus {
     }
 }
 
-fn start_prometheus(target: &str) -> Prometheus {
+/// Prometheus scraping `target` with `token` (its `authorization` setting: Bearer).
+fn start_prometheus(target: &str, token: &str) -> Prometheus {
     let bin = std::env::var("PROMETHEUS").unwrap_or_else(|_| "/usr/bin/prometheus".into());
     assert!(
         std::path::Path::new(&bin).exists(),
@@ -43,7 +44,7 @@ fn start_prometheus(target: &str) -> Prometheus {
     std::fs::write(
         &cfg,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: disgrafs\n    static_configs:\n      - targets: ['{target}']\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: disgrafs\n    static_configs:\n      - targets: ['{target}']\n    authorization:\n      credentials: '{token}'\n"
         ),
     )
     .unwrap();
@@ -102,7 +103,7 @@ fn query(http: &reqwest::blocking::Client, prom: &str, expr: &str) -> Result<usi
 fn every_dashboard_panel_has_data_in_prometheus() {
     let exprs = panel_expressions();
     let s = Arc::new(Server::start());
-    let prom = start_prometheus(&s.addr);
+    let prom = start_prometheus(&s.addr, &s.token);
     let stop = Arc::new(AtomicBool::new(false));
     // Uploads (tagged in the background), downloads and lookups until the checks are done,
     // bounded in count and time.

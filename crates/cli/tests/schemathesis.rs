@@ -54,6 +54,7 @@ fn the_api_keeps_its_openapi_document_under_schemathesis() {
         .arg("--config-file")
         .arg(config.join("schemathesis.toml"))
         .args(["run", &format!("{}/api/openapi.json", s.url)])
+        .args(["-H", &format!("Authorization: Bearer {}", s.token)])
         .args(["--checks", "all", "--seed", "1", "--workers", "1"])
         // Bounded: at most this many cases per operation, and this long in all.
         .args(["--max-examples", "40", "--max-time", "150"])

@@ -9,7 +9,7 @@
 )]
 
 mod common;
-use common::BIN;
+use common::{BIN, provision};
 use disgrafs_accel::harness::{self, NetNsGuard, VethNet, VethOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -17,7 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A serve process we started, killed by its PID when dropped.
-struct Serve(Child, String);
+/// The server, its address and its token.
+struct Serve(Child, String, String);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -27,10 +28,12 @@ impl Drop for Serve {
 }
 
 fn start(net: &VethNet, data: &std::path::Path) -> Serve {
+    let token = provision(data, &[]);
     let mut child = net
         .b
         .command(BIN)
         .args(["serve", "--listen", &format!("{}:0", VethNet::ADDR_B)])
+        .args(disgrafs_bench::PLAIN_UNBOUNDED)
         .arg("--data-dir")
         .arg(data)
         .args(["--workers", "1", "--accel", "http-trace,cpu-balance"])
@@ -48,14 +51,15 @@ fn start(net: &VethNet, data: &std::path::Path) -> Serve {
         .find_map(|w| w.strip_prefix("http://"))
         .unwrap_or_else(|| panic!("serve did not start: {line:?}"))
         .to_string();
-    Serve(child, addr)
+    Serve(child, addr, token)
 }
 
 /// One HTTP/1.1 exchange from inside namespace `ns`; returns the body. From namespace a the
 /// request crosses the veth pair into the server's balanced interface.
-fn http(ns: &NetNsGuard, addr: &str, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
-    let (addr, method, path, body) = (
-        addr.to_string(),
+fn http(ns: &NetNsGuard, s: &Serve, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let (addr, token, method, path, body) = (
+        s.1.clone(),
+        s.2.clone(),
         method.to_string(),
         path.to_string(),
         body.to_vec(),
@@ -65,7 +69,7 @@ fn http(ns: &NetNsGuard, addr: &str, method: &str, path: &str, body: &[u8]) -> V
             .map_err(|e| harness_err(&e))?;
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         s.write_all(head.as_bytes())
@@ -124,7 +128,7 @@ fn serve_attaches_accelerators_to_its_interface() {
     for i in 0..4 {
         http(
             &net.a,
-            &s.1,
+            &s,
             "PUT",
             &format!("/api/files?name=f{i}.txt"),
             format!("file {i}").as_bytes(),
@@ -134,22 +138,15 @@ fn serve_attaches_accelerators_to_its_interface() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     let rec: serde_json::Value =
-        serde_json::from_slice(&http(&net.a, &s.1, "PUT", "/api/files?name=big.bin", &big))
-            .unwrap();
+        serde_json::from_slice(&http(&net.a, &s, "PUT", "/api/files?name=big.bin", &big)).unwrap();
     let id = rec["id"].as_str().unwrap_or_else(|| panic!("{rec}"));
-    let back = http(
-        &net.a,
-        &s.1,
-        "GET",
-        &format!("/api/files/{id}/content"),
-        b"",
-    );
+    let back = http(&net.a, &s, "GET", &format!("/api/files/{id}/content"), b"");
     assert!(
         back == big,
         "downloaded {} bytes differ from the upload",
         back.len()
     );
-    let m = text(http(&net.a, &s.1, "GET", "/metrics", b""));
+    let m = text(http(&net.a, &s, "GET", "/metrics", b""));
     assert!(
         sum(&m, "disgrafs_accel_cpu_balance_redirected_total") >= 20.0,
         "the peer's TCP went through the balancer: {m}"
@@ -193,7 +190,7 @@ fn serve_attaches_accelerators_to_its_interface() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let m = text(http(&net.a, &s.1, "GET", "/metrics", b""));
+    let m = text(http(&net.a, &s, "GET", "/metrics", b""));
     assert!(m.contains("disgrafs_store_files 5"), "{m}");
     assert!(!m.contains("disgrafs_accel_cpu_balance_received"), "{m}");
     assert!(

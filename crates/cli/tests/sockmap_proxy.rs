@@ -12,7 +12,6 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    time::Duration,
 };
 
 use disgrafs_accel::{
@@ -21,7 +20,7 @@ use disgrafs_accel::{
 };
 
 mod common;
-use common::BIN;
+use common::{BIN, http_with, provision};
 
 /// Detaches the bypass from the test cgroup on drop; declared after the cgroup guard.
 struct Detach(PathBuf);
@@ -100,6 +99,7 @@ fn nginx_to_serve_through_the_bypass_is_byte_identical() {
     let _detach = Detach(cg.path().to_path_buf());
 
     let (_server, addr) = serve(cg.command(None, BIN), &dir.path().join("data"), &[]);
+    let token = provision(&dir.path().join("data"), &[]);
     // Request bodies streamed (not buffered to disk) and any size, as in front of uploads.
     let (_nginx, port) = disgrafs_bench::sockmap::start_proxy(
         &cg,
@@ -109,10 +109,7 @@ fn nginx_to_serve_through_the_bypass_is_byte_identical() {
     )
     .unwrap();
 
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap();
+    let http = http_with(Some(&token));
     let base = format!("http://127.0.0.1:{port}");
     let before = sockmap::counters(cg.path()).unwrap();
     for (i, size) in [1usize, 4096, 300_000, 24 << 20].into_iter().enumerate() {
@@ -194,7 +191,7 @@ fn serve_with_accel_sockmap_runs_in_its_own_cgroup_and_cleans_up() {
         .expect("the bypass is attached to the server's cgroup");
     // A client outside the cgroup takes the normal path and gets its bytes.
     let body = data(9, 1 << 20);
-    let http = reqwest::blocking::Client::new();
+    let http = http_with(Some(&provision(&dir.path().join("data"), &[])));
     let r = http
         .put(format!("http://{addr}/api/files?name=x.bin"))
         .body(body.clone())

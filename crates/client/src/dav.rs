@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn paths_are_escaped_per_segment() {
-        let c = Client::new("http://h:1/").unwrap();
+        let c = Client::new("http://h:1/", None).unwrap();
         assert_eq!(c.dav_url("", true), "http://h:1/dav/");
         assert_eq!(
             c.dav_url("tags/a%2Fb/x y?.txt", false),

@@ -40,6 +40,8 @@ pub enum ClientError {
     },
     #[error("{0}")]
     Protocol(String),
+    #[error("the token is not header text (a token is one line of ASCII)")]
+    BadToken,
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;
@@ -64,18 +66,38 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str) -> Result<Self> {
+    /// A client of the server at `base`, sending `token` (an API token) with every request.
+    pub fn new(base: &str, token: Option<&str>) -> Result<Self> {
         // A connection that goes silent fails, so uploads and downloads resume instead of hanging.
-        Self::with_timeouts(base, Duration::from_secs(10), Duration::from_secs(60))
+        Self::with_timeouts(
+            base,
+            token,
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        )
     }
 
     /// A client whose connections give up after `connect` and whose reads fail after `read`
     /// of silence (a mount's calls must fail promptly when the server is gone).
-    pub fn with_timeouts(base: &str, connect: Duration, read: Duration) -> Result<Self> {
+    pub fn with_timeouts(
+        base: &str,
+        token: Option<&str>,
+        connect: Duration,
+        read: Duration,
+    ) -> Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = token {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+                .map_err(|_| ClientError::BadToken)?;
+            // Kept out of debug output and logs.
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(connect)
             .read_timeout(read)
             .tcp_nodelay(true)
+            .default_headers(headers)
             .build()?;
         Ok(Client {
             base: base.trim_end_matches('/').to_owned(),
@@ -128,6 +150,27 @@ impl Client {
         req: reqwest::RequestBuilder,
     ) -> Result<T> {
         Ok(self.send(req).await?.json().await?)
+    }
+
+    /// Who this client's token is (`GET /api/auth/me`).
+    pub async fn me(&self) -> Result<disgrafs_core::api::Whoami> {
+        self.json(self.http.get(self.url("/api/auth/me"))).await
+    }
+
+    /// A new API token for a user's name and password (`POST /api/auth/token`).
+    pub async fn issue_token(
+        &self,
+        user: &str,
+        password: &str,
+        scope: Option<disgrafs_core::auth::Scope>,
+    ) -> Result<disgrafs_core::api::IssuedToken> {
+        let body = disgrafs_core::api::LoginBody {
+            user: user.to_owned(),
+            password: password.to_owned(),
+            scope,
+        };
+        self.json(self.http.post(self.url("/api/auth/token")).json(&body))
+            .await
     }
 
     pub async fn health(&self) -> Result<Health> {
@@ -259,13 +302,12 @@ impl Client {
     /// relative path (`folder/…/name`): the file then keeps its folder (tus metadata
     /// `relativePath`, as tus-js-client and Uppy send it).
     pub async fn tus_create(&self, name: &str, len: u64) -> Result<String> {
-        use base64::Engine;
-        let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
         let base = name.rsplit('/').next().unwrap_or(name);
-        let mut meta = format!("filename {}", b64(base));
+        let mut pairs = vec![("filename", base)];
         if base != name {
-            meta.push_str(&format!(",relativePath {}", b64(name)));
+            pairs.push(("relativePath", name));
         }
+        let meta = disgrafs_core::tus::encode_metadata(pairs);
         let resp = self
             .send(
                 self.http

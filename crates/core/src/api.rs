@@ -62,6 +62,13 @@ pub struct TagsBody {
     pub tags: Vec<String>,
 }
 
+/// `PUT /api/files/{id}/group`: the group a file is shared with, read-only (none: nobody).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShareBody {
+    pub group: Option<String>,
+}
+
 /// `GET /api/files/{id}/related`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -136,4 +143,40 @@ pub struct RecentMetrics {
     pub figures: Vec<MetricsFigure>,
     /// Oldest first; only those newer than the request's `since`.
     pub points: Vec<MetricsPoint>,
+}
+
+/// `POST /api/auth/login` (a session for the page) and `POST /api/auth/token` (an API token):
+/// a user's name and password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginBody {
+    pub user: String,
+    pub password: String,
+    /// `POST /api/auth/token` only: the token's scope (default: the user's role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::auth::Scope>,
+}
+
+/// `POST /api/auth/link`: the code of a one-time login link (the part after `#`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkBody {
+    pub code: String,
+}
+
+/// `GET /api/auth/me` and the answer of a login: who the credential is and what it may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Whoami {
+    pub user: String,
+    pub scope: crate::auth::Scope,
+}
+
+/// `POST /api/auth/token`: a new API token, shown this once (only its hash is kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IssuedToken {
+    pub id: i64,
+    pub token: String,
+    pub scope: crate::auth::Scope,
 }

@@ -12,10 +12,13 @@
 )]
 
 pub mod api;
+pub mod auth;
 pub mod fsname;
 pub mod fulltext;
 pub mod model;
 pub mod query;
+pub mod range;
 pub mod rank;
+pub mod tus;
 
 pub use model::*;

@@ -17,7 +17,7 @@ use std::{
 };
 
 use disgrafs_accel::{
-    afxdp::UserCounter,
+    afxdp::{self, UserCounter},
     harness::{
         self, VethNet, VethOptions,
         packet::{FrameSpec, RawSender, frame},
@@ -57,6 +57,8 @@ struct Host {
     net: VethNet,
     _dir: tempfile::TempDir,
     data: PathBuf,
+    /// An admin API token of the store, which every request sends.
+    token: String,
 }
 
 impl Drop for Host {
@@ -100,6 +102,7 @@ impl Host {
             .unwrap();
         listener.set_nonblocking(true).unwrap();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (token_tx, token_rx) = std::sync::mpsc::channel();
         let config = disgrafs_server::Config {
             data_dir: data.clone(),
             workers: 0,
@@ -107,8 +110,23 @@ impl Host {
         };
         rt.spawn(async move {
             let state = disgrafs_server::AppState::open(config).await.unwrap();
+            let accounts = state.store.accounts();
+            accounts
+                .add_user("test", None, disgrafs_core::auth::Scope::Admin)
+                .await
+                .unwrap();
+            let issued = accounts
+                .issue(
+                    "test",
+                    disgrafs_store::CredentialKind::Api,
+                    disgrafs_core::auth::Scope::Admin,
+                    None,
+                )
+                .await
+                .unwrap();
+            token_tx.send(issued.secret).unwrap();
             let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            disgrafs_server::serve(state, l, axum::Router::new(), async move {
+            disgrafs_server::serve(state, l, None, axum::Router::new(), async move {
                 stop_rx.await.ok();
             })
             .await
@@ -120,6 +138,9 @@ impl Host {
             net,
             _dir: dir,
             data,
+            token: token_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the normal server made a token"),
         };
         host.wait_normal();
         let mut cfg = FastPathConfig::new(
@@ -162,7 +183,8 @@ impl Host {
 
     fn curl_cmd(&self, args: &[&str]) -> Command {
         let mut c = self.net.a.command("curl");
-        c.args(["--max-time", "60"]).args(args);
+        let auth = format!("Authorization: Bearer {}", self.token);
+        c.args(["--max-time", "60", "-H", &auth]).args(args);
         c
     }
 
@@ -284,6 +306,17 @@ fn identical_responses_to_the_normal_server() {
     assert!(status.contains("405"), "{status}");
     let c = host.fast().counters();
     assert!(c.get(UserCounter::HttpRequests) >= cases.len() as u64);
+    // Frame counts are published with the heartbeat (every 250 ms): wait for one published
+    // after the last request.
+    let after = afxdp::unix_ms();
+    let until = Instant::now() + Duration::from_secs(10);
+    while c.get(UserCounter::HeartbeatMs) <= after && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        c.get(UserCounter::HeartbeatMs) > after,
+        "no heartbeat published"
+    );
     assert!(c.get(UserCounter::RxFrames) > 0 && c.get(UserCounter::TxFrames) > 0);
     // The normal server's /metrics shows the steering and the fast path's own counters, read
     // through their pins (the fast path publishes every 250 ms).
@@ -423,7 +456,12 @@ fn vanished_clients_and_malformed_input() {
             .unwrap()
     };
     let get = |s: &mut TcpStream, path: &str| -> String {
-        write!(s, "GET {path} HTTP/1.1\r\nHost: b\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {}\r\n\r\n",
+            host.token
+        )
+        .unwrap();
         let mut buf = vec![0u8; 4096];
         let n = s.read(&mut buf).unwrap();
         String::from_utf8_lossy(&buf[..n]).to_string()
@@ -516,13 +554,13 @@ fn vanished_clients_and_malformed_input() {
 
 /// One request on a fresh connection asking `Connection: close` (so the fast path closes
 /// first): the whole response, or what went wrong.
-fn get_and_close(addr: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
+fn get_and_close(addr: SocketAddr, path: &str, token: &str) -> Result<Vec<u8>, String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
         .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| format!("write: {e}"))?;
     let mut resp = Vec::new();
@@ -559,7 +597,7 @@ fn connection_churn_gets_every_response_complete() {
                         .map(|_| {
                             sc.spawn(|| {
                                 (0..PER_CLIENT)
-                                    .map(|_| get_and_close(addr, &path))
+                                    .map(|_| get_and_close(addr, &path, &host.token))
                                     .collect::<Vec<_>>()
                             })
                         })

@@ -86,10 +86,16 @@ pub struct Mounted {
     mountpoint: PathBuf,
 }
 
-/// Mounts the graph of the server at `server` on `args.mountpoint`. Call on a Tokio runtime:
-/// the file system's requests run on it.
-pub fn mount(server: &str, args: &MountArgs) -> anyhow::Result<Mounted> {
-    let client = Client::with_timeouts(server, CONNECT_TIMEOUT, Duration::from_secs(args.timeout))?;
+/// Mounts the graph of the server at `server` on `args.mountpoint`, as the user of `token`
+/// (the mount sees what that token may). Call on a Tokio runtime: the file system's requests
+/// run on it.
+pub fn mount(server: &str, token: Option<&str>, args: &MountArgs) -> anyhow::Result<Mounted> {
+    let client = Client::with_timeouts(
+        server,
+        token,
+        CONNECT_TIMEOUT,
+        Duration::from_secs(args.timeout),
+    )?;
     let fresh = Arc::new(Freshness::default());
     let rt = tokio::runtime::Handle::current();
     let events = rt.spawn(follow_events(client.clone(), fresh.clone()));

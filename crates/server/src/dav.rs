@@ -25,7 +25,6 @@ use axum::extract::Request;
 use axum::response::IntoResponse;
 use axum::routing::any;
 use bytes::{Buf, Bytes};
-use dav_server::DavHandler;
 use dav_server::davpath::DavPath;
 use dav_server::fs::{
     DavDirEntry, DavFile, DavFileSystem, DavMetaData, DavProp, FsError, FsFuture, FsResult,
@@ -33,10 +32,11 @@ use dav_server::fs::{
 };
 use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
 use dav_server::memls::MemLs;
+use dav_server::{DavConfig, DavHandler};
 use disgrafs_core::fsname::{name_from_fs, name_to_fs, tag_from_fs, tag_to_fs, unique_names};
 use disgrafs_core::query::{self, Expr, Predicate};
 use disgrafs_core::{FileName, FileRecord, FolderPath, normalize_tag};
-use disgrafs_store::{ListOptions, SortKey};
+use disgrafs_store::{ListOptions, Principal, SortKey, Viewer};
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use std::io::SeekFrom;
@@ -56,19 +56,30 @@ const SECTIONS: [&str; 4] = ["files", "tags", "query", "recent"];
 
 pub(crate) fn routes(state: AppState) -> Router<AppState> {
     let dav = DavHandler::builder()
-        .filesystem(Box::new(GraphFs {
-            state,
-            props: Arc::default(),
-        }))
         .locksystem(Box::new(ExpiringLs::default()))
         .strip_prefix("/dav")
         .build_handler();
+    let props = Arc::default();
     let handle = move |req: Request| {
         let dav = dav.clone();
+        // Each request sees the store as its credential does (the middleware put it there).
+        let fs = req
+            .extensions()
+            .get::<Principal>()
+            .cloned()
+            .map(|who| GraphFs {
+                state: state.clone(),
+                props: Arc::clone(&props),
+                who,
+            });
         async move {
+            let Some(fs) = fs else {
+                return ApiError::internal("WebDAV request without a credential").into_response();
+            };
+            let config = DavConfig::new().filesystem(Box::new(fs));
             // dav-server panics on some malformed `If` headers (an index past the end in its
             // parser): that request gets a 400, and the connection and the server stay.
-            let handled = std::panic::AssertUnwindSafe(dav.handle(req)).catch_unwind();
+            let handled = std::panic::AssertUnwindSafe(dav.handle_with(config, req)).catch_unwind();
             let Ok(mut resp) = handled.await else {
                 return ApiError::bad_request("malformed WebDAV request headers").into_response();
             };
@@ -147,9 +158,15 @@ struct GraphFs {
     state: AppState,
     /// Dead properties (PROPPATCH), by path: in memory only.
     props: Arc<Mutex<HashMap<String, Vec<DavProp>>>>,
+    /// Whose request this is: what the store shows it and lets it change.
+    who: Principal,
 }
 
 impl GraphFs {
+    fn viewer(&self) -> Viewer {
+        self.who.viewer()
+    }
+
     async fn locate(&self, path: &DavPath) -> FsResult<Loc> {
         self.locate_as(path, false).await
     }
@@ -216,7 +233,7 @@ impl GraphFs {
             View::Folder(f) => Ok(self
                 .state
                 .store
-                .subfolders(f)
+                .subfolders(&self.viewer(), f)
                 .await
                 .map_err(fs_err)?
                 .iter()
@@ -229,6 +246,7 @@ impl GraphFs {
     /// A view's files, oldest first (the order their names are made unique in).
     async fn files(&self, view: &View) -> FsResult<Vec<FileRecord>> {
         let store = &self.state.store;
+        let who = &self.viewer();
         let listed = |expr: Expr, limit: u32, descending: bool| async move {
             let opts = ListOptions {
                 sort: SortKey::Created,
@@ -236,10 +254,10 @@ impl GraphFs {
                 limit,
                 offset: 0,
             };
-            store.list(&expr, opts).await.map(|(files, _)| files)
+            store.list(who, &expr, opts).await.map(|(files, _)| files)
         };
         let files = match view {
-            View::Folder(f) => store.folder_files(f, MAX_DIR_FILES).await,
+            View::Folder(f) => store.folder_files(who, f, MAX_DIR_FILES).await,
             View::Tags(tags) => {
                 let expr = Expr::And(
                     tags.iter()
@@ -302,10 +320,16 @@ impl GraphFs {
     async fn retag(&self, id: &str, remove: &[String], add: &[String]) -> FsResult<()> {
         let store = &self.state.store;
         if !remove.is_empty() {
-            store.remove_tags(id, remove).await.map_err(fs_err)?;
+            store
+                .remove_tags(&self.viewer(), id, remove)
+                .await
+                .map_err(fs_err)?;
         }
         if !add.is_empty() {
-            store.add_user_tags(id, add).await.map_err(fs_err)?;
+            store
+                .add_user_tags(&self.viewer(), id, add)
+                .await
+                .map_err(fs_err)?;
         }
         Ok(())
     }
@@ -315,14 +339,21 @@ impl GraphFs {
         let store = &self.state.store;
         store.make_folder(to).await.map_err(fs_err)?;
         for rec in store
-            .folder_files(from, MAX_DIR_FILES)
+            .folder_files(&self.viewer(), from, MAX_DIR_FILES)
             .await
             .map_err(fs_err)?
         {
             let name = FileName::new(rec.name).map_err(|_| FsError::GeneralFailure)?;
-            store.move_file(&rec.id, to, &name).await.map_err(fs_err)?;
+            store
+                .move_file(&self.viewer(), &rec.id, to, &name)
+                .await
+                .map_err(fs_err)?;
         }
-        for sub in store.subfolders(from).await.map_err(fs_err)? {
+        for sub in store
+            .subfolders(&self.viewer(), from)
+            .await
+            .map_err(fs_err)?
+        {
             let child = |p: &FolderPath| {
                 FolderPath::new(&format!("{}/{sub}", p.as_str())).map_err(|_| FsError::PathTooLong)
             };
@@ -381,11 +412,13 @@ impl DavFileSystem for GraphFs {
                 let staged = upload::stage(&self.state, none, Some(0))
                     .await
                     .map_err(fs_err)?;
-                let empty = publish(&self.state, staged, &folder, &name, &tags, None).await?;
+                let empty =
+                    publish(&self.state, &self.who, staged, &folder, &name, &tags, None).await?;
                 replaces = Some(empty.id);
             }
             Ok(Box::new(Writer::start(
                 self.state.clone(),
+                self.who.clone(),
                 folder,
                 name,
                 tags,
@@ -410,7 +443,7 @@ impl DavFileSystem for GraphFs {
                     dirs = self
                         .state
                         .store
-                        .tags("", MAX_TAG_DIRS)
+                        .tags(&self.viewer(), "", MAX_TAG_DIRS)
                         .await
                         .map_err(fs_err)?
                         .iter()
@@ -498,7 +531,12 @@ impl DavFileSystem for GraphFs {
             match self.locate(path).await? {
                 Loc::Dir(View::Folder(f)) if !f.is_root() => {
                     let store = &self.state.store;
-                    if !store.folder_files(&f, 1).await.map_err(fs_err)?.is_empty() {
+                    if !store
+                        .folder_files(&Viewer::All, &f, 1)
+                        .await
+                        .map_err(fs_err)?
+                        .is_empty()
+                    {
                         return Err(FsError::Forbidden);
                     }
                     store.remove_folder(&f).await.map_err(fs_err)
@@ -517,7 +555,11 @@ impl DavFileSystem for GraphFs {
             self.carry_props(path, None, false);
             match view {
                 View::Folder(_) => {
-                    self.state.store.delete(&rec.id).await.map_err(fs_err)?;
+                    self.state
+                        .store
+                        .delete(&self.viewer(), &rec.id)
+                        .await
+                        .map_err(fs_err)?;
                     self.state.store.announce_deleted(&rec.id).await;
                     Ok(())
                 }
@@ -568,7 +610,7 @@ impl DavFileSystem for GraphFs {
             };
             if folder.as_str() != rec.folder || name.as_str() != rec.name {
                 store
-                    .move_file(&rec.id, &folder, &name)
+                    .move_file(&self.viewer(), &rec.id, &folder, &name)
                     .await
                     .map_err(fs_err)?;
             }
@@ -586,7 +628,13 @@ impl DavFileSystem for GraphFs {
                     let copy = self
                         .state
                         .store
-                        .copy(&rec.id, &folder, &name)
+                        .copy(
+                            &self.viewer(),
+                            Some(self.who.user_id),
+                            &rec.id,
+                            &folder,
+                            &name,
+                        )
                         .await
                         .map_err(fs_err)?;
                     self.state.store.announce("file.created", &copy).await;
@@ -883,24 +931,29 @@ type Staged = crate::error::ApiResult<disgrafs_store::StagedBlob>;
 /// deletes the record it `replaces` (a PUT over an existing name).
 async fn publish(
     state: &AppState,
+    who: &Principal,
     staged: disgrafs_store::StagedBlob,
     folder: &FolderPath,
     name: &FileName,
     tags: &[String],
     replaces: Option<String>,
 ) -> FsResult<FileRecord> {
-    let mut rec = upload::publish(state, staged, folder, name)
+    let mut rec = upload::publish(state, who, staged, folder, name)
         .await
         .map_err(fs_err)?;
     if !tags.is_empty() {
         rec = state
             .store
-            .add_user_tags(&rec.id, tags)
+            .add_user_tags(&who.viewer(), &rec.id, tags)
             .await
             .map_err(fs_err)?;
     }
     if let Some(old) = replaces {
-        state.store.delete(&old).await.map_err(fs_err)?;
+        state
+            .store
+            .delete(&who.viewer(), &old)
+            .await
+            .map_err(fs_err)?;
         state.store.announce_deleted(&old).await;
     }
     Ok(rec)
@@ -911,6 +964,7 @@ async fn publish(
 /// before `flush` (the body broke off), the staging is aborted and removed.
 struct Writer {
     state: AppState,
+    who: Principal,
     folder: FolderPath,
     name: FileName,
     tags: Vec<String>,
@@ -933,6 +987,7 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     fn start(
         state: AppState,
+        who: Principal,
         folder: FolderPath,
         name: FileName,
         tags: Vec<String>,
@@ -945,6 +1000,7 @@ impl Writer {
         let task = tokio::spawn(async move { upload::stage(&st, body, expected).await });
         Writer {
             state,
+            who,
             folder,
             name,
             tags,
@@ -1028,6 +1084,7 @@ impl DavFile for Writer {
                 .map_err(fs_err)?;
             let rec = publish(
                 &self.state,
+                &self.who,
                 staged,
                 &self.folder,
                 &self.name,

@@ -5,11 +5,12 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::extract::{Path, Query};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use disgrafs_store::FileContent;
+use disgrafs_core::range::{Ranges, byte_ranges};
+use disgrafs_store::{FileContent, Principal};
 use futures::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -72,9 +73,6 @@ fn etag(rec: &FileContent) -> String {
     format!("\"{}\"", rec.hash)
 }
 
-/// Most ranges one request may ask for; more are served as the whole file.
-const MAX_RANGES: usize = 32;
-
 /// Stored files are untrusted: opened from this origin (a download, or a GET through WebDAV),
 /// they may run nothing, and only this origin's page may frame them. (PDF gets no `sandbox` and
 /// no `default-src`: either keeps the browser's own PDF viewer from starting.)
@@ -108,12 +106,13 @@ fn etag_matches(list: &str, tag: &str) -> bool {
         (status = 416, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn content(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     Query(p): Query<ContentParams>,
     method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let rec = state.store.content(&id).await?;
+    let rec = state.store.content(&who.viewer(), &id).await?;
     let tag = etag(&rec);
     let len = rec.size;
     let mut common = HeaderMap::new();
@@ -147,33 +146,22 @@ pub(crate) async fn content(
                 .and_then(|v| v.to_str().ok())
                 .is_none_or(|ir| ir.trim() == tag)
         });
-    // RFC 9110: a Range that is not a well-formed byte range is ignored (200). Many ranges are
-    // ignored too: validating them is quadratic, and no client needs more than a few.
-    let range_header =
-        range_header.filter(|r| r.len() <= 1024 && r.matches(',').count() < MAX_RANGES);
-    let parsed = range_header.and_then(|r| {
-        http_range_header::parse_range_header(r)
-            .ok()
-            .map(|p| (r, p))
-    });
-    let ranges = match parsed {
-        None => None,
-        Some((r, p)) => match p.validate(len) {
-            // No byte of an empty file can be addressed.
-            Ok(v) if !v.is_empty() && len > 0 => Some(v),
-            _ => {
-                let mut resp = ApiError::new(
-                    Cause::RangeNotSatisfiable,
-                    format!("range '{r}' cannot be served from {len} bytes"),
-                )
-                .into_response();
-                resp.headers_mut().insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
-                );
-                return Ok(resp);
-            }
-        },
+    // RFC 9110: a Range that is not a well-formed byte range is ignored (200).
+    let ranges = match range_header.map(|r| (r, byte_ranges(r, len))) {
+        None | Some((_, Ranges::Whole)) => None,
+        Some((_, Ranges::Bytes(v))) => Some(v),
+        Some((r, Ranges::Unsatisfiable)) => {
+            let mut resp = ApiError::new(
+                Cause::RangeNotSatisfiable,
+                format!("range '{r}' cannot be served from {len} bytes"),
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
+            );
+            return Ok(resp);
+        }
     };
     let head = method == Method::HEAD;
     let body = |stream: Option<disgrafs_store::ByteStream>| {

@@ -23,6 +23,10 @@ pub enum Cause {
     NotFound,
     TooLarge,
     StorageFull,
+    /// No credential, or one that is unknown, revoked or expired.
+    Unauthorized,
+    /// A credential whose scope is too small, or a cookie write without its CSRF proof.
+    Forbidden,
     /// A browser page of another site tried to change the store.
     CrossOrigin,
     /// The request's Host is not one this server answers to (DNS rebinding).
@@ -41,6 +45,8 @@ pub enum Cause {
     MethodNotAllowed,
     /// A server-wide bound (say, of uploads in progress) is reached; retry later.
     Busy,
+    /// One client sent too many requests, or too many uploads at once (with `Retry-After`).
+    RateLimited,
     /// The metadata store is out of reach for now (restarting, down); retry later.
     Unavailable,
     Internal,
@@ -54,7 +60,8 @@ impl Cause {
             Cause::NotFound => StatusCode::NOT_FOUND,
             Cause::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Cause::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
-            Cause::CrossOrigin => StatusCode::FORBIDDEN,
+            Cause::Unauthorized => StatusCode::UNAUTHORIZED,
+            Cause::Forbidden | Cause::CrossOrigin => StatusCode::FORBIDDEN,
             Cause::MisdirectedHost => StatusCode::MISDIRECTED_REQUEST,
             Cause::TusVersion => StatusCode::PRECONDITION_FAILED,
             Cause::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -65,6 +72,7 @@ impl Cause {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Cause::NoRoute => StatusCode::NOT_FOUND,
+            Cause::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Cause::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Cause::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,6 +88,8 @@ impl Cause {
             Cause::StorageFull => FsError::InsufficientStorage,
             Cause::Invalid
             | Cause::CrossOrigin
+            | Cause::Unauthorized
+            | Cause::Forbidden
             | Cause::BadRequest
             | Cause::BadQuery
             | Cause::QueryTooCostly => FsError::Forbidden,
@@ -97,6 +107,8 @@ impl Cause {
             Cause::NotFound => "not_found",
             Cause::TooLarge => "too_large",
             Cause::StorageFull => "storage_full",
+            Cause::Unauthorized => "unauthorized",
+            Cause::Forbidden => "forbidden",
             Cause::CrossOrigin => "cross_origin",
             Cause::MisdirectedHost => "unknown_host",
             Cause::TusVersion => "tus_version",
@@ -108,6 +120,7 @@ impl Cause {
             Cause::NoRoute => "no_route",
             Cause::MethodNotAllowed => "method_not_allowed",
             Cause::Busy => "server_busy",
+            Cause::RateLimited => "rate_limited",
             Cause::Unavailable => "store_unavailable",
             Cause::Internal => "internal",
         }

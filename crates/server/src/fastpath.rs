@@ -61,8 +61,13 @@ impl FastHttp {
         let store =
             disgrafs_store::Store::open_local_read_only(data_dir, config.min_confidence).await?;
         let state = AppState::with_store(store, config)?;
+        // The same credential check as the normal server's (one function, `auth::require`).
         let router = files::object_routes()
             .fallback(not_served)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::auth::require,
+            ))
             .with_state(state);
         Ok(FastHttp { router, max_body })
     }
@@ -276,7 +281,8 @@ mod tests {
                 close,
                 ..
             } => {
-                assert_eq!(status, 404);
+                // Without a token, the same credential check as the normal server's: 401.
+                assert_eq!(status, 401);
                 assert!(!close);
                 assert_eq!(&two[consumed..], b"GET /other HTTP/1.1\r\n\r\n");
             }

@@ -5,13 +5,15 @@ use crate::error::{ApiError, ApiResult, Cause};
 use crate::extract::{JsonBody, Path, Query};
 use crate::multipart::Multipart;
 use crate::{AppState, download, limits, upload};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use disgrafs_core::api::{FileList, Health, RelatedList, RetagQueued, TagsBody, Uploaded};
+use disgrafs_core::api::{
+    FileList, Health, RelatedList, RetagQueued, ShareBody, TagsBody, Uploaded,
+};
 use disgrafs_core::{FileName, FileRecord, FolderPath, normalize_tag, query};
-use disgrafs_store::{ListOptions, Retag, SortKey};
+use disgrafs_store::{ListOptions, Principal, Retag, SortKey};
 use serde::Deserialize;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -24,6 +26,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/files/{id}", delete(delete_file))
         .route("/api/files/{id}/tags", post(add_tags).delete(remove_tags))
         .route("/api/files/{id}/related", get(related))
+        .route("/api/files/{id}/group", put(share))
         .route("/api/retag", post(retag))
 }
 
@@ -36,8 +39,11 @@ pub(crate) fn object_routes() -> Router<AppState> {
 
 /// Liveness, with the store's counts.
 #[utoipa::path(get, path = "/api/health", tag = "files", responses((status = 200, body = Health)))]
-pub(crate) async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    let s = state.store.stats().await?;
+pub(crate) async fn health(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Json<Health>> {
+    let s = state.store.stats(&who.viewer()).await?;
     let j = state.store.job_stats().await?;
     Ok(Json(Health {
         status: "ok".into(),
@@ -102,6 +108,7 @@ fn order_schema() -> utoipa::openapi::Object {
     responses((status = 200, body = FileList), (status = 400, description = "malformed query", body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<FileList>> {
     let expr = query::parse(p.q.as_deref().unwrap_or(""))?;
@@ -136,7 +143,7 @@ pub(crate) async fn list(
         // wrap negative, which SQLite reads as 0: the first page).
         offset: p.offset.unwrap_or(0).min(i64::MAX as u64),
     };
-    let (files, total) = state.store.list(&expr, opts).await?;
+    let (files, total) = state.store.list(&who.viewer(), &expr, opts).await?;
     Ok(Json(FileList { files, total }))
 }
 
@@ -157,6 +164,7 @@ pub(crate) struct PutParams {
         (status = 507, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn upload_raw(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(p): Query<PutParams>,
     headers: HeaderMap,
     body: axum::body::Body,
@@ -169,7 +177,7 @@ pub(crate) async fn upload_raw(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let staged = upload::stage(&state, body.into_data_stream(), expected).await?;
-    let rec = upload::publish(&state, staged, &folder, &name).await?;
+    let rec = upload::publish(&state, &who, staged, &folder, &name).await?;
     Ok((StatusCode::CREATED, Json(rec)))
 }
 
@@ -193,6 +201,7 @@ pub(crate) struct MultipartFiles {
         (status = 507, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn upload_multipart(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     mut mp: Multipart,
 ) -> ApiResult<(StatusCode, Json<Uploaded>)> {
     let mut staged = Vec::new();
@@ -230,7 +239,7 @@ pub(crate) async fn upload_multipart(
     }
     let mut files = Vec::with_capacity(staged.len());
     for (blob, folder, name, detected) in staged {
-        files.push(upload::publish_detected(&state, blob, &folder, &name, &detected).await?);
+        files.push(upload::publish_detected(&state, &who, blob, &folder, &name, &detected).await?);
     }
     Ok((StatusCode::CREATED, Json(Uploaded { files })))
 }
@@ -240,26 +249,34 @@ pub(crate) async fn upload_multipart(
     responses((status = 200, body = FileRecord), (status = 404, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn get_file(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FileRecord>> {
-    Ok(Json(state.store.file(&id).await?))
+    Ok(Json(state.store.file(&who.viewer(), &id).await?))
 }
 
-/// Deletes a file record; its content goes when no other record uses it.
+/// Deletes a file record; its content goes when no other record uses it. Only the file's owner
+/// (or an admin) may: another's file is 404.
 #[utoipa::path(delete, path = "/api/files/{id}", tag = "files",
     responses((status = 204), (status = 404, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn delete_file(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete(&id).await?;
+    state.store.delete(&who.viewer(), &id).await?;
     state.store.announce_deleted(&id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The request's tags, normalised and de-duplicated (first occurrence kept), after the file's
 /// existence is checked: a request for an unknown file costs no work on its tags.
-async fn normalized(state: &AppState, id: &str, tags: &[String]) -> ApiResult<Vec<String>> {
+async fn normalized(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    tags: &[String],
+) -> ApiResult<Vec<String>> {
     if tags.is_empty() {
         return Err(ApiError::bad_request("no tags given"));
     }
@@ -270,7 +287,7 @@ async fn normalized(state: &AppState, id: &str, tags: &[String]) -> ApiResult<Ve
             limits::MAX_TAGS
         )));
     }
-    state.store.file(id).await?;
+    state.store.file(&who.viewer(), id).await?;
     let mut seen = std::collections::HashSet::with_capacity(tags.len());
     let mut out = Vec::with_capacity(tags.len());
     for t in tags {
@@ -288,11 +305,12 @@ async fn normalized(state: &AppState, id: &str, tags: &[String]) -> ApiResult<Ve
     responses((status = 200, body = FileRecord), (status = 404, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn add_tags(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<TagsBody>,
 ) -> ApiResult<Json<FileRecord>> {
-    let tags = normalized(&state, &id, &b.tags).await?;
-    let rec = state.store.add_user_tags(&id, &tags).await?;
+    let tags = normalized(&state, &who, &id, &b.tags).await?;
+    let rec = state.store.add_user_tags(&who.viewer(), &id, &tags).await?;
     state.store.announce("file.updated", &rec).await;
     Ok(Json(rec))
 }
@@ -302,11 +320,12 @@ pub(crate) async fn add_tags(
     responses((status = 200, body = FileRecord), (status = 404, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn remove_tags(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<TagsBody>,
 ) -> ApiResult<Json<FileRecord>> {
-    let tags = normalized(&state, &id, &b.tags).await?;
-    let rec = state.store.remove_tags(&id, &tags).await?;
+    let tags = normalized(&state, &who, &id, &b.tags).await?;
+    let rec = state.store.remove_tags(&who.viewer(), &id, &tags).await?;
     state.store.announce("file.updated", &rec).await;
     Ok(Json(rec))
 }
@@ -321,14 +340,34 @@ pub(crate) struct LimitParam {
     responses((status = 200, body = RelatedList), (status = 404, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn related(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     Query(p): Query<LimitParam>,
 ) -> ApiResult<Json<RelatedList>> {
     let related = state
         .store
-        .related(&id, p.limit.unwrap_or(20).min(500))
+        .related(&who.viewer(), &id, p.limit.unwrap_or(20).min(500))
         .await?;
     Ok(Json(RelatedList { related }))
+}
+
+/// Shares a file, read-only, with a group (`{"group": null}`: with nobody). Only the file's owner
+/// (or an admin) may; another's file is 404, an unknown group 422.
+#[utoipa::path(put, path = "/api/files/{id}/group", tag = "files", request_body = ShareBody,
+    responses((status = 200, body = FileRecord), (status = 404, body = disgrafs_core::api::ErrorBody),
+        (status = 422, body = disgrafs_core::api::ErrorBody)))]
+pub(crate) async fn share(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ShareBody>,
+) -> ApiResult<Json<FileRecord>> {
+    let rec = state
+        .store
+        .share(&who.viewer(), &id, b.group.as_deref())
+        .await?;
+    state.store.announce("file.updated", &rec).await;
+    Ok(Json(rec))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -3,12 +3,13 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::extract::Query;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use disgrafs_core::api::{CoList, TagList};
 use disgrafs_core::query::{Expr, Predicate};
 use disgrafs_core::{Graph, normalize_tag, query};
+use disgrafs_store::Principal;
 use serde::Deserialize;
 
 /// Most nodes one graph response may carry.
@@ -37,6 +38,7 @@ pub(crate) struct GraphParams {
     responses((status = 200, body = Graph), (status = 400, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn graph(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(p): Query<GraphParams>,
 ) -> ApiResult<Json<Graph>> {
     let mut expr = query::parse(p.q.as_deref().unwrap_or(""))?;
@@ -60,7 +62,15 @@ pub(crate) async fn graph(
                         .map_err(|e| ApiError::bad_request(format!("around: tag '{t}': {e}")))?,
                 );
             } else if let Some(f) = node.strip_prefix("f:") {
-                tags.extend(state.store.file(f).await?.tags.into_iter().map(|t| t.name));
+                tags.extend(
+                    state
+                        .store
+                        .file(&who.viewer(), f)
+                        .await?
+                        .tags
+                        .into_iter()
+                        .map(|t| t.name),
+                );
             } else {
                 return Err(ApiError::bad_request(format!(
                     "around: '{node}' is not a node id (t:TAG or f:FILE_ID)"
@@ -79,7 +89,7 @@ pub(crate) async fn graph(
         query::bound(&expr).map_err(|e| ApiError::from(e).context("around"))?;
     }
     let limit = p.limit.unwrap_or(2000).clamp(1, MAX_GRAPH_NODES);
-    Ok(Json(state.store.graph(&expr, limit).await?))
+    Ok(Json(state.store.graph(&who.viewer(), &expr, limit).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -93,11 +103,13 @@ pub(crate) struct TagParams {
 #[utoipa::path(get, path = "/api/tags", tag = "tags", params(TagParams), responses((status = 200, body = TagList)))]
 pub(crate) async fn tags(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(p): Query<TagParams>,
 ) -> ApiResult<Json<TagList>> {
     let tags = state
         .store
         .tags(
+            &who.viewer(),
             p.prefix.as_deref().unwrap_or(""),
             p.limit.unwrap_or(50).min(1000),
         )
@@ -114,11 +126,12 @@ pub(crate) struct CoParams {
 #[utoipa::path(get, path = "/api/tags/cooccurrence", tag = "tags", params(CoParams), responses((status = 200, body = CoList)))]
 pub(crate) async fn cooccurrence(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(p): Query<CoParams>,
 ) -> ApiResult<Json<CoList>> {
     let pairs = state
         .store
-        .cooccurrence(p.limit.unwrap_or(50).min(1000))
+        .cooccurrence(&who.viewer(), p.limit.unwrap_or(50).min(1000))
         .await?;
     Ok(Json(CoList { pairs }))
 }

@@ -166,7 +166,11 @@ async fn files_of(
         limit: 1000,
         ..Default::default()
     };
-    Ok(state.store.list(&q, opts).await?.0)
+    Ok(state
+        .store
+        .list(&disgrafs_store::Viewer::All, &q, opts)
+        .await?
+        .0)
 }
 
 /// Records a failed try; a job whose failure cannot be recorded keeps its lease until it expires,

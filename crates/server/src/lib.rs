@@ -12,6 +12,7 @@
     )
 )]
 
+pub mod auth;
 mod dav;
 mod download;
 pub mod error;
@@ -28,6 +29,7 @@ mod multipart;
 mod openapi;
 mod page_policy;
 mod recent;
+pub mod tls;
 mod tus;
 mod upload;
 
@@ -64,6 +66,19 @@ pub struct Config {
     /// Where blob contents live (the data directory by default; metadata and uploads in
     /// progress stay in the data directory).
     pub blobs: disgrafs_store::BlobLocation,
+    /// HTTPS on the listener with this certificate and key (see [`tls`]); None: plain HTTP.
+    pub tls: Option<tls::TlsFiles>,
+    /// Requests per second per client (see [`limits::Clients`]); None: unlimited.
+    pub rate: Option<limits::Rate>,
+    /// Uploads one client may send at once; None: unbounded per client (the server-wide bounds
+    /// of [`limits`] hold).
+    pub uploads_per_client: Option<usize>,
+    /// `/metrics` without a credential (for a Prometheus that cannot send one); otherwise it
+    /// needs `read`, like every route.
+    pub metrics_public: bool,
+    /// The tagger's models directory (see [`disgrafs_tagger::labels`]); None: image labels off.
+    /// One per process: the first server opened in a process sets it.
+    pub models: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -81,6 +96,11 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             proc_root: PathBuf::from("/proc"),
             blobs: disgrafs_store::BlobLocation::Local,
+            tls: None,
+            rate: None,
+            uploads_per_client: None,
+            metrics_public: false,
+            models: None,
         }
     }
 }
@@ -113,6 +133,12 @@ impl AppState {
             Ok(n) => tracing::info!("removed {n} stored contents no record points at"),
             Err(e) => tracing::warn!("cannot sweep orphaned contents: {e}"),
         }
+        // Likewise tus parts that no upload records.
+        match store.sweep_parts().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} upload parts no upload records"),
+            Err(e) => tracing::warn!("cannot sweep orphaned upload parts: {e}"),
+        }
         Self::with_store(store, config)
     }
 
@@ -120,6 +146,9 @@ impl AppState {
         store: Store,
         config: Config,
     ) -> Result<Self, disgrafs_store::StoreError> {
+        if let Some(dir) = &config.models {
+            disgrafs_tagger::labels::configure(dir);
+        }
         let metrics = Arc::new(metrics::Metrics::new(config.proc_root.clone()));
         // Found through their pins, so one attached by `disgrafs accel` shows too.
         metrics.add_accel(Box::new(metrics::PinnedSource));
@@ -149,17 +178,23 @@ pub fn api(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(recent::routes())
         .merge(dav::routes(state.clone()))
+        .merge(auth::routes())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         // Bodies read into memory (JSON) are bounded; uploads take the raw body and stream it to
         // disk, bounded by `max_upload` alone.
         .layer(DefaultBodyLimit::max(limits::JSON_BODY))
+        // Every route, the fallbacks too, is behind the credential check.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ))
         .layer(axum::middleware::from_fn(same_origin_writes))
         .with_state(state)
 }
 
 /// Refuses requests that change something when a browser says they come from another site's
-/// page: without accounts yet, that is what keeps any web page from uploading or deleting here.
+/// page (beside the session cookie's CSRF proof, see [`auth`]).
 /// Comparing with Host is sound only because [`host::check`], layered outside, vouched for it.
 async fn same_origin_writes(
     req: axum::extract::Request,
@@ -219,10 +254,12 @@ pub async fn start_background(state: &AppState) -> Result<(), disgrafs_store::St
     Ok(())
 }
 
-/// Binds and serves until `shutdown` resolves. `extra` routes (the web page) are merged in.
+/// Serves `listener` until `shutdown` resolves, over TLS when `tls` is given (its certificate
+/// reloaded on SIGHUP). `extra` routes (the web page) are merged in.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
+    tls: Option<Arc<tls::CertResolver>>,
     extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -230,38 +267,57 @@ pub async fn serve(
         .await
         .map_err(std::io::Error::other)?;
     let hosts = host::AllowedHosts::new(&state.config.allowed_hosts, listener.local_addr()?);
+    let clients = limits::Clients::new(state.config.rate, state.config.uploads_per_client);
+    clients.spawn_forget();
     let track = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
-    // Tracking outermost, so refused Hosts are counted too.
+    // Tracking outermost, so refused Hosts are counted too; the per-client bounds before
+    // anything else is looked at.
     let app = api(state)
         .merge(extra)
         .layer(axum::middleware::from_fn(page_policy::html_policy))
         .layer(axum::middleware::from_fn_with_state(hosts, host::check))
+        .layer(axum::middleware::from_fn_with_state(
+            clients,
+            limits::per_client,
+        ))
         .layer(track)
         .layer(tower_http::trace::TraceLayer::new_for_http());
     let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         limits::BODY_IDLE,
     ));
-    accept_loop(listener, app, shutdown).await
+    let tls = match tls {
+        Some(resolver) => {
+            tls::reload_on_sighup(resolver.clone())?;
+            let config = resolver.server_config().map_err(std::io::Error::other)?;
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+        }
+        None => None,
+    };
+    accept_loop(listener, tls, app, shutdown).await
 }
 
 /// Serves connections with hyper's HTTP/1 server, whose timer closes a connection that does not
-/// send a request's headers within [`limits::HEADER_READ`] (slow-loris, idle keep-alive).
+/// send a request's headers within [`limits::HEADER_READ`] (slow-loris, idle keep-alive); a TLS
+/// handshake has as long, on the connection's own task.
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
     raise_fd_limit();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits::HEADER_READ);
+    let http = Arc::new(http);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             conn = listener.accept() => match conn {
-                Ok((tcp, _)) => tcp,
+                Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors, mostly: wait for connections to close.
                     tracing::warn!("accept: {e}");
@@ -273,13 +329,42 @@ async fn accept_loop(
         };
         // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms).
         tcp.set_nodelay(true).ok();
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection: {e}");
+        // Every request knows its peer (the per-client limits).
+        let app = app.clone().map_request(
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(limits::Peer(peer));
+                req
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(app);
+        match &tls {
+            None => {
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection: {e}");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                let (acceptor, http) = (acceptor.clone(), http.clone());
+                // Watched from the start: shutdown waits for the handshake too.
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream =
+                        match tokio::time::timeout(limits::HEADER_READ, acceptor.accept(tcp)).await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => return tracing::debug!("TLS handshake: {e}"),
+                            Err(_) => return tracing::debug!("TLS handshake timed out"),
+                        };
+                    let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection: {e}");
+                    }
+                });
+            }
+        }
     }
     graceful.shutdown().await;
     Ok(())

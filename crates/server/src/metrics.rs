@@ -312,7 +312,11 @@ pub async fn render(state: &AppState) -> Result<String, String> {
 }
 
 async fn sample_store(state: &AppState, s: &mut Samples) -> Result<(), String> {
-    let st = state.store.stats().await.map_err(|e| e.to_string())?;
+    let st = state
+        .store
+        .stats(&disgrafs_store::Viewer::All)
+        .await
+        .map_err(|e| e.to_string())?;
     let j = state.store.job_stats().await.map_err(|e| e.to_string())?;
     for (name, help, v) in [
         ("disgrafs_store_files", "File records", st.files),

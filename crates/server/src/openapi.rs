@@ -17,10 +17,11 @@ use utoipa::{Modify, Number, OpenApi};
     paths(
         crate::files::health, crate::files::list, crate::files::upload_raw, crate::files::upload_multipart,
         crate::files::get_file, crate::files::delete_file, crate::download::content, crate::files::add_tags,
-        crate::files::remove_tags, crate::files::related, crate::files::retag, crate::graph::graph,
+        crate::files::remove_tags, crate::files::related, crate::files::share, crate::files::retag, crate::graph::graph,
         crate::graph::tags, crate::graph::cooccurrence, crate::events::events,
         crate::tus::options, crate::tus::create, crate::tus::head, crate::tus::patch, crate::tus::terminate,
-        crate::recent::recent,
+        crate::recent::recent, crate::auth::login, crate::auth::link, crate::auth::logout,
+        crate::auth::me, crate::auth::token,
     ),
     components(schemas(disgrafs_core::api::ErrorBody)),
     modifiers(&Exact),
@@ -30,6 +31,7 @@ use utoipa::{Modify, Number, OpenApi};
         (name = "graph", description = "The graph of files and tags"),
         (name = "events", description = "Live changes"),
         (name = "metrics", description = "The dashboard's figures over the last minutes (Prometheus text is at /metrics)"),
+        (name = "auth", description = "Logins, sessions and API tokens (every other route needs a credential: Authorization: Bearer TOKEN, Basic with the token as password, or the page's session cookie)"),
         (name = "tus", description = "Resumable uploads, tus 1.0 (core, creation, creation-with-upload, termination, expiration)"),
     )
 )]

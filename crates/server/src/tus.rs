@@ -12,15 +12,14 @@ use crate::extract::Path;
 use crate::{AppState, limits, upload};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use disgrafs_core::api::FILE_ID_HEADER;
 use disgrafs_core::{FileName, FolderPath};
-use disgrafs_store::{PartStop, UploadLease, UploadRow};
+use disgrafs_store::{PartStop, Principal, UploadLease, UploadRow};
 use futures::StreamExt;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const TUS_VERSION: &str = "1.0.0";
@@ -104,31 +103,17 @@ fn header_u64(headers: &HeaderMap, name: &str) -> ApiResult<Option<u64>> {
     }
 }
 
-/// `key base64,key2 base64,flag` → map (values decoded; a key alone maps to "").
 /// The folder of an upload, from its `relativePath` metadata (tus-js-client's and Uppy's key for
 /// a folder upload's `a/b/name`).
-fn folder_of(meta: &HashMap<String, String>) -> ApiResult<FolderPath> {
+fn folder_of(meta: &BTreeMap<String, String>) -> ApiResult<FolderPath> {
     Ok(match meta.get("relativePath") {
         Some(p) => FolderPath::split_file_path(p)?.0,
         None => FolderPath::default(),
     })
 }
 
-fn parse_metadata(raw: &str) -> ApiResult<HashMap<String, String>> {
-    let mut out = HashMap::new();
-    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once(' ').unwrap_or((pair, ""));
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(v.trim())
-            .map_err(|_| {
-                ApiError::bad_request(format!("Upload-Metadata value of '{k}' is not base64"))
-            })?;
-        let v = String::from_utf8(bytes).map_err(|_| {
-            ApiError::bad_request(format!("Upload-Metadata value of '{k}' is not UTF-8"))
-        })?;
-        out.insert(k.to_owned(), v);
-    }
-    Ok(out)
+fn parse_metadata(raw: &str) -> ApiResult<BTreeMap<String, String>> {
+    disgrafs_core::tus::parse_metadata(raw).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 fn expires_at(state: &AppState) -> HeaderValue {
@@ -161,16 +146,22 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
         (status = 503, description = "too many uploads in progress", body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match create_inner(&state, &headers, body).await {
+    match create_inner(&state, &who, &headers, body).await {
         Ok(r) => r,
         Err(e) => tus_error(e),
     }
 }
 
-async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+async fn create_inner(
+    state: &AppState,
+    who: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     check_version(headers)?;
     if headers.contains_key("upload-defer-length") {
         return Err(ApiError::bad_request(
@@ -217,7 +208,7 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
     if with_body || length == 0 {
         let appended = async {
             let lease = state.store.lock_upload(&id, LOCK_WAIT).await?;
-            append(state, &lease, 0, body.into_data_stream()).await
+            append(state, who, &lease, 0, body.into_data_stream()).await
         };
         match appended.await {
             Ok((offset, file_id)) => {
@@ -243,6 +234,7 @@ async fn create_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiR
         (status = 412, description = "missing or unsupported Tus-Resumable")))]
 pub(crate) async fn head(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -255,7 +247,7 @@ pub(crate) async fn head(
             let lease = state.store.lock_upload(&id, LOCK_WAIT).await?;
             row = state.store.upload(&id).await?;
             if row.file_id.is_none() {
-                row.file_id = Some(complete(&state, &lease, &row).await?);
+                row.file_id = Some(complete(&state, &who, &lease, &row).await?);
             }
         }
         let mut h = HeaderMap::new();
@@ -285,11 +277,12 @@ pub(crate) async fn head(
         (status = 409, description = "offset mismatch", body = disgrafs_core::api::ErrorBody), (status = 415, body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn patch(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match patch_inner(&state, &id, &headers, body).await {
+    match patch_inner(&state, &who, &id, &headers, body).await {
         Ok(r) => r,
         Err(e) => tus_error(e),
     }
@@ -297,6 +290,7 @@ pub(crate) async fn patch(
 
 async fn patch_inner(
     state: &AppState,
+    who: &Principal,
     id: &str,
     headers: &HeaderMap,
     body: Body,
@@ -321,7 +315,7 @@ async fn patch_inner(
     let first = stream.next().await;
     let lease = state.store.lock_upload(id, LOCK_WAIT).await?;
     let body = futures::stream::iter(first).chain(stream);
-    let (new_offset, file_id) = append(state, &lease, offset, body).await?;
+    let (new_offset, file_id) = append(state, who, &lease, offset, body).await?;
     // Let go at once, so the client's next PATCH (on any node) finds the upload free.
     lease.release().await.ok();
     let mut h = HeaderMap::new();
@@ -338,6 +332,7 @@ async fn patch_inner(
 /// upload's lease.
 async fn append(
     state: &AppState,
+    who: &Principal,
     lease: &UploadLease,
     offset: u64,
     body: impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>>,
@@ -375,18 +370,24 @@ async fn append(
     if appended.offset < row.length {
         return Ok((appended.offset, None));
     }
-    let file_id = complete(state, lease, &row).await?;
+    let file_id = complete(state, who, lease, &row).await?;
     Ok((appended.offset, Some(file_id)))
 }
 
 /// Stores a complete upload as a file and records its id. The parts stay until the id is
 /// recorded: a failure anywhere before leaves the upload complete and retryable (the next PATCH
-/// or HEAD at its full offset finishes it). The caller holds the upload's lease.
-async fn complete(state: &AppState, lease: &UploadLease, row: &UploadRow) -> ApiResult<String> {
+/// or HEAD at its full offset finishes it). The caller holds the upload's lease. The file is the
+/// finishing request's user's.
+async fn complete(
+    state: &AppState,
+    who: &Principal,
+    lease: &UploadLease,
+    row: &UploadRow,
+) -> ApiResult<String> {
     let name = FileName::new(row.name.clone())?;
     let staged = state.store.stage_upload(lease).await?;
     let folder = folder_of(&parse_metadata(&row.metadata)?)?;
-    let rec = upload::publish(state, staged, &folder, &name).await?;
+    let rec = upload::publish(state, who, staged, &folder, &name).await?;
     state.store.finish_upload(lease, &rec.id).await?;
     Ok(rec.id)
 }
@@ -414,7 +415,12 @@ pub(crate) async fn terminate(
 /// an upload is removed under its lease, so one being written (on any node) is never cut.
 pub(crate) fn spawn_expiry(state: AppState) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        // Looked at every ten minutes, or as often as the expiry itself when it is shorter.
+        let every = state
+            .config
+            .upload_expiry
+            .clamp(Duration::from_secs(1), Duration::from_secs(600));
+        let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             let idle = match state.store.idle_uploads(state.config.upload_expiry).await {

@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use bytes::Bytes;
 use disgrafs_core::{FileName, FileRecord, FolderPath};
-use disgrafs_store::StagedBlob;
+use disgrafs_store::{Principal, StagedBlob};
 use futures::{Stream, StreamExt};
 
 /// Streams `body` to a staging file, refusing more than `max_upload` bytes and, when the
@@ -63,17 +63,19 @@ async fn next_chunk<E: std::fmt::Display>(
 /// `name` in `folder`, announces the new record and wakes the tagging workers.
 pub(crate) async fn publish(
     state: &AppState,
+    who: &Principal,
     staged: StagedBlob,
     folder: &FolderPath,
     name: &FileName,
 ) -> ApiResult<FileRecord> {
     let detected = disgrafs_tagger::detect(&staged.head, name);
-    publish_detected(state, staged, folder, name, &detected).await
+    publish_detected(state, who, staged, folder, name, &detected).await
 }
 
 /// [`publish`] of an upload whose type was detected already.
 pub(crate) async fn publish_detected(
     state: &AppState,
+    who: &Principal,
     staged: StagedBlob,
     folder: &FolderPath,
     name: &FileName,
@@ -81,7 +83,14 @@ pub(crate) async fn publish_detected(
 ) -> ApiResult<FileRecord> {
     let rec = state
         .store
-        .put(staged, folder, name, &detected.mime, detected.kind)
+        .put(
+            staged,
+            folder,
+            name,
+            &detected.mime,
+            detected.kind,
+            Some(who.user_id),
+        )
         .await?;
     state.store.announce("file.created", &rec).await;
     state.wake_workers();

@@ -3,6 +3,9 @@
 //! assembly of a subgraph. An adapter only fetches rows of these shapes (`sqlx::FromRow` is
 //! derived generically, so one struct decodes a SQLite row and a PostgreSQL row alike).
 
+use crate::StoreError;
+use crate::meta::{CredentialKind, CredentialRow};
+use disgrafs_core::auth::Scope;
 use disgrafs_core::fulltext::snippet_parts;
 use disgrafs_core::rank::{SharedTag, overlap_score};
 use disgrafs_core::{
@@ -14,8 +17,10 @@ use time::OffsetDateTime;
 
 /// How long a failed job waits before its next try, per attempt already made.
 pub(crate) const RETRY_BACKOFF_MS: i64 = 5_000;
-/// Bounds the rows `related` reads: a tag carried by every file must not make it scan the store.
-pub(crate) const RELATED_SCAN_LIMIT: i64 = 50_000;
+/// Bounds the rows `related` reads: it reads the file's tags rarest first while the files of
+/// the tags taken so far are fewer than this, and this many rows at most, so a tag carried by
+/// every file does not make it scan the store.
+pub const RELATED_SCAN_LIMIT: i64 = 50_000;
 /// Co-occurrence pairs only the most frequent this many tags (so its cost is bounded by the
 /// edges times this, not by the square of a file's tags).
 pub(crate) const CO_TAGS: i64 = 512;
@@ -382,4 +387,27 @@ pub(crate) fn result_json(
         serde_json::to_string(&result.fields).map_err(enc)?,
         serde_json::to_string(&result.versions).map_err(enc)?,
     ))
+}
+
+/// A stored scope or role back into a [`Scope`] (the schema's CHECK allows only these).
+pub(crate) fn scope_of(s: &str) -> Result<Scope, StoreError> {
+    s.parse()
+        .map_err(|e: disgrafs_core::auth::BadScope| StoreError::Db(e.to_string()))
+}
+
+/// A credential as SQL gives it: id, user name, kind, scope, expiry.
+pub(crate) type CredentialTuple = (i64, i64, String, String, String, Option<i64>);
+
+pub(crate) fn credential_row(
+    (id, user_id, user, kind, scope, expires): CredentialTuple,
+) -> Result<CredentialRow, StoreError> {
+    Ok(CredentialRow {
+        id,
+        user_id,
+        user,
+        kind: CredentialKind::parse(&kind)
+            .ok_or_else(|| StoreError::Db(format!("credential kind {kind:?}")))?,
+        scope: scope_of(&scope)?,
+        expires,
+    })
 }

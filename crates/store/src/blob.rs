@@ -179,6 +179,9 @@ pub struct BlobStore {
     parts: Operator,
     /// Prepended to a part's key in `parts` (`tus/` when it is the blobs' own operator).
     parts_prefix: &'static str,
+    /// The parts' directory when they are on local disk: fsynced after each part, so a part
+    /// the metadata records survives a crash (its file is fsynced by OpenDAL's close).
+    local_parts: Option<PathBuf>,
     /// Set when the blobs live on local disk under this directory: reads and commits then use the
     /// file system directly (atomic rename, large reads) rather than going through OpenDAL.
     local_blobs: Option<PathBuf>,
@@ -244,6 +247,7 @@ impl BlobStore {
         std::fs::create_dir_all(&parts)?;
         store.parts = fs_operator(data_dir, &parts)?;
         store.parts_prefix = "";
+        store.local_parts = Some(parts);
         Ok(store)
     }
 
@@ -260,6 +264,7 @@ impl BlobStore {
         Ok(BlobStore {
             parts: op.clone(),
             parts_prefix: "tus/",
+            local_parts: None,
             op,
             local_blobs: Some(blobs),
             staging: data_dir.join("tmp").join("staging"),
@@ -281,6 +286,7 @@ impl BlobStore {
         Ok(BlobStore {
             parts: op.clone(),
             parts_prefix: "tus/",
+            local_parts: None,
             op,
             local_blobs,
             staging,
@@ -544,7 +550,42 @@ impl BlobStore {
             self.parts.delete(key).await.ok();
             return Err(io_err(e));
         }
+        if let Some(dir) = self.local_parts.clone() {
+            let synced = tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+                .await
+                .map_err(io::Error::other)
+                .and_then(|r| r);
+            if let Err(e) = synced {
+                self.parts.delete(key).await.ok();
+                return Err(e.into());
+            }
+        }
         Ok((written, stop))
+    }
+
+    /// Every part in the part area: its key and when it was last written (None when the store
+    /// does not say).
+    pub(crate) async fn list_parts(&self) -> Result<Vec<(String, Option<SystemTime>)>, StoreError> {
+        let mut out = Vec::new();
+        for e in self.parts.list(self.parts_prefix).await.map_err(io_err)? {
+            if !e.metadata().is_file() {
+                continue;
+            }
+            let Some(key) = e.path().strip_prefix(self.parts_prefix) else {
+                continue;
+            };
+            let modified = match e.metadata().last_modified() {
+                Some(t) => Some(t),
+                None => self
+                    .parts
+                    .stat(e.path())
+                    .await
+                    .ok()
+                    .and_then(|m| m.last_modified()),
+            };
+            out.push((key.to_string(), modified.map(SystemTime::from)));
+        }
+        Ok(out)
     }
 
     /// Streams an upload's part.

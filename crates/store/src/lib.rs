@@ -17,6 +17,7 @@
 // Linked for its TLS feature only (see Cargo.toml): OpenDAL's S3 client needs it for https.
 use reqwest as _;
 
+pub mod accounts;
 mod assemble;
 mod blob;
 mod error;
@@ -29,6 +30,8 @@ mod sqlite;
 mod sqlmeta;
 mod uploads;
 
+pub use accounts::{Accounts, Issued, Principal};
+pub use assemble::RELATED_SCAN_LIMIT;
 pub use blob::{BlobLocation, BlobStore, ByteStream, PartStop, S3Location, StagedBlob, Staging};
 pub use error::StoreError;
 pub use events::{BACKLOG as EVENT_BACKLOG, Event, MAX_EVENT_BYTES};
@@ -77,6 +80,43 @@ impl FsckReport {
             && self.corrupt.is_empty()
             && (self.repaired || (self.orphans.is_empty() && self.drift.is_empty()))
     }
+}
+
+/// The metadata store alone: at `meta` (a `postgres://` URL) or, without one, in
+/// `data_dir/disgrafs.db`, migrated; with PostgreSQL's pool for the event bus.
+async fn open_meta_with(
+    data_dir: &Path,
+    meta: Option<&str>,
+    min_confidence: f64,
+) -> Result<(Arc<dyn MetaStore>, Option<sqlx::PgPool>), StoreError> {
+    Ok(match meta {
+        None => (
+            Arc::new(SqliteMeta::open(&data_dir.join("disgrafs.db"), min_confidence).await?),
+            None,
+        ),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let pg = PgMeta::connect(url, min_confidence).await?;
+            let pool = pg.pool.clone();
+            (Arc::new(pg), Some(pool))
+        }
+        Some(url) => {
+            return Err(StoreError::Config(format!(
+                "--meta {}: not a postgres:// URL (without --meta, metadata is SQLite in the data directory)",
+                postgres::redact(url)
+            )));
+        }
+    })
+}
+
+/// The metadata store of a data directory (or `meta`) without its blobs or its lock, for what
+/// runs beside a server: `disgrafs admin`.
+pub async fn open_meta(
+    data_dir: &Path,
+    meta: Option<&str>,
+) -> Result<Arc<dyn MetaStore>, StoreError> {
+    std::fs::create_dir_all(data_dir)?;
+    // Confidence matters only to queries, which accounts do not run.
+    Ok(open_meta_with(data_dir, meta, 0.0).await?.0)
 }
 
 /// Blobs and metadata, kept consistent: the one way the server reaches either, so the ordering
@@ -128,23 +168,7 @@ impl Store {
                 data_dir.display()
             )));
         }
-        let mut pg_pool = None;
-        let meta: Arc<dyn MetaStore> = match meta {
-            None => {
-                Arc::new(SqliteMeta::open(&data_dir.join("disgrafs.db"), min_confidence).await?)
-            }
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let pg = PgMeta::connect(url, min_confidence).await?;
-                pg_pool = Some(pg.pool.clone());
-                Arc::new(pg)
-            }
-            Some(url) => {
-                return Err(StoreError::Config(format!(
-                    "--meta {}: not a postgres:// URL (without --meta, metadata is SQLite in the data directory)",
-                    postgres::redact(url)
-                )));
-            }
-        };
+        let (meta, pg_pool) = open_meta_with(data_dir, meta, min_confidence).await?;
         // Recorded only once the location has proved usable: a start refused for a missing
         // bucket must not tie the directory to that bucket.
         let blob_store = BlobStore::open(blobs, data_dir).await?;
@@ -183,7 +207,7 @@ impl Store {
     }
 
     /// Stores a staged blob under `name` in `folder`: commits the content (once, whoever else
-    /// uploads it) and creates the file record.
+    /// uploads it) and creates the file record, `owner`'s (none: admins only see it).
     pub async fn put(
         &self,
         staged: StagedBlob,
@@ -191,6 +215,7 @@ impl Store {
         name: &FileName,
         mime: &str,
         kind: FileKind,
+        owner: Option<i64>,
     ) -> Result<FileRecord, StoreError> {
         let _guard = self.locks.lock(&staged.hash).await;
         let (hash, size) = (staged.hash.clone(), staged.size);
@@ -203,18 +228,22 @@ impl Store {
                 size,
                 mime,
                 kind,
+                owner,
             })
             .await
     }
 
-    /// A second record of a file's content under another folder and name (no bytes copied).
+    /// A second record of a file's content under another folder and name (no bytes copied),
+    /// `owner`'s: a file `who` sees may be copied, and the copy is the copier's.
     pub async fn copy(
         &self,
+        who: &Viewer,
+        owner: Option<i64>,
         id: &str,
         folder: &FolderPath,
         name: &FileName,
     ) -> Result<FileRecord, StoreError> {
-        let rec = self.meta.get_file(id).await?;
+        let rec = self.meta.get_file(who, id).await?;
         // Held so that a delete of the last other reference cannot remove the content between
         // the lookup and the new record.
         let _guard = self.locks.lock(&rec.hash).await;
@@ -226,15 +255,16 @@ impl Store {
                 size: rec.size,
                 mime: &rec.mime,
                 kind: rec.kind,
+                owner,
             })
             .await
     }
 
     /// Deletes a file record, and its content when no other record uses it.
-    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        let rec = self.meta.get_file(id).await?;
+    pub async fn delete(&self, who: &Viewer, id: &str) -> Result<(), StoreError> {
+        let rec = self.meta.get_file(who, id).await?;
         let _guard = self.locks.lock(&rec.hash).await;
-        if let Some(hash) = self.meta.delete_file(id).await? {
+        if let Some(hash) = self.meta.delete_file(who, id).await? {
             self.blobs.delete(&hash).await?;
         }
         Ok(())
@@ -417,49 +447,92 @@ impl Store {
 
     // Records and the graph.
 
-    pub async fn file(&self, id: &str) -> Result<FileRecord, StoreError> {
-        self.meta.get_file(id).await
+    /// Users and credentials, in the same metadata store.
+    pub fn accounts(&self) -> Accounts {
+        Accounts::new(self.meta.clone())
+    }
+
+    pub async fn file(&self, who: &Viewer, id: &str) -> Result<FileRecord, StoreError> {
+        self.meta.get_file(who, id).await
     }
 
     /// What a download of the file needs: one cheap lookup.
-    pub async fn content(&self, id: &str) -> Result<FileContent, StoreError> {
-        self.meta.get_content(id).await
+    pub async fn content(&self, who: &Viewer, id: &str) -> Result<FileContent, StoreError> {
+        self.meta.get_content(who, id).await
     }
 
     pub async fn list(
         &self,
+        who: &Viewer,
         q: &Expr,
         opts: ListOptions,
     ) -> Result<(Vec<FileRecord>, u64), StoreError> {
-        self.meta.list_files(q, opts).await
+        self.meta.list_files(who, q, opts).await
     }
 
-    pub async fn add_user_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError> {
-        self.meta.add_user_tags(id, tags).await
+    pub async fn add_user_tags(
+        &self,
+        who: &Viewer,
+        id: &str,
+        tags: &[String],
+    ) -> Result<FileRecord, StoreError> {
+        self.meta.add_user_tags(who, id, tags).await
     }
 
-    pub async fn remove_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError> {
-        self.meta.remove_tags(id, tags).await
+    pub async fn remove_tags(
+        &self,
+        who: &Viewer,
+        id: &str,
+        tags: &[String],
+    ) -> Result<FileRecord, StoreError> {
+        self.meta.remove_tags(who, id, tags).await
     }
 
-    pub async fn related(&self, id: &str, limit: u32) -> Result<Vec<Related>, StoreError> {
-        self.meta.related(id, limit).await
+    pub async fn share(
+        &self,
+        who: &Viewer,
+        id: &str,
+        group: Option<&str>,
+    ) -> Result<FileRecord, StoreError> {
+        self.meta.share_file(who, id, group).await
     }
 
-    pub async fn graph(&self, q: &Expr, limit: u32) -> Result<Graph, StoreError> {
-        self.meta.graph(q, limit).await
+    pub async fn related(
+        &self,
+        who: &Viewer,
+        id: &str,
+        limit: u32,
+    ) -> Result<Vec<Related>, StoreError> {
+        self.meta.related(who, id, limit).await
     }
 
-    pub async fn tags(&self, prefix: &str, limit: u32) -> Result<Vec<TagCount>, StoreError> {
-        self.meta.tags(prefix, limit).await
+    pub async fn graph(&self, who: &Viewer, q: &Expr, limit: u32) -> Result<Graph, StoreError> {
+        self.meta.graph(who, q, limit).await
     }
 
-    pub async fn cooccurrence(&self, limit: u32) -> Result<Vec<CoOccurrence>, StoreError> {
-        self.meta.cooccurrence(limit).await
+    pub async fn tags(
+        &self,
+        who: &Viewer,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<TagCount>, StoreError> {
+        self.meta.tags(who, prefix, limit).await
     }
 
-    pub async fn subfolders(&self, parent: &FolderPath) -> Result<Vec<String>, StoreError> {
-        self.meta.subfolders(parent).await
+    pub async fn cooccurrence(
+        &self,
+        who: &Viewer,
+        limit: u32,
+    ) -> Result<Vec<CoOccurrence>, StoreError> {
+        self.meta.cooccurrence(who, limit).await
+    }
+
+    pub async fn subfolders(
+        &self,
+        who: &Viewer,
+        parent: &FolderPath,
+    ) -> Result<Vec<String>, StoreError> {
+        self.meta.subfolders(who, parent).await
     }
 
     pub async fn folder_exists(&self, path: &FolderPath) -> Result<bool, StoreError> {
@@ -476,23 +549,41 @@ impl Store {
 
     pub async fn folder_files(
         &self,
+        who: &Viewer,
         folder: &FolderPath,
         limit: u32,
     ) -> Result<Vec<FileRecord>, StoreError> {
-        self.meta.folder_files(folder, limit).await
+        self.meta.folder_files(who, folder, limit).await
     }
 
     pub async fn move_file(
         &self,
+        who: &Viewer,
         id: &str,
         folder: &FolderPath,
         name: &FileName,
     ) -> Result<FileRecord, StoreError> {
-        self.meta.move_file(id, folder, name).await
+        self.meta.move_file(who, id, folder, name).await
     }
 
-    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.meta.stats().await
+    /// Closes the metadata store's connections and waits for them (the data directory's lock
+    /// goes with the last clone): after it, the database file is free for another opener.
+    pub async fn close(self) {
+        self.meta.close().await;
+    }
+
+    pub async fn stats(&self, who: &Viewer) -> Result<StoreStats, StoreError> {
+        self.meta.stats(who).await
+    }
+
+    // Groups.
+
+    pub async fn create_group(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        self.meta.create_group(name).await
+    }
+
+    pub async fn add_group_member(&self, group: &str, user: &str) -> Result<bool, StoreError> {
+        self.meta.add_group_member(group, user).await
     }
 
     // The tagging queue.

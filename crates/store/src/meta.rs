@@ -3,11 +3,86 @@
 
 use crate::StoreError;
 use async_trait::async_trait;
+use disgrafs_core::auth::Scope;
 use disgrafs_core::query::Expr;
 use disgrafs_core::{
     CoOccurrence, FileKind, FileName, FileRecord, FolderPath, Graph, Related, TagCount,
 };
 use std::collections::BTreeMap;
+
+/// A user account. `password` is an argon2 PHC string (none: the user logs in by link or token
+/// only); `role` is the largest scope the user's credentials may have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub password: Option<String>,
+    pub role: Scope,
+}
+
+/// How a credential is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// A token for the CLI and scripts (`Authorization: Bearer`, or Basic's password).
+    Api,
+    /// The page's session cookie.
+    Session,
+    /// A one-time login link: taken (deleted) when used.
+    Link,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Api => "api",
+            CredentialKind::Session => "session",
+            CredentialKind::Link => "link",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            CredentialKind::Api,
+            CredentialKind::Session,
+            CredentialKind::Link,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A credential to record: only the hash of its secret is kept.
+#[derive(Debug, Clone)]
+pub struct NewCredential<'a> {
+    pub user_id: i64,
+    pub hash: &'a str,
+    pub kind: CredentialKind,
+    pub scope: Scope,
+    /// Lifetime from now, on the database's clock; none: until revoked.
+    pub ttl_ms: Option<i64>,
+}
+
+/// A recorded, unexpired credential and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub user: String,
+    pub kind: CredentialKind,
+    pub scope: Scope,
+    /// Unix ms; none: never.
+    pub expires: Option<i64>,
+}
+
+/// Who asks: what a query may show and a change may touch. Every query over files, tags, edges
+/// and counts takes one, and [`crate::sql`] turns it into the one condition on a file row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    /// Everything: admins, and internal callers (the worker, fsck, the tagger, benchmarks).
+    All,
+    /// A user: their own files, and read-only the files shared with a group they are in.
+    User(i64),
+}
 
 /// A file record to create, for content already committed to the blob store.
 #[derive(Debug, Clone)]
@@ -21,6 +96,8 @@ pub struct NewFile<'a> {
     /// Type as detected at upload from the first bytes; tagging may refine it.
     pub mime: &'a str,
     pub kind: FileKind,
+    /// The user it belongs to; none: admins only see it.
+    pub owner: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,6 +153,11 @@ impl Default for QueryBudget {
 /// Connections of the query pool ([`QueryBudget`]): at most this many queries run at once, and
 /// the others wait for one, never for a download's connection.
 pub const QUERY_CONNECTIONS: u32 = 4;
+
+/// Run by a writer that changes edges (`files`, `blob_tags`, `file_tags`) in the schema
+/// directly, bypassing [`MetaStore`] (the benchmarks' corpus generators): the per-tag counts are
+/// then recounted when a store next opens the database for writing.
+pub const INVALIDATE_TAG_COUNTS: &str = "DELETE FROM tag_counts_basis";
 
 #[derive(Debug, Clone, Copy)]
 pub struct ListOptions {
@@ -206,34 +288,60 @@ pub struct UploadPart {
 
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
+    /// Closes the database's connections and waits until they are closed (every later call
+    /// fails): what lets another opener of the same SQLite file change its journal mode.
+    async fn close(&self);
     /// Creates a file record for a committed content, increments the content's reference count
     /// and, when the content is new, queues it for tagging: all in one transaction.
     async fn insert_file(&self, new: NewFile<'_>) -> Result<FileRecord, StoreError>;
-    async fn get_file(&self, id: &str) -> Result<FileRecord, StoreError>;
+    async fn get_file(&self, who: &Viewer, id: &str) -> Result<FileRecord, StoreError>;
     /// What a download of the file needs: one cheap lookup.
-    async fn get_content(&self, id: &str) -> Result<FileContent, StoreError>;
-    /// Deletes a file record. Returns the content hash when this was its last reference: the
+    async fn get_content(&self, who: &Viewer, id: &str) -> Result<FileContent, StoreError>;
+    /// Deletes a file record (every change of a record, here and below, needs `who` to own it:
+    /// another's record is NotFound, so its existence is not told). Returns the content hash when this was its last reference: the
     /// caller then deletes the blob (the content row is gone already).
-    async fn delete_file(&self, id: &str) -> Result<Option<String>, StoreError>;
+    async fn delete_file(&self, who: &Viewer, id: &str) -> Result<Option<String>, StoreError>;
     /// Files matching a query, one page, with the total count.
     async fn list_files(
         &self,
+        who: &Viewer,
         q: &Expr,
         opts: ListOptions,
     ) -> Result<(Vec<FileRecord>, u64), StoreError>;
-    async fn add_user_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError>;
+    async fn add_user_tags(
+        &self,
+        who: &Viewer,
+        id: &str,
+        tags: &[String],
+    ) -> Result<FileRecord, StoreError>;
     /// Removes user tags; an automatic tag named here is hidden on this file.
-    async fn remove_tags(&self, id: &str, tags: &[String]) -> Result<FileRecord, StoreError>;
-    async fn related(&self, id: &str, limit: u32) -> Result<Vec<Related>, StoreError>;
+    async fn remove_tags(
+        &self,
+        who: &Viewer,
+        id: &str,
+        tags: &[String],
+    ) -> Result<FileRecord, StoreError>;
+    async fn related(&self, who: &Viewer, id: &str, limit: u32)
+    -> Result<Vec<Related>, StoreError>;
     /// The subgraph of the files matching `q` and their tags, at most `limit` nodes.
-    async fn graph(&self, q: &Expr, limit: u32) -> Result<Graph, StoreError>;
-    async fn tags(&self, prefix: &str, limit: u32) -> Result<Vec<TagCount>, StoreError>;
-    async fn cooccurrence(&self, limit: u32) -> Result<Vec<CoOccurrence>, StoreError>;
-    async fn stats(&self) -> Result<StoreStats, StoreError>;
+    async fn graph(&self, who: &Viewer, q: &Expr, limit: u32) -> Result<Graph, StoreError>;
+    async fn tags(
+        &self,
+        who: &Viewer,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<TagCount>, StoreError>;
+    async fn cooccurrence(&self, who: &Viewer, limit: u32)
+    -> Result<Vec<CoOccurrence>, StoreError>;
+    async fn stats(&self, who: &Viewer) -> Result<StoreStats, StoreError>;
 
     // Folders (what a file-system view lists).
     /// The names of the folders directly inside `parent`, sorted.
-    async fn subfolders(&self, parent: &FolderPath) -> Result<Vec<String>, StoreError>;
+    async fn subfolders(
+        &self,
+        who: &Viewer,
+        parent: &FolderPath,
+    ) -> Result<Vec<String>, StoreError>;
     /// Whether a folder exists (the root always does).
     async fn folder_exists(&self, path: &FolderPath) -> Result<bool, StoreError>;
     /// Makes a folder and its ancestors; false when it existed already.
@@ -243,12 +351,14 @@ pub trait MetaStore: Send + Sync + 'static {
     /// The files directly in `folder`, oldest record first, at most `limit`.
     async fn folder_files(
         &self,
+        who: &Viewer,
         folder: &FolderPath,
         limit: u32,
     ) -> Result<Vec<FileRecord>, StoreError>;
     /// Gives a record another folder and name (the target folder is made to exist).
     async fn move_file(
         &self,
+        who: &Viewer,
         id: &str,
         folder: &FolderPath,
         name: &FileName,
@@ -308,6 +418,48 @@ pub trait MetaStore: Send + Sync + 'static {
     /// a content no record points at loses its row (and its jobs and text), and its hash is
     /// returned: its bytes may go.
     async fn fix_refs(&self, hash: &str) -> Result<Option<String>, StoreError>;
+
+    // Accounts (`crate::accounts` holds the rules: hashing, secrets, lifetimes).
+    /// Creates a user; `None` when the name is taken.
+    async fn create_user(
+        &self,
+        name: &str,
+        password: Option<&str>,
+        role: Scope,
+    ) -> Result<Option<i64>, StoreError>;
+    async fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError>;
+    async fn user_count(&self) -> Result<u64, StoreError>;
+    /// Sets (or, with `None`, removes) a user's password hash; false when there is no such user.
+    async fn set_password(&self, name: &str, password: Option<&str>) -> Result<bool, StoreError>;
+    async fn add_credential(&self, c: &NewCredential<'_>) -> Result<i64, StoreError>;
+    /// The unexpired credential whose secret hashes to `hash`.
+    async fn credential(&self, hash: &str) -> Result<Option<CredentialRow>, StoreError>;
+    /// Deletes and returns the unexpired credential of `kind` whose secret hashes to `hash`:
+    /// of two requests with one single-use secret, one gets it.
+    async fn take_credential(
+        &self,
+        hash: &str,
+        kind: CredentialKind,
+    ) -> Result<Option<CredentialRow>, StoreError>;
+    /// A user's unexpired credentials, oldest first.
+    async fn credentials(&self, user: &str) -> Result<Vec<CredentialRow>, StoreError>;
+    /// Deletes a credential (and removes expired ones); false when there was none with that id.
+    async fn revoke_credential(&self, id: i64) -> Result<bool, StoreError>;
+
+    // Groups and sharing. A user's files are theirs; a group's members read (never change) the
+    // files shared with it.
+    /// Creates a group; `None` when the name is taken.
+    async fn create_group(&self, name: &str) -> Result<Option<i64>, StoreError>;
+    /// Adds a user to a group; false when the group or the user does not exist.
+    async fn add_group_member(&self, group: &str, user: &str) -> Result<bool, StoreError>;
+    /// Shares a file with a group (or, with `None`, with nobody): its owner or an admin only
+    /// (NotFound otherwise, and for an unknown group).
+    async fn share_file(
+        &self,
+        who: &Viewer,
+        id: &str,
+        group: Option<&str>,
+    ) -> Result<FileRecord, StoreError>;
 }
 
 /// A content row as `fsck` sees it.

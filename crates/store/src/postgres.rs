@@ -57,7 +57,9 @@ impl SqlMeta<Postgres> {
             })
             .connect_with(opts)
             .await?;
-        Self::with_pools(pool.clone(), pool, queries, min_confidence)
+        let meta = Self::with_pools(pool.clone(), pool, queries, min_confidence)?;
+        meta.prepare_counts().await?;
+        Ok(meta)
     }
 }
 

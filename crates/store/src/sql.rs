@@ -10,21 +10,146 @@
 //! reaches the SQL text itself.
 
 use crate::StoreError;
+use crate::meta::Viewer;
 use disgrafs_core::fulltext::{HIT_END, HIT_START};
 use disgrafs_core::query::{Expr, Predicate, TextTerm, TimeField};
 use sqlx::{Database, Postgres, QueryBuilder, Sqlite};
 
 /// The one definition of which edges are shown: user tags always, automatic tags at or above the
-/// confidence threshold (weaker ones are kept, and shown again if the threshold is lowered).
-/// Every query over edges reads them through this relation, as `FROM {visible} e`.
+/// confidence threshold (weaker ones are kept, and shown again if the threshold is lowered), an
+/// automatic tag overridden by a row of the file's own (a user tag of that name, or its hiding)
+/// never. Every query over edges reads them through this relation (`FROM {relation} e`, columns
+/// `file_id, tag_id, kind, extractor, weight`), with the query's own condition on the file or
+/// the tag written into each arm of the union ([`EdgeScope`]): neither database pushes a
+/// condition through a view of a union by itself, and without it every query read every edge.
 /// `min_confidence` is the server's setting, checked to be a number in 0..=1 by
 /// [`check_min_confidence`], never a request's input.
-pub(crate) fn visible_edges(min_confidence: f64) -> String {
-    debug_assert!((0.0..=1.0).contains(&min_confidence));
-    format!(
-        "(SELECT file_id, tag_id, kind, extractor, weight FROM edges \
-         WHERE kind = 'user' OR weight >= {min_confidence:?})"
-    )
+#[derive(Debug, Clone)]
+pub(crate) struct VisibleEdges {
+    /// The automatic arm's test of `bt.weight`.
+    weight_test: String,
+}
+
+/// The column names a scope's condition is written with, in one arm of [`VisibleEdges`].
+pub(crate) struct Arm {
+    pub(crate) file: &'static str,
+    pub(crate) tag: &'static str,
+}
+
+const AUTO_ARM: Arm = Arm {
+    file: "ef.id",
+    tag: "bt.tag_id",
+};
+const USER_ARM: Arm = Arm {
+    file: "ft.file_id",
+    tag: "ft.tag_id",
+};
+
+/// The threshold the per-tag counts' `shown` column was counted at, as SQL.
+pub(crate) const COUNT_BASIS: &str = "(SELECT min_confidence FROM tag_counts_basis WHERE id = 1)";
+
+impl VisibleEdges {
+    /// The edges shown at `min_confidence`.
+    pub(crate) fn new(min_confidence: f64) -> Self {
+        debug_assert!((0.0..=1.0).contains(&min_confidence));
+        VisibleEdges {
+            weight_test: format!("bt.weight >= {min_confidence:?}"),
+        }
+    }
+
+    /// Every edge, whatever its weight (what the per-tag counts count; a user edge weighs 1,
+    /// so `weight >= t` tells whether one is shown at threshold `t`).
+    pub(crate) fn every() -> Self {
+        VisibleEdges {
+            weight_test: "bt.weight >= 0".into(),
+        }
+    }
+
+    fn auto_head(&self) -> String {
+        format!(
+            "(SELECT ef.id AS file_id, bt.tag_id AS tag_id, CAST('auto' AS TEXT) AS kind, \
+             bt.extractor AS extractor, bt.weight AS weight \
+             FROM blob_tags bt JOIN files ef ON ef.hash = bt.hash WHERE {} \
+             AND NOT EXISTS (SELECT 1 FROM file_tags o WHERE o.file_id = ef.id AND o.tag_id = bt.tag_id) AND ",
+            self.weight_test
+        )
+    }
+
+    const USER_HEAD: &str = " UNION ALL SELECT ft.file_id, ft.tag_id, CAST('user' AS TEXT), \
+         CAST(NULL AS TEXT), CAST(1.0 AS DOUBLE PRECISION) FROM file_tags ft WHERE ft.hidden = 0 AND ";
+
+    /// The relation as SQL text, `cond` giving each arm's condition (numbered placeholders may
+    /// appear in both).
+    pub(crate) fn sql(&self, cond: impl Fn(&Arm) -> String) -> String {
+        format!(
+            "{}{}{}{})",
+            self.auto_head(),
+            cond(&AUTO_ARM),
+            Self::USER_HEAD,
+            cond(&USER_ARM)
+        )
+    }
+
+    /// Pushes the relation, `cond` pushing each arm's condition (and its bound values, once
+    /// per arm).
+    pub(crate) fn push<DB: Dialect>(
+        &self,
+        qb: &mut QueryBuilder<'_, DB>,
+        mut cond: impl FnMut(&mut QueryBuilder<'_, DB>, &Arm),
+    ) {
+        qb.push(self.auto_head());
+        cond(qb, &AUTO_ARM);
+        qb.push(Self::USER_HEAD);
+        cond(qb, &USER_ARM);
+        qb.push(")");
+    }
+}
+
+/// The one rule of who sees a file: the condition that file row `f` (an alias of `files`) is
+/// visible to `who`. Every query over files, and through them over edges, tags and counts, is
+/// written with it ([`visible_ids`], [`writable`]); a user id comes from the credential's row,
+/// never from a request, so it is written into the text as a number.
+pub(crate) fn file_visible(who: &Viewer, f: &str) -> String {
+    match who {
+        Viewer::All => "TRUE".into(),
+        Viewer::User(u) => format!(
+            "({f}.owner = {u} OR {f}.grp IN (SELECT gm.group_id FROM group_members gm WHERE gm.user_id = {u}))"
+        ),
+    }
+}
+
+/// The condition that the file id in column `col` is of a file visible to `who` (for the arms
+/// of [`VisibleEdges`], whose file is an id).
+pub(crate) fn visible_ids(who: &Viewer, col: &str) -> String {
+    match who {
+        Viewer::All => "TRUE".into(),
+        Viewer::User(_) => format!(
+            "{col} IN (SELECT vf.id FROM files vf WHERE {})",
+            file_visible(who, "vf")
+        ),
+    }
+}
+
+/// The condition that `who` may change file row `f`: its owner (a group's members only read).
+pub(crate) fn writable(who: &Viewer, f: &str) -> String {
+    match who {
+        Viewer::All => "TRUE".into(),
+        Viewer::User(u) => format!("{f}.owner = {u}"),
+    }
+}
+
+/// The per-tag counts as `who` may see them, a relation `(tag_id, files, shown)` for `FROM`:
+/// the kept counts ([`COUNT_BASIS`]) for a viewer who sees everything; for another, the edges of
+/// the files it sees, counted live (a tag none of them carries is in no row).
+pub(crate) fn tag_counts(who: &Viewer, min_confidence: f64) -> String {
+    match who {
+        Viewer::All => "tag_counts".into(),
+        Viewer::User(_) => format!(
+            "(SELECT e.tag_id AS tag_id, count(*) AS files, \
+             count(*) FILTER (WHERE e.weight >= {min_confidence:?}) AS shown FROM {} e GROUP BY e.tag_id)",
+            VisibleEdges::every().sql(|arm| visible_ids(who, arm.file))
+        ),
+    }
 }
 
 /// The threshold's range, checked when an adapter opens.
@@ -237,8 +362,12 @@ pub(crate) fn push_list<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, items: &[Str
     qb.push(")");
 }
 
-/// Pushes the condition `e` over `files f JOIN blobs b`; `visible` is [`visible_edges`].
-pub(crate) fn push_expr<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, e: &Expr, visible: &str) {
+/// Pushes the condition `e` over `files f JOIN blobs b`.
+pub(crate) fn push_expr<DB: Dialect>(
+    qb: &mut QueryBuilder<'_, DB>,
+    e: &Expr,
+    visible: &VisibleEdges,
+) {
     match e {
         Expr::All => {
             qb.push("TRUE");
@@ -267,17 +396,19 @@ pub(crate) fn push_expr<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, e: &Expr, vi
     }
 }
 
-fn push_pred<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, p: &Predicate, visible: &str) {
+fn push_pred<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, p: &Predicate, visible: &VisibleEdges) {
     match p {
-        // The tag's edges, found from the tag (an index on `tag_id` in each table): the files
-        // they name are looked up by id rather than every file tested for the tag.
+        // The tag's edges, found from the tag in each arm (covering indexes from the tag to
+        // the files' ids): the files they name are looked up by id rather than every file
+        // tested for the tag.
         Predicate::Tag(name) => {
-            qb.push(format!(
-                "f.id IN (SELECT e.file_id FROM {visible} e \
-                 WHERE e.tag_id = (SELECT id FROM tags WHERE name = "
-            ));
-            DB::bind_text(qb, name.clone());
-            qb.push("))");
+            qb.push("f.id IN (SELECT e.file_id FROM ");
+            visible.push(qb, |qb, arm| {
+                qb.push(format!("{} = (SELECT id FROM tags WHERE name = ", arm.tag));
+                DB::bind_text(qb, name.clone());
+                qb.push(")");
+            });
+            qb.push(" e)");
         }
         Predicate::NameContains(s) => DB::push_contains(qb, "f.name_lower", s.clone()),
         Predicate::Kind(k) => {

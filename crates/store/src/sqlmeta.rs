@@ -12,7 +12,7 @@
 //! Adapters open their pools and run their own migrations (`sqlite.rs`, `postgres.rs`).
 
 use crate::StoreError;
-use crate::sql::{self, Dialect};
+use crate::sql::{self, COUNT_BASIS, Dialect};
 use sqlx::{Database, Pool};
 
 /// A metadata store on a sqlx database.
@@ -27,8 +27,10 @@ pub struct SqlMeta<DB: Database> {
     /// writers in the pool rather than in SQLite's busy handler avoids SQLITE_BUSY on lock
     /// upgrades); on PostgreSQL the same pool as the readers.
     pub(crate) write: Pool<DB>,
-    /// The edges that are shown ([`sql::visible_edges`]), as SQL text for `FROM`.
-    pub(crate) visible: String,
+    /// The edges that are shown, a relation for `FROM` ([`sql::VisibleEdges`]).
+    pub(crate) visible: sql::VisibleEdges,
+    /// The threshold, for the per-tag counts' `shown` column.
+    pub(crate) min_confidence: f64,
 }
 
 impl<DB: Database> SqlMeta<DB> {
@@ -43,7 +45,8 @@ impl<DB: Database> SqlMeta<DB> {
             pool,
             queries,
             write,
-            visible: sql::visible_edges(min_confidence),
+            visible: sql::VisibleEdges::new(min_confidence),
+            min_confidence,
         })
     }
 }
@@ -87,11 +90,17 @@ macro_rules! impl_meta {
                 pool: &Pool<$db>,
                 ids: &[String],
             ) -> Result<HashMap<String, Vec<TagRef>>, StoreError> {
-                let head = format!(
-                    "SELECT {EDGE_COLUMNS} FROM {} e JOIN tags t ON t.id = e.tag_id WHERE e.file_id",
-                    self.visible
-                );
-                Ok(tags_by_file(Self::fetch_in(pool, &head, ids, "").await?))
+                let mut rows = Vec::new();
+                for chunk in ids.chunks(IN_LIST_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(format!("SELECT {EDGE_COLUMNS} FROM "));
+                    self.visible.push(&mut qb, |qb, arm| {
+                        qb.push(format!("{} IN (", arm.file));
+                        sql::push_list(qb, chunk);
+                    });
+                    qb.push(" e JOIN tags t ON t.id = e.tag_id");
+                    rows.extend(qb.build_query_as::<EdgeRow>().fetch_all(pool).await?);
+                }
+                Ok(tags_by_file(rows))
             }
 
             async fn with_tags(
@@ -156,6 +165,82 @@ macro_rules! impl_meta {
                 Ok(())
             }
 
+            /// Adds `sign` (1 or -1) times the edges of the files `files_cond` names (a condition
+            /// on a file id column, `{}` standing for the column and `$1` for `bind`) to the
+            /// per-tag counts: called with -1 before a change of those files' edges and with 1
+            /// after it, in the change's transaction.
+            async fn count_edges(
+                tx: &mut <$db as Database>::Connection,
+                files_cond: &str,
+                bind: &str,
+                sign: i64,
+            ) -> Result<(), StoreError> {
+                let every = sql::VisibleEdges::every()
+                    .sql(|arm| files_cond.replace("{}", arm.file));
+                sqlx::query(&format!(
+                    "INSERT INTO tag_counts (tag_id, files, shown)
+                     SELECT e.tag_id, $2 * count(*), $2 * count(*) FILTER (WHERE e.weight >= {COUNT_BASIS})
+                       FROM {every} e WHERE TRUE GROUP BY e.tag_id
+                     ON CONFLICT (tag_id) DO UPDATE SET files = tag_counts.files + excluded.files,
+                        shown = tag_counts.shown + excluded.shown"
+                ))
+                .bind(bind)
+                .bind(sign)
+                .execute(&mut *tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Makes the per-tag counts those of this store's threshold: recounted from every
+            /// edge when another threshold (or none) was recorded, as when the counts were
+            /// added to an existing store. Run when a store opens for writing.
+            pub(crate) async fn prepare_counts(&self) -> Result<(), StoreError> {
+                let basis: Option<f64> =
+                    sqlx::query_scalar("SELECT min_confidence FROM tag_counts_basis WHERE id = 1")
+                        .fetch_optional(&self.write)
+                        .await?;
+                if basis == Some(self.min_confidence) {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO tag_counts_basis (id, min_confidence) VALUES (1, $1)
+                     ON CONFLICT (id) DO UPDATE SET min_confidence = excluded.min_confidence",
+                )
+                .bind(self.min_confidence)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM tag_counts").execute(&mut *tx).await?;
+                let every = sql::VisibleEdges::every().sql(|_| "TRUE".into());
+                sqlx::query(&format!(
+                    "INSERT INTO tag_counts (tag_id, files, shown)
+                     SELECT e.tag_id, count(*), count(*) FILTER (WHERE e.weight >= {COUNT_BASIS})
+                       FROM {every} e GROUP BY e.tag_id"
+                ))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// The files of a query that is one tag, from the per-tag counts (when they were
+            /// counted at this store's threshold): a hub's total without reading its files.
+            async fn tag_total(&self, who: &Viewer, q: &Expr) -> Result<Option<u64>, StoreError> {
+                let (Viewer::All, Expr::Pred(Predicate::Tag(name))) = (who, q) else {
+                    return Ok(None);
+                };
+                let n: Option<i64> = sqlx::query_scalar(
+                    "SELECT c.shown FROM tags t JOIN tag_counts c ON c.tag_id = t.id
+                       JOIN tag_counts_basis bs ON bs.id = 1
+                      WHERE t.name = $1 AND bs.min_confidence = $2",
+                )
+                .bind(name)
+                .bind(self.min_confidence)
+                .fetch_optional(&self.queries)
+                .await?;
+                Ok(n.map(|n| n as u64))
+            }
+
             /// A write transaction ([`Dialect::BEGIN_WRITE`]).
             async fn begin_write(
                 &self,
@@ -185,11 +270,13 @@ macro_rules! impl_meta {
             /// modified now (NotFound if there is no such file), and that time.
             async fn begin_tag_edit(
                 &self,
+                who: &Viewer,
                 id: &str,
             ) -> Result<(sqlx::Transaction<'static, $db>, i64), StoreError> {
                 let mut tx = self.begin_write().await?;
                 let now = now_ms();
-                let n = sqlx::query("UPDATE files SET modified = $1 WHERE id = $2")
+                let mine = sql::writable(who, "files");
+                let n = sqlx::query(&format!("UPDATE files SET modified = $1 WHERE id = $2 AND {mine}"))
                     .bind(now)
                     .bind(id)
                     .execute(&mut *tx)
@@ -197,7 +284,20 @@ macro_rules! impl_meta {
                 if n.rows_affected() == 0 {
                     return Err(StoreError::NotFound(format!("file {id}")));
                 }
+                Self::count_edges(&mut tx, ONE_FILE, id, -1).await?;
                 Ok((tx, now))
+            }
+
+            /// Ends a change begun by [`Self::begin_tag_edit`]: counts the file's edges again,
+            /// commits, and returns the record.
+            async fn end_tag_edit(
+                &self,
+                mut tx: sqlx::Transaction<'static, $db>,
+                id: &str,
+            ) -> Result<FileRecord, StoreError> {
+                Self::count_edges(&mut tx, ONE_FILE, id, 1).await?;
+                tx.commit().await?;
+                self.get_file(&Viewer::All, id).await
             }
 
             /// Gives the records their snippets for the full-text query `tq`.
@@ -240,8 +340,11 @@ macro_rules! impl_meta {
                     .bind(hash)
                     .execute(&mut *tx)
                     .await?;
+                // The tags whose count fell to nothing (found by the counts' index, not by a scan
+                // of every tag), if nothing else names them.
                 sqlx::query(
-                    "DELETE FROM tags WHERE NOT EXISTS (SELECT 1 FROM blob_tags WHERE tag_id = tags.id)
+                    "DELETE FROM tags WHERE id IN (SELECT tag_id FROM tag_counts WHERE files <= 0)
+                     AND NOT EXISTS (SELECT 1 FROM blob_tags WHERE tag_id = tags.id)
                      AND NOT EXISTS (SELECT 1 FROM file_tags WHERE tag_id = tags.id)",
                 )
                 .execute(&mut *tx)
@@ -316,6 +419,12 @@ macro_rules! impl_meta {
 
         #[async_trait]
         impl MetaStore for SqlMeta<$db> {
+            async fn close(&self) {
+                self.queries.close().await;
+                self.pool.close().await;
+                self.write.close().await;
+            }
+
             async fn insert_file(&self, new: NewFile<'_>) -> Result<FileRecord, StoreError> {
                 let id = uuid::Uuid::now_v7().to_string();
                 let now = now_ms();
@@ -332,7 +441,7 @@ macro_rules! impl_meta {
                 .fetch_one(&mut *tx)
                 .await?;
                 sqlx::query(
-                    "INSERT INTO files (id, name, name_lower, folder, hash, size, created, modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO files (id, name, name_lower, folder, hash, size, created, modified, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&id)
                 .bind(new.name.as_str())
@@ -342,22 +451,25 @@ macro_rules! impl_meta {
                 .bind(new.size as i64)
                 .bind(now)
                 .bind(now)
+                .bind(new.owner)
                 .execute(&mut *tx)
                 .await?;
                 Self::ensure_folder(&mut tx, &new.folder, now).await?;
                 for tag_id in Self::tag_ids(&mut tx, &new.folder.tags()).await? {
                     Self::set_file_tag(&mut tx, &id, tag_id, FileTagRow::User, now).await?;
                 }
+                Self::count_edges(&mut tx, ONE_FILE, &id, 1).await?;
                 if refs == 1 && tagging != TaggingState::Done.as_str() {
                     Self::queue_tagging(&mut tx, new.hash).await?;
                 }
                 tx.commit().await?;
-                self.get_file(&id).await
+                self.get_file(&Viewer::All, &id).await
             }
 
-            async fn get_file(&self, id: &str) -> Result<FileRecord, StoreError> {
+            async fn get_file(&self, who: &Viewer, id: &str) -> Result<FileRecord, StoreError> {
+                let seen = sql::file_visible(who, "f");
                 let row: RecordRow =
-                    sqlx::query_as(&format!("SELECT {RECORD_COLUMNS} WHERE f.id = $1"))
+                    sqlx::query_as(&format!("SELECT {RECORD_COLUMNS} WHERE f.id = $1 AND {seen}"))
                         .bind(id)
                         .fetch_optional(&self.pool)
                         .await?
@@ -365,10 +477,11 @@ macro_rules! impl_meta {
                 Ok(self.with_tags(&self.pool, vec![row.into()]).await?.remove(0))
             }
 
-            async fn get_content(&self, id: &str) -> Result<FileContent, StoreError> {
-                let (name, hash, size, mime): (String, String, i64, String) = sqlx::query_as(
-                    "SELECT f.name, f.hash, f.size, b.mime FROM files f JOIN blobs b ON b.hash = f.hash WHERE f.id = $1",
-                )
+            async fn get_content(&self, who: &Viewer, id: &str) -> Result<FileContent, StoreError> {
+                let seen = sql::file_visible(who, "f");
+                let (name, hash, size, mime): (String, String, i64, String) = sqlx::query_as(&format!(
+                    "SELECT f.name, f.hash, f.size, b.mime FROM files f JOIN blobs b ON b.hash = f.hash WHERE f.id = $1 AND {seen}",
+                ))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
@@ -381,10 +494,12 @@ macro_rules! impl_meta {
                 })
             }
 
-            async fn delete_file(&self, id: &str) -> Result<Option<String>, StoreError> {
+            async fn delete_file(&self, who: &Viewer, id: &str) -> Result<Option<String>, StoreError> {
                 let mut tx = self.begin_write().await?;
+                Self::count_edges(&mut tx, ONE_FILE, id, -1).await?;
+                let mine = sql::writable(who, "files");
                 let hash: String =
-                    sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING hash")
+                    sqlx::query_scalar(&format!("DELETE FROM files WHERE id = $1 AND {mine} RETURNING hash"))
                         .bind(id)
                         .fetch_optional(&mut *tx)
                         .await?
@@ -407,6 +522,7 @@ macro_rules! impl_meta {
 
             async fn list_files(
                 &self,
+                who: &Viewer,
                 q: &Expr,
                 opts: ListOptions,
             ) -> Result<(Vec<FileRecord>, u64), StoreError> {
@@ -419,8 +535,10 @@ macro_rules! impl_meta {
                     <$db as Dialect>::push_text_hits(&mut qb, tq.clone());
                     qb.push(" h GROUP BY hash) r ON r.hash = f.hash");
                 }
-                qb.push(" WHERE ");
+                let seen = sql::file_visible(who, "f");
+                qb.push(" WHERE (");
                 sql::push_expr(&mut qb, q, &self.visible);
+                qb.push(format!(") AND {seen}"));
                 let col = match opts.sort {
                     SortKey::Name => "f.name_lower",
                     SortKey::Size => "f.size",
@@ -444,11 +562,14 @@ macro_rules! impl_meta {
                     && (!rows.is_empty() || opts.offset == 0)
                 {
                     opts.offset + rows.len() as u64
+                } else if let Some(n) = self.tag_total(who, q).await? {
+                    n
                 } else {
                     let mut count = QueryBuilder::<$db>::new(
-                        "SELECT count(*) FROM files f JOIN blobs b ON b.hash = f.hash WHERE ",
+                        "SELECT count(*) FROM files f JOIN blobs b ON b.hash = f.hash WHERE (",
                     );
                     sql::push_expr(&mut count, q, &self.visible);
+                    count.push(format!(") AND {seen}"));
                     let n: i64 = count.build_query_scalar().fetch_one(&self.queries).await?;
                     n as u64
                 };
@@ -463,23 +584,24 @@ macro_rules! impl_meta {
 
             async fn add_user_tags(
                 &self,
+                who: &Viewer,
                 id: &str,
                 tags: &[String],
             ) -> Result<FileRecord, StoreError> {
-                let (mut tx, now) = self.begin_tag_edit(id).await?;
+                let (mut tx, now) = self.begin_tag_edit(who, id).await?;
                 for tag_id in Self::tag_ids(&mut tx, tags).await? {
                     Self::set_file_tag(&mut tx, id, tag_id, FileTagRow::User, now).await?;
                 }
-                tx.commit().await?;
-                self.get_file(id).await
+                self.end_tag_edit(tx, id).await
             }
 
             async fn remove_tags(
                 &self,
+                who: &Viewer,
                 id: &str,
                 tags: &[String],
             ) -> Result<FileRecord, StoreError> {
-                let (mut tx, now) = self.begin_tag_edit(id).await?;
+                let (mut tx, now) = self.begin_tag_edit(who, id).await?;
                 for name in tags {
                     let Some(tag_id): Option<i64> =
                         sqlx::query_scalar("SELECT id FROM tags WHERE name = $1")
@@ -506,14 +628,27 @@ macro_rules! impl_meta {
                             .await?;
                     }
                 }
-                tx.commit().await?;
-                self.get_file(id).await
+                self.end_tag_edit(tx, id).await
             }
 
-            async fn subfolders(&self, parent: &FolderPath) -> Result<Vec<String>, StoreError> {
-                let paths: Vec<String> = sqlx::query_scalar(
-                    "SELECT path FROM folders WHERE parent = $1 ORDER BY path",
-                )
+            async fn subfolders(
+                &self,
+                who: &Viewer,
+                parent: &FolderPath,
+            ) -> Result<Vec<String>, StoreError> {
+                // A viewer who does not see everything sees a folder holding a file it sees, at
+                // any depth, and no other (an empty folder is shown to admins only).
+                let shown = match who {
+                    Viewer::All => "TRUE".to_owned(),
+                    Viewer::User(_) => format!(
+                        "EXISTS (SELECT 1 FROM files f WHERE (f.folder = fo.path
+                           OR substr(f.folder, 1, length(fo.path) + 1) = fo.path || '/') AND {})",
+                        sql::file_visible(who, "f")
+                    ),
+                };
+                let paths: Vec<String> = sqlx::query_scalar(&format!(
+                    "SELECT path FROM folders fo WHERE parent = $1 AND {shown} ORDER BY path",
+                ))
                 .bind(parent.as_str())
                 .fetch_all(&self.pool)
                 .await?;
@@ -557,11 +692,13 @@ macro_rules! impl_meta {
 
             async fn folder_files(
                 &self,
+                who: &Viewer,
                 folder: &FolderPath,
                 limit: u32,
             ) -> Result<Vec<FileRecord>, StoreError> {
+                let seen = sql::file_visible(who, "f");
                 let rows: Vec<RecordRow> = sqlx::query_as(&format!(
-                    "SELECT {RECORD_COLUMNS} WHERE f.folder = $1 ORDER BY f.id LIMIT $2"
+                    "SELECT {RECORD_COLUMNS} WHERE f.folder = $1 AND {seen} ORDER BY f.id LIMIT $2"
                 ))
                 .bind(folder.as_str())
                 .bind(limit as i64)
@@ -573,11 +710,12 @@ macro_rules! impl_meta {
 
             async fn move_file(
                 &self,
+                who: &Viewer,
                 id: &str,
                 folder: &FolderPath,
                 name: &FileName,
             ) -> Result<FileRecord, StoreError> {
-                let (mut tx, now) = self.begin_tag_edit(id).await?;
+                let (mut tx, now) = self.begin_tag_edit(who, id).await?;
                 sqlx::query("UPDATE files SET folder = $1, name = $2, name_lower = $3 WHERE id = $4")
                     .bind(folder.as_str())
                     .bind(name.as_str())
@@ -586,25 +724,47 @@ macro_rules! impl_meta {
                     .execute(&mut *tx)
                     .await?;
                 Self::ensure_folder(&mut tx, folder, now).await?;
-                tx.commit().await?;
-                self.get_file(id).await
+                self.end_tag_edit(tx, id).await
             }
 
-            async fn related(&self, id: &str, limit: u32) -> Result<Vec<Related>, StoreError> {
+            async fn related(
+                &self,
+                who: &Viewer,
+                id: &str,
+                limit: u32,
+            ) -> Result<Vec<Related>, StoreError> {
                 // Existence check gives a 404 rather than an empty list for an unknown id.
-                self.get_file(id).await?;
-                let total: i64 = sqlx::query_scalar("SELECT count(*) FROM files")
-                    .fetch_one(&self.queries)
-                    .await?;
-                let v = &self.visible;
+                self.get_file(who, id).await?;
+                let seen = sql::file_visible(who, "f");
+                let counts = sql::tag_counts(who, self.min_confidence);
+                let total: i64 =
+                    sqlx::query_scalar(&format!("SELECT count(*) FROM files f WHERE {seen}"))
+                        .fetch_one(&self.queries)
+                        .await?;
+                // The file's tags, rarest first, as long as the files carrying the tags taken
+                // so far are fewer than RELATED_SCAN_LIMIT: neighbours are found through the
+                // tags that tell files apart, and a hub carried by half the store is read only
+                // when the file has nothing rarer (and then only RELATED_SCAN_LIMIT rows of it).
+                let mine = self.visible.sql(|arm| format!("{} = $1", arm.file));
+                let theirs = self.visible.sql(|arm| {
+                    format!(
+                        "{} IN (SELECT tag_id FROM picked) AND {}",
+                        arm.tag,
+                        sql::visible_ids(who, arm.file)
+                    )
+                });
                 let rows: Vec<SharedRow> = sqlx::query_as(&format!(
-                    "WITH mine AS (SELECT tag_id, weight FROM {v} x WHERE x.file_id = $1),
-                          df AS (SELECT e.tag_id, count(*) AS n FROM edges e JOIN mine m ON m.tag_id = e.tag_id GROUP BY e.tag_id)
-                     SELECT e.file_id, t.name, m.weight AS wa, e.weight AS wb, df.n AS n
-                       FROM mine m
-                       JOIN {v} e ON e.tag_id = m.tag_id AND e.file_id <> $1
-                       JOIN tags t ON t.id = m.tag_id
-                       JOIN df ON df.tag_id = m.tag_id
+                    "WITH mine AS (SELECT x.tag_id, x.weight, c.files AS n FROM {mine} x
+                                     JOIN {counts} c ON c.tag_id = x.tag_id),
+                          ranked AS (SELECT tag_id, weight, n,
+                                            sum(n) OVER (ORDER BY n, tag_id ROWS UNBOUNDED PRECEDING) - n AS before
+                                       FROM mine),
+                          picked AS (SELECT tag_id, weight, n FROM ranked WHERE before < $2)
+                     SELECT e.file_id, t.name, p.weight AS wa, e.weight AS wb, p.n AS n
+                       FROM picked p
+                       JOIN {theirs} e ON e.tag_id = p.tag_id
+                       JOIN tags t ON t.id = p.tag_id
+                      WHERE e.file_id <> $1
                       LIMIT $2"
                 ))
                 .bind(id)
@@ -617,12 +777,13 @@ macro_rules! impl_meta {
                 Ok(related_with_records(scored, records))
             }
 
-            async fn graph(&self, q: &Expr, limit: u32) -> Result<Graph, StoreError> {
+            async fn graph(&self, who: &Viewer, q: &Expr, limit: u32) -> Result<Graph, StoreError> {
                 let limit = limit.max(1) as usize;
                 let mut qb = QueryBuilder::<$db>::new(format!(
-                    "SELECT {GRAPH_FILE_COLUMNS} WHERE "
+                    "SELECT {GRAPH_FILE_COLUMNS} WHERE ("
                 ));
                 sql::push_expr(&mut qb, q, &self.visible);
+                qb.push(format!(") AND {}", sql::file_visible(who, "f")));
                 // One more than can be drawn tells whether the limit cut anything.
                 qb.push(" ORDER BY f.modified DESC, f.id DESC LIMIT ")
                     .push_bind(limit as i64 + 1);
@@ -632,45 +793,64 @@ macro_rules! impl_meta {
                     files.iter().take(limit).map(|r| r.id.clone()).collect();
                 let edges_by_file = self.tags_of(&self.queries, &file_ids).await?;
                 let mut g = assemble_graph(files, edges_by_file, limit);
-                let head = format!(
-                    "SELECT t.name, count(*) AS n FROM {} e JOIN tags t ON t.id = e.tag_id WHERE t.name",
-                    self.visible
-                );
-                let degrees =
-                    Self::fetch_in(&self.queries, &head, &tag_names(&g), " GROUP BY t.name")
-                        .await?;
+                let counts = sql::tag_counts(who, self.min_confidence);
+                let degrees = Self::fetch_in(
+                    &self.queries,
+                    &format!("SELECT t.name, c.shown AS n FROM tags t JOIN {counts} c ON c.tag_id = t.id WHERE t.name"),
+                    &tag_names(&g),
+                    "",
+                )
+                .await?;
                 set_degrees(&mut g, degrees);
                 Ok(g)
             }
 
-            async fn tags(&self, prefix: &str, limit: u32) -> Result<Vec<TagCount>, StoreError> {
+            async fn tags(
+                &self,
+                who: &Viewer,
+                prefix: &str,
+                limit: u32,
+            ) -> Result<Vec<TagCount>, StoreError> {
+                // A file has one edge of a tag at most, so the tag's shown edges are its files.
+                let counts = sql::tag_counts(who, self.min_confidence);
+                let mine = sql::visible_ids(who, "ft.file_id");
                 let mut qb = QueryBuilder::<$db>::new(format!(
-                    "SELECT t.name, max(CASE WHEN e.kind = 'user' THEN 1 ELSE 0 END) = 1 AS user, count(DISTINCT e.file_id) AS n
-                       FROM tags t JOIN {} e ON e.tag_id = t.id WHERE ",
-                    self.visible
+                    "SELECT t.name, EXISTS (SELECT 1 FROM file_tags ft WHERE ft.tag_id = t.id AND ft.hidden = 0 AND {mine}) AS user,
+                            c.shown AS n
+                       FROM tags t JOIN {counts} c ON c.tag_id = t.id WHERE c.shown > 0 AND ",
                 ));
                 <$db as Dialect>::push_starts_with(&mut qb, "t.name", prefix.to_lowercase());
-                qb.push(" GROUP BY t.id, t.name ORDER BY n DESC, t.name LIMIT ")
+                qb.push(" ORDER BY n DESC, t.name LIMIT ")
                     .push_bind(limit as i64);
                 let rows: Vec<TagCountRow> =
                     qb.build_query_as().fetch_all(&self.queries).await?;
                 Ok(rows.into_iter().map(TagCount::from).collect())
             }
 
-            async fn cooccurrence(&self, limit: u32) -> Result<Vec<CoOccurrence>, StoreError> {
+            async fn cooccurrence(
+                &self,
+                who: &Viewer,
+                limit: u32,
+            ) -> Result<Vec<CoOccurrence>, StoreError> {
                 // Pairs among the CO_TAGS most frequent tags only: a pair is on at most as many
                 // files as either of its tags, so the most frequent pairs are among them unless
                 // a list is longer than the tags' long tail; and a file with 10,000 tags costs
                 // CO_TAGS² pairs, not 10,000².
+                let top = self.visible.sql(|arm| {
+                    format!(
+                        "{} IN (SELECT tag_id FROM top) AND {}",
+                        arm.tag,
+                        sql::visible_ids(who, arm.file)
+                    )
+                });
+                let counts = sql::tag_counts(who, self.min_confidence);
                 let rows: Vec<PairRow> = sqlx::query_as(&format!(
-                    "WITH v AS (SELECT file_id, tag_id FROM {} e),
-                          top AS (SELECT tag_id FROM v GROUP BY tag_id ORDER BY count(*) DESC, tag_id LIMIT $2),
-                          w AS (SELECT v.file_id, v.tag_id FROM v JOIN top ON top.tag_id = v.tag_id)
+                    "WITH top AS (SELECT tag_id FROM {counts} c WHERE shown > 0 ORDER BY shown DESC, tag_id LIMIT $2),
+                          w AS (SELECT e.file_id, e.tag_id FROM {top} e)
                      SELECT ta.name AS a, tb.name AS b, count(*) AS n
                        FROM w x JOIN w y ON x.file_id = y.file_id AND x.tag_id < y.tag_id
                        JOIN tags ta ON ta.id = x.tag_id JOIN tags tb ON tb.id = y.tag_id
-                      GROUP BY x.tag_id, y.tag_id, ta.name, tb.name ORDER BY n DESC, a, b LIMIT $1",
-                    self.visible
+                      GROUP BY x.tag_id, y.tag_id, ta.name, tb.name ORDER BY n DESC, a, b LIMIT $1"
                 ))
                 .bind(limit as i64)
                 .bind(CO_TAGS)
@@ -679,13 +859,28 @@ macro_rules! impl_meta {
                 Ok(rows.into_iter().map(CoOccurrence::from).collect())
             }
 
-            async fn stats(&self) -> Result<StoreStats, StoreError> {
+            async fn stats(&self, who: &Viewer) -> Result<StoreStats, StoreError> {
+                // Everything's from the tables and the kept counts; another viewer's from its
+                // files, their contents and the tags they carry.
+                let (blobs, tags) = match who {
+                    Viewer::All => ("blobs".to_owned(), "tags".to_owned()),
+                    Viewer::User(_) => (
+                        format!(
+                            "(SELECT * FROM blobs b WHERE b.hash IN (SELECT f.hash FROM files f WHERE {}))",
+                            sql::file_visible(who, "f")
+                        ),
+                        sql::tag_counts(who, self.min_confidence),
+                    ),
+                };
+                let seen = sql::file_visible(who, "f");
+                let counts = sql::tag_counts(who, self.min_confidence);
                 let (files, blobs, bytes, tags, edges): (i64, i64, i64, i64, i64) =
-                    sqlx::query_as(
-                        "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM blobs),
-                                (SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM blobs),
-                                (SELECT count(*) FROM tags), (SELECT count(*) FROM edges)",
-                    )
+                    sqlx::query_as(&format!(
+                        "SELECT (SELECT count(*) FROM files f WHERE {seen}), (SELECT count(*) FROM {blobs} bs),
+                                (SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM {blobs} bs),
+                                (SELECT count(*) FROM {tags} ts),
+                                (SELECT CAST(coalesce(sum(files), 0) AS BIGINT) FROM {counts} c)",
+                    ))
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(StoreStats {
@@ -767,6 +962,7 @@ macro_rules! impl_meta {
                     // and another worker holds the job now: its result is the one kept.
                     return Ok(());
                 }
+                Self::count_edges(&mut tx, FILES_OF_HASH, &job.hash, -1).await?;
                 sqlx::query("DELETE FROM blob_tags WHERE hash = $1")
                     .bind(&job.hash)
                     .execute(&mut *tx)
@@ -787,6 +983,7 @@ macro_rules! impl_meta {
                     .execute(&mut *tx)
                     .await?;
                 }
+                Self::count_edges(&mut tx, FILES_OF_HASH, &job.hash, 1).await?;
                 Self::set_text(&mut tx, &job.hash, &result.text).await?;
                 let (fields, versions) = result_json(&result)?;
                 sqlx::query(
@@ -1148,8 +1345,221 @@ macro_rules! impl_meta {
                 tx.commit().await?;
                 Ok(gone)
             }
+
+            async fn create_user(
+                &self,
+                name: &str,
+                password: Option<&str>,
+                role: Scope,
+            ) -> Result<Option<i64>, StoreError> {
+                let now = <$db as Dialect>::NOW_MS;
+                let id: Option<i64> = sqlx::query_scalar(&format!(
+                    "INSERT INTO users (name, password, role, created) VALUES ($1, $2, $3, {now})
+                     ON CONFLICT (name) DO NOTHING RETURNING id"
+                ))
+                .bind(name)
+                .bind(password)
+                .bind(role.as_str())
+                .fetch_optional(&self.write)
+                .await?;
+                Ok(id)
+            }
+
+            async fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
+                let row: Option<(i64, String, Option<String>, String)> = sqlx::query_as(
+                    "SELECT id, name, password, role FROM users WHERE name = $1",
+                )
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|(id, name, password, role)| {
+                    Ok(UserRow {
+                        id,
+                        name,
+                        password,
+                        role: scope_of(&role)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn user_count(&self) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n as u64)
+            }
+
+            async fn set_password(
+                &self,
+                name: &str,
+                password: Option<&str>,
+            ) -> Result<bool, StoreError> {
+                let n = sqlx::query("UPDATE users SET password = $2 WHERE name = $1")
+                    .bind(name)
+                    .bind(password)
+                    .execute(&self.write)
+                    .await?;
+                Ok(n.rows_affected() == 1)
+            }
+
+            async fn add_credential(&self, c: &NewCredential<'_>) -> Result<i64, StoreError> {
+                let now = <$db as Dialect>::NOW_MS;
+                let mut tx = self.begin_write().await?;
+                // Expired credentials are of no use: each new one sweeps them, so sessions of
+                // the past do not pile up.
+                sqlx::query(&format!("DELETE FROM tokens WHERE expires <= {now}"))
+                    .execute(&mut *tx)
+                    .await?;
+                let id: i64 = sqlx::query_scalar(&format!(
+                    "INSERT INTO tokens (user_id, hash, kind, scope, created, expires)
+                     VALUES ($1, $2, $3, $4, {now}, {now} + $5) RETURNING id"
+                ))
+                .bind(c.user_id)
+                .bind(c.hash)
+                .bind(c.kind.as_str())
+                .bind(c.scope.as_str())
+                .bind(c.ttl_ms)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn credential(&self, hash: &str) -> Result<Option<CredentialRow>, StoreError> {
+                let unexpired = unexpired::<$db>();
+                let row: Option<CredentialTuple> = sqlx::query_as(&format!(
+                    "SELECT t.id, u.id, u.name, t.kind, t.scope, t.expires FROM tokens t
+                       JOIN users u ON u.id = t.user_id
+                      WHERE t.hash = $1 AND {unexpired}"
+                ))
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(credential_row).transpose()
+            }
+
+            async fn take_credential(
+                &self,
+                hash: &str,
+                kind: CredentialKind,
+            ) -> Result<Option<CredentialRow>, StoreError> {
+                let unexpired = unexpired::<$db>();
+                let mut tx = self.begin_write().await?;
+                let taken: Option<(i64, i64, String, String, Option<i64>)> =
+                    sqlx::query_as(&format!(
+                        "DELETE FROM tokens AS t WHERE t.hash = $1 AND t.kind = $2 AND {unexpired}
+                         RETURNING id, user_id, kind, scope, expires"
+                    ))
+                    .bind(hash)
+                    .bind(kind.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((id, user_id, kind, scope, expires)) = taken else {
+                    return Ok(None);
+                };
+                let user: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                credential_row((id, user_id, user, kind, scope, expires)).map(Some)
+            }
+
+            async fn credentials(&self, user: &str) -> Result<Vec<CredentialRow>, StoreError> {
+                let unexpired = unexpired::<$db>();
+                let rows: Vec<CredentialTuple> = sqlx::query_as(&format!(
+                    "SELECT t.id, u.id, u.name, t.kind, t.scope, t.expires FROM tokens t
+                       JOIN users u ON u.id = t.user_id
+                      WHERE u.name = $1 AND {unexpired} ORDER BY t.id"
+                ))
+                .bind(user)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(credential_row).collect()
+            }
+
+            async fn revoke_credential(&self, id: i64) -> Result<bool, StoreError> {
+                let n = sqlx::query("DELETE FROM tokens WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.write)
+                    .await?;
+                Ok(n.rows_affected() == 1)
+            }
+
+            async fn create_group(&self, name: &str) -> Result<Option<i64>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO groups (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id",
+                )
+                .bind(name)
+                .fetch_optional(&self.write)
+                .await?)
+            }
+
+            async fn add_group_member(&self, group: &str, user: &str) -> Result<bool, StoreError> {
+                let n = sqlx::query(
+                    "INSERT INTO group_members (group_id, user_id)
+                     SELECT g.id, u.id FROM groups g, users u WHERE g.name = $1 AND u.name = $2
+                     ON CONFLICT (group_id, user_id) DO NOTHING",
+                )
+                .bind(group)
+                .bind(user)
+                .execute(&self.write)
+                .await?;
+                if n.rows_affected() == 1 {
+                    return Ok(true);
+                }
+                // A member already, or no such group or user: say which.
+                let both: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM groups WHERE name = $1)
+                        AND EXISTS (SELECT 1 FROM users WHERE name = $2)",
+                )
+                .bind(group)
+                .bind(user)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(both)
+            }
+
+            async fn share_file(
+                &self,
+                who: &Viewer,
+                id: &str,
+                group: Option<&str>,
+            ) -> Result<FileRecord, StoreError> {
+                let grp: Option<i64> = match group {
+                    None => None,
+                    Some(g) => Some(
+                        sqlx::query_scalar("SELECT id FROM groups WHERE name = $1")
+                            .bind(g)
+                            .fetch_optional(&self.write)
+                            .await?
+                            // The file is the resource; a group that does not exist is a bad body.
+                            .ok_or_else(|| StoreError::Invalid(format!("no group named {g:?}")))?,
+                    ),
+                };
+                let mine = sql::writable(who, "files");
+                let n = sqlx::query(&format!("UPDATE files SET grp = $1 WHERE id = $2 AND {mine}"))
+                    .bind(grp)
+                    .bind(id)
+                    .execute(&self.write)
+                    .await?;
+                if n.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("file {id}")));
+                }
+                self.get_file(who, id).await
+            }
         }
     };
+}
+
+/// [`count_edges`](SqlMeta::count_edges)'s scopes: the file `$1`, the files of content `$1`.
+const ONE_FILE: &str = "{} = $1";
+const FILES_OF_HASH: &str = "{} IN (SELECT id FROM files WHERE hash = $1)";
+
+/// The condition that credential `t` has not expired, on the database's clock.
+fn unexpired<D: Dialect>() -> String {
+    format!("(t.expires IS NULL OR t.expires > {})", D::NOW_MS)
 }
 
 /// The condition that a worker still holds job `$2` at attempt `$3` (the attempt is the lease's
@@ -1159,7 +1569,8 @@ const HELD: &str = "id = $2 AND attempts = $3 AND state = 'running'";
 use crate::assemble::*;
 use crate::meta::*;
 use async_trait::async_trait;
-use disgrafs_core::query::Expr;
+use disgrafs_core::auth::Scope;
+use disgrafs_core::query::{Expr, Predicate};
 use disgrafs_core::{
     CoOccurrence, FileName, FileRecord, FolderPath, Graph, Related, TagCount, TagRef, TaggingState,
 };

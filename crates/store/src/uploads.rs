@@ -235,4 +235,50 @@ impl Store {
     pub async fn live_uploads(&self) -> Result<u64, StoreError> {
         self.meta.live_uploads().await
     }
+
+    /// Removes parts no upload records (a crash between writing a part and recording it, or
+    /// an upload's row gone while its part's deletion failed). When other processes share the
+    /// stores, only parts older than [`crate::ORPHAN_MIN_AGE`] go: a part another node is
+    /// writing is not recorded yet. Returns how many were removed.
+    pub async fn sweep_parts(&self) -> Result<u64, StoreError> {
+        let min_age = if self.shared {
+            crate::ORPHAN_MIN_AGE
+        } else {
+            Duration::ZERO
+        };
+        let now = std::time::SystemTime::now();
+        let mut recorded = std::collections::HashMap::<String, Vec<String>>::new();
+        let mut orphans = Vec::new();
+        for (key, modified) in self.blobs.list_parts().await? {
+            let young = !min_age.is_zero()
+                && modified
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_none_or(|age| age < min_age);
+            if young {
+                continue;
+            }
+            // A part's key begins with its upload's id (see `append_upload`).
+            let id = key.split('-').next().unwrap_or_default().to_string();
+            if !recorded.contains_key(&id) {
+                let keys = match self.upload(&id).await {
+                    Ok(_) => self
+                        .meta
+                        .upload_parts(&id)
+                        .await?
+                        .into_iter()
+                        .map(|p| p.key)
+                        .collect(),
+                    Err(StoreError::NotFound(_)) => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                recorded.insert(id.clone(), keys);
+            }
+            if !recorded[&id].contains(&key) {
+                orphans.push(key);
+            }
+        }
+        let n = orphans.len() as u64;
+        self.blobs.delete_parts(&orphans).await;
+        Ok(n)
+    }
 }

@@ -11,7 +11,7 @@ mod support {
     pub mod pg;
 }
 
-use disgrafs_core::query::parse;
+use disgrafs_core::query::{Expr, parse};
 use disgrafs_core::{FileKind, FileName, FolderPath, GraphNode, TagKind, TaggingState};
 use disgrafs_store::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -93,6 +93,7 @@ fn new<'a>(name: &'a FileName, hash: &'a str) -> NewFile<'a> {
         size: 10,
         mime: "text/plain",
         kind: FileKind::Document,
+        owner: None,
     }
 }
 
@@ -152,7 +153,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 async fn names_of(m: &dyn MetaStore, q: &str) -> Vec<String> {
     let (files, total) = m
-        .list_files(&parse(q).unwrap(), ListOptions::default())
+        .list_files(&Viewer::All, &parse(q).unwrap(), ListOptions::default())
         .await
         .unwrap();
     assert_eq!(total as usize, files.len(), "{q}: one page holds them all");
@@ -175,8 +176,8 @@ async fn files_contract(db: Db) {
         ("text/plain", FileKind::Document)
     );
     assert_eq!(a.tagging, TaggingState::Pending);
-    assert_eq!(m.get_file(&a.id).await.unwrap().id, a.id);
-    let c = m.get_content(&a.id).await.unwrap();
+    assert_eq!(m.get_file(&Viewer::All, &a.id).await.unwrap().id, a.id);
+    let c = m.get_content(&Viewer::All, &a.id).await.unwrap();
     assert_eq!(
         c,
         FileContent {
@@ -188,7 +189,7 @@ async fn files_contract(db: Db) {
     );
     let copy = m.insert_file(new(&name("copy.md"), &h(1))).await.unwrap();
     assert_ne!(copy.id, a.id, "every upload is a record of its own");
-    let s = m.stats().await.unwrap();
+    let s = m.stats(&Viewer::All).await.unwrap();
     assert_eq!(
         (s.files, s.blobs, s.bytes),
         (2, 1, 10),
@@ -197,25 +198,28 @@ async fn files_contract(db: Db) {
 
     for missing in ["nope", "0196a7c0-0000-7000-8000-000000000000"] {
         assert!(matches!(
-            m.get_file(missing).await,
+            m.get_file(&Viewer::All, missing).await,
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            m.get_content(missing).await,
+            m.get_content(&Viewer::All, missing).await,
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            m.delete_file(missing).await,
+            m.delete_file(&Viewer::All, missing).await,
             Err(StoreError::NotFound(_))
         ));
     }
     assert_eq!(
-        m.delete_file(&a.id).await.unwrap(),
+        m.delete_file(&Viewer::All, &a.id).await.unwrap(),
         None,
         "copy.md still uses it"
     );
-    assert_eq!(m.delete_file(&copy.id).await.unwrap(), Some(h(1)));
-    assert_eq!(m.stats().await.unwrap(), StoreStats::default());
+    assert_eq!(
+        m.delete_file(&Viewer::All, &copy.id).await.unwrap(),
+        Some(h(1))
+    );
+    assert_eq!(m.stats(&Viewer::All).await.unwrap(), StoreStats::default());
     assert_eq!(m.job_stats().await.unwrap(), JobStats::default());
 }
 
@@ -230,8 +234,8 @@ async fn names_contract(db: Db) {
         "100%_$1?.txt",
     ] {
         let rec = m.insert_file(new(&name(n), &h(3))).await.unwrap();
-        assert_eq!(m.get_file(&rec.id).await.unwrap().name, n);
-        assert_eq!(m.get_content(&rec.id).await.unwrap().name, n);
+        assert_eq!(m.get_file(&Viewer::All, &rec.id).await.unwrap().name, n);
+        assert_eq!(m.get_content(&Viewer::All, &rec.id).await.unwrap().name, n);
     }
 }
 
@@ -247,7 +251,7 @@ async fn tags_contract(db: Db) {
         (h(2), vec![("rust", 0.4)]),
     ]);
     tag_all(m, &tags).await;
-    let rec = m.get_file(&a.id).await.unwrap();
+    let rec = m.get_file(&Viewer::All, &a.id).await.unwrap();
     assert_eq!(rec.tagging, TaggingState::Done);
     assert_eq!(
         (rec.mime.as_str(), rec.kind),
@@ -268,7 +272,7 @@ async fn tags_contract(db: Db) {
 
     // User tags come first, at weight 1, and belong to the record only.
     let rec = m
-        .add_user_tags(&a.id, &strings(&["project-x", "async"]))
+        .add_user_tags(&Viewer::All, &a.id, &strings(&["project-x", "async"]))
         .await
         .unwrap();
     let shown: Vec<(&str, TagKind)> = rec.tags.iter().map(|t| (t.name.as_str(), t.kind)).collect();
@@ -289,7 +293,7 @@ async fn tags_contract(db: Db) {
     );
     assert!(rec.modified >= rec.created);
     assert!(
-        m.get_file(&b.id)
+        m.get_file(&Viewer::All, &b.id)
             .await
             .unwrap()
             .tags
@@ -298,20 +302,24 @@ async fn tags_contract(db: Db) {
     );
     // Adding twice changes nothing.
     let again = m
-        .add_user_tags(&a.id, &strings(&["project-x"]))
+        .add_user_tags(&Viewer::All, &a.id, &strings(&["project-x"]))
         .await
         .unwrap();
     assert_eq!(again.tags.len(), 3);
 
     // Hiding: removing an automatic tag hides it on this file only; the content keeps it.
     let rec = m
-        .remove_tags(&a.id, &strings(&["rust", "project-x", "never-there"]))
+        .remove_tags(
+            &Viewer::All,
+            &a.id,
+            &strings(&["rust", "project-x", "never-there"]),
+        )
         .await
         .unwrap();
     let names: Vec<&str> = rec.tags.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["async"]);
     let b_tags: Vec<String> = m
-        .get_file(&b.id)
+        .get_file(&Viewer::All, &b.id)
         .await
         .unwrap()
         .tags
@@ -325,30 +333,36 @@ async fn tags_contract(db: Db) {
         "hidden on a.md"
     );
     // Adding a hidden tag back makes it the person's.
-    let rec = m.add_user_tags(&a.id, &strings(&["rust"])).await.unwrap();
+    let rec = m
+        .add_user_tags(&Viewer::All, &a.id, &strings(&["rust"]))
+        .await
+        .unwrap();
     assert!(
         rec.tags
             .iter()
             .any(|t| t.name == "rust" && t.kind == TagKind::User)
     );
     // Removing the user tag "async" leaves the automatic one hidden, as the person asked.
-    let rec = m.remove_tags(&a.id, &strings(&["async"])).await.unwrap();
+    let rec = m
+        .remove_tags(&Viewer::All, &a.id, &strings(&["async"]))
+        .await
+        .unwrap();
     assert!(rec.tags.iter().all(|t| t.name != "async"));
 
     for missing in ["nope"] {
         let t = strings(&["x"]);
         assert!(matches!(
-            m.add_user_tags(missing, &t).await,
+            m.add_user_tags(&Viewer::All, missing, &t).await,
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            m.remove_tags(missing, &t).await,
+            m.remove_tags(&Viewer::All, missing, &t).await,
             Err(StoreError::NotFound(_))
         ));
     }
 
     // The tag list: visible edges only, counted per file, user if any person used it.
-    let all = m.tags("", 10).await.unwrap();
+    let all = m.tags(&Viewer::All, "", 10).await.unwrap();
     let listed: Vec<(&str, TagKind, u64)> = all
         .iter()
         .map(|t| (t.name.as_str(), t.kind, t.files))
@@ -359,22 +373,22 @@ async fn tags_contract(db: Db) {
         "faint is under the threshold; project-x was removed"
     );
     let r: Vec<String> = m
-        .tags("RU", 10)
+        .tags(&Viewer::All, "RU", 10)
         .await
         .unwrap()
         .into_iter()
         .map(|t| t.name)
         .collect();
     assert_eq!(r, ["rust"], "prefix, case-insensitive");
-    assert_eq!(m.tags("rust", 10).await.unwrap().len(), 1);
+    assert_eq!(m.tags(&Viewer::All, "rust", 10).await.unwrap().len(), 1);
     assert!(
-        m.tags("%", 10).await.unwrap().is_empty(),
+        m.tags(&Viewer::All, "%", 10).await.unwrap().is_empty(),
         "no pattern characters"
     );
-    assert_eq!(m.tags("", 1).await.unwrap().len(), 1);
+    assert_eq!(m.tags(&Viewer::All, "", 1).await.unwrap().len(), 1);
     // Stats count every edge, shown or not: a has rust (user) and faint (async is hidden), b
     // has rust, faint and async, c has rust.
-    assert_eq!(m.stats().await.unwrap().edges, 6);
+    assert_eq!(m.stats(&Viewer::All).await.unwrap().edges, 6);
 }
 
 // Listing and the query language, every form.
@@ -417,9 +431,13 @@ async fn listing_contract(db: Db) {
         m.complete_job(&j, r).await.unwrap();
     }
     // Tags arrive normalised (lower case) from the API.
-    m.add_user_tags(&ids["photo.jpg"], &strings(&["and", "big data"]))
-        .await
-        .unwrap();
+    m.add_user_tags(
+        &Viewer::All,
+        &ids["photo.jpg"],
+        &strings(&["and", "big data"]),
+    )
+    .await
+    .unwrap();
 
     let cases: &[(&str, &[&str])] = &[
         (
@@ -516,7 +534,7 @@ async fn listing_contract(db: Db) {
     };
     let all = parse("").unwrap();
     let (by_name, total) = m
-        .list_files(&all, page(SortKey::Name, false, 2, 0))
+        .list_files(&Viewer::All, &all, page(SortKey::Name, false, 2, 0))
         .await
         .unwrap();
     assert_eq!(total, 5);
@@ -527,38 +545,38 @@ async fn listing_contract(db: Db) {
         "by lower-case name"
     );
     let (next, _) = m
-        .list_files(&all, page(SortKey::Name, false, 2, 2))
+        .list_files(&Viewer::All, &all, page(SortKey::Name, false, 2, 2))
         .await
         .unwrap();
     let got: Vec<&str> = next.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(got, ["icon.png", "notes.md"]);
     let (last, _) = m
-        .list_files(&all, page(SortKey::Name, false, 2, 4))
+        .list_files(&Viewer::All, &all, page(SortKey::Name, false, 2, 4))
         .await
         .unwrap();
     assert_eq!(last.len(), 1);
     let (none, total) = m
-        .list_files(&all, page(SortKey::Name, false, 2, 99))
+        .list_files(&Viewer::All, &all, page(SortKey::Name, false, 2, 99))
         .await
         .unwrap();
     assert!(none.is_empty());
     assert_eq!(total, 5);
     let (by_size, _) = m
-        .list_files(&all, page(SortKey::Size, true, 1, 0))
+        .list_files(&Viewer::All, &all, page(SortKey::Size, true, 1, 0))
         .await
         .unwrap();
     assert_eq!(by_size[0].name, "Annual Report.PDF");
     let (by_mime, _) = m
-        .list_files(&all, page(SortKey::Mime, false, 1, 0))
+        .list_files(&Viewer::All, &all, page(SortKey::Mime, false, 1, 0))
         .await
         .unwrap();
     assert_eq!(by_mime[0].mime, "application/pdf");
     let (newest, _) = m
-        .list_files(&all, page(SortKey::Created, true, 5, 0))
+        .list_files(&Viewer::All, &all, page(SortKey::Created, true, 5, 0))
         .await
         .unwrap();
     let (oldest, _) = m
-        .list_files(&all, page(SortKey::Created, false, 5, 0))
+        .list_files(&Viewer::All, &all, page(SortKey::Created, false, 5, 0))
         .await
         .unwrap();
     let rev: Vec<&str> = oldest.iter().rev().map(|f| f.id.as_str()).collect();
@@ -567,17 +585,21 @@ async fn listing_contract(db: Db) {
     // The last one touched is the most recently modified (a later millisecond than the others:
     // equal times would fall back to the id order).
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    m.add_user_tags(&ids["notes.md"], &strings(&["touched"]))
+    m.add_user_tags(&Viewer::All, &ids["notes.md"], &strings(&["touched"]))
         .await
         .unwrap();
     let (recent, _) = m
-        .list_files(&all, page(SortKey::Modified, true, 1, 0))
+        .list_files(&Viewer::All, &all, page(SortKey::Modified, true, 1, 0))
         .await
         .unwrap();
     assert_eq!(recent[0].name, "notes.md");
     // Records in a list carry their tags.
     let (rust, _) = m
-        .list_files(&parse("rust").unwrap(), ListOptions::default())
+        .list_files(
+            &Viewer::All,
+            &parse("rust").unwrap(),
+            ListOptions::default(),
+        )
         .await
         .unwrap();
     assert!(rust.iter().all(|f| f.tags.iter().any(|t| t.name == "rust")));
@@ -604,7 +626,7 @@ async fn small_graph(m: &dyn MetaStore) -> HashMap<&'static str, String> {
 async fn related_contract(db: Db) {
     let m = &*db.m;
     let ids = small_graph(m).await;
-    let rel = m.related(&ids["a"], 10).await.unwrap();
+    let rel = m.related(&Viewer::All, &ids["a"], 10).await.unwrap();
     let got: Vec<&str> = rel.iter().map(|r| r.file.name.as_str()).collect();
     assert_eq!(got, ["b", "c"], "most shared first; d shares nothing");
     assert_eq!(rel[0].shared_tags, strings(&["common", "graph", "rust"]));
@@ -614,14 +636,22 @@ async fn related_contract(db: Db) {
         !rel[0].file.tags.is_empty(),
         "related records carry their tags"
     );
-    assert_eq!(m.related(&ids["a"], 1).await.unwrap().len(), 1);
-    assert!(m.related(&ids["d"], 10).await.unwrap().is_empty());
+    assert_eq!(
+        m.related(&Viewer::All, &ids["a"], 1).await.unwrap().len(),
+        1
+    );
+    assert!(
+        m.related(&Viewer::All, &ids["d"], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // A hidden tag is not shared.
-    m.remove_tags(&ids["c"], &strings(&["common"]))
+    m.remove_tags(&Viewer::All, &ids["c"], &strings(&["common"]))
         .await
         .unwrap();
     let got: Vec<String> = m
-        .related(&ids["a"], 10)
+        .related(&Viewer::All, &ids["a"], 10)
         .await
         .unwrap()
         .into_iter()
@@ -629,7 +659,7 @@ async fn related_contract(db: Db) {
         .collect();
     assert_eq!(got, ["b"]);
     assert!(matches!(
-        m.related("nope", 10).await,
+        m.related(&Viewer::All, "nope", 10).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -637,10 +667,13 @@ async fn related_contract(db: Db) {
 async fn graph_contract(db: Db) {
     let m = &*db.m;
     let ids = small_graph(m).await;
-    m.add_user_tags(&ids["c"], &strings(&["rust"]))
+    m.add_user_tags(&Viewer::All, &ids["c"], &strings(&["rust"]))
         .await
         .unwrap();
-    let g = m.graph(&parse("").unwrap(), 100).await.unwrap();
+    let g = m
+        .graph(&Viewer::All, &parse("").unwrap(), 100)
+        .await
+        .unwrap();
     assert!(!g.truncated);
     let files = g
         .nodes
@@ -675,7 +708,10 @@ async fn graph_contract(db: Db) {
     );
 
     // A query narrows it; degrees stay those of the whole store.
-    let g = m.graph(&parse("graph").unwrap(), 100).await.unwrap();
+    let g = m
+        .graph(&Viewer::All, &parse("graph").unwrap(), 100)
+        .await
+        .unwrap();
     assert_eq!(
         g.nodes
             .iter()
@@ -690,19 +726,160 @@ async fn graph_contract(db: Db) {
     assert_eq!(rust, Some(3));
 
     // The limit: a file joins with all its tags or not at all.
-    let g = m.graph(&parse("").unwrap(), 3).await.unwrap();
+    let g = m.graph(&Viewer::All, &parse("").unwrap(), 3).await.unwrap();
     assert!(g.truncated);
     assert!(g.nodes.len() <= 3);
-    let g = m.graph(&parse("").unwrap(), 0).await.unwrap();
+    let g = m.graph(&Viewer::All, &parse("").unwrap(), 0).await.unwrap();
     assert!(g.truncated && g.nodes.is_empty());
-    let g = m.graph(&parse("nosuchtag").unwrap(), 10).await.unwrap();
+    let g = m
+        .graph(&Viewer::All, &parse("nosuchtag").unwrap(), 10)
+        .await
+        .unwrap();
     assert!(g.nodes.is_empty() && !g.truncated);
+}
+
+/// The per-tag counts the store keeps equal those counted from every edge now: no tag's count
+/// differs, and none is missing.
+async fn assert_counts_live(db: &Db, when: &str) {
+    let live = format!(
+        "SELECT tag_id, count(*) AS files, count(*) FILTER (WHERE kind = 'user' OR weight >= {MIN_CONFIDENCE:?}) AS shown
+           FROM edges GROUP BY tag_id"
+    );
+    let stored = "SELECT tag_id, files, shown FROM tag_counts WHERE files > 0";
+    for (a, b) in [(live.as_str(), stored), (stored, live.as_str())] {
+        let q = format!("SELECT CAST(count(*) AS TEXT) FROM ({a} EXCEPT {b}) d");
+        assert_eq!(
+            raw_sql(db, &q).await.as_deref(),
+            Some("0"),
+            "{when}: {a} EXCEPT {b}"
+        );
+    }
+}
+
+/// Tag counts (autocomplete, degrees, related files' rarity, the edge total) stay right
+/// through every change of edges: user tags, hiding, copies of a content, retagging with other
+/// tags, moves and deletes; and are recounted when the store opens with another threshold.
+async fn counts_contract(db: Db) {
+    let m = &*db.m;
+    let ids = small_graph(m).await;
+    assert_counts_live(&db, "tagged").await;
+    let count = |tags: Vec<disgrafs_core::TagCount>, t: &str| {
+        tags.iter().find(|c| c.name == t).map(|c| c.files)
+    };
+    assert_eq!(
+        count(m.tags(&Viewer::All, "", 100).await.unwrap(), "common"),
+        Some(3)
+    );
+    assert_eq!(
+        count(m.tags(&Viewer::All, "", 100).await.unwrap(), "faint"),
+        None,
+        "not shown"
+    );
+
+    m.add_user_tags(&Viewer::All, &ids["c"], &strings(&["rust", "mine"]))
+        .await
+        .unwrap();
+    m.remove_tags(&Viewer::All, &ids["a"], &strings(&["common"]))
+        .await
+        .unwrap();
+    assert_counts_live(&db, "user tags and a hidden one").await;
+    let tags = m.tags(&Viewer::All, "", 100).await.unwrap();
+    assert_eq!(count(tags.clone(), "common"), Some(2));
+    assert_eq!(count(tags.clone(), "rust"), Some(3));
+    assert_eq!(count(tags, "mine"), Some(1));
+
+    // A second record of b's content carries its tags; a retag of that content changes both.
+    let b2 = m.insert_file(new(&name("b2"), &h(2))).await.unwrap();
+    assert_counts_live(&db, "a copy").await;
+    assert_eq!(
+        count(m.tags(&Viewer::All, "gr", 10).await.unwrap(), "graph"),
+        Some(3)
+    );
+    assert_eq!(m.enqueue_retag(Retag::All).await.unwrap(), 4);
+    let retagged = HashMap::from([
+        (h(1), vec![("rust", 0.9), ("common", 0.5)]),
+        (h(2), vec![("fresh", 0.9), ("faint", 0.1)]),
+        (h(3), vec![("common", 0.5)]),
+        (h(4), vec![("other", 0.9)]),
+    ]);
+    tag_all(m, &retagged).await;
+    assert_counts_live(&db, "retagged").await;
+    let tags = m.tags(&Viewer::All, "", 100).await.unwrap();
+    assert_eq!(
+        count(tags.clone(), "graph"),
+        None,
+        "no file carries it any more"
+    );
+    assert_eq!(count(tags.clone(), "fresh"), Some(2));
+    assert_eq!(count(tags, "rust"), Some(2), "a's and c's");
+    // Every edge, shown or not: a's rust (common hidden), b's and b2's fresh and faint, c's
+    // common, rust and mine, d's other.
+    assert_eq!(
+        m.stats(&Viewer::All).await.unwrap().edges,
+        1 + 2 + 2 + 3 + 1
+    );
+
+    m.move_file(&Viewer::All, &ids["c"], &FolderPath::default(), &name("c2"))
+        .await
+        .unwrap();
+    m.delete_file(&Viewer::All, &b2.id).await.unwrap();
+    m.delete_file(&Viewer::All, &ids["d"]).await.unwrap();
+    assert_counts_live(&db, "deletes").await;
+    let tags = m.tags(&Viewer::All, "", 100).await.unwrap();
+    assert_eq!(count(tags.clone(), "fresh"), Some(1));
+    assert_eq!(count(tags, "other"), None, "its last file is gone");
+    let g = m
+        .graph(&Viewer::All, &parse("").unwrap(), 100)
+        .await
+        .unwrap();
+    let degree = g.nodes.iter().find_map(|n| match n {
+        GraphNode::Tag { name, degree, .. } if name == "rust" => Some(*degree),
+        _ => None,
+    });
+    assert_eq!(degree, Some(2));
+    // A one-tag query's total, past a full page, is the tag's count.
+    let one = ListOptions {
+        limit: 1,
+        ..ListOptions::default()
+    };
+    let total = |m: Arc<dyn MetaStore>| async move {
+        let (page, total) = m
+            .list_files(&Viewer::All, &parse("rust").unwrap(), one)
+            .await
+            .unwrap();
+        (page.len(), total)
+    };
+    assert_eq!(total(db.m.clone()).await, (1, 2));
+
+    // Another threshold: the shown counts are those of the threshold the store opened with.
+    let lower = match &db.target {
+        Target::Sqlite(p) => {
+            Arc::new(SqliteMeta::open(p, 0.05).await.unwrap()) as Arc<dyn MetaStore>
+        }
+        Target::Postgres(url) => Arc::new(PgMeta::connect(url, 0.05).await.unwrap()),
+    };
+    assert_eq!(
+        count(lower.tags(&Viewer::All, "", 100).await.unwrap(), "faint"),
+        Some(1)
+    );
+    assert_eq!(
+        total(db.m.clone()).await,
+        (1, 2),
+        "counted again, not read from counts of another threshold"
+    );
+    drop(lower);
+    let back = db.reopen().await;
+    assert_eq!(
+        count(back.tags(&Viewer::All, "", 100).await.unwrap(), "faint"),
+        None
+    );
+    assert_counts_live(&db, "reopened").await;
 }
 
 async fn cooccurrence_contract(db: Db) {
     let m = &*db.m;
     small_graph(m).await;
-    let co = m.cooccurrence(10).await.unwrap();
+    let co = m.cooccurrence(&Viewer::All, 10).await.unwrap();
     let got: Vec<(&str, &str, u64)> = co
         .iter()
         .map(|c| (c.a.as_str(), c.b.as_str(), c.files))
@@ -716,7 +893,7 @@ async fn cooccurrence_contract(db: Db) {
         ],
         "pairs by count, each pair in name order; faint is not shown"
     );
-    assert_eq!(m.cooccurrence(1).await.unwrap().len(), 1);
+    assert_eq!(m.cooccurrence(&Viewer::All, 1).await.unwrap().len(), 1);
 }
 
 /// A query over its budget is aborted by the database and refused as `TooCostly`; records and
@@ -731,7 +908,7 @@ async fn budget_contract(db: Db) {
             .insert_file(new(&name(&format!("f{i}.md")), &hash))
             .await
             .unwrap();
-        m.add_user_tags(&f.id, &tags).await.unwrap();
+        m.add_user_tags(&Viewer::All, &f.id, &tags).await.unwrap();
         first.get_or_insert(f.id);
     }
     let id = first.unwrap();
@@ -745,7 +922,7 @@ async fn budget_contract(db: Db) {
         Err(StoreError::TooCostly(m)) => assert!(m.contains("narrow it"), "{m}"),
         other => panic!("expected TooCostly, got {other:?}"),
     };
-    costly(tiny.cooccurrence(50).await.map(drop));
+    costly(tiny.cooccurrence(&Viewer::All, 50).await.map(drop));
     let q = parse(
         &(0..30)
             .map(|i| format!("-x{i} t{i}"))
@@ -757,15 +934,18 @@ async fn budget_contract(db: Db) {
         limit: 10,
         ..ListOptions::default()
     };
-    costly(tiny.list_files(&q, opts).await.map(drop));
+    costly(tiny.list_files(&Viewer::All, &q, opts).await.map(drop));
     // Every statement gets the whole budget again, and what a download reads is not bounded.
-    costly(tiny.cooccurrence(50).await.map(drop));
-    assert_eq!(tiny.get_file(&id).await.unwrap().tags.len(), 40);
-    assert_eq!(tiny.get_content(&id).await.unwrap().size, 10);
+    costly(tiny.cooccurrence(&Viewer::All, 50).await.map(drop));
+    assert_eq!(
+        tiny.get_file(&Viewer::All, &id).await.unwrap().tags.len(),
+        40
+    );
+    assert_eq!(tiny.get_content(&Viewer::All, &id).await.unwrap().size, 10);
     // The default budget answers the same questions.
-    let co = m.cooccurrence(3).await.unwrap();
+    let co = m.cooccurrence(&Viewer::All, 3).await.unwrap();
     assert_eq!(co[0].files, 300);
-    let (page, total) = m.list_files(&q, opts).await.unwrap();
+    let (page, total) = m.list_files(&Viewer::All, &q, opts).await.unwrap();
     assert_eq!((page.len(), total), (10, 300));
 }
 
@@ -813,8 +993,11 @@ async fn consistency_contract(db: Db) {
         [refs(h(1), 2, 2), refs(h(2), 2, 2)]
     );
     // The set-right count holds: deleting one of b's records keeps its content.
-    assert_eq!(m.delete_file(&b.id).await.unwrap(), None);
-    assert_eq!(m.delete_file("extra").await.unwrap(), Some(h(2)));
+    assert_eq!(m.delete_file(&Viewer::All, &b.id).await.unwrap(), None);
+    assert_eq!(
+        m.delete_file(&Viewer::All, "extra").await.unwrap(),
+        Some(h(2))
+    );
     // A row no record points at goes, and its hash is handed back for its bytes.
     raw_sql(
         &db,
@@ -825,7 +1008,7 @@ async fn consistency_contract(db: Db) {
     assert_eq!(m.fix_refs(&h(1)).await.unwrap(), Some(h(1)));
     assert!(!m.blob_known(&h(1)).await.unwrap());
     assert!(m.blob_refs().await.unwrap().is_empty());
-    assert!(m.get_file(&a1.id).await.is_err());
+    assert!(m.get_file(&Viewer::All, &a1.id).await.is_err());
 }
 
 // The job queue.
@@ -884,7 +1067,7 @@ async fn jobs_contract(db: Db) {
     m.complete_job(&j_a, tag_result(&[("rust", 0.9), ("faint", 0.05)], 1))
         .await
         .unwrap();
-    let rec = m.get_file(&a.id).await.unwrap();
+    let rec = m.get_file(&Viewer::All, &a.id).await.unwrap();
     let names: Vec<&str> = rec.tags.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(
         names,
@@ -935,25 +1118,28 @@ async fn jobs_contract(db: Db) {
     assert_eq!(m.enqueue_retag(Retag::All).await.unwrap(), 2);
     assert_eq!(m.job_stats().await.unwrap().queued, 2);
     assert_eq!(
-        m.get_file(&a.id).await.unwrap().tagging,
+        m.get_file(&Viewer::All, &a.id).await.unwrap().tagging,
         TaggingState::Pending
     );
 
     // Deleting the last reference drops the content's job and says the blob can go.
     let (all, _) = m
-        .list_files(&parse("").unwrap(), ListOptions::default())
+        .list_files(&Viewer::All, &parse("").unwrap(), ListOptions::default())
         .await
         .unwrap();
     let b = all.iter().find(|f| f.name == "b.md").unwrap();
-    assert_eq!(m.delete_file(&b.id).await.unwrap(), Some(h(2)));
+    assert_eq!(
+        m.delete_file(&Viewer::All, &b.id).await.unwrap(),
+        Some(h(2))
+    );
     assert_eq!(m.job_stats().await.unwrap().queued, 1);
     assert_eq!(
-        m.delete_file(&a.id).await.unwrap(),
+        m.delete_file(&Viewer::All, &a.id).await.unwrap(),
         None,
         "a-copy.md still uses it"
     );
     assert!(matches!(
-        m.get_file(&a.id).await,
+        m.get_file(&Viewer::All, &a.id).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -989,7 +1175,7 @@ async fn retries_contract(db: Db) {
         "not tried forever"
     );
     let f = &m
-        .list_files(&parse("").unwrap(), ListOptions::default())
+        .list_files(&Viewer::All, &parse("").unwrap(), ListOptions::default())
         .await
         .unwrap()
         .0[0];
@@ -1056,7 +1242,7 @@ async fn poison_contract(db: Db) {
     );
     assert_eq!(m.job_stats().await.unwrap().failed, 1);
     let (files, _) = m
-        .list_files(&parse("").unwrap(), ListOptions::default())
+        .list_files(&Viewer::All, &parse("").unwrap(), ListOptions::default())
         .await
         .unwrap();
     assert_eq!(files[0].tagging, TaggingState::Failed);
@@ -1149,7 +1335,10 @@ async fn ranked(m: &dyn MetaStore, q: &str) -> Vec<disgrafs_core::FileRecord> {
         sort: SortKey::Relevance,
         ..ListOptions::default()
     };
-    m.list_files(&parse(q).unwrap(), opts).await.unwrap().0
+    m.list_files(&Viewer::All, &parse(q).unwrap(), opts)
+        .await
+        .unwrap()
+        .0
 }
 
 /// `text:` finds a word anywhere in the indexed text (not only the keywords), phrases, prefixes
@@ -1264,7 +1453,7 @@ async fn text_contract(db: Db) {
         "text:\"\\\\ ' \\\" \"",
     ] {
         let Ok(e) = parse(q) else { continue };
-        m.list_files(&e, ListOptions::default())
+        m.list_files(&Viewer::All, &e, ListOptions::default())
             .await
             .unwrap_or_else(|err| panic!("{q}: {err}"));
     }
@@ -1278,13 +1467,17 @@ async fn text_contract(db: Db) {
     assert_eq!(names_of(m, "text:zephyrine").await, Vec::<String>::new());
     assert_eq!(names_of(m, "text:quasar").await, ["long.md"]);
     let id = m
-        .list_files(&parse("name:borrow").unwrap(), ListOptions::default())
+        .list_files(
+            &Viewer::All,
+            &parse("name:borrow").unwrap(),
+            ListOptions::default(),
+        )
         .await
         .unwrap()
         .0[0]
         .id
         .clone();
-    m.delete_file(&id).await.unwrap();
+    m.delete_file(&Viewer::All, &id).await.unwrap();
     assert_eq!(
         raw_sql(
             &db,
@@ -1329,7 +1522,7 @@ async fn folders_contract(db: Db) {
     m.enqueue_retag(Retag::All).await.unwrap();
     tag_all(m, &HashMap::from([(h(1), vec![("python", 0.9)])])).await;
     let mut names: Vec<String> = m
-        .get_file(&a.id)
+        .get_file(&Viewer::All, &a.id)
         .await
         .unwrap()
         .tags
@@ -1340,9 +1533,15 @@ async fn folders_contract(db: Db) {
     assert_eq!(names, strings(&["api", "docs", "python"]));
 
     let root = FolderPath::default();
-    assert_eq!(m.subfolders(&root).await.unwrap(), strings(&["Docs"]));
+    assert_eq!(
+        m.subfolders(&Viewer::All, &root).await.unwrap(),
+        strings(&["Docs"])
+    );
     let docs = FolderPath::new("Docs").unwrap();
-    assert_eq!(m.subfolders(&docs).await.unwrap(), strings(&["API"]));
+    assert_eq!(
+        m.subfolders(&Viewer::All, &docs).await.unwrap(),
+        strings(&["API"])
+    );
     assert!(m.folder_exists(&folder).await.unwrap());
     assert!(
         !m.folder_exists(&FolderPath::new("Nope").unwrap())
@@ -1350,20 +1549,23 @@ async fn folders_contract(db: Db) {
             .unwrap()
     );
     let in_folder: Vec<String> = m
-        .folder_files(&folder, 10)
+        .folder_files(&Viewer::All, &folder, 10)
         .await
         .unwrap()
         .into_iter()
         .map(|f| f.id)
         .collect();
     assert_eq!(in_folder, vec![a.id.clone()]);
-    assert_eq!(m.folder_files(&root, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        m.folder_files(&Viewer::All, &root, 10).await.unwrap().len(),
+        1
+    );
 
     let empty = FolderPath::new("Empty/Inner").unwrap();
     assert!(m.make_folder(&empty).await.unwrap());
     assert!(!m.make_folder(&empty).await.unwrap(), "made once");
     assert_eq!(
-        m.subfolders(&root).await.unwrap(),
+        m.subfolders(&Viewer::All, &root).await.unwrap(),
         strings(&["Docs", "Empty"])
     );
     m.remove_folder(&FolderPath::new("Empty").unwrap())
@@ -1373,10 +1575,18 @@ async fn folders_contract(db: Db) {
         !m.folder_exists(&empty).await.unwrap(),
         "inner folders go too"
     );
-    assert_eq!(m.subfolders(&root).await.unwrap(), strings(&["Docs"]));
+    assert_eq!(
+        m.subfolders(&Viewer::All, &root).await.unwrap(),
+        strings(&["Docs"])
+    );
 
     let moved = m
-        .move_file(&b.id, &FolderPath::new("New").unwrap(), &name("b.md"))
+        .move_file(
+            &Viewer::All,
+            &b.id,
+            &FolderPath::new("New").unwrap(),
+            &name("b.md"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -1384,11 +1594,11 @@ async fn folders_contract(db: Db) {
         ("New", "b.md")
     );
     assert_eq!(
-        m.subfolders(&root).await.unwrap(),
+        m.subfolders(&Viewer::All, &root).await.unwrap(),
         strings(&["Docs", "New"])
     );
     assert!(matches!(
-        m.move_file("nope", &root, &readme).await,
+        m.move_file(&Viewer::All, "nope", &root, &readme).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -1490,6 +1700,318 @@ async fn uploads_contract(db: Db) {
     assert_eq!(idle, [id, y]);
 }
 
+async fn accounts_contract(db: Db) {
+    use disgrafs_core::auth::Scope;
+    let m = &*db.m;
+    assert_eq!(m.user_count().await.unwrap(), 0);
+    let alice = m
+        .create_user("alice", Some("$argon2id$x"), Scope::Write)
+        .await
+        .unwrap()
+        .expect("a new name");
+    assert_eq!(
+        m.create_user("alice", None, Scope::Admin).await.unwrap(),
+        None,
+        "a taken name"
+    );
+    assert!(
+        m.create_user("bob", None, Scope::Read)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(m.user_count().await.unwrap(), 2);
+    let u = m.user("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (u.id, u.password.as_deref(), u.role),
+        (alice, Some("$argon2id$x"), Scope::Write)
+    );
+    assert!(m.user("carol").await.unwrap().is_none());
+    assert!(m.set_password("bob", Some("$argon2id$y")).await.unwrap());
+    assert!(!m.set_password("carol", None).await.unwrap());
+    assert_eq!(
+        m.user("bob").await.unwrap().unwrap().password.as_deref(),
+        Some("$argon2id$y")
+    );
+
+    let cred = |hash: &'static str, kind, scope, ttl_ms| NewCredential {
+        user_id: alice,
+        hash,
+        kind,
+        scope,
+        ttl_ms,
+    };
+    let api = m
+        .add_credential(&cred("h-api", CredentialKind::Api, Scope::Read, None))
+        .await
+        .unwrap();
+    let c = m.credential("h-api").await.unwrap().unwrap();
+    assert_eq!(
+        (c.id, c.user.as_str(), c.kind, c.scope, c.expires),
+        (api, "alice", CredentialKind::Api, Scope::Read, None)
+    );
+    assert!(m.credential("h-none").await.unwrap().is_none());
+    // Expired on the database's clock: as good as absent.
+    m.add_credential(&cred("h-old", CredentialKind::Api, Scope::Read, Some(-1)))
+        .await
+        .unwrap();
+    assert!(m.credential("h-old").await.unwrap().is_none());
+    let session = m
+        .add_credential(&cred(
+            "h-session",
+            CredentialKind::Session,
+            Scope::Write,
+            Some(3_600_000),
+        ))
+        .await
+        .unwrap();
+    let s = m.credential("h-session").await.unwrap().unwrap();
+    assert!(s.expires.is_some_and(|e| e > 0));
+    // A new credential swept the expired one.
+    let ids: Vec<i64> = m
+        .credentials("alice")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, [api, session]);
+    assert_eq!(
+        raw_sql(&db, "SELECT CAST(count(*) AS TEXT) FROM tokens")
+            .await
+            .as_deref(),
+        Some("2")
+    );
+
+    // A link is taken once, and only as a link.
+    m.add_credential(&cred(
+        "h-link",
+        CredentialKind::Link,
+        Scope::Admin,
+        Some(60_000),
+    ))
+    .await
+    .unwrap();
+    assert!(
+        m.take_credential("h-api", CredentialKind::Link)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = m
+        .take_credential("h-link", CredentialKind::Link)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((taken.user.as_str(), taken.scope), ("alice", Scope::Admin));
+    assert!(
+        m.take_credential("h-link", CredentialKind::Link)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    m.add_credential(&cred(
+        "h-late",
+        CredentialKind::Link,
+        Scope::Admin,
+        Some(-1),
+    ))
+    .await
+    .unwrap();
+    assert!(
+        m.take_credential("h-late", CredentialKind::Link)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert!(m.revoke_credential(api).await.unwrap());
+    assert!(!m.revoke_credential(api).await.unwrap());
+    assert!(m.credential("h-api").await.unwrap().is_none());
+    // Another process sees the same accounts.
+    let again = db.reopen().await;
+    assert!(again.credential("h-session").await.unwrap().is_some());
+    assert_eq!(again.user_count().await.unwrap(), 2);
+}
+
+/// Ownership: a user sees their own files and those shared with a group they are in, and
+/// nothing of another's (no record, name, tag, count, text match, edge or folder); changes
+/// need ownership (a group's members only read), and another's file is NotFound. `Viewer::All`
+/// sees everything.
+async fn ownership_contract(db: Db) {
+    let m = db.m.as_ref();
+    use disgrafs_core::auth::Scope;
+    let alice = m
+        .create_user("alice", None, Scope::Write)
+        .await
+        .unwrap()
+        .unwrap();
+    let bob = m
+        .create_user("bob", None, Scope::Write)
+        .await
+        .unwrap()
+        .unwrap();
+    let (a, b, all) = (Viewer::User(alice), Viewer::User(bob), Viewer::All);
+    let (plan, notes) = (name("secret-plan.md"), name("notes.md"));
+    let secret = m
+        .insert_file(NewFile {
+            folder: FolderPath::new("Vault").unwrap(),
+            owner: Some(alice),
+            ..new(&plan, &h(1))
+        })
+        .await
+        .unwrap();
+    let mine = m
+        .insert_file(NewFile {
+            owner: Some(bob),
+            ..new(&notes, &h(2))
+        })
+        .await
+        .unwrap();
+    index(
+        m,
+        &HashMap::from([
+            (h(1), "the zebra launch codes".to_string()),
+            (h(2), "a plain shopping list".to_string()),
+        ]),
+    )
+    .await;
+    m.add_user_tags(&a, &secret.id, &strings(&["classified", "common"]))
+        .await
+        .unwrap();
+    m.add_user_tags(&b, &mine.id, &strings(&["common"]))
+        .await
+        .unwrap();
+
+    // Listing, search, text search, totals (a full page asks the tag's count).
+    let ids = |v: Vec<disgrafs_core::FileRecord>| v.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    let list = |who: Viewer, q: &'static str, limit: u32| async move {
+        let opts = ListOptions {
+            limit,
+            ..ListOptions::default()
+        };
+        m.list_files(&who, &parse(q).unwrap(), opts).await.unwrap()
+    };
+    let (files, total) = list(b, "", 100).await;
+    assert_eq!((ids(files), total), (vec![mine.id.clone()], 1));
+    assert_eq!(list(b, "tag:classified", 100).await.1, 0);
+    assert_eq!(list(b, "secret", 100).await.1, 0);
+    assert_eq!(list(b, "text:zebra", 100).await.1, 0);
+    assert_eq!(list(a, "text:zebra", 100).await.1, 1);
+    assert_eq!(
+        list(b, "tag:common", 1).await.1,
+        1,
+        "a full page's total counts b's files"
+    );
+    assert_eq!(list(all, "tag:common", 1).await.1, 2);
+    assert_eq!(list(all, "", 100).await.1, 2);
+
+    // Records and contents.
+    for r in [
+        m.get_file(&b, &secret.id).await.map(|_| ()),
+        m.get_content(&b, &secret.id).await.map(|_| ()),
+        m.related(&b, &secret.id, 10).await.map(|_| ()),
+    ] {
+        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    }
+    assert_eq!(
+        m.get_content(&a, &secret.id).await.unwrap().name,
+        "secret-plan.md"
+    );
+
+    // Graph, related files, autocomplete, co-occurrence, stats, folders.
+    let g = m.graph(&b, &Expr::All, 100).await.unwrap();
+    let shown: Vec<String> = g.nodes.iter().map(|n| n.id().to_string()).collect();
+    assert!(!shown.contains(&format!("f:{}", secret.id)), "{shown:?}");
+    assert!(
+        !shown.iter().any(|n| n == "t:classified" || n == "t:vault"),
+        "{shown:?}"
+    );
+    for n in &g.nodes {
+        if let GraphNode::Tag { name, degree, .. } = n {
+            assert_eq!((name.as_str(), *degree), ("common", 1), "b's count only");
+        }
+    }
+    let related = m.related(&b, &mine.id, 10).await.unwrap();
+    assert!(related.is_empty(), "{related:?}");
+    assert_eq!(m.related(&all, &mine.id, 10).await.unwrap().len(), 1);
+    let tags: Vec<(String, u64)> = (m.tags(&b, "", 100).await.unwrap().into_iter())
+        .map(|t| (t.name, t.files))
+        .collect();
+    assert_eq!(tags, vec![("common".to_string(), 1)]);
+    assert!(m.tags(&b, "cla", 10).await.unwrap().is_empty());
+    assert!(m.cooccurrence(&b, 10).await.unwrap().is_empty());
+    assert_eq!(
+        m.cooccurrence(&a, 10).await.unwrap().len(),
+        3,
+        "classified, common, vault"
+    );
+    let st = m.stats(&b).await.unwrap();
+    assert_eq!(
+        (st.files, st.blobs, st.bytes, st.tags, st.edges),
+        (1, 1, 10, 1, 1)
+    );
+    assert_eq!(m.stats(&all).await.unwrap().files, 2);
+    let root = FolderPath::default();
+    assert!(m.subfolders(&b, &root).await.unwrap().is_empty());
+    assert_eq!(m.subfolders(&a, &root).await.unwrap(), vec!["Vault"]);
+    let vault = FolderPath::new("Vault").unwrap();
+    assert!(m.folder_files(&b, &vault, 10).await.unwrap().is_empty());
+    assert_eq!(m.folder_files(&a, &vault, 10).await.unwrap().len(), 1);
+
+    // Changes of another's file: NotFound, and nothing changed.
+    let writes = |who: Viewer| {
+        let id = secret.id.clone();
+        async move {
+            let t = strings(&["mine-now"]);
+            vec![
+                m.add_user_tags(&who, &id, &t).await.map(|_| ()),
+                m.remove_tags(&who, &id, &strings(&["classified"]))
+                    .await
+                    .map(|_| ()),
+                m.move_file(&who, &id, &FolderPath::default(), &name("x.md"))
+                    .await
+                    .map(|_| ()),
+                m.share_file(&who, &id, None).await.map(|_| ()),
+                m.delete_file(&who, &id).await.map(|_| ()),
+            ]
+        }
+    };
+    for r in writes(b).await {
+        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    }
+    let kept = m.get_file(&all, &secret.id).await.unwrap();
+    assert_eq!(
+        (kept.name.as_str(), kept.folder.as_str()),
+        ("secret-plan.md", "Vault")
+    );
+    assert!(kept.tags.iter().any(|t| t.name == "classified"));
+
+    // Shared with a group bob is in: bob reads it, and still cannot change it.
+    assert!(m.create_group("team").await.unwrap().is_some());
+    assert!(m.create_group("team").await.unwrap().is_none());
+    assert!(m.add_group_member("team", "bob").await.unwrap());
+    assert!(!m.add_group_member("nobody", "bob").await.unwrap());
+    assert!(!m.add_group_member("team", "nobody").await.unwrap());
+    let r = m.share_file(&a, &secret.id, Some("nobody")).await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    m.share_file(&a, &secret.id, Some("team")).await.unwrap();
+    assert_eq!(
+        m.get_file(&b, &secret.id).await.unwrap().name,
+        "secret-plan.md"
+    );
+    assert_eq!(list(b, "tag:classified", 100).await.1, 1);
+    assert_eq!(list(b, "text:zebra", 100).await.1, 1);
+    assert!(m.tags(&b, "cla", 10).await.unwrap().len() == 1);
+    for r in writes(b).await {
+        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    }
+    // Unshared, it is gone again; its owner may delete it.
+    m.share_file(&a, &secret.id, None).await.unwrap();
+    assert!(m.get_file(&b, &secret.id).await.is_err());
+    assert_eq!(m.delete_file(&a, &secret.id).await.unwrap(), Some(h(1)));
+}
+
 /// Each contract, as a test per adapter.
 macro_rules! contracts {
     ($adapter:ident, $open:ident: $($contract:ident),* $(,)?) => {
@@ -1511,7 +2033,8 @@ macro_rules! every_contract {
             files_contract, names_contract, tags_contract, listing_contract, related_contract,
             graph_contract, cooccurrence_contract, jobs_contract, retries_contract,
             poison_contract, concurrent_claims_contract, recovery_contract, text_contract,
-            folders_contract, uploads_contract, budget_contract, consistency_contract);)*
+            folders_contract, uploads_contract, budget_contract, consistency_contract,
+            counts_contract, accounts_contract, ownership_contract);)*
     };
 }
 

@@ -236,6 +236,36 @@ pub(crate) fn tag_image(c: &mut Collector, path: &Path) {
     }
 }
 
+/// Whether an image is small enough for an extractor that decodes its pixels: at most
+/// `max_bytes` and `max_pixels` (width × height from the `image` extractor's fields, which must
+/// be there); otherwise the extractor's warning says it was skipped.
+pub(crate) fn within_bounds(
+    c: &mut Collector,
+    extractor: &str,
+    path: &Path,
+    max_bytes: u64,
+    max_pixels: u64,
+) -> bool {
+    let size = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) => {
+            c.warn(format!("{extractor}: cannot stat: {e}"));
+            return false;
+        }
+    };
+    let dim = |k: &str| c.out.fields.get(k).and_then(|v| v.parse::<u64>().ok());
+    let pixels = dim("width").zip(dim("height")).map(|(w, h)| w * h);
+    if size > max_bytes || pixels.is_none_or(|p| p > max_pixels) {
+        c.warn(format!(
+            "{extractor}: skipped (at most {} MiB and {} megapixels, with readable dimensions)",
+            max_bytes >> 20,
+            max_pixels / 1_000_000
+        ));
+        return false;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

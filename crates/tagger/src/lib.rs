@@ -15,6 +15,7 @@
 //! | `media`     | [`media`]     | artist, album, genre, year, `duration_s` (MP3, FLAC, Ogg, M4A)|
 //! | `archive`   | [`archive`]   | keywords from entry names of zip and tar(.gz), `entries`      |
 //! | `ocr`       | [`ocr`]       | text in images (Tesseract, isolated), then as for text; `ocr_chars` |
+//! | `labels`    | [`labels`]    | what a photo shows (`dog`, `bird`): an ImageNet classifier    |
 //! | `fulltext`  | [`Tagging::text`] | the text keywords were taken from, for full-text search  |
 //!
 //! Every extractor is bounded in work and memory and must survive any input; what it cannot read
@@ -46,6 +47,7 @@ pub mod image;
 pub mod isolate;
 pub mod keywords;
 mod kind;
+pub mod labels;
 pub mod language;
 pub mod media;
 pub mod ocr;
@@ -135,6 +137,9 @@ pub fn extractor_versions() -> Vec<(&'static str, u32)> {
     // Only when it can run: contents tagged without it are due once it can.
     if ocr::status().is_ok() {
         v.push(("ocr", ocr::VERSION));
+    }
+    if labels::status().is_ok() {
+        v.push(("labels", labels::VERSION));
     }
     v
 }
@@ -260,6 +265,7 @@ pub fn tag_file_with(path: &Path, name: &str, deadline: &Deadline) -> Result<Tag
             FileKind::Image => {
                 guarded(&mut c, "image", |c| image::tag_image(c, path))?;
                 guarded(&mut c, "ocr", |c| ocr::tag_ocr(c, path, mime))?;
+                guarded(&mut c, "labels", |c| labels::tag_labels(c, path, mime))?;
             }
             FileKind::Audio | FileKind::Video if media::supports(mime) => {
                 guarded(&mut c, "media", |c| media::tag_media(c, path))?

@@ -94,21 +94,7 @@ pub(crate) fn tag_ocr(c: &mut Collector, path: &Path, mime: &str) {
     if !supports(mime) {
         return;
     }
-    let size = match std::fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) => {
-            c.warn(format!("ocr: cannot stat: {e}"));
-            return;
-        }
-    };
-    let dim = |k: &str| c.out.fields.get(k).and_then(|v| v.parse::<u64>().ok());
-    let pixels = dim("width").zip(dim("height")).map(|(w, h)| w * h);
-    if size > MAX_OCR_BYTES || pixels.is_none_or(|p| p > MAX_OCR_PIXELS) {
-        c.warn(format!(
-            "ocr: skipped (at most {} MiB and {} megapixels, with readable dimensions)",
-            MAX_OCR_BYTES >> 20,
-            MAX_OCR_PIXELS / 1_000_000
-        ));
+    if !crate::image::within_bounds(c, "ocr", path, MAX_OCR_BYTES, MAX_OCR_PIXELS) {
         return;
     }
     let mut limits = Limits {

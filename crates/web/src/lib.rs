@@ -52,10 +52,12 @@ pub fn asset(path: &str) -> Option<&'static Asset> {
     generated::ASSETS.iter().find(|a| a.path == path)
 }
 
-/// Routes for `/`, `/index.html`, `/assets/{*path}` and the other files at the page root.
+/// Routes for `/`, `/login`, `/index.html`, `/assets/{*path}` and the other files at the page root.
 pub fn router() -> Router {
     let mut router = Router::new()
         .route("/", get(index))
+        // The page, for a one-time login link (`/login#CODE`; the page reads the code).
+        .route("/login", get(index))
         .route("/assets/{*path}", get(hashed_asset));
     for a in assets().iter().filter(|a| !a.path.contains('/')) {
         router = router.route(

@@ -16,19 +16,83 @@ pub struct Server {
     pub url: String,
     pub addr: String,
     pub data: PathBuf,
+    /// An admin-scope API token of the data directory's test user, which [`Server::http`],
+    /// [`Server::cmd`] and [`Server::raw`] send.
+    pub token: String,
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The user the fixture provisions.
+pub const TEST_USER: &str = "tester";
+
+/// `--meta URL` in serve's arguments (or `--meta=URL`).
+fn meta_arg<'a>(args: &[&'a str]) -> Option<&'a str> {
+    args.iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--meta") {
+            Some("") => args.get(i + 1).copied(),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        })
+}
+
+/// The token of `data`'s test user: made once by `disgrafs admin token --create` (on the data
+/// directory, or on `--meta` when `args` name one) and kept beside the directory (`DATA.token`),
+/// so a restart on the same directory sends the same one. Empty when provisioning failed (a
+/// test of a start that must fail, say): serve then reports why.
+pub fn provision(data: &Path, args: &[&str]) -> String {
+    let file = data.with_extension("token");
+    if let Ok(t) = std::fs::read_to_string(&file) {
+        return t;
+    }
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "admin", "token", "--create", "--scope", "admin", "--user", TEST_USER,
+    ])
+    .arg("--data-dir")
+    .arg(data)
+    .env_remove("DISGRAFS_META");
+    if let Some(meta) = meta_arg(args) {
+        cmd.args(["--meta", meta]);
+    }
+    let out = cmd.output().expect("run disgrafs admin token");
+    if !out.status.success() {
+        return String::new();
+    }
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    std::fs::write(&file, &token).unwrap();
+    token
+}
+
 /// Runs `cmd` (the `disgrafs` binary, perhaps wrapped) as `serve` on an ephemeral loopback port
-/// over `data`, and returns the child with the address it printed on its first line.
-pub fn spawn_serve(mut cmd: Command, data: &Path, args: &[&str]) -> (Child, String) {
+/// over `data` (provisioned first, see [`provision`]), and returns the child with the address it
+/// printed on its first line.
+pub fn spawn_serve(cmd: Command, data: &Path, args: &[&str]) -> (Child, String) {
+    provision(data, args);
+    spawn_serve_unprovisioned(cmd, data, args)
+}
+
+/// [`spawn_serve`] without provisioning a user (a first start).
+pub fn spawn_serve_unprovisioned(cmd: Command, data: &Path, args: &[&str]) -> (Child, String) {
+    spawn_serve_with(cmd, data, args, Stdio::inherit())
+}
+
+/// Starts serve with `stderr` (`DISGRAFS_LOG=warn` unless `cmd` sets it), unprovisioned.
+pub fn spawn_serve_with(
+    mut cmd: Command,
+    data: &Path,
+    args: &[&str],
+    stderr: Stdio,
+) -> (Child, String) {
+    if !cmd.get_envs().any(|(k, _)| k == "DISGRAFS_LOG") {
+        cmd.env("DISGRAFS_LOG", "warn");
+    }
     let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .args(args)
-        .env("DISGRAFS_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start disgrafs serve");
     let mut line = String::new();
@@ -37,7 +101,10 @@ pub fn spawn_serve(mut cmd: Command, data: &Path, args: &[&str]) -> (Child, Stri
         .expect("read the address line");
     let addr = line
         .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
+        .find_map(|w| {
+            w.strip_prefix("http://")
+                .or_else(|| w.strip_prefix("https://"))
+        })
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
     (child, addr)
@@ -70,6 +137,7 @@ impl Server {
             url,
             addr,
             data: data.to_path_buf(),
+            token: provision(data, args),
             _dir: None,
         }
     }
@@ -81,9 +149,46 @@ impl Server {
         (self.data.clone(), self._dir.take())
     }
 
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// An HTTP client that sends the fixture's token (`Authorization: Bearer`).
     pub fn http(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(120))
+        http_with(Some(&self.token))
+    }
+
+    /// An HTTP client without a credential.
+    pub fn http_anon(&self) -> reqwest::blocking::Client {
+        http_with(None)
+    }
+
+    /// The `disgrafs` binary set to talk to this server with its token (`DISGRAFS_SERVER`,
+    /// `DISGRAFS_TOKEN`), for client commands.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env("DISGRAFS_SERVER", &self.url)
+            .env("DISGRAFS_TOKEN", &self.token);
+        c
+    }
+
+    /// The typed client of `disgrafs-client`, with the token.
+    pub fn client(&self) -> disgrafs_client::Client {
+        disgrafs_client::Client::new(&self.url, Some(&self.token)).unwrap()
+    }
+
+    /// The `Authorization` header line of the token, for raw requests.
+    pub fn auth_line(&self) -> String {
+        format!("Authorization: Bearer {}\r\n", self.token)
+    }
+
+    /// A client of the server's HTTPS listener (`serve --tls-cert`) that trusts `ca_pem`, with
+    /// the TLS details of each response (`reqwest::tls::TlsInfo`).
+    pub fn https(&self, ca_pem: &str) -> reqwest::blocking::Client {
+        client_builder(Some(&self.token))
+            .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+            .tls_info(true)
             .build()
             .unwrap()
     }
@@ -184,9 +289,23 @@ impl Server {
         }
     }
 
-    /// Sends raw bytes on a fresh connection and returns what came back until the server closed
-    /// or `wait` passed.
+    /// Sends raw bytes on a fresh connection, with the token's header put after the request
+    /// line (when there is one), and returns what came back until the server closed or `wait`
+    /// passed.
     pub fn raw(&self, bytes: &[u8], wait: Duration) -> String {
+        match bytes.windows(2).position(|w| w == b"\r\n") {
+            Some(i) => {
+                let mut with = bytes[..i + 2].to_vec();
+                with.extend_from_slice(self.auth_line().as_bytes());
+                with.extend_from_slice(&bytes[i + 2..]);
+                self.raw_anon(&with, wait)
+            }
+            None => self.raw_anon(bytes, wait),
+        }
+    }
+
+    /// [`Server::raw`] without the token.
+    pub fn raw_anon(&self, bytes: &[u8], wait: Duration) -> String {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(wait)).unwrap();
         s.write_all(bytes).unwrap();
@@ -217,6 +336,25 @@ impl Server {
     }
 }
 
+/// A blocking HTTP client that sends `token`, if any.
+pub fn http_with(token: Option<&str>) -> reqwest::blocking::Client {
+    client_builder(token).build().unwrap()
+}
+
+/// A client builder with the fixture's timeout and, given one, the token.
+fn client_builder(token: Option<&str>) -> reqwest::blocking::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {t}").parse().unwrap(),
+        );
+    }
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .default_headers(headers)
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.child.kill().ok();
@@ -224,9 +362,8 @@ impl Drop for Server {
     }
 }
 
-/// Runs SQL on the database of a stopped server's data directory (to plant what HTTP cannot make,
-/// or only slowly).
-pub fn stopped_sql(data: &Path, q: &str) {
+/// Runs `f` on a connection to the SQLite database of a data directory.
+fn with_sqlite<T>(data: &Path, f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T) -> T {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use sqlx::ConnectOptions;
@@ -235,8 +372,43 @@ pub fn stopped_sql(data: &Path, q: &str) {
             .connect()
             .await
             .unwrap();
-        sqlx::query(q).execute(&mut db).await.unwrap();
+        f(&mut db).await
+    })
+}
+
+/// Runs SQL on the database of a stopped server's data directory (to plant what HTTP cannot make,
+/// or only slowly).
+pub fn stopped_sql(data: &Path, q: &str) {
+    with_sqlite(data, async |db| {
+        sqlx::query(q).execute(db).await.unwrap();
     });
+}
+
+/// The first column of the first row of a query on a data directory's database.
+pub fn sql_text(data: &Path, q: &str) -> String {
+    with_sqlite(data, async |db| {
+        sqlx::query_scalar::<_, String>(q)
+            .fetch_one(db)
+            .await
+            .unwrap()
+    })
+}
+
+/// Runs `cmd` with `stdin` written to its standard input; its output.
+pub fn output_with_stdin(cmd: &mut Command, stdin: &str) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 pub fn count_files(dir: &Path) -> usize {
