@@ -1993,8 +1993,9 @@ async fn ownership_contract(db: Db) {
     assert!(m.add_group_member("team", "bob").await.unwrap());
     assert!(!m.add_group_member("nobody", "bob").await.unwrap());
     assert!(!m.add_group_member("team", "nobody").await.unwrap());
+    // An unknown group is the caller's mistake, not a missing file.
     let r = m.share_file(&a, &secret.id, Some("nobody")).await;
-    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
     m.share_file(&a, &secret.id, Some("team")).await.unwrap();
     assert_eq!(
         m.get_file(&b, &secret.id).await.unwrap().name,
