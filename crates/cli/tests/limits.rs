@@ -384,25 +384,46 @@ fn uploads_in_flight_are_bounded_per_client() {
             .as_bytes(),
         )
     };
-    let mut held = vec![stalled(0), stalled(1)];
-    // A third is refused once the server has taken both (it reads their heads on its own time).
-    // (Up to 30 s: under the suite's load the server may take seconds to reach both heads.)
+    // A third is refused once the server has taken both (it reads their heads on its own time:
+    // under the suite's load, seconds). Each round opens two new stalled uploads, so one whose
+    // connection the server never took does not decide the test; what the server answered the
+    // stalled ones, if anything, is in the failure.
     let mut third = None;
-    for _ in 0..600 {
-        let r = s
-            .http()
-            .put(format!("{}/api/files", s.url))
-            .query(&[("name", "third.txt")])
-            .body("3")
-            .send()
-            .unwrap();
-        if r.status() == 429 {
-            third = Some(r);
+    let mut held = vec![stalled(0), stalled(1)];
+    let mut answered = Vec::new();
+    for round in 1..=3 {
+        for _ in 0..300 {
+            let r = s
+                .http()
+                .put(format!("{}/api/files", s.url))
+                .query(&[("name", "third.txt")])
+                .body("3")
+                .send()
+                .unwrap();
+            if r.status() == 429 {
+                third = Some(r);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if third.is_some() {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        for t in &mut held {
+            t.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let n = std::io::Read::read(t, &mut buf).unwrap_or(0);
+            answered.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        if round < 3 {
+            held = vec![stalled(2 * round), stalled(2 * round + 1)];
+        }
     }
-    rate_limited(third.expect("a third upload while two are in flight"));
+    let third = third.unwrap_or_else(|| {
+        panic!("no third upload refused while two were in flight; they were answered {answered:?}")
+    });
+    rate_limited(third);
     // Everything else is still served.
     assert_eq!(s.content(&id), b"alpha");
     // A stalled upload that goes away gives its slot back.

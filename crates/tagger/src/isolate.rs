@@ -226,6 +226,10 @@ fn drain(
 fn run_child(exe: &PathBuf, job: Job, path: &Path, limits: &Limits) -> Result<Vec<u8>, Failure> {
     let mut child = Command::new(exe)
         .env(ENV_JOB, job.name())
+        // A child's panic is reported by its one line; symbolising a backtrace of a large
+        // debug binary can take longer than the job's deadline, and memory beyond its limit.
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
         .env(ENV_INPUT, path)
         .env(ENV_MEMORY, limits.memory_bytes.to_string())
         .env(ENV_CPU, limits.timeout.as_secs().max(1).to_string())
