@@ -96,6 +96,40 @@ fn suffixed(name: &str, n: u32) -> String {
     }
 }
 
+/// `name` without the suffixes [`suffixed`] could have given it: `report (2) (3).pdf` is
+/// `report.pdf`.
+fn unsuffixed(name: &str) -> (&str, &str) {
+    let (mut stem, ext) = match name.rfind('.').filter(|&i| i > 0) {
+        Some(i) => name.split_at(i),
+        None => (name, ""),
+    };
+    while let Some(rest) = stem.strip_suffix(')')
+        && let Some((head, n)) = rest.rsplit_once(" (")
+        && !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+    {
+        stem = head;
+    }
+    (stem, ext)
+}
+
+/// Which names [`unique_names`] may give the same file-system name to: names of one class
+/// are unsuffixed alike (case-insensitively), and a name's suffix depends only on the names
+/// of its class before it. So the file a directory shows as `fs_name` is found among the
+/// files of its class alone, in their order.
+pub fn name_class(fs_name: &str) -> String {
+    let lower = fs_name.to_lowercase();
+    let (stem, ext) = unsuffixed(&lower);
+    format!("{stem}{ext}")
+}
+
+/// What every stored name (lower-cased) of `fs_name`'s [class](name_class) starts with: a
+/// store's prefix search for the class's candidates.
+pub fn class_prefix(fs_name: &str) -> String {
+    let lower = fs_name.to_lowercase();
+    name_from_fs(unsuffixed(&lower).0)
+}
+
 /// The names a directory shows for files named `names`, in that order (oldest record first):
 /// the first of a name keeps it, later ones get the lowest free ` (n)`, n ≥ 2. Names compare
 /// case-insensitively, as the file systems of most clients do.
@@ -128,6 +162,17 @@ mod tests {
     use super::*;
     use crate::{FileName, normalize_tag};
     use proptest::prelude::*;
+
+    #[test]
+    fn classes_strip_every_suffix() {
+        assert_eq!(name_class("Report (2) (3).PDF"), "report.pdf");
+        assert_eq!(name_class(".bashrc (2)"), ".bashrc");
+        assert_eq!(name_class("x (2).tar (3).gz"), "x (2).tar.gz");
+        assert_eq!(name_class("a ().txt"), "a ().txt");
+        assert_eq!(name_class("a (x).txt"), "a (x).txt");
+        assert_eq!(class_prefix("Report (2).PDF"), "report");
+        assert_eq!(class_prefix("a\u{F03A}b (2)"), "a:b");
+    }
 
     #[test]
     fn unsafe_names_are_mapped() {
@@ -203,6 +248,27 @@ mod tests {
                 prop_assert!(!fs.contains('/') && fs != "." && fs != "..", "{fs:?}");
                 prop_assert_eq!(tag_from_fs(&fs), Some(tag));
             }
+        }
+
+        #[test]
+        fn a_class_names_its_files_as_the_whole_directory_does(
+            names in proptest::collection::vec("[aB]{1,2}(\\.x)?( \\([23]\\))?( \\(2\\))?", 0..40),
+            probe in 0usize..40,
+        ) {
+            let all = unique_names(names.iter().map(String::as_str));
+            let Some(target) = all.get(probe) else { return Ok(()) };
+            let class = name_class(target);
+            let prefix = class_prefix(target);
+            let members: Vec<usize> =
+                (0..names.len()).filter(|&i| name_class(&names[i]) == class).collect();
+            for &i in &members {
+                prop_assert!(name_from_fs(&names[i]).to_lowercase().starts_with(&prefix));
+            }
+            let alone = unique_names(members.iter().map(|&i| names[i].as_str()));
+            for (k, &i) in members.iter().enumerate() {
+                prop_assert_eq!(&alone[k], &all[i]);
+            }
+            prop_assert!(members.contains(&probe));
         }
 
         #[test]
