@@ -482,3 +482,130 @@ pub async fn retag(opts: &ClientOpts, all: bool) -> anyhow::Result<()> {
         Ok(())
     }
 }
+
+#[derive(clap::Subcommand)]
+pub enum ShareAction {
+    /// Make a link to one of your files (by id), or with --query to the files matching a query
+    /// as you see them (the link follows the query as files come and go). Prints the link.
+    Make {
+        /// The file's id.
+        #[arg(required_unless_present = "query", conflicts_with = "query")]
+        id: Option<String>,
+        /// Share the files matching this query instead.
+        #[arg(long)]
+        query: Option<String>,
+        /// How long the link works: 30m, 12h, 7d, 2w (at most 366d) [default: until revoked].
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// Ask visitors for a password, read from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List your live links (every link, for an admin).
+    Ls,
+    /// Revoke a link: it stops working at once.
+    Revoke { id: i64 },
+}
+
+/// `30m`, `12h`, `7d`, `2w`, or seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: a number and a unit (s, m, h, d, w)"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("{s:?}: the unit is one of s, m, h, d, w")),
+    };
+    n.checked_mul(secs)
+        .filter(|&t| t > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{s:?}: more than 0 s, and not that long"))
+}
+
+fn share_line(base: &str, l: &disgrafs_core::api::ShareLink) -> String {
+    let what = match (&l.file, &l.query) {
+        (Some(f), _) => format!("file {f}"),
+        (_, Some(q)) => format!("query {q}"),
+        _ => String::new(),
+    };
+    let expires = match l.expires {
+        Some(ms) => time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .map_or_else(|| format!("expires at {ms} ms"), |t| format!("expires {t}")),
+        None => "no expiry".into(),
+    };
+    let password = if l.password { ", password" } else { "" };
+    let url = l
+        .url
+        .as_deref()
+        .map(|u| format!("  {}{u}", base.trim_end_matches('/')))
+        .unwrap_or_default();
+    term_safe(&format!(
+        "{}  {what}  ({expires}{password}, by {}){url}",
+        l.id, l.user
+    ))
+    .into_owned()
+}
+
+pub async fn share(opts: &ClientOpts, action: ShareAction) -> anyhow::Result<()> {
+    let c = client(opts)?;
+    match action {
+        ShareAction::Make {
+            id,
+            query,
+            expires,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("cannot read the password from standard input")?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            let body = disgrafs_core::api::NewShareLink {
+                file: id,
+                query,
+                expires_in: expires.map(|d| d.as_secs()),
+                password,
+            };
+            let link = c.make_share(&body).await?;
+            if opts.json {
+                print_json(&link)
+            } else {
+                outln!("{}", share_line(c.base(), &link))?;
+                Ok(())
+            }
+        }
+        ShareAction::Ls => {
+            let links = c.shares().await?;
+            if opts.json {
+                return print_json(&links);
+            }
+            for l in &links {
+                outln!("{}", share_line(c.base(), l))?;
+            }
+            Ok(())
+        }
+        ShareAction::Revoke { id } => {
+            c.revoke_share(id).await?;
+            if opts.json {
+                print_json(&serde_json::json!({ "revoked": id }))
+            } else {
+                outln!("revoked share link {id}")?;
+                Ok(())
+            }
+        }
+    }
+}

@@ -125,6 +125,13 @@ enum Command {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// Read-only share links to a file or to a query's files, for people without an account.
+    Share {
+        #[command(subcommand)]
+        action: client_cmds::ShareAction,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
     /// Mount the graph as a file system (FUSE): files/ by folder, tags/A/B/ (A AND B),
     /// query/EXPR/, recent/, read-write, until Ctrl-C or SIGTERM.
     Mount {
@@ -238,6 +245,7 @@ async fn run(cmd: Command) -> anyhow::Result<()> {
             opts,
         } => c::graph(&opts, &query.join(" "), format, limit).await,
         Command::Retag { all, opts } => c::retag(&opts, all).await,
+        Command::Share { action, opts } => c::share(&opts, action).await,
         Command::Bench(bench) => disgrafs_bench::run(bench).await,
         Command::Mount { args, opts } => {
             let token = login::token(&opts);

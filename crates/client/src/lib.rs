@@ -248,6 +248,29 @@ impl Client {
             .tags)
     }
 
+    /// Makes a read-only share link (`POST /api/shares`); its `url` is a path on this server.
+    pub async fn make_share(
+        &self,
+        body: &disgrafs_core::api::NewShareLink,
+    ) -> Result<disgrafs_core::api::ShareLink> {
+        self.json(self.http.post(self.url("/api/shares")).json(body))
+            .await
+    }
+
+    /// This token's user's live share links (every link, for an admin).
+    pub async fn shares(&self) -> Result<Vec<disgrafs_core::api::ShareLink>> {
+        let r: disgrafs_core::api::ShareLinks =
+            self.json(self.http.get(self.url("/api/shares"))).await?;
+        Ok(r.shares)
+    }
+
+    /// Revokes a share link.
+    pub async fn revoke_share(&self, id: i64) -> Result<()> {
+        self.send(self.http.delete(self.url(&format!("/api/shares/{id}"))))
+            .await
+            .map(drop)
+    }
+
     /// Queues re-tagging; returns how many contents were queued.
     pub async fn retag(&self, all: bool) -> Result<u64> {
         let r: RetagQueued = self

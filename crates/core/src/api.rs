@@ -180,3 +180,86 @@ pub struct IssuedToken {
     pub token: String,
     pub scope: crate::auth::Scope,
 }
+
+/// `POST /api/shares`: a read-only link to one file or to a query's files (exactly one of
+/// them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewShareLink {
+    /// A file's id (the file must be the caller's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A query: the link shows the files matching it that the caller sees, as they change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Seconds the link works; none: until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 31_622_400))]
+    pub expires_in: Option<u64>,
+    /// A password the link's visitors must give (8 characters at least).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// A share link. `url` (with its secret) only in the answer that made it: only the secret's
+/// hash is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShareLink {
+    pub id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Who made it.
+    pub user: String,
+    /// Unix ms.
+    pub created: i64,
+    /// Unix ms; none: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+    /// Whether visitors must give a password.
+    pub password: bool,
+    /// The link's path on this server, `/s/SECRET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// `GET /api/shares`: the caller's live links (every link for an admin), newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShareLinks {
+    pub shares: Vec<ShareLink>,
+}
+
+/// One file as a share link shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SharedFile {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    pub mime: String,
+    /// RFC 3339.
+    pub modified: String,
+    /// The visible tags' names.
+    pub tags: Vec<String>,
+}
+
+/// `GET /s/{secret}/files`: what a share link shows (a query's first files, newest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SharedFiles {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    pub files: Vec<SharedFile>,
+    /// How many files match (more than `files` holds when the query has many).
+    pub total: u64,
+}
+
+/// `POST /s/{secret}/unlock`: a link's password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShareUnlock {
+    pub password: String,
+}

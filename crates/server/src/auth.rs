@@ -47,9 +47,12 @@ fn reads(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || method.as_str() == "PROPFIND"
 }
 
-/// The scope a request needs; `None` for the open paths (and `/metrics` when configured public).
+/// The scope a request needs; `None` for the open paths, share links (and `/metrics` when
+/// configured public).
 pub fn needed_scope(method: &Method, path: &str, metrics_public: bool) -> Option<Scope> {
-    if OPEN_PATHS.contains(&path) || (metrics_public && path == "/metrics") {
+    // A share link's own path: the link is the credential (see `share`).
+    let share_link = path.starts_with(crate::share::LINK_PREFIX);
+    if share_link || OPEN_PATHS.contains(&path) || (metrics_public && path == "/metrics") {
         return None;
     }
     Some(if path.starts_with("/api/admin/") {
@@ -79,15 +82,9 @@ fn presented(headers: &HeaderMap) -> Result<Presented, ApiError> {
             return Ok(Presented::Header(rest.to_owned()));
         }
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(rest)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
-            let (_, password) = decoded
-                .split_once(':')
-                .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
-            return Ok(Presented::Header(password.to_owned()));
+            let password =
+                basic_password(rest).ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+            return Ok(Presented::Header(password));
         }
         return Err(unauthorized(
             "unknown Authorization scheme: use Bearer TOKEN, or Basic with the token as password",
@@ -96,8 +93,27 @@ fn presented(headers: &HeaderMap) -> Result<Presented, ApiError> {
     Ok(cookie(headers, SESSION_COOKIE).map_or(Presented::Nothing, Presented::Cookie))
 }
 
+/// The password of HTTP Basic credentials (`rest` is what follows `Basic `).
+fn basic_password(rest: &str) -> Option<String> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())?;
+    decoded.split_once(':').map(|(_, p)| p.to_owned())
+}
+
+/// The password of a request's HTTP Basic credentials, if it sends some.
+pub(crate) fn basic_password_of(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("basic")
+        .then(|| basic_password(rest))
+        .flatten()
+}
+
 /// A cookie's value from the request's `Cookie` headers.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -33,10 +33,12 @@ use dav_server::fs::{
 use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
 use dav_server::memls::MemLs;
 use dav_server::{DavConfig, DavHandler};
-use disgrafs_core::fsname::{name_from_fs, name_to_fs, tag_from_fs, tag_to_fs, unique_names};
+use disgrafs_core::fsname::{
+    class_prefix, name_class, name_from_fs, name_to_fs, tag_from_fs, tag_to_fs, unique_names,
+};
 use disgrafs_core::query::{self, Expr, Predicate};
 use disgrafs_core::{FileName, FileRecord, FolderPath, normalize_tag};
-use disgrafs_store::{ListOptions, Principal, SortKey, Viewer};
+use disgrafs_store::{EntryScope, FileEntry, Principal, Viewer};
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use std::io::SeekFrom;
@@ -224,7 +226,10 @@ impl GraphFs {
     }
 
     async fn store_folder_exists(&self, folder: &FolderPath) -> FsResult<bool> {
-        self.state.store.folder_exists(folder).await.map_err(fs_err)
+        (self.state.store)
+            .folder_exists(&self.viewer(), folder)
+            .await
+            .map_err(fs_err)
     }
 
     /// The directories a view's directory lists, by their file-system names.
@@ -243,61 +248,86 @@ impl GraphFs {
         }
     }
 
-    /// A view's files, oldest first (the order their names are made unique in).
-    async fn files(&self, view: &View) -> FsResult<Vec<FileRecord>> {
+    /// A view's files, oldest first (the order their names are made unique in): names, sizes
+    /// and dates only, one narrow scan however large the directory. With `name_prefix`, only
+    /// the files whose lower-cased name starts with it (all of `/dav/recent/`'s, which are few).
+    async fn files(&self, view: &View, name_prefix: Option<&str>) -> FsResult<Vec<FileEntry>> {
         let store = &self.state.store;
         let who = &self.viewer();
-        let listed = |expr: Expr, limit: u32, descending: bool| async move {
-            let opts = ListOptions {
-                sort: SortKey::Created,
-                descending,
-                limit,
-                offset: 0,
-            };
-            store.list(who, &expr, opts).await.map(|(files, _)| files)
+        let query = |expr: Expr| async move {
+            let scope = EntryScope::Query(&expr);
+            store
+                .entries(who, scope, name_prefix, false, MAX_DIR_FILES)
+                .await
         };
         let files = match view {
-            View::Folder(f) => store.folder_files(who, f, MAX_DIR_FILES).await,
+            View::Folder(f) => {
+                store
+                    .entries(
+                        who,
+                        EntryScope::Folder(f),
+                        name_prefix,
+                        false,
+                        MAX_DIR_FILES,
+                    )
+                    .await
+            }
             View::Tags(tags) => {
-                let expr = Expr::And(
+                query(Expr::And(
                     tags.iter()
                         .map(|t| Expr::Pred(Predicate::Tag(t.clone())))
                         .collect(),
-                );
-                listed(expr, MAX_DIR_FILES, false).await
+                ))
+                .await
             }
-            View::Query(q) => {
-                let expr = query::parse(q).map_err(|_| FsError::NotFound)?;
-                listed(expr, MAX_DIR_FILES, false).await
-            }
-            View::Recent => listed(Expr::All, RECENT, true).await.map(|mut v| {
-                v.reverse();
-                v
-            }),
+            View::Query(q) => query(query::parse(q).map_err(|_| FsError::NotFound)?).await,
+            View::Recent => store
+                .entries(who, EntryScope::Query(&Expr::All), None, true, RECENT)
+                .await
+                .map(|mut v| {
+                    v.reverse();
+                    v
+                }),
         };
         files.map_err(fs_err)
     }
 
-    /// A view's files with the names its directory shows them under.
-    async fn named(&self, view: &View) -> FsResult<(Vec<String>, Vec<(String, FileRecord)>)> {
-        let dirs = self.subdirs(view).await?;
-        let files = self.files(view).await?;
-        let fs_names: Vec<String> = files.iter().map(|r| name_to_fs(&r.name)).collect();
+    /// A view's subdirectories and files with the names its directory shows them under. With
+    /// `only`, just those of that file-system name's class ([`name_class`]): the same names as
+    /// in the whole listing, from the store's few candidates (a lookup by name in a directory
+    /// of 100,000 files reads the files that could bear the name, not all of them).
+    async fn named(
+        &self,
+        view: &View,
+        only: Option<&str>,
+    ) -> FsResult<(Vec<String>, Vec<(String, FileEntry)>)> {
+        let class = only.map(name_class);
+        let in_class = |n: &str| class.as_ref().is_none_or(|c| name_class(n) == *c);
+        let mut dirs = self.subdirs(view).await?;
+        dirs.retain(|d| in_class(d));
+        let prefix = only.map(class_prefix);
+        let mut files: Vec<(String, FileEntry)> = (self.files(view, prefix.as_deref()).await?)
+            .into_iter()
+            .map(|r| (name_to_fs(&r.name), r))
+            .collect();
+        files.retain(|(n, _)| in_class(n));
         let names = unique_names(
             dirs.iter()
                 .map(String::as_str)
-                .chain(fs_names.iter().map(String::as_str)),
+                .chain(files.iter().map(|(n, _)| n.as_str())),
         );
-        let named = names.into_iter().skip(dirs.len()).zip(files).collect();
+        let named = (names.into_iter().skip(dirs.len()))
+            .zip(files.into_iter().map(|(_, r)| r))
+            .collect();
         Ok((dirs, named))
     }
 
-    async fn find(&self, view: &View, name: &str) -> FsResult<Option<FileRecord>> {
-        let (_, named) = self.named(view).await?;
+    async fn find(&self, view: &View, name: &str) -> FsResult<Option<FileEntry>> {
+        let (_, named) = self.named(view, Some(name)).await?;
         Ok(named.into_iter().find(|(n, _)| n == name).map(|(_, r)| r))
     }
 
-    async fn file_at(&self, path: &DavPath) -> FsResult<(View, String, FileRecord)> {
+    async fn file_at(&self, path: &DavPath) -> FsResult<(View, String, FileEntry)> {
         match self.locate(path).await? {
             Loc::Entry(view, name) => match self.find(&view, &name).await? {
                 Some(rec) => Ok((view, name, rec)),
@@ -337,9 +367,18 @@ impl GraphFs {
     /// Moves every file and folder under `from` to `to` (a folder's MOVE).
     async fn move_folder(&self, from: &FolderPath, to: &FolderPath) -> FsResult<()> {
         let store = &self.state.store;
-        store.make_folder(to).await.map_err(fs_err)?;
+        store
+            .make_folder(&self.viewer(), to)
+            .await
+            .map_err(fs_err)?;
         for rec in store
-            .folder_files(&self.viewer(), from, MAX_DIR_FILES)
+            .entries(
+                &self.viewer(),
+                EntryScope::Folder(from),
+                None,
+                false,
+                MAX_DIR_FILES,
+            )
             .await
             .map_err(fs_err)?
         {
@@ -452,7 +491,7 @@ impl DavFileSystem for GraphFs {
                 }
                 Loc::Section(_) => dirs = Vec::new(),
                 Loc::Dir(view) => {
-                    let (d, named) = self.named(&view).await?;
+                    let (d, named) = self.named(&view, None).await?;
                     dirs = d;
                     for (name, rec) in named {
                         entries.push(Box::new(Entry {
@@ -509,7 +548,7 @@ impl DavFileSystem for GraphFs {
                     if self
                         .state
                         .store
-                        .make_folder(&folder)
+                        .make_folder(&self.viewer(), &folder)
                         .await
                         .map_err(fs_err)?
                     {
@@ -773,7 +812,7 @@ impl Meta {
         }
     }
 
-    fn file(rec: &FileRecord) -> Self {
+    fn file(rec: &FileEntry) -> Self {
         Meta {
             dir: false,
             len: rec.size,
@@ -822,7 +861,7 @@ impl DavDirEntry for Entry {
 /// more than one read's chunk is ever held.
 struct Reader {
     state: AppState,
-    rec: FileRecord,
+    rec: FileEntry,
     pos: u64,
     /// The open read from `pos` on (behind a mutex only for `Sync`; used through `get_mut`).
     stream: Option<Mutex<disgrafs_store::ByteStream>>,
@@ -839,7 +878,7 @@ impl std::fmt::Debug for Reader {
 }
 
 impl Reader {
-    fn new(state: AppState, rec: FileRecord) -> Self {
+    fn new(state: AppState, rec: FileEntry) -> Self {
         Reader {
             state,
             rec,
@@ -1035,7 +1074,7 @@ impl Drop for Writer {
 impl DavFile for Writer {
     fn metadata(&mut self) -> FsFuture<'_, Box<dyn DavMetaData>> {
         let meta = match &self.written {
-            Some(rec) => Ok(Box::new(Meta::file(rec)) as Box<dyn DavMetaData>),
+            Some(rec) => Ok(Box::new(Meta::file(&FileEntry::of(rec))) as Box<dyn DavMetaData>),
             None => Err(FsError::NotFound),
         };
         Box::pin(futures::future::ready(meta))

@@ -23,6 +23,14 @@ pub(crate) struct ContentParams {
     inline: Option<String>,
 }
 
+impl ContentParams {
+    pub(crate) fn wants_inline(&self) -> bool {
+        self.inline
+            .as_deref()
+            .is_some_and(|v| v == "1" || v == "true")
+    }
+}
+
 /// RFC 5987 attr-char: what may stay unescaped in `filename*`.
 const ATTR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'!')
@@ -113,13 +121,25 @@ pub(crate) async fn content(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let rec = state.store.content(&who.viewer(), &id).await?;
+    respond(&state, rec, p.wants_inline(), &method, &headers).await
+}
+
+/// A content's response to a GET or HEAD of it: conditional, with Range (one range, or
+/// `multipart/byteranges`), inline only when asked and safe. What every download goes
+/// through (the API's, a share link's).
+pub(crate) async fn respond(
+    state: &AppState,
+    rec: FileContent,
+    want_inline: bool,
+    method: &Method,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let tag = etag(&rec);
     let len = rec.size;
     let mut common = HeaderMap::new();
     common.insert(header::ETAG, HeaderValue::from_str(&tag).expect("hex etag"));
     common.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     common.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    let want_inline = p.inline.as_deref().is_some_and(|v| v == "1" || v == "true");
     common.insert(
         header::CONTENT_DISPOSITION,
         content_disposition(&rec.name, want_inline && inline_safe(&rec.mime)),
@@ -163,7 +183,7 @@ pub(crate) async fn content(
             return Ok(resp);
         }
     };
-    let head = method == Method::HEAD;
+    let head = *method == Method::HEAD;
     let body = |stream: Option<disgrafs_store::ByteStream>| {
         stream.map_or_else(Body::empty, Body::from_stream)
     };
@@ -198,7 +218,7 @@ pub(crate) async fn content(
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(e - s + 1));
             Ok(resp)
         }
-        Some(r) => multipart_ranges(&state, &rec, r, common, mime, head).await,
+        Some(r) => multipart_ranges(state, &rec, r, common, mime, head).await,
     }
 }
 

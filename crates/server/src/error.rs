@@ -163,6 +163,11 @@ impl ApiError {
         self.cause
     }
 
+    /// The one line a person reads.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn status(&self) -> StatusCode {
         self.cause.status()
     }
@@ -221,6 +226,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(Cause::StorageFull, format!("storage is full: {m}"))
             }
             StoreError::Busy(m) => ApiError::new(Cause::Busy, m),
+            StoreError::TooMany(m) => ApiError::new(Cause::RateLimited, m),
             StoreError::Locked(m) => ApiError::new(Cause::Locked, m),
             StoreError::TooCostly(m) => ApiError::new(Cause::QueryTooCostly, m),
             e @ StoreError::Unavailable(_) => ApiError::new(Cause::Unavailable, e.to_string()),

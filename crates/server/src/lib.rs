@@ -29,6 +29,7 @@ mod multipart;
 mod openapi;
 mod page_policy;
 mod recent;
+mod share;
 pub mod tls;
 mod tus;
 mod upload;
@@ -115,6 +116,8 @@ pub struct AppState {
     /// Uploads being staged at once: each holds a blocking writer thread, and the blocking pool
     /// must keep room for downloads, tus and commits.
     staging: Arc<tokio::sync::Semaphore>,
+    /// Password tries, per share link.
+    share_unlocks: Arc<governor::DefaultKeyedRateLimiter<i64>>,
 }
 
 impl AppState {
@@ -158,6 +161,13 @@ impl AppState {
             config: Arc::new(config),
             jobs: Arc::new(tokio::sync::Notify::new()),
             staging: Arc::new(tokio::sync::Semaphore::new(limits::MAX_STAGING)),
+            share_unlocks: Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::with_period(share::UNLOCK_PERIOD)
+                    .expect("a period above zero")
+                    .allow_burst(
+                        std::num::NonZeroU32::new(share::UNLOCK_BURST).expect("above zero"),
+                    ),
+            )),
         })
     }
 
@@ -179,6 +189,7 @@ pub fn api(state: AppState) -> Router {
         .merge(recent::routes())
         .merge(dav::routes(state.clone()))
         .merge(auth::routes())
+        .merge(share::routes())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         // Bodies read into memory (JSON) are bounded; uploads take the raw body and stream it to

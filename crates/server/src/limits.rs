@@ -31,6 +31,8 @@ pub const HEADER_READ: Duration = Duration::from_secs(30);
 pub const BODY_IDLE: Duration = Duration::from_secs(60);
 /// Most tus uploads in progress at once (each is a row and its parts in the stores).
 pub const MAX_LIVE_UPLOADS: usize = 10_000;
+/// tus uploads one user may have in progress at once (429 beyond).
+pub const MAX_LIVE_UPLOADS_PER_USER: usize = 100;
 /// Uploads staged at once; more wait (without a thread) for one to finish.
 pub const MAX_STAGING: usize = 128;
 /// Uploads one client may send at once (PUT, POST, a tus PATCH or creation, a WebDAV PUT), on a

@@ -21,7 +21,8 @@ use utoipa::{Modify, Number, OpenApi};
         crate::graph::tags, crate::graph::cooccurrence, crate::events::events,
         crate::tus::options, crate::tus::create, crate::tus::head, crate::tus::patch, crate::tus::terminate,
         crate::recent::recent, crate::auth::login, crate::auth::link, crate::auth::logout,
-        crate::auth::me, crate::auth::token,
+        crate::auth::me, crate::auth::token, crate::share::make, crate::share::list,
+        crate::share::revoke, crate::share::files, crate::share::download, crate::share::unlock,
     ),
     components(schemas(disgrafs_core::api::ErrorBody)),
     modifiers(&Exact),
@@ -32,6 +33,7 @@ use utoipa::{Modify, Number, OpenApi};
         (name = "events", description = "Live changes"),
         (name = "metrics", description = "The dashboard's figures over the last minutes (Prometheus text is at /metrics)"),
         (name = "auth", description = "Logins, sessions and API tokens (every other route needs a credential: Authorization: Bearer TOKEN, Basic with the token as password, or the page's session cookie)"),
+        (name = "shares", description = "Read-only share links to a file or a query (`/s/…` needs no credential: the link is one)"),
         (name = "tus", description = "Resumable uploads, tus 1.0 (core, creation, creation-with-upload, termination, expiration)"),
     )
 )]

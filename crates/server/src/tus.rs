@@ -193,7 +193,16 @@ async fn create_inner(
     folder_of(&meta)?;
     let row = state
         .store
-        .create_upload(length, &name, &raw_meta, limits::MAX_LIVE_UPLOADS as u64)
+        .create_upload(
+            Some(who.user_id),
+            length,
+            &name,
+            &raw_meta,
+            (
+                limits::MAX_LIVE_UPLOADS as u64,
+                limits::MAX_LIVE_UPLOADS_PER_USER as u64,
+            ),
+        )
         .await?;
     let id = row.id.clone();
 
@@ -240,12 +249,12 @@ pub(crate) async fn head(
 ) -> Response {
     let r = async {
         check_version(&headers)?;
-        let mut row = state.store.upload(&id).await?;
+        let mut row = state.store.upload(&who.viewer(), &id).await?;
         if row.file_id.is_none() && row.offset == row.length {
             // Every byte is here but the record is not (a failure after the last byte): finish
             // now, or a client that sees the full offset reports success for nothing stored.
             let lease = state.store.lock_upload(&id, LOCK_WAIT).await?;
-            row = state.store.upload(&id).await?;
+            row = state.store.upload(&who.viewer(), &id).await?;
             if row.file_id.is_none() {
                 row.file_id = Some(complete(&state, &who, &lease, &row).await?);
             }
@@ -308,7 +317,7 @@ async fn patch_inner(
     }
     let offset = header_u64(headers, "upload-offset")?
         .ok_or_else(|| ApiError::bad_request("missing Upload-Offset header"))?;
-    state.store.upload(id).await?;
+    state.store.upload(&who.viewer(), id).await?;
     // The lease is taken once bytes arrive: a client that opens a PATCH and sends nothing (a
     // half-open connection) keeps no one else from resuming or cancelling.
     let mut stream = body.into_data_stream();
@@ -337,7 +346,7 @@ async fn append(
     offset: u64,
     body: impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>>,
 ) -> ApiResult<(u64, Option<String>)> {
-    let row = state.store.upload(lease.id()).await?;
+    let row = state.store.upload(&who.viewer(), lease.id()).await?;
     if offset != row.offset {
         return Err(ApiError::new(
             Cause::OffsetMismatch,
@@ -397,12 +406,13 @@ async fn complete(
     (status = 412, description = "missing or unsupported Tus-Resumable", body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn terminate(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     let r = async {
         check_version(&headers)?;
-        state.store.upload(&id).await?;
+        state.store.upload(&who.viewer(), &id).await?;
         let lease = state.store.lock_upload(&id, LOCK_WAIT).await?;
         state.store.delete_upload(lease).await?;
         Ok::<_, ApiError>(with_tus(StatusCode::NO_CONTENT, HeaderMap::new()))

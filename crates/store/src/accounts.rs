@@ -85,7 +85,7 @@ pub fn secret_hash(secret: &str) -> String {
 }
 
 /// A new random secret: the prefix and 256 random bits, base64url.
-fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     format!(
@@ -133,7 +133,7 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
 }
 
 /// Whether `password` is the one `phc` was made from.
-fn password_matches(phc: &str, password: &str) -> bool {
+pub(crate) fn password_matches(phc: &str, password: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| {
         argon2::Argon2::default()
             .verify_password(password.as_bytes(), &h)
@@ -141,7 +141,7 @@ fn password_matches(phc: &str, password: &str) -> bool {
     })
 }
 
-fn ttl_ms(d: Duration) -> i64 {
+pub(crate) fn ttl_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
@@ -315,7 +315,7 @@ impl Accounts {
     }
 }
 
-async fn hash_password_blocking(password: &str) -> Result<String, StoreError> {
+pub(crate) async fn hash_password_blocking(password: &str) -> Result<String, StoreError> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await

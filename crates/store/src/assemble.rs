@@ -4,7 +4,7 @@
 //! derived generically, so one struct decodes a SQLite row and a PostgreSQL row alike).
 
 use crate::StoreError;
-use crate::meta::{CredentialKind, CredentialRow};
+use crate::meta::{CredentialKind, CredentialRow, FileEntry, ShareRow, ShareTarget};
 use disgrafs_core::auth::Scope;
 use disgrafs_core::fulltext::snippet_parts;
 use disgrafs_core::rank::{SharedTag, overlap_score};
@@ -116,6 +116,35 @@ impl From<RecordRow> for FileRecord {
             fields: serde_json::from_str(&r.fields).unwrap_or_default(),
             // Filled by `list_files` for a query with text terms.
             snippet: Vec::new(),
+        }
+    }
+}
+
+/// The columns an [`EntryRow`] reads; `{ENTRY_COLUMNS} WHERE ...` selects entries (the join
+/// is there for the query forms that read the content's columns).
+pub(crate) const ENTRY_COLUMNS: &str = "f.id, f.name, f.folder, f.size, f.hash, f.created, f.modified FROM files f JOIN blobs b ON b.hash = f.hash";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EntryRow {
+    id: String,
+    name: String,
+    folder: String,
+    size: i64,
+    hash: String,
+    created: i64,
+    modified: i64,
+}
+
+impl From<EntryRow> for FileEntry {
+    fn from(r: EntryRow) -> Self {
+        FileEntry {
+            id: r.id,
+            name: r.name,
+            folder: r.folder,
+            size: r.size as u64,
+            hash: r.hash,
+            created: ms_to_time(r.created),
+            modified: ms_to_time(r.modified),
         }
     }
 }
@@ -408,6 +437,42 @@ pub(crate) fn credential_row(
         kind: CredentialKind::parse(&kind)
             .ok_or_else(|| StoreError::Db(format!("credential kind {kind:?}")))?,
         scope: scope_of(&scope)?,
+        expires,
+    })
+}
+
+/// The columns a [`ShareTuple`] reads, over `shares s JOIN users u ON u.id = s.user_id`.
+pub(crate) const SHARE_COLUMNS: &str =
+    "s.id, s.user_id, u.name, u.role, s.file_id, s.query, s.password, s.created, s.expires";
+
+pub(crate) type ShareTuple = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+pub(crate) fn share_row(
+    (id, user_id, user, role, file, query, password, created, expires): ShareTuple,
+) -> Result<ShareRow, StoreError> {
+    let target = match (file, query) {
+        (Some(f), None) => ShareTarget::File(f),
+        (None, Some(q)) => ShareTarget::Query(q),
+        _ => return Err(StoreError::Db(format!("share {id} has no single target"))),
+    };
+    Ok(ShareRow {
+        id,
+        user_id,
+        user,
+        role: scope_of(&role)?,
+        target,
+        password,
+        created,
         expires,
     })
 }

@@ -26,6 +26,9 @@ pub enum StoreError {
     /// A bound on work in progress was reached (uploads in progress).
     #[error("{0}")]
     Busy(String),
+    /// A bound per user was reached (their uploads in progress): they may go on once some end.
+    #[error("{0}")]
+    TooMany(String),
     /// Another request (on this node or another) is writing this resource.
     #[error("{0}")]
     Locked(String),

@@ -25,6 +25,7 @@ mod events;
 mod locks;
 mod meta;
 mod postgres;
+mod shares;
 mod sql;
 mod sqlite;
 mod sqlmeta;
@@ -37,6 +38,7 @@ pub use error::StoreError;
 pub use events::{BACKLOG as EVENT_BACKLOG, Event, MAX_EVENT_BYTES};
 pub use meta::*;
 pub use postgres::PgMeta;
+pub use shares::{MAX_SHARE_TTL, MadeShare, Shares};
 pub use sqlite::SqliteMeta;
 pub use sqlmeta::SqlMeta;
 pub use uploads::{Appended, UPLOAD_LEASE_MS, UploadLease};
@@ -447,6 +449,11 @@ impl Store {
 
     // Records and the graph.
 
+    /// Share links, in the same metadata store.
+    pub fn shares(&self) -> Shares {
+        Shares::new(self.meta.clone())
+    }
+
     /// Users and credentials, in the same metadata store.
     pub fn accounts(&self) -> Accounts {
         Accounts::new(self.meta.clone())
@@ -535,12 +542,12 @@ impl Store {
         self.meta.subfolders(who, parent).await
     }
 
-    pub async fn folder_exists(&self, path: &FolderPath) -> Result<bool, StoreError> {
-        self.meta.folder_exists(path).await
+    pub async fn folder_exists(&self, who: &Viewer, path: &FolderPath) -> Result<bool, StoreError> {
+        self.meta.folder_exists(who, path).await
     }
 
-    pub async fn make_folder(&self, path: &FolderPath) -> Result<bool, StoreError> {
-        self.meta.make_folder(path).await
+    pub async fn make_folder(&self, who: &Viewer, path: &FolderPath) -> Result<bool, StoreError> {
+        self.meta.make_folder(who, path).await
     }
 
     pub async fn remove_folder(&self, path: &FolderPath) -> Result<(), StoreError> {
@@ -554,6 +561,19 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<FileRecord>, StoreError> {
         self.meta.folder_files(who, folder, limit).await
+    }
+
+    pub async fn entries(
+        &self,
+        who: &Viewer,
+        scope: EntryScope<'_>,
+        name_prefix: Option<&str>,
+        newest_first: bool,
+        limit: u32,
+    ) -> Result<Vec<FileEntry>, StoreError> {
+        self.meta
+            .entries(who, scope, name_prefix, newest_first, limit)
+            .await
     }
 
     pub async fn move_file(

@@ -62,6 +62,46 @@ pub struct NewCredential<'a> {
     pub ttl_ms: Option<i64>,
 }
 
+/// Most links [`MetaStore::shares`] lists.
+pub const MAX_SHARES_LISTED: u32 = 1000;
+
+/// What a share link opens: one file, or a query's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareTarget {
+    File(String),
+    Query(String),
+}
+
+/// A share link to record: only the hash of its secret is kept.
+#[derive(Debug, Clone)]
+pub struct NewShare<'a> {
+    pub user_id: i64,
+    /// What the maker may change: a file's link needs the file to be theirs.
+    pub maker: Viewer,
+    pub hash: &'a str,
+    pub target: &'a ShareTarget,
+    /// An argon2 PHC string; none: the link alone opens it.
+    pub password: Option<&'a str>,
+    /// Lifetime from now, on the database's clock; none: until revoked.
+    pub ttl_ms: Option<i64>,
+}
+
+/// A recorded share link and its maker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub user: String,
+    /// The maker's role: an admin's link shows what an admin sees.
+    pub role: Scope,
+    pub target: ShareTarget,
+    pub password: Option<String>,
+    /// Unix ms.
+    pub created: i64,
+    /// Unix ms; none: never.
+    pub expires: Option<i64>,
+}
+
 /// A recorded, unexpired credential and whose it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRow {
@@ -82,6 +122,16 @@ pub enum Viewer {
     All,
     /// A user: their own files, and read-only the files shared with a group they are in.
     User(i64),
+}
+
+impl Viewer {
+    /// The user, for a viewer that is one.
+    pub fn user(&self) -> Option<i64> {
+        match self {
+            Viewer::All => None,
+            Viewer::User(u) => Some(*u),
+        }
+    }
 }
 
 /// A file record to create, for content already committed to the blob store.
@@ -176,6 +226,44 @@ impl Default for ListOptions {
             offset: 0,
         }
     }
+}
+
+/// What a directory listing (WebDAV's, a mount's) shows of a file: no tags, no fields, so a
+/// directory of 100,000 files is one narrow scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileEntry {
+    pub id: String,
+    pub name: String,
+    pub folder: String,
+    pub size: u64,
+    /// BLAKE3 of the content: the blob's key, and the download's ETag.
+    pub hash: String,
+    pub created: time::OffsetDateTime,
+    pub modified: time::OffsetDateTime,
+}
+
+impl FileEntry {
+    /// A record's entry.
+    pub fn of(rec: &FileRecord) -> Self {
+        FileEntry {
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+            folder: rec.folder.clone(),
+            size: rec.size,
+            hash: rec.hash.clone(),
+            created: rec.created,
+            modified: rec.modified,
+        }
+    }
+}
+
+/// Which files [`MetaStore::entries`] lists.
+#[derive(Debug, Clone, Copy)]
+pub enum EntryScope<'a> {
+    /// The files directly in a folder.
+    Folder(&'a FolderPath),
+    /// The files matching a query.
+    Query(&'a Expr),
 }
 
 /// A job claimed this many times without finishing is failed, not tried again: a content that
@@ -276,6 +364,8 @@ pub struct UploadRow {
     pub offset: u64,
     /// The stored file, once the upload is complete.
     pub file_id: Option<String>,
+    /// Who started it (none: an upload of before owners, or of a deleted user).
+    pub owner: Option<i64>,
 }
 
 /// One piece of an upload's bytes: an object in the blob store.
@@ -343,9 +433,9 @@ pub trait MetaStore: Send + Sync + 'static {
         parent: &FolderPath,
     ) -> Result<Vec<String>, StoreError>;
     /// Whether a folder exists (the root always does).
-    async fn folder_exists(&self, path: &FolderPath) -> Result<bool, StoreError>;
+    async fn folder_exists(&self, who: &Viewer, path: &FolderPath) -> Result<bool, StoreError>;
     /// Makes a folder and its ancestors; false when it existed already.
-    async fn make_folder(&self, path: &FolderPath) -> Result<bool, StoreError>;
+    async fn make_folder(&self, who: &Viewer, path: &FolderPath) -> Result<bool, StoreError>;
     /// Removes a folder and the folders inside it; files inside keep their folder path.
     async fn remove_folder(&self, path: &FolderPath) -> Result<(), StoreError>;
     /// The files directly in `folder`, oldest record first, at most `limit`.
@@ -355,6 +445,17 @@ pub trait MetaStore: Send + Sync + 'static {
         folder: &FolderPath,
         limit: u32,
     ) -> Result<Vec<FileRecord>, StoreError>;
+    /// The entries of the files in `scope` that `who` sees (only those whose lower-cased name
+    /// starts with `name_prefix`, when given), oldest record first (newest first with
+    /// `newest_first`), at most `limit`.
+    async fn entries(
+        &self,
+        who: &Viewer,
+        scope: EntryScope<'_>,
+        name_prefix: Option<&str>,
+        newest_first: bool,
+        limit: u32,
+    ) -> Result<Vec<FileEntry>, StoreError>;
     /// Gives a record another folder and name (the target folder is made to exist).
     async fn move_file(
         &self,
@@ -379,8 +480,14 @@ pub trait MetaStore: Send + Sync + 'static {
 
     // tus uploads. A node writes an upload only while it holds its lease (`token`, renewed by
     // locking again); every change of a part list is fenced by it.
-    /// Creates an upload at offset 0, refused with `Busy` when `max_live` are in progress.
-    async fn create_upload(&self, row: &UploadRow, max_live: u64) -> Result<(), StoreError>;
+    /// Creates an upload at offset 0, refused with `Busy` when `max_live` are in progress, and
+    /// with `TooMany` when its owner has `max_per_owner` in progress.
+    async fn create_upload(
+        &self,
+        row: &UploadRow,
+        max_live: u64,
+        max_per_owner: u64,
+    ) -> Result<(), StoreError>;
     async fn get_upload(&self, id: &str) -> Result<UploadRow, StoreError>;
     /// Takes (or renews) the upload's lease: false while another token holds an unexpired one.
     async fn lock_upload(&self, id: &str, token: &str, lease_ms: i64) -> Result<bool, StoreError>;
@@ -460,6 +567,18 @@ pub trait MetaStore: Send + Sync + 'static {
         id: &str,
         group: Option<&str>,
     ) -> Result<FileRecord, StoreError>;
+
+    // Share links.
+
+    /// Records a share link (sweeping expired ones); its id. A file's link needs the file to be
+    /// the maker's (NotFound otherwise).
+    async fn add_share(&self, s: &NewShare<'_>) -> Result<i64, StoreError>;
+    /// The unexpired share link with this secret hash.
+    async fn share(&self, hash: &str) -> Result<Option<ShareRow>, StoreError>;
+    /// The unexpired links `who` made (every link for [`Viewer::All`]), newest first.
+    async fn shares(&self, who: &Viewer) -> Result<Vec<ShareRow>, StoreError>;
+    /// Revokes a link `who` made (any for [`Viewer::All`]); false when there is none such.
+    async fn revoke_share(&self, who: &Viewer, id: i64) -> Result<bool, StoreError>;
 }
 
 /// A content row as `fsck` sees it.

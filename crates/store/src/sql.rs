@@ -118,6 +118,19 @@ pub(crate) fn file_visible(who: &Viewer, f: &str) -> String {
     }
 }
 
+/// The condition that the folder row aliased `fo` is shown to `who`: every folder to a viewer
+/// who sees everything; else a folder it made, or one holding a file it sees at any depth.
+pub(crate) fn folder_shown(who: &Viewer, fo: &str) -> String {
+    match who {
+        Viewer::All => "TRUE".into(),
+        Viewer::User(u) => format!(
+            "({fo}.owner = {u} OR EXISTS (SELECT 1 FROM files f WHERE (f.folder = {fo}.path \
+             OR substr(f.folder, 1, length({fo}.path) + 1) = {fo}.path || '/') AND {}))",
+            file_visible(who, "f")
+        ),
+    }
+}
+
 /// The condition that the file id in column `col` is of a file visible to `who` (for the arms
 /// of [`VisibleEdges`], whose file is an id).
 pub(crate) fn visible_ids(who: &Viewer, col: &str) -> String {

@@ -373,10 +373,12 @@ macro_rules! impl_meta {
                 Ok(())
             }
 
-            /// Makes `path` and its ancestors exist; true when `path` itself is new.
+            /// Makes `path` and its ancestors exist, the new ones `owner`'s; true when `path`
+            /// itself is new.
             async fn ensure_folder(
                 tx: &mut <$db as Database>::Connection,
                 path: &FolderPath,
+                owner: Option<i64>,
                 now: i64,
             ) -> Result<bool, StoreError> {
                 let mut parent = String::new();
@@ -388,11 +390,12 @@ macro_rules! impl_meta {
                         format!("{parent}/{folder}")
                     };
                     made = sqlx::query(
-                        "INSERT INTO folders (path, parent, created) VALUES ($1, $2, $3) ON CONFLICT (path) DO NOTHING",
+                        "INSERT INTO folders (path, parent, created, owner) VALUES ($1, $2, $3, $4) ON CONFLICT (path) DO NOTHING",
                     )
                     .bind(&here)
                     .bind(&parent)
                     .bind(now)
+                    .bind(owner)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()
@@ -454,7 +457,7 @@ macro_rules! impl_meta {
                 .bind(new.owner)
                 .execute(&mut *tx)
                 .await?;
-                Self::ensure_folder(&mut tx, &new.folder, now).await?;
+                Self::ensure_folder(&mut tx, &new.folder, new.owner, now).await?;
                 for tag_id in Self::tag_ids(&mut tx, &new.folder.tags()).await? {
                     Self::set_file_tag(&mut tx, &id, tag_id, FileTagRow::User, now).await?;
                 }
@@ -636,16 +639,7 @@ macro_rules! impl_meta {
                 who: &Viewer,
                 parent: &FolderPath,
             ) -> Result<Vec<String>, StoreError> {
-                // A viewer who does not see everything sees a folder holding a file it sees, at
-                // any depth, and no other (an empty folder is shown to admins only).
-                let shown = match who {
-                    Viewer::All => "TRUE".to_owned(),
-                    Viewer::User(_) => format!(
-                        "EXISTS (SELECT 1 FROM files f WHERE (f.folder = fo.path
-                           OR substr(f.folder, 1, length(fo.path) + 1) = fo.path || '/') AND {})",
-                        sql::file_visible(who, "f")
-                    ),
-                };
+                let shown = sql::folder_shown(who, "fo");
                 let paths: Vec<String> = sqlx::query_scalar(&format!(
                     "SELECT path FROM folders fo WHERE parent = $1 AND {shown} ORDER BY path",
                 ))
@@ -658,21 +652,30 @@ macro_rules! impl_meta {
                     .collect())
             }
 
-            async fn folder_exists(&self, path: &FolderPath) -> Result<bool, StoreError> {
+            async fn folder_exists(
+                &self,
+                who: &Viewer,
+                path: &FolderPath,
+            ) -> Result<bool, StoreError> {
                 if path.is_root() {
                     return Ok(true);
                 }
-                Ok(
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM folders WHERE path = $1)")
-                        .bind(path.as_str())
-                        .fetch_one(&self.pool)
-                        .await?,
-                )
+                let shown = sql::folder_shown(who, "fo");
+                Ok(sqlx::query_scalar(&format!(
+                    "SELECT EXISTS (SELECT 1 FROM folders fo WHERE fo.path = $1 AND {shown})"
+                ))
+                .bind(path.as_str())
+                .fetch_one(&self.pool)
+                .await?)
             }
 
-            async fn make_folder(&self, path: &FolderPath) -> Result<bool, StoreError> {
+            async fn make_folder(
+                &self,
+                who: &Viewer,
+                path: &FolderPath,
+            ) -> Result<bool, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let made = Self::ensure_folder(&mut tx, path, now_ms()).await?;
+                let made = Self::ensure_folder(&mut tx, path, who.user(), now_ms()).await?;
                 tx.commit().await?;
                 Ok(made)
             }
@@ -708,6 +711,43 @@ macro_rules! impl_meta {
                     .await
             }
 
+            async fn entries(
+                &self,
+                who: &Viewer,
+                scope: EntryScope<'_>,
+                name_prefix: Option<&str>,
+                newest_first: bool,
+                limit: u32,
+            ) -> Result<Vec<FileEntry>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(format!("SELECT {ENTRY_COLUMNS} WHERE "));
+                // A folder's listing reads the folder's rows (a folder is not a query's
+                // predicate); a query's goes through the query pool and its budget.
+                let pool = match scope {
+                    EntryScope::Folder(folder) => {
+                        qb.push("f.folder = ").push_bind(folder.as_str().to_owned());
+                        &self.pool
+                    }
+                    EntryScope::Query(q) => {
+                        qb.push("(");
+                        sql::push_expr(&mut qb, q, &self.visible);
+                        qb.push(")");
+                        &self.queries
+                    }
+                };
+                if let Some(prefix) = name_prefix {
+                    qb.push(" AND ");
+                    <$db as Dialect>::push_starts_with(&mut qb, "f.name_lower", prefix.to_owned());
+                }
+                let dir = if newest_first { "DESC" } else { "ASC" };
+                qb.push(format!(
+                    " AND {} ORDER BY f.created {dir}, f.id {dir} LIMIT ",
+                    sql::file_visible(who, "f")
+                ))
+                .push_bind(limit as i64);
+                let rows: Vec<EntryRow> = qb.build_query_as().fetch_all(pool).await?;
+                Ok(rows.into_iter().map(FileEntry::from).collect())
+            }
+
             async fn move_file(
                 &self,
                 who: &Viewer,
@@ -723,7 +763,7 @@ macro_rules! impl_meta {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                Self::ensure_folder(&mut tx, folder, now).await?;
+                Self::ensure_folder(&mut tx, folder, who.user(), now).await?;
                 self.end_tag_edit(tx, id).await
             }
 
@@ -1098,6 +1138,7 @@ macro_rules! impl_meta {
                 &self,
                 row: &UploadRow,
                 max_live: u64,
+                max_per_owner: u64,
             ) -> Result<(), StoreError> {
                 let now = <$db as Dialect>::NOW_MS;
                 let mut tx = self.begin_write().await?;
@@ -1110,13 +1151,27 @@ macro_rules! impl_meta {
                         "{max_live} uploads are in progress; finish or cancel some first"
                     )));
                 }
+                if let Some(owner) = row.owner {
+                    let theirs: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM uploads WHERE file_id IS NULL AND owner = $1",
+                    )
+                    .bind(owner)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if theirs as u64 >= max_per_owner {
+                        return Err(StoreError::TooMany(format!(
+                            "you have {max_per_owner} uploads in progress; finish or cancel some first"
+                        )));
+                    }
+                }
                 sqlx::query(&format!(
-                    "INSERT INTO uploads (id, length, name, metadata, updated) VALUES ($1, $2, $3, $4, {now})"
+                    "INSERT INTO uploads (id, length, name, metadata, owner, updated) VALUES ($1, $2, $3, $4, $5, {now})"
                 ))
                 .bind(&row.id)
                 .bind(row.length as i64)
                 .bind(&row.name)
                 .bind(&row.metadata)
+                .bind(row.owner)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -1124,14 +1179,14 @@ macro_rules! impl_meta {
             }
 
             async fn get_upload(&self, id: &str) -> Result<UploadRow, StoreError> {
-                let row: Option<(String, i64, String, String, i64, Option<String>)> =
-                    sqlx::query_as(
-                        "SELECT id, length, name, metadata, upload_offset, file_id FROM uploads WHERE id = $1",
-                    )
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                let (id, length, name, metadata, offset, file_id) =
+                type Row = (String, i64, String, String, i64, Option<String>, Option<i64>);
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT id, length, name, metadata, upload_offset, file_id, owner FROM uploads WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let (id, length, name, metadata, offset, file_id, owner) =
                     row.ok_or_else(|| StoreError::NotFound(format!("upload {id}")))?;
                 Ok(UploadRow {
                     id,
@@ -1140,6 +1195,7 @@ macro_rules! impl_meta {
                     metadata,
                     offset: offset as u64,
                     file_id,
+                    owner,
                 })
             }
 
@@ -1427,7 +1483,7 @@ macro_rules! impl_meta {
             }
 
             async fn credential(&self, hash: &str) -> Result<Option<CredentialRow>, StoreError> {
-                let unexpired = unexpired::<$db>();
+                let unexpired = unexpired::<$db>("t");
                 let row: Option<CredentialTuple> = sqlx::query_as(&format!(
                     "SELECT t.id, u.id, u.name, t.kind, t.scope, t.expires FROM tokens t
                        JOIN users u ON u.id = t.user_id
@@ -1444,7 +1500,7 @@ macro_rules! impl_meta {
                 hash: &str,
                 kind: CredentialKind,
             ) -> Result<Option<CredentialRow>, StoreError> {
-                let unexpired = unexpired::<$db>();
+                let unexpired = unexpired::<$db>("t");
                 let mut tx = self.begin_write().await?;
                 let taken: Option<(i64, i64, String, String, Option<i64>)> =
                     sqlx::query_as(&format!(
@@ -1467,7 +1523,7 @@ macro_rules! impl_meta {
             }
 
             async fn credentials(&self, user: &str) -> Result<Vec<CredentialRow>, StoreError> {
-                let unexpired = unexpired::<$db>();
+                let unexpired = unexpired::<$db>("t");
                 let rows: Vec<CredentialTuple> = sqlx::query_as(&format!(
                     "SELECT t.id, u.id, u.name, t.kind, t.scope, t.expires FROM tokens t
                        JOIN users u ON u.id = t.user_id
@@ -1481,6 +1537,83 @@ macro_rules! impl_meta {
 
             async fn revoke_credential(&self, id: i64) -> Result<bool, StoreError> {
                 let n = sqlx::query("DELETE FROM tokens WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.write)
+                    .await?;
+                Ok(n.rows_affected() == 1)
+            }
+
+            async fn add_share(&self, n: &NewShare<'_>) -> Result<i64, StoreError> {
+                let now = <$db as Dialect>::NOW_MS;
+                let (file, query) = match n.target {
+                    ShareTarget::File(f) => (Some(f.as_str()), None),
+                    ShareTarget::Query(q) => (None, Some(q.as_str())),
+                };
+                let mut tx = self.begin_write().await?;
+                if let Some(f) = file {
+                    let theirs: bool = sqlx::query_scalar(&format!(
+                        "SELECT EXISTS (SELECT 1 FROM files f WHERE f.id = $1 AND {})",
+                        sql::writable(&n.maker, "f")
+                    ))
+                    .bind(f)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if !theirs {
+                        return Err(StoreError::NotFound(format!("file {f}")));
+                    }
+                }
+                sqlx::query(&format!("DELETE FROM shares WHERE expires <= {now}"))
+                    .execute(&mut *tx)
+                    .await?;
+                let id: i64 = sqlx::query_scalar(&format!(
+                    "INSERT INTO shares (hash, user_id, file_id, query, password, created, expires)
+                     VALUES ($1, $2, $3, $4, $5, {now}, {now} + $6) RETURNING id"
+                ))
+                .bind(n.hash)
+                .bind(n.user_id)
+                .bind(file)
+                .bind(query)
+                .bind(n.password)
+                .bind(n.ttl_ms)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn share(&self, hash: &str) -> Result<Option<ShareRow>, StoreError> {
+                let unexpired = unexpired::<$db>("s");
+                let row: Option<ShareTuple> = sqlx::query_as(&format!(
+                    "SELECT {SHARE_COLUMNS} FROM shares s JOIN users u ON u.id = s.user_id
+                      WHERE s.hash = $1 AND {unexpired}"
+                ))
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(share_row).transpose()
+            }
+
+            async fn shares(&self, who: &Viewer) -> Result<Vec<ShareRow>, StoreError> {
+                let unexpired = unexpired::<$db>("s");
+                let mine = match who {
+                    Viewer::All => "TRUE".to_owned(),
+                    Viewer::User(u) => format!("s.user_id = {u}"),
+                };
+                let rows: Vec<ShareTuple> = sqlx::query_as(&format!(
+                    "SELECT {SHARE_COLUMNS} FROM shares s JOIN users u ON u.id = s.user_id
+                      WHERE {mine} AND {unexpired} ORDER BY s.id DESC LIMIT {MAX_SHARES_LISTED}"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(share_row).collect()
+            }
+
+            async fn revoke_share(&self, who: &Viewer, id: i64) -> Result<bool, StoreError> {
+                let mine = match who {
+                    Viewer::All => "TRUE".to_owned(),
+                    Viewer::User(u) => format!("user_id = {u}"),
+                };
+                let n = sqlx::query(&format!("DELETE FROM shares WHERE id = $1 AND {mine}"))
                     .bind(id)
                     .execute(&self.write)
                     .await?;
@@ -1558,8 +1691,9 @@ const ONE_FILE: &str = "{} = $1";
 const FILES_OF_HASH: &str = "{} IN (SELECT id FROM files WHERE hash = $1)";
 
 /// The condition that credential `t` has not expired, on the database's clock.
-fn unexpired<D: Dialect>() -> String {
-    format!("(t.expires IS NULL OR t.expires > {})", D::NOW_MS)
+/// The condition that the row aliased `t` (a token, a share link) has not expired.
+fn unexpired<D: Dialect>(t: &str) -> String {
+    format!("({t}.expires IS NULL OR {t}.expires > {})", D::NOW_MS)
 }
 
 /// The condition that a worker still holds job `$2` at attempt `$3` (the attempt is the lease's

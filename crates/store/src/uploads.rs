@@ -11,7 +11,7 @@
 //! one; its own part is deleted when the fenced transaction refuses it.
 
 use crate::blob::PartStop;
-use crate::{StagedBlob, Store, StoreError, UploadPart, UploadRow};
+use crate::{StagedBlob, Store, StoreError, UploadPart, UploadRow, Viewer};
 use bytes::Bytes;
 use disgrafs_core::FileName;
 use futures::{Stream, StreamExt};
@@ -75,13 +75,15 @@ pub struct Appended<E> {
 }
 
 impl Store {
-    /// Creates an upload (offset 0); `Busy` when `max_live` are in progress.
+    /// Creates `owner`'s upload (offset 0); `Busy` when `max_live` are in progress, `TooMany`
+    /// when the owner has `max_per_owner`.
     pub async fn create_upload(
         &self,
+        owner: Option<i64>,
         length: u64,
         name: &FileName,
         metadata: &str,
-        max_live: u64,
+        (max_live, max_per_owner): (u64, u64),
     ) -> Result<UploadRow, StoreError> {
         let row = UploadRow {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -90,15 +92,25 @@ impl Store {
             metadata: metadata.to_string(),
             offset: 0,
             file_id: None,
+            owner,
         };
-        self.meta.create_upload(&row, max_live).await?;
+        self.meta
+            .create_upload(&row, max_live, max_per_owner)
+            .await?;
         Ok(row)
     }
 
-    /// Where an upload stands, as every node sees it.
-    pub async fn upload(&self, id: &str) -> Result<UploadRow, StoreError> {
+    /// Where an upload stands, as every node sees it, for `who`: another user's upload is not
+    /// found (only its owner, or a viewer of everything, sees or touches it).
+    pub async fn upload(&self, who: &Viewer, id: &str) -> Result<UploadRow, StoreError> {
         check_id(id)?;
-        self.meta.get_upload(id).await
+        let row = self.meta.get_upload(id).await?;
+        match who {
+            Viewer::User(u) if row.owner != Some(*u) => {
+                Err(StoreError::NotFound(format!("upload {id}")))
+            }
+            _ => Ok(row),
+        }
     }
 
     /// Takes the upload's lease, waiting up to `wait` for another writer (on any node) to let
@@ -260,7 +272,7 @@ impl Store {
             // A part's key begins with its upload's id (see `append_upload`).
             let id = key.split('-').next().unwrap_or_default().to_string();
             if !recorded.contains_key(&id) {
-                let keys = match self.upload(&id).await {
+                let keys = match self.upload(&Viewer::All, &id).await {
                     Ok(_) => self
                         .meta
                         .upload_parts(&id)

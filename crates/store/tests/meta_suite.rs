@@ -147,6 +147,11 @@ async fn tag_all(m: &dyn MetaStore, tags: &HashMap<String, Vec<(&str, f64)>>) {
     }
 }
 
+/// A new user's id.
+async fn user(m: &dyn MetaStore, name: &str, role: disgrafs_core::auth::Scope) -> i64 {
+    m.create_user(name, None, role).await.unwrap().unwrap()
+}
+
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -511,7 +516,57 @@ async fn listing_contract(db: Db) {
     ];
     for (q, want) in cases {
         assert_eq!(names_of(m, q).await, strings(want), "query {q:?}");
+        // A directory's entries answer every query form as the listing does.
+        let expr = parse(q).unwrap();
+        let entries = m
+            .entries(&Viewer::All, EntryScope::Query(&expr), None, false, 100)
+            .await
+            .unwrap();
+        let mut got: Vec<String> = entries.into_iter().map(|e| e.name).collect();
+        got.sort();
+        assert_eq!(got, strings(want), "entries of {q:?}");
     }
+    // Oldest record first, newest first on demand, at most `limit`; an entry is its record's.
+    let all = parse("").unwrap();
+    let oldest = m
+        .entries(&Viewer::All, EntryScope::Query(&all), None, false, 100)
+        .await
+        .unwrap();
+    let created: Vec<_> = oldest.iter().map(|e| (e.created, e.id.clone())).collect();
+    let mut sorted = created.clone();
+    sorted.sort();
+    assert_eq!(created, sorted);
+    let newest = m
+        .entries(&Viewer::All, EntryScope::Query(&all), None, true, 2)
+        .await
+        .unwrap();
+    let tail: Vec<&FileEntry> = oldest.iter().rev().take(2).collect();
+    assert_eq!(newest.iter().collect::<Vec<_>>(), tail);
+    let prefixed = m
+        .entries(
+            &Viewer::All,
+            EntryScope::Query(&all),
+            Some("notes"),
+            false,
+            100,
+        )
+        .await
+        .unwrap();
+    let got: Vec<&str> = prefixed.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(got, ["notes.md"], "a prefix of the lower-cased name");
+    let prefixed = m
+        .entries(
+            &Viewer::All,
+            EntryScope::Query(&all),
+            Some("annual r"),
+            false,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(prefixed.len(), 1, "case-insensitive");
+    let rec = m.get_file(&Viewer::All, &oldest[0].id).await.unwrap();
+    assert_eq!(oldest[0], FileEntry::of(&rec));
     let h3 = lh(3);
     assert_eq!(
         names_of(m, &format!("hash:{}", &h3[..8])).await,
@@ -532,7 +587,6 @@ async fn listing_contract(db: Db) {
         limit,
         offset,
     };
-    let all = parse("").unwrap();
     let (by_name, total) = m
         .list_files(&Viewer::All, &all, page(SortKey::Name, false, 2, 0))
         .await
@@ -1542,9 +1596,9 @@ async fn folders_contract(db: Db) {
         m.subfolders(&Viewer::All, &docs).await.unwrap(),
         strings(&["API"])
     );
-    assert!(m.folder_exists(&folder).await.unwrap());
+    assert!(m.folder_exists(&Viewer::All, &folder).await.unwrap());
     assert!(
-        !m.folder_exists(&FolderPath::new("Nope").unwrap())
+        !m.folder_exists(&Viewer::All, &FolderPath::new("Nope").unwrap())
             .await
             .unwrap()
     );
@@ -1556,14 +1610,33 @@ async fn folders_contract(db: Db) {
         .map(|f| f.id)
         .collect();
     assert_eq!(in_folder, vec![a.id.clone()]);
+    let entries = m
+        .entries(&Viewer::All, EntryScope::Folder(&folder), None, false, 10)
+        .await
+        .unwrap();
+    assert_eq!(entries, vec![FileEntry::of(&a)]);
+    let in_root = m
+        .entries(
+            &Viewer::All,
+            EntryScope::Folder(&FolderPath::default()),
+            None,
+            false,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(in_root, vec![FileEntry::of(&b)]);
     assert_eq!(
         m.folder_files(&Viewer::All, &root, 10).await.unwrap().len(),
         1
     );
 
     let empty = FolderPath::new("Empty/Inner").unwrap();
-    assert!(m.make_folder(&empty).await.unwrap());
-    assert!(!m.make_folder(&empty).await.unwrap(), "made once");
+    assert!(m.make_folder(&Viewer::All, &empty).await.unwrap());
+    assert!(
+        !m.make_folder(&Viewer::All, &empty).await.unwrap(),
+        "made once"
+    );
     assert_eq!(
         m.subfolders(&Viewer::All, &root).await.unwrap(),
         strings(&["Docs", "Empty"])
@@ -1572,7 +1645,7 @@ async fn folders_contract(db: Db) {
         .await
         .unwrap();
     assert!(
-        !m.folder_exists(&empty).await.unwrap(),
+        !m.folder_exists(&Viewer::All, &empty).await.unwrap(),
         "inner folders go too"
     );
     assert_eq!(
@@ -1611,6 +1684,7 @@ fn upload_row(id: &str, length: u64) -> UploadRow {
         metadata: "filename dXAuYmlu".to_string(),
         offset: 0,
         file_id: None,
+        owner: None,
     }
 }
 
@@ -1625,7 +1699,7 @@ fn part(start: u64, len: u64, key: &str) -> UploadPart {
 async fn uploads_contract(db: Db) {
     let m = &*db.m;
     let id = "0123456789abcdef0123456789abcdef";
-    m.create_upload(&upload_row(id, 10), 2).await.unwrap();
+    m.create_upload(&upload_row(id, 10), 2, 2).await.unwrap();
     assert_eq!(m.get_upload(id).await.unwrap(), upload_row(id, 10));
     assert!(matches!(
         m.get_upload("ffffffffffffffffffffffffffffffff").await,
@@ -1675,10 +1749,10 @@ async fn uploads_contract(db: Db) {
         "20000000000000000000000000000000",
         "30000000000000000000000000000000",
     );
-    m.create_upload(&upload_row(x, 5), 2).await.unwrap();
-    m.create_upload(&upload_row(y, 5), 2).await.unwrap();
+    m.create_upload(&upload_row(x, 5), 2, 2).await.unwrap();
+    m.create_upload(&upload_row(y, 5), 2, 2).await.unwrap();
     assert!(matches!(
-        m.create_upload(&upload_row(z, 5), 2).await,
+        m.create_upload(&upload_row(z, 5), 2, 2).await,
         Err(StoreError::Busy(_))
     ));
     // Removal needs the lease, and returns the parts to delete.
@@ -1698,6 +1772,24 @@ async fn uploads_contract(db: Db) {
     let mut idle = m.idle_uploads(-1_000).await.unwrap();
     idle.sort();
     assert_eq!(idle, [id, y]);
+    // And each owner's: at a bound of one, a user with one in progress may start no second.
+    use disgrafs_core::auth::Scope;
+    let u = user(m, "uploader", Scope::Write).await;
+    let theirs = |id: &str| UploadRow {
+        owner: Some(u),
+        ..upload_row(id, 5)
+    };
+    let (v, w) = (
+        "40000000000000000000000000000000",
+        "50000000000000000000000000000000",
+    );
+    m.create_upload(&theirs(v), 10, 1).await.unwrap();
+    assert_eq!(m.get_upload(v).await.unwrap().owner, Some(u));
+    assert!(matches!(
+        m.create_upload(&theirs(w), 10, 1).await,
+        Err(StoreError::TooMany(_))
+    ));
+    m.create_upload(&upload_row(w, 5), 10, 1).await.unwrap();
 }
 
 async fn accounts_contract(db: Db) {
@@ -1841,16 +1933,8 @@ async fn accounts_contract(db: Db) {
 async fn ownership_contract(db: Db) {
     let m = db.m.as_ref();
     use disgrafs_core::auth::Scope;
-    let alice = m
-        .create_user("alice", None, Scope::Write)
-        .await
-        .unwrap()
-        .unwrap();
-    let bob = m
-        .create_user("bob", None, Scope::Write)
-        .await
-        .unwrap()
-        .unwrap();
+    let alice = user(m, "alice", Scope::Write).await;
+    let bob = user(m, "bob", Scope::Write).await;
     let (a, b, all) = (Viewer::User(alice), Viewer::User(bob), Viewer::All);
     let (plan, notes) = (name("secret-plan.md"), name("notes.md"));
     let secret = m
@@ -1956,8 +2040,34 @@ async fn ownership_contract(db: Db) {
     assert!(m.subfolders(&b, &root).await.unwrap().is_empty());
     assert_eq!(m.subfolders(&a, &root).await.unwrap(), vec!["Vault"]);
     let vault = FolderPath::new("Vault").unwrap();
+    assert!(m.folder_exists(&a, &vault).await.unwrap());
+    assert!(
+        !m.folder_exists(&b, &vault).await.unwrap(),
+        "another's folder is not there"
+    );
+    // A folder made empty (MKCOL) is its maker's to see, and no other user's.
+    let made = FolderPath::new("Bobs/Empty").unwrap();
+    assert!(m.make_folder(&b, &made).await.unwrap());
+    assert!(m.folder_exists(&b, &made).await.unwrap());
+    assert!(!m.folder_exists(&a, &made).await.unwrap());
+    assert!(m.folder_exists(&all, &made).await.unwrap());
+    assert_eq!(m.subfolders(&b, &root).await.unwrap(), vec!["Bobs"]);
+    assert_eq!(m.subfolders(&a, &root).await.unwrap(), vec!["Vault"]);
+    m.remove_folder(&FolderPath::new("Bobs").unwrap())
+        .await
+        .unwrap();
     assert!(m.folder_files(&b, &vault, 10).await.unwrap().is_empty());
     assert_eq!(m.folder_files(&a, &vault, 10).await.unwrap().len(), 1);
+    let entries = |who: Viewer, scope: EntryScope<'static>| async move {
+        let e = m.entries(&who, scope, None, false, 10).await.unwrap();
+        e.into_iter().map(|e| e.name).collect::<Vec<_>>()
+    };
+    static EVERY: Expr = Expr::All;
+    assert_eq!(
+        entries(b, EntryScope::Query(&EVERY)).await,
+        vec![mine.name.clone()]
+    );
+    assert_eq!(entries(all, EntryScope::Query(&EVERY)).await.len(), 2);
 
     // Changes of another's file: NotFound, and nothing changed.
     let writes = |who: Viewer| {
@@ -2013,6 +2123,81 @@ async fn ownership_contract(db: Db) {
     assert_eq!(m.delete_file(&a, &secret.id).await.unwrap(), Some(h(1)));
 }
 
+/// Share links: recorded by their hash, a file's link only by the file's owner, listed and
+/// revoked by their maker (any by [`Viewer::All`]), gone when expired, when the file is deleted
+/// and when revoked; a link carries its maker's role.
+async fn shares_contract(db: Db) {
+    let m = db.m.as_ref();
+    use disgrafs_core::auth::Scope;
+    let alice = user(m, "alice", Scope::Write).await;
+    let bob = user(m, "bob", Scope::Admin).await;
+    let (a, b) = (Viewer::User(alice), Viewer::User(bob));
+    let f = m
+        .insert_file(NewFile {
+            owner: Some(alice),
+            ..new(&name("plan.md"), &h(1))
+        })
+        .await
+        .unwrap();
+    let file = ShareTarget::File(f.id.clone());
+    let share = |user_id, maker, hash: &'static str, target: &ShareTarget, ttl_ms| {
+        let target = target.clone();
+        async move {
+            m.add_share(&NewShare {
+                user_id,
+                maker,
+                hash,
+                target: &target,
+                password: Some("$argon2id$phc"),
+                ttl_ms,
+            })
+            .await
+        }
+    };
+    // Not bob's file (bob's own viewer, not his admin one): NotFound, nothing recorded.
+    let r = share(bob, b, "h-bob", &file, None).await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    assert!(m.share("h-bob").await.unwrap().is_none());
+    let id = share(alice, a, "h-file", &file, None).await.unwrap();
+    let q = ShareTarget::Query("tag:rust".into());
+    let qid = share(bob, Viewer::All, "h-query", &q, Some(3_600_000))
+        .await
+        .unwrap();
+    share(alice, a, "h-gone", &q, Some(-1)).await.unwrap();
+
+    let got = m.share("h-file").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.id,
+            got.user_id,
+            got.user.as_str(),
+            got.role,
+            &got.target
+        ),
+        (id, alice, "alice", Scope::Write, &file)
+    );
+    assert_eq!(got.password.as_deref(), Some("$argon2id$phc"));
+    assert_eq!(got.expires, None);
+    let got = m.share("h-query").await.unwrap().unwrap();
+    assert_eq!((got.role, &got.target), (Scope::Admin, &q));
+    assert!(got.expires.unwrap() > got.created);
+    assert!(m.share("h-gone").await.unwrap().is_none(), "expired");
+    assert!(m.share("nope").await.unwrap().is_none());
+
+    let ids = |v: Vec<ShareRow>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(ids(m.shares(&a).await.unwrap()), vec![id]);
+    assert_eq!(ids(m.shares(&Viewer::All).await.unwrap()), vec![qid, id]);
+    // Revocation: only by the maker or Viewer::All.
+    assert!(!m.revoke_share(&a, qid).await.unwrap());
+    assert!(m.revoke_share(&Viewer::All, qid).await.unwrap());
+    assert!(m.share("h-query").await.unwrap().is_none());
+    assert!(!m.revoke_share(&Viewer::All, qid).await.unwrap(), "once");
+    // A file's links go with the file.
+    m.delete_file(&a, &f.id).await.unwrap();
+    assert!(m.share("h-file").await.unwrap().is_none());
+    assert!(m.shares(&Viewer::All).await.unwrap().is_empty());
+}
+
 /// Each contract, as a test per adapter.
 macro_rules! contracts {
     ($adapter:ident, $open:ident: $($contract:ident),* $(,)?) => {
@@ -2035,7 +2220,7 @@ macro_rules! every_contract {
             graph_contract, cooccurrence_contract, jobs_contract, retries_contract,
             poison_contract, concurrent_claims_contract, recovery_contract, text_contract,
             folders_contract, uploads_contract, budget_contract, consistency_contract,
-            counts_contract, accounts_contract, ownership_contract);)*
+            counts_contract, accounts_contract, ownership_contract, shares_contract);)*
     };
 }
 
