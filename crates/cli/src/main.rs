@@ -192,6 +192,8 @@ fn main() {
     // A re-run of this executable as an isolated extractor (see disgrafs_tagger::isolate) does its
     // job and exits here.
     disgrafs_tagger::isolate::run_child_if_requested();
+    // So does a mount's watchdog (see disgrafs_mount), once its mount's process is gone.
+    disgrafs_mount::run_watchdog_if_requested();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -84,6 +84,9 @@ pub struct Mounted {
     session: Option<fuser::BackgroundSession>,
     events: tokio::task::JoinHandle<()>,
     mountpoint: PathBuf,
+    /// `--auto-unmount`'s watchdog and the end of its pipe (closed with this, or with the
+    /// process).
+    _watchdog: Option<(std::process::Child, std::io::PipeWriter)>,
 }
 
 /// Mounts the graph of the server at `server` on `args.mountpoint`, as the user of `token`
@@ -96,6 +99,9 @@ pub fn mount(server: &str, token: Option<&str>, args: &MountArgs) -> anyhow::Res
         CONNECT_TIMEOUT,
         Duration::from_secs(args.timeout),
     )?;
+    // The watchdog finds the mount by the path mountinfo shows.
+    let absolute = std::fs::canonicalize(&args.mountpoint)
+        .with_context(|| format!("cannot mount on {}", args.mountpoint.display()))?;
     let fresh = Arc::new(Freshness::default());
     let rt = tokio::runtime::Handle::current();
     let events = rt.spawn(follow_events(client.clone(), fresh.clone()));
@@ -127,11 +133,110 @@ pub fn mount(server: &str, token: Option<&str>, args: &MountArgs) -> anyhow::Res
             return Err(e);
         }
     };
+    let watchdog = if args.auto_unmount {
+        match spawn_watchdog(&absolute) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("no watchdog of the mount (fusermount3's alone): {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     Ok(Mounted {
         session: Some(session),
         events,
         mountpoint: args.mountpoint.clone(),
+        _watchdog: watchdog,
     })
+}
+
+/// The environment variable that makes this executable a mount's watchdog
+/// ([`run_watchdog_if_requested`]): the mountpoint.
+const WATCHDOG_ENV: &str = "DISGRAFS_MOUNT_WATCHDOG";
+
+/// Starts the watchdog of `--auto-unmount`: this executable again, in a process group of its
+/// own (a terminal's Ctrl-C is this process's to handle), reading a pipe whose other end only
+/// this process holds. When this process ends, however it ends (SIGKILL included), the pipe
+/// closes and the watchdog unmounts lazily. fusermount3's own auto_unmount stays, but may miss
+/// a mount whose daemon died (it checks the mount through the dead connection; libfuse issue
+/// 1529), which left `a_killed_mount_is_unmounted` failing one run in ten.
+fn spawn_watchdog(
+    mountpoint: &std::path::Path,
+) -> anyhow::Result<(std::process::Child, std::io::PipeWriter)> {
+    use std::os::unix::process::CommandExt;
+    // Never inherited (std's pipes are close-on-exec): only this process holds `write`.
+    let (read, write) = std::io::pipe()?;
+    let exe = std::env::current_exe()?;
+    let child = std::process::Command::new(exe)
+        .env(WATCHDOG_ENV, mountpoint)
+        .stdin(read)
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    Ok((child, write))
+}
+
+/// Run first thing in `main`: when this process is a mount's watchdog, waits until its mount's
+/// process ends, unmounts lazily if the mount is still a disgrafs FUSE mount, and exits.
+pub fn run_watchdog_if_requested() {
+    let Some(mountpoint) = std::env::var_os(WATCHDOG_ENV) else {
+        return;
+    };
+    let mut sink = Vec::new();
+    // Nothing is ever written: this returns at the end of the pipe, when the mount's process
+    // is gone.
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink).ok();
+    let mountpoint = PathBuf::from(mountpoint);
+    if still_mounted(&mountpoint) {
+        std::process::Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(&mountpoint)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok();
+    }
+    std::process::exit(0);
+}
+
+/// Whether `mountpoint` is a disgrafs FUSE mount in this process's mount namespace.
+fn still_mounted(mountpoint: &std::path::Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = mountpoint.to_string_lossy();
+    info.lines().any(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        // Field 5 is the mount point; after the separator `-`, the type and source.
+        let sep = fields.iter().position(|f| *f == "-");
+        fields.get(4).is_some_and(|p| unescape_mountinfo(p) == want)
+            && sep.is_some_and(|i| fields.get(i + 1) == Some(&"fuse.disgrafs"))
+    })
+}
+
+/// mountinfo's octal escapes (`\040` for a space) undone.
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        match rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok())
+        {
+            Some(b) => {
+                out.push(b as char);
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Mounted {

@@ -206,7 +206,21 @@ impl GraphFs {
                         return Ok(Loc::Entry(view, last.clone()));
                     }
                 }
-                let tags = rest.iter().map(|t| tag_of(t)).collect::<FsResult<_>>()?;
+                let tags: Vec<String> = rest.iter().map(|t| tag_of(t)).collect::<FsResult<_>>()?;
+                // Named without a trailing slash, a last segment that is no file is a directory
+                // only when it is a tag with files: `tags/a/new.txt` is not there (a MOVE or a
+                // PUT may make it), while `tags/a/b` is the intersection.
+                if !path.is_collection() && !entry {
+                    let innermost = Expr::Pred(Predicate::Tag(tags[tags.len() - 1].clone()));
+                    let scope = EntryScope::Query(&innermost);
+                    let some = (self.state.store)
+                        .entries(&self.viewer(), scope, None, false, 1)
+                        .await
+                        .map_err(fs_err)?;
+                    if some.is_empty() {
+                        return Err(FsError::NotFound);
+                    }
+                }
                 Ok(Loc::Dir(View::Tags(tags)))
             }
             ("query", []) => Ok(Loc::Section("query")),
