@@ -105,7 +105,28 @@ pub const MAX_TEXT_WORDS: usize = 16;
 /// Longest word of a `text:` term, in characters (no indexed word is longer, in practice).
 pub const MAX_TEXT_WORD_CHARS: usize = 64;
 
+/// Parses a query. An error is one line: the parts of the query it quotes have their control
+/// characters escaped (`\n`, `\u{0}`).
 pub fn parse(input: &str) -> Result<Expr, QueryError> {
+    parse_query(input).map_err(|mut e| {
+        if e.message.chars().any(char::is_control) {
+            e.message = e
+                .message
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+        }
+        e
+    })
+}
+
+fn parse_query(input: &str) -> Result<Expr, QueryError> {
     if input.len() > MAX_QUERY_BYTES {
         return Err(QueryError {
             position: 0,
@@ -706,6 +727,22 @@ mod tests {
 
     fn tag(s: &str) -> Expr {
         Expr::Pred(Predicate::Tag(s.into()))
+    }
+
+    #[test]
+    fn errors_are_one_line_whatever_they_quote() {
+        for q in [
+            "modified<\"2026\n01\"",
+            "created>x\0y",
+            "kind:\"a\nb\"",
+            "size>\"1\rZB\"",
+        ] {
+            let e = parse(q).unwrap_err();
+            assert!(!e.message.chars().any(char::is_control), "{q:?}: {e:?}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+        let e = parse("modified<\"2026\n01\"").unwrap_err();
+        assert!(e.message.contains("2026\\n01"), "{e:?}");
     }
 
     #[test]
