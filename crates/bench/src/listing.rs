@@ -6,12 +6,12 @@
 //!
 //! The mount is this executable run as `disgrafs mount` over this executable run as `disgrafs
 //! serve` on the corpus, both children stopped by their PIDs. "Cold" is the first listing after
-//! the server announced a change (a tag added to one file elsewhere), which drops the mount's
+//! the server announced a change (a small file uploaded, seen in `recent/`), which drops the mount's
 //! cache; "cached" is a listing again before any change.
 
 use crate::child::{self, Proc};
 use crate::row::{BenchRow, Better};
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use std::path::Path;
 use std::process::Command;
@@ -148,14 +148,11 @@ async fn measure(
     let client = disgrafs_client::Client::new(url, child::token_for(url).as_deref())?;
     let dir_path = format!("tags/{TAG}");
     let tag_dir = mnt.join(&dir_path);
-    // A file of the corpus to change (an event) between cold listings.
-    let some = client.list(TAG, 1, 0).await?;
-    let poke = some
-        .files
-        .first()
-        .context("the corpus has no files")?
-        .id
-        .clone();
+    // A small file uploaded (an event) before each cold listing, without the tag: the mount
+    // shows it in `recent/` once it has seen the event, and the tag directory keeps its files.
+    let poke_dir = tempfile::tempdir()?;
+    let poke_file = poke_dir.path().join("poke.txt");
+    std::fs::write(&poke_file, b"a change\n")?;
 
     let blocking = |f: fn(&Path) -> anyhow::Result<u64>, dir: &Path| {
         let dir = dir.to_path_buf();
@@ -175,9 +172,9 @@ async fn measure(
             (read_and_stat, &mut cold_stat),
         ] {
             // A change the server announces: the mount drops its cache.
-            let tag = format!("bench-poke-{rep}-{}", samples.len());
-            client.add_tags(&poke, std::slice::from_ref(&tag)).await?;
-            wait_for_event(mnt, &tag).await?;
+            let name = format!("bench-poke-{rep}-{}.txt", samples.len());
+            client.put_raw(&poke_file, &name, None).await?;
+            wait_for_event(mnt, &name).await?;
             let (ms, got) = blocking(kind, &tag_dir).await??;
             ensure!(got == n, "the mount's tag directory listed {got} of {n}");
             samples.push(ms);
@@ -230,16 +227,18 @@ async fn measure(
 
 /// Waits until the mount shows the directory of the tag just added (the event reached it and
 /// its cache is dropped), bounded.
-async fn wait_for_event(mnt: &Path, tag: &str) -> anyhow::Result<()> {
-    let dir = mnt.join("tags");
+/// Waits until the mount lists `name` in `recent/` (100 entries: cheap, and another directory
+/// than the one measured), so it has seen the event of its upload and dropped its cache.
+async fn wait_for_event(mnt: &Path, name: &str) -> anyhow::Result<()> {
+    let dir = mnt.join("recent");
     let until = Instant::now() + EVENT_WAIT;
     loop {
         let d = dir.clone();
-        let tag2 = tag.to_owned();
+        let name2 = name.to_owned();
         let seen = tokio::task::spawn_blocking(move || {
             std::fs::read_dir(&d).is_ok_and(|rd| {
                 rd.flatten()
-                    .any(|e| e.file_name().to_str() == Some(tag2.as_str()))
+                    .any(|e| e.file_name().to_str() == Some(name2.as_str()))
             })
         })
         .await?;
@@ -248,7 +247,7 @@ async fn wait_for_event(mnt: &Path, tag: &str) -> anyhow::Result<()> {
         }
         ensure!(
             Instant::now() < until,
-            "the mount never saw the change to {tag}"
+            "the mount never showed {name} in recent/"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

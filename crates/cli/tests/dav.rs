@@ -358,3 +358,51 @@ fn host_allow_list_covers_dav() {
     assert_eq!(r.status(), 403, "a page of another site cannot write");
     assert_eq!(s.get_json("/api/health")["files"], 0);
 }
+
+/// A change made through WebDAV is an event like any other (a mount of another client drops its
+/// cache on it): a MOVE between tag directories, and a rename in files/.
+#[test]
+fn moves_and_retags_are_announced() {
+    use std::io::BufRead;
+    let s = Server::start_with(&["--workers", "0"]);
+    let id = upload(&s, "m.txt", b"moved\n")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.tag(&id, &["red"]);
+    let resp = s
+        .http()
+        .get(format!("{}/api/events", s.url))
+        .send()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(resp).lines();
+    let mut next_event_of = |id: &str| {
+        let mut event = String::new();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(e) = line.strip_prefix("event: ") {
+                event = e.to_owned();
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                let v: serde_json::Value = serde_json::from_str(d).unwrap();
+                if v["id"] == id {
+                    return event;
+                }
+            }
+        }
+        panic!("the event stream ended");
+    };
+    let dest = format!("{}/dav/tags/blue/m.txt", s.url);
+    let r = dav(&s, "MOVE", "/tags/red/m.txt")
+        .header("Destination", &dest)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(next_event_of(&id), "file.updated", "the retag");
+    let dest = format!("{}/dav/files/n.txt", s.url);
+    let r = dav(&s, "MOVE", "/files/m.txt")
+        .header("Destination", &dest)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(next_event_of(&id), "file.updated", "the rename");
+    assert_eq!(tags_of(&s, &id), ["blue"]);
+}

@@ -361,19 +361,28 @@ impl GraphFs {
         }
     }
 
+    /// Retags a file, and tells every subscriber (other mounts drop their caches).
     async fn retag(&self, id: &str, remove: &[String], add: &[String]) -> FsResult<()> {
         let store = &self.state.store;
+        let mut changed = None;
         if !remove.is_empty() {
-            store
-                .remove_tags(&self.viewer(), id, remove)
-                .await
-                .map_err(fs_err)?;
+            changed = Some(
+                store
+                    .remove_tags(&self.viewer(), id, remove)
+                    .await
+                    .map_err(fs_err)?,
+            );
         }
         if !add.is_empty() {
-            store
-                .add_user_tags(&self.viewer(), id, add)
-                .await
-                .map_err(fs_err)?;
+            changed = Some(
+                store
+                    .add_user_tags(&self.viewer(), id, add)
+                    .await
+                    .map_err(fs_err)?,
+            );
+        }
+        if let Some(rec) = changed {
+            store.announce("file.updated", &rec).await;
         }
         Ok(())
     }
@@ -397,10 +406,11 @@ impl GraphFs {
             .map_err(fs_err)?
         {
             let name = FileName::new(rec.name).map_err(|_| FsError::GeneralFailure)?;
-            store
+            let moved = store
                 .move_file(&self.viewer(), &rec.id, to, &name)
                 .await
                 .map_err(fs_err)?;
+            store.announce("file.updated", &moved).await;
         }
         for sub in store
             .subfolders(&self.viewer(), from)
@@ -662,10 +672,11 @@ impl DavFileSystem for GraphFs {
                 _ => FolderPath::new(&rec.folder).map_err(|_| FsError::GeneralFailure)?,
             };
             if folder.as_str() != rec.folder || name.as_str() != rec.name {
-                store
+                let moved = store
                     .move_file(&self.viewer(), &rec.id, &folder, &name)
                     .await
                     .map_err(fs_err)?;
+                store.announce("file.updated", &moved).await;
             }
             self.carry_props(from, Some(to), false);
             Ok(())
