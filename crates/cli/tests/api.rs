@@ -6,7 +6,6 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
 
 #[test]
 fn openapi_document_describes_the_api() {
@@ -37,30 +36,18 @@ fn openapi_document_describes_the_api() {
 #[test]
 fn events_announce_uploads_and_tagging() {
     let s = Server::start();
-    let resp = s
-        .http()
-        .get(format!("{}/api/events", s.url))
-        .send()
-        .unwrap();
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let mut lines = BufReader::new(resp).lines();
+    let mut stream = events(&s);
     let id = s.put_ok("live.txt", b"live words\n")["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let mut seen = Vec::new();
-    let mut event = String::new();
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(e) = line.strip_prefix("event: ") {
-            event = e.to_owned();
-        } else if let Some(d) = line.strip_prefix("data: ") {
-            let v: serde_json::Value = serde_json::from_str(d).unwrap();
-            if v["id"] == id.as_str() {
-                seen.push(event.clone());
-            }
-            if event == "file.tagged" {
-                break;
-            }
+    for (event, data) in &mut stream {
+        if event_file(&data) == id {
+            seen.push(event.clone());
+        }
+        if event == "file.tagged" {
+            break;
         }
     }
     assert_eq!(seen, ["file.created", "file.tagged"]);
@@ -82,30 +69,20 @@ fn events_carry_ids_not_records() {
         .get(format!("{}/api/events", s.url))
         .send()
         .unwrap();
-    let resp = s
-        .http()
-        .get(format!("{}/api/events", s.url))
-        .send()
-        .unwrap();
-    let mut lines = BufReader::new(resp).lines();
+    let mut stream = events(&s);
     for chunk in 0..10 {
         let tags: Vec<String> = (0..1000).map(|i| format!("t{chunk}-{i}")).collect();
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         s.tag(&id, &tags);
     }
     let mut updates = 0;
-    let mut event = String::new();
     while updates < 10 {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(e) = line.strip_prefix("event: ") {
-            event = e.to_owned();
-        } else if let Some(d) = line.strip_prefix("data: ") {
-            assert!(d.len() <= 64, "{event}: {} bytes", d.len());
-            let v: serde_json::Value = serde_json::from_str(d).unwrap();
-            assert_eq!(v.as_object().unwrap().len(), 1, "{d}");
-            if event == "file.updated" && v["id"] == id.as_str() {
-                updates += 1;
-            }
+        let (event, d) = stream.next().expect("the event stream ended");
+        assert!(d.len() <= 64, "{event}: {} bytes", d.len());
+        let v: serde_json::Value = serde_json::from_str(&d).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 1, "{d}");
+        if event == "file.updated" && event_file(&d) == id {
+            updates += 1;
         }
     }
     let rec = s.get_json(&format!("/api/files/{id}"));

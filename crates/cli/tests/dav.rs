@@ -363,32 +363,18 @@ fn host_allow_list_covers_dav() {
 /// cache on it): a MOVE between tag directories, and a rename in files/.
 #[test]
 fn moves_and_retags_are_announced() {
-    use std::io::BufRead;
     let s = Server::start_with(&["--workers", "0"]);
     let id = upload(&s, "m.txt", b"moved\n")["id"]
         .as_str()
         .unwrap()
         .to_owned();
     s.tag(&id, &["red"]);
-    let resp = s
-        .http()
-        .get(format!("{}/api/events", s.url))
-        .send()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(resp).lines();
+    let mut stream = events(&s);
     let mut next_event_of = |id: &str| {
-        let mut event = String::new();
-        while let Some(Ok(line)) = lines.next() {
-            if let Some(e) = line.strip_prefix("event: ") {
-                event = e.to_owned();
-            } else if let Some(d) = line.strip_prefix("data: ") {
-                let v: serde_json::Value = serde_json::from_str(d).unwrap();
-                if v["id"] == id {
-                    return event;
-                }
-            }
-        }
-        panic!("the event stream ended");
+        (stream.by_ref())
+            .find(|(_, data)| event_file(data) == id)
+            .expect("the event stream ended")
+            .0
     };
     let dest = format!("{}/dav/tags/blue/m.txt", s.url);
     let r = dav(&s, "MOVE", "/tags/red/m.txt")

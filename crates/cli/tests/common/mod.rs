@@ -337,6 +337,35 @@ impl Server {
 }
 
 /// A blocking HTTP client that sends `token`, if any.
+/// `/api/events` as it comes: each event's kind and its data (JSON text). The subscription is in
+/// place when this returns; the iterator ends with the stream.
+pub fn events(s: &Server) -> impl Iterator<Item = (String, String)> {
+    let resp = s
+        .http()
+        .get(format!("{}/api/events", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut lines = BufReader::new(resp).lines();
+    let mut kind = String::new();
+    std::iter::from_fn(move || {
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(k) = line.strip_prefix("event: ") {
+                kind = k.to_owned();
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                return Some((kind.clone(), d.to_owned()));
+            }
+        }
+        None
+    })
+}
+
+/// The file id an event's data names.
+pub fn event_file(data: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(data).unwrap();
+    v["id"].as_str().unwrap_or_default().to_owned()
+}
+
 pub fn http_with(token: Option<&str>) -> reqwest::blocking::Client {
     client_builder(token).build().unwrap()
 }
