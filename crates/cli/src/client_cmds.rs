@@ -495,7 +495,7 @@ pub enum ShareAction {
         #[arg(long)]
         query: Option<String>,
         /// How long the link works: 30m, 12h, 7d, 2w (at most 366d) [default: until revoked].
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = crate::admin::parse_duration)]
         expires: Option<std::time::Duration>,
         /// Ask visitors for a password, read from standard input (one line).
         #[arg(long)]
@@ -505,26 +505,6 @@ pub enum ShareAction {
     Ls,
     /// Revoke a link: it stops working at once.
     Revoke { id: i64 },
-}
-
-/// `30m`, `12h`, `7d`, `2w`, or seconds.
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?}: a number and a unit (s, m, h, d, w)"))?;
-    let secs = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(format!("{s:?}: the unit is one of s, m, h, d, w")),
-    };
-    n.checked_mul(secs)
-        .filter(|&t| t > 0)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(|| format!("{s:?}: more than 0 s, and not that long"))
 }
 
 fn share_line(base: &str, l: &disgrafs_core::api::ShareLink) -> String {
@@ -565,15 +545,9 @@ pub async fn share(opts: &ClientOpts, action: ShareAction) -> anyhow::Result<()>
             expires,
             password_stdin,
         } => {
-            let password = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .context("cannot read the password from standard input")?;
-                Some(line.trim_end_matches(['\r', '\n']).to_owned())
-            } else {
-                None
-            };
+            let password = password_stdin
+                .then(|| crate::admin::stdin_line("password"))
+                .transpose()?;
             let body = disgrafs_core::api::NewShareLink {
                 file: id,
                 query,

@@ -595,7 +595,7 @@ impl DavFileSystem for GraphFs {
                 Loc::Dir(View::Folder(f)) if !f.is_root() => {
                     let store = &self.state.store;
                     if !store
-                        .folder_files(&Viewer::All, &f, 1)
+                        .entries(&Viewer::All, EntryScope::Folder(&f), None, false, 1)
                         .await
                         .map_err(fs_err)?
                         .is_empty()

@@ -23,7 +23,9 @@ use disgrafs_core::api::{
 use disgrafs_core::query::{self, Expr, Predicate, human_size};
 use disgrafs_core::{FileRecord, TagRef};
 use disgrafs_store::accounts::SESSION_TTL;
-use disgrafs_store::{EntryScope, ListOptions, Principal, ShareRow, ShareTarget, Shares};
+use disgrafs_store::{
+    EntryScope, ListOptions, Principal, ShareRow, ShareTarget, Shares, StoreError,
+};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use std::time::Duration;
 
@@ -143,6 +145,15 @@ fn gone() -> ApiError {
     ApiError::not_found("this share link is unknown, revoked or expired")
 }
 
+/// A link's file that its maker no longer sees is as gone as the link; any other failure is
+/// itself.
+fn gone_if_missing(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(_) => gone(),
+        e => e.into(),
+    }
+}
+
 fn locked() -> ApiError {
     ApiError::new(
         Cause::Unauthorized,
@@ -211,7 +222,7 @@ async fn shown(state: &AppState, row: &ShareRow) -> ApiResult<SharedFiles> {
     let who = Shares::viewer(row);
     match &row.target {
         ShareTarget::File(id) => {
-            let rec = state.store.file(&who, id).await.map_err(|_| gone())?;
+            let rec = state.store.file(&who, id).await.map_err(gone_if_missing)?;
             Ok(SharedFiles {
                 query: None,
                 files: vec![shared(rec)],
@@ -264,11 +275,10 @@ pub(crate) async fn download(
         let row = admitted(&state, &secret, &headers).await?;
         let who = Shares::viewer(&row);
         let not_here = || ApiError::not_found(format!("file {id} is not in this share link"));
-        let rec = state
-            .store
-            .content(&who, &id)
-            .await
-            .map_err(|_| not_here())?;
+        let rec = state.store.content(&who, &id).await.map_err(|e| match e {
+            StoreError::NotFound(_) => not_here(),
+            e => e.into(),
+        })?;
         let inside = match &row.target {
             ShareTarget::File(f) => *f == id,
             ShareTarget::Query(q) => {

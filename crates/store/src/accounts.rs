@@ -42,11 +42,7 @@ impl Principal {
     /// What this credential may see and change: everything under an admin scope, else the
     /// user's own files and those shared with the user's groups.
     pub fn viewer(&self) -> Viewer {
-        if self.scope == Scope::Admin {
-            Viewer::All
-        } else {
-            Viewer::User(self.user_id)
-        }
+        Viewer::of(self.user_id, self.scope)
     }
 }
 
@@ -133,7 +129,7 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
 }
 
 /// Whether `password` is the one `phc` was made from.
-pub(crate) fn password_matches(phc: &str, password: &str) -> bool {
+fn password_matches(phc: &str, password: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| {
         argon2::Argon2::default()
             .verify_password(password.as_bytes(), &h)
@@ -267,18 +263,12 @@ impl Accounts {
     /// The user whose name and password these are (argon2 runs on a blocking thread; an unknown
     /// user costs the same work, so timing does not tell names apart).
     pub async fn login(&self, user: &str, password: &str) -> Result<Option<UserRow>, StoreError> {
-        if password.len() > MAX_PASSWORD {
-            return Ok(None);
-        }
         let row = self.meta.user(user).await?;
         let phc = row
             .as_ref()
             .and_then(|u| u.password.clone())
             .unwrap_or_else(|| DUMMY_PHC.clone());
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || password_matches(&phc, &password))
-            .await
-            .map_err(|e| StoreError::Db(e.to_string()))?;
+        let ok = password_matches_blocking(phc, password).await?;
         Ok(row.filter(|u| ok && u.password.is_some()))
     }
 
@@ -313,6 +303,21 @@ impl Accounts {
         .await
         .map(Some)
     }
+}
+
+/// [`password_matches`] on a blocking thread (argon2 takes tens of milliseconds); false for a
+/// password over [`MAX_PASSWORD`], unhashed.
+pub(crate) async fn password_matches_blocking(
+    phc: String,
+    password: &str,
+) -> Result<bool, StoreError> {
+    if password.len() > MAX_PASSWORD {
+        return Ok(false);
+    }
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || password_matches(&phc, &password))
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))
 }
 
 pub(crate) async fn hash_password_blocking(password: &str) -> Result<String, StoreError> {

@@ -554,15 +554,6 @@ impl Store {
         self.meta.remove_folder(path).await
     }
 
-    pub async fn folder_files(
-        &self,
-        who: &Viewer,
-        folder: &FolderPath,
-        limit: u32,
-    ) -> Result<Vec<FileRecord>, StoreError> {
-        self.meta.folder_files(who, folder, limit).await
-    }
-
     pub async fn entries(
         &self,
         who: &Viewer,

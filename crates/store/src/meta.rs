@@ -125,6 +125,16 @@ pub enum Viewer {
 }
 
 impl Viewer {
+    /// What a user sees with `scope` (a credential's, or a share link's maker's role):
+    /// everything under `admin`, else their own files and those shared with their groups.
+    pub fn of(user_id: i64, scope: Scope) -> Self {
+        if scope == Scope::Admin {
+            Viewer::All
+        } else {
+            Viewer::User(user_id)
+        }
+    }
+
     /// The user, for a viewer that is one.
     pub fn user(&self) -> Option<i64> {
         match self {
@@ -438,13 +448,6 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn make_folder(&self, who: &Viewer, path: &FolderPath) -> Result<bool, StoreError>;
     /// Removes a folder and the folders inside it; files inside keep their folder path.
     async fn remove_folder(&self, path: &FolderPath) -> Result<(), StoreError>;
-    /// The files directly in `folder`, oldest record first, at most `limit`.
-    async fn folder_files(
-        &self,
-        who: &Viewer,
-        folder: &FolderPath,
-        limit: u32,
-    ) -> Result<Vec<FileRecord>, StoreError>;
     /// The entries of the files in `scope` that `who` sees (only those whose lower-cased name
     /// starts with `name_prefix`, when given), oldest record first (newest first with
     /// `newest_first`), at most `limit`.

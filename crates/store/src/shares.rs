@@ -11,8 +11,7 @@
 
 use crate::StoreError;
 use crate::accounts::{
-    MAX_PASSWORD, Principal, hash_password_blocking, new_secret, password_matches, secret_hash,
-    ttl_ms,
+    Principal, hash_password_blocking, new_secret, password_matches_blocking, secret_hash, ttl_ms,
 };
 use crate::meta::{MetaStore, NewShare, ShareRow, ShareTarget, Viewer};
 use disgrafs_core::auth::{Scope, TOKEN_PREFIX};
@@ -96,16 +95,10 @@ impl Shares {
     /// Whether `password` is the link's (argon2 on a blocking thread). A link without one
     /// needs none.
     pub async fn unlocks(&self, row: &ShareRow, password: &str) -> Result<bool, StoreError> {
-        let Some(phc) = row.password.clone() else {
-            return Ok(true);
-        };
-        if password.len() > MAX_PASSWORD {
-            return Ok(false);
+        match row.password.clone() {
+            Some(phc) => password_matches_blocking(phc, password).await,
+            None => Ok(true),
         }
-        let password = password.to_owned();
-        tokio::task::spawn_blocking(move || password_matches(&phc, &password))
-            .await
-            .map_err(|e| StoreError::Db(e.to_string()))
     }
 
     fn proof_hash(row: &ShareRow, secret: &str) -> Option<blake3::Hash> {
@@ -132,11 +125,7 @@ impl Shares {
 
     /// What a link's holder sees: what its maker sees.
     pub fn viewer(row: &ShareRow) -> Viewer {
-        if row.role == Scope::Admin {
-            Viewer::All
-        } else {
-            Viewer::User(row.user_id)
-        }
+        Viewer::of(row.user_id, row.role)
     }
 
     /// The live links `who` made (every link for an admin).

@@ -145,9 +145,15 @@ pub(crate) fn visible_ids(who: &Viewer, col: &str) -> String {
 
 /// The condition that `who` may change file row `f`: its owner (a group's members only read).
 pub(crate) fn writable(who: &Viewer, f: &str) -> String {
+    owned_by(who, &format!("{f}.owner"))
+}
+
+/// The condition that the user column `col` is `who`'s (always, for a viewer of everything):
+/// who may change a row.
+pub(crate) fn owned_by(who: &Viewer, col: &str) -> String {
     match who {
         Viewer::All => "TRUE".into(),
-        Viewer::User(u) => format!("{f}.owner = {u}"),
+        Viewer::User(u) => format!("{col} = {u}"),
     }
 }
 

@@ -693,24 +693,6 @@ macro_rules! impl_meta {
                 Ok(())
             }
 
-            async fn folder_files(
-                &self,
-                who: &Viewer,
-                folder: &FolderPath,
-                limit: u32,
-            ) -> Result<Vec<FileRecord>, StoreError> {
-                let seen = sql::file_visible(who, "f");
-                let rows: Vec<RecordRow> = sqlx::query_as(&format!(
-                    "SELECT {RECORD_COLUMNS} WHERE f.folder = $1 AND {seen} ORDER BY f.id LIMIT $2"
-                ))
-                .bind(folder.as_str())
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await?;
-                self.with_tags(&self.pool, rows.into_iter().map(FileRecord::from).collect())
-                    .await
-            }
-
             async fn entries(
                 &self,
                 who: &Viewer,
@@ -1595,10 +1577,7 @@ macro_rules! impl_meta {
 
             async fn shares(&self, who: &Viewer) -> Result<Vec<ShareRow>, StoreError> {
                 let unexpired = unexpired::<$db>("s");
-                let mine = match who {
-                    Viewer::All => "TRUE".to_owned(),
-                    Viewer::User(u) => format!("s.user_id = {u}"),
-                };
+                let mine = sql::owned_by(who, "s.user_id");
                 let rows: Vec<ShareTuple> = sqlx::query_as(&format!(
                     "SELECT {SHARE_COLUMNS} FROM shares s JOIN users u ON u.id = s.user_id
                       WHERE {mine} AND {unexpired} ORDER BY s.id DESC LIMIT {MAX_SHARES_LISTED}"
@@ -1609,10 +1588,7 @@ macro_rules! impl_meta {
             }
 
             async fn revoke_share(&self, who: &Viewer, id: i64) -> Result<bool, StoreError> {
-                let mine = match who {
-                    Viewer::All => "TRUE".to_owned(),
-                    Viewer::User(u) => format!("user_id = {u}"),
-                };
+                let mine = sql::owned_by(who, "user_id");
                 let n = sqlx::query(&format!("DELETE FROM shares WHERE id = $1 AND {mine}"))
                     .bind(id)
                     .execute(&self.write)
@@ -1690,8 +1666,8 @@ macro_rules! impl_meta {
 const ONE_FILE: &str = "{} = $1";
 const FILES_OF_HASH: &str = "{} IN (SELECT id FROM files WHERE hash = $1)";
 
-/// The condition that credential `t` has not expired, on the database's clock.
-/// The condition that the row aliased `t` (a token, a share link) has not expired.
+/// The condition that the row aliased `t` (a token, a share link) has not expired, on the
+/// database's clock.
 fn unexpired<D: Dialect>(t: &str) -> String {
     format!("({t}.expires IS NULL OR {t}.expires > {})", D::NOW_MS)
 }
