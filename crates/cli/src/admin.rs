@@ -115,7 +115,7 @@ enum TokenAction {
     },
 }
 
-/// `2w`, `30d`, `12h`, `15m`, `90s` or a number of seconds (the lifetimes of tokens and share
+/// `30d`, `12h`, `15m`, `90s` or a number of seconds (the lifetimes of tokens and share
 /// links).
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
@@ -124,14 +124,13 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     let n: u64 = n
         .parse()
-        .map_err(|_| format!("{s:?}: expected a number with w, d, h, m or s"))?;
+        .map_err(|_| format!("{s:?}: expected a number with d, h, m or s"))?;
     let secs = match unit {
-        "w" => 7 * 86_400,
         "d" => 86_400,
         "h" => 3_600,
         "m" => 60,
         "s" => 1,
-        _ => return Err(format!("{s:?}: expected a number with w, d, h, m or s")),
+        _ => return Err(format!("{s:?}: expected a number with d, h, m or s")),
     };
     n.checked_mul(secs)
         .filter(|&t| t > 0 && t <= 10 * 365 * 86_400)

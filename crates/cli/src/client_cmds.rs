@@ -494,7 +494,7 @@ pub enum ShareAction {
         /// Share the files matching this query instead.
         #[arg(long)]
         query: Option<String>,
-        /// How long the link works: 30m, 12h, 7d, 2w (at most 366d) [default: until revoked].
+        /// How long the link works: 30m, 12h, 7d (at most 366d) [default: until revoked].
         #[arg(long, value_parser = crate::admin::parse_duration)]
         expires: Option<std::time::Duration>,
         /// Ask visitors for a password, read from standard input (one line).
