@@ -44,20 +44,42 @@ impl Drop for Weed {
     }
 }
 
-/// A port that is free, and whose +10000 (SeaweedFS's gRPC port for it) is free too.
-fn port_pair() -> u16 {
-    loop {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        if p < 55_000 && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
-            return p;
+/// `N` distinct ports that are free, each with its +10000 (SeaweedFS's gRPC port for it) free
+/// too.
+fn port_pairs<const N: usize>() -> [u16; N] {
+    let mut ports = [0u16; N];
+    let mut held = Vec::new();
+    for slot in &mut ports {
+        loop {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let p = l.local_addr().unwrap().port();
+            if p < 55_000 && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+                *slot = p;
+                // Held until all are chosen, so no two roles get the same port.
+                held.push(l);
+                break;
+            }
         }
     }
+    ports
+}
+
+/// Whether an HTTP server answers on `port` (any status).
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut b = [0u8; 12];
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
+        && s.read(&mut b)
+            .is_ok_and(|n| n >= 12 && b.starts_with(b"HTTP/1."))
 }
 
 impl Weed {
-    /// Starts master, volume, filer and S3 gateway in one process; returns once the gateway
-    /// answers.
+    /// Starts master, volume, filer and S3 gateway in one process; returns once the gateway and
+    /// the filer answer.
     pub fn start(weed: &Path) -> Weed {
         Weed::start_sized(weed, 4, 64)
     }
@@ -76,7 +98,7 @@ impl Weed {
         .unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
-        let (master, volume, filer, s3) = (port_pair(), port_pair(), port_pair(), port_pair());
+        let [master, volume, filer, s3] = port_pairs::<4>();
         let mut cmd = Command::new(weed);
         cmd.arg("server")
             .arg(format!("-dir={}", data.display()))
@@ -109,20 +131,9 @@ impl Weed {
             _dir: dir,
         };
         let until = Instant::now() + Duration::from_secs(90);
-        loop {
-            // Any HTTP answer from the gateway (403 without credentials) means it is up.
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", s3)) {
-                use std::io::{Read, Write};
-                s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-                if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok() {
-                    let mut b = [0u8; 12];
-                    if s.read(&mut b)
-                        .is_ok_and(|n| n >= 12 && b.starts_with(b"HTTP/1."))
-                    {
-                        break;
-                    }
-                }
-            }
+        // Any HTTP answer (403 without credentials from the gateway) means a part is up; the
+        // gateway can answer before the filer listens.
+        while !(answers_http(s3) && answers_http(filer)) {
             assert!(
                 Instant::now() < until,
                 "SeaweedFS did not come up: {}",
