@@ -75,6 +75,34 @@ pub enum UserCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Show what a user's files hold, or set the bytes they may hold: uploads beyond are
+    /// refused (507) and nothing stored is removed.
+    Quota {
+        name: String,
+        /// A size (`10GiB`, `500MB`), or `none` for no limit [default: show only].
+        #[arg(value_parser = parse_quota)]
+        set: Option<Quota>,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// A quota to set: a size, or none.
+#[derive(Clone, Copy)]
+pub struct Quota(Option<u64>);
+
+fn parse_quota(s: &str) -> Result<Quota, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Quota(None));
+    }
+    disgrafs_core::query::parse_size(s).map(|n| Quota(Some(n)))
+}
+
+/// `NAME: 1.5 GiB used of 10.0 GiB`.
+fn usage_line(name: &str, u: &disgrafs_store::Usage) -> String {
+    use disgrafs_core::query::human_size;
+    let quota = u.quota.map_or("no limit".to_owned(), human_size);
+    format!("{name}: {} used of {quota}", human_size(u.used))
 }
 
 #[derive(clap::Args)]
@@ -186,6 +214,20 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 accounts.add_to_group(&name, &user).await?;
                 eprintln!("{user} added to group {name}");
             }
+        }
+        AdminCommand::User(UserCommand::Quota { name, set, target }) => {
+            let accounts = target.open().await?;
+            let usage = match set {
+                Some(Quota(q)) => accounts.set_quota(&name, q).await?,
+                None => {
+                    accounts
+                        .user(&name)
+                        .await?
+                        .with_context(|| format!("no user {name}"))?
+                        .usage
+                }
+            };
+            println!("{}", usage_line(&name, &usage));
         }
         AdminCommand::User(UserCommand::Passwd { name, target }) => {
             let password = stdin_line("password")?;

@@ -149,6 +149,34 @@ fn users_see_and_change_only_their_own_files_and_read_shared_ones() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
+    // Bob may make the folder of alice's name (as if it were new), work in it, and remove it:
+    // alice's file and folder stay, and none of bob's answers told of them.
+    let dav = |m: &str, path: &str| {
+        bob.request(
+            reqwest::Method::from_bytes(m.as_bytes()).unwrap(),
+            format!("{}/dav/files/{path}", s.url),
+        )
+        .body(if m == "PUT" { "bob's" } else { "" })
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+    };
+    assert_eq!(dav("MKCOL", "Vault/"), 201);
+    assert_eq!(dav("MKCOL", "Vault/"), 405, "bob's now");
+    assert_eq!(dav("PUT", "Vault/mine.txt"), 201);
+    let listing = propfind("/dav/files/Vault/").text().unwrap();
+    assert!(
+        listing.contains("mine.txt") && !listing.contains("secret-plan"),
+        "{listing}"
+    );
+    assert_eq!(dav("DELETE", "Vault/"), 204);
+    assert_eq!(propfind("/dav/files/Vault/").status().as_u16(), 404);
+    let r = alice
+        .get(format!("{}/dav/files/Vault/secret-plan.md", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.text().unwrap(), "zebra launch codes");
 
     // Shared with a group bob is in: he reads it, and still cannot change it.
     disgrafs_admin(&s, &["group", "team", "--create", "--add", "bob"]);
@@ -525,4 +553,340 @@ fn share_links_open_their_files_to_anyone_with_the_link_and_nothing_else() {
     );
     assert_eq!(get(&anon, &url).0, 404);
     assert_eq!(get(&anon, &format!("{url}/files/{plan}")).0, 404);
+}
+
+#[test]
+fn a_quota_bounds_what_a_user_stores_on_every_upload_path() {
+    let s = Server::start_with(&["--workers", "0"]);
+    let alice = http_with(Some(&user_token(&s, "alice")));
+    let bob = http_with(Some(&user_token(&s, "bob")));
+    assert_eq!(
+        disgrafs_admin(&s, &["user", "quota", "alice", "1KiB"]),
+        "alice: 0 B used of 1.0 KiB"
+    );
+    let put = |c: &reqwest::blocking::Client, name: &str, body: reqwest::blocking::Body| {
+        let r = c
+            .put(format!("{}/api/files?name={name}", s.url))
+            .body(body)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json::<serde_json::Value>().unwrap())
+    };
+    let over = |(status, v): (u16, serde_json::Value)| {
+        assert_eq!(status, 507, "{v}");
+        assert_eq!(v["code"], "over_quota", "{v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains("quota") && !msg.contains('\n'), "{msg}");
+    };
+    let (status, first) = put(&alice, "first.bin", vec![b'a'; 600].into());
+    assert_eq!(status, 201, "{first}");
+    // Announced over the room: refused before the body; unannounced (chunked): refused once
+    // the bytes pass it.
+    over(put(&alice, "big.bin", vec![b'b'; 500].into()));
+    over(put(
+        &alice,
+        "chunked.bin",
+        reqwest::blocking::Body::new(std::io::Cursor::new(vec![b'c'; 500])),
+    ));
+    // A multipart upload is all or nothing: its parts together are over.
+    let form = reqwest::blocking::multipart::Form::new()
+        .part(
+            "f",
+            reqwest::blocking::multipart::Part::bytes(vec![b'd'; 300]).file_name("d1.bin"),
+        )
+        .part(
+            "f",
+            reqwest::blocking::multipart::Part::bytes(vec![b'd'; 300]).file_name("d2.bin"),
+        );
+    let r = alice
+        .post(format!("{}/api/files", s.url))
+        .multipart(form)
+        .send()
+        .unwrap();
+    over((r.status().as_u16(), r.json().unwrap()));
+    // tus: refused at creation, by the declared length.
+    let r = alice
+        .post(format!("{}/api/uploads", s.url))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "500")
+        .header("Upload-Metadata", "filename dXAuYmlu")
+        .send()
+        .unwrap();
+    over((r.status().as_u16(), r.json().unwrap()));
+    // WebDAV: 507 too (dav-server's body is not the JSON shape).
+    let r = alice
+        .put(format!("{}/dav/files/dav.bin", s.url))
+        .body(vec![b'e'; 500])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 507);
+    // A copy counts as much as an upload.
+    let r = alice
+        .request(
+            reqwest::Method::from_bytes(b"COPY").unwrap(),
+            format!("{}/dav/files/first.bin", s.url),
+        )
+        .header("Destination", format!("{}/dav/files/again.bin", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 507);
+
+    // Nothing of the refusals was stored; the user sees where they stand.
+    let names = |c: &reqwest::blocking::Client| {
+        let v: serde_json::Value = c
+            .get(format!("{}/api/files", s.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&alice), ["first.bin"]);
+    let me: serde_json::Value = alice
+        .get(format!("{}/api/auth/me", s.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        (me["used"].as_u64(), me["quota"].as_u64()),
+        (Some(600), Some(1024))
+    );
+    // Another user has no limit; a deletion gives the room back.
+    let (status, _) = put(&bob, "bobs.bin", vec![b'f'; 4096].into());
+    assert_eq!(status, 201);
+    let id = first["id"].as_str().unwrap();
+    let r = alice
+        .delete(format!("{}/api/files/{id}", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (status, v) = put(&alice, "big.bin", vec![b'b'; 1000].into());
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(
+        disgrafs_admin(&s, &["user", "quota", "alice"]),
+        "alice: 1000 B used of 1.0 KiB"
+    );
+    assert_eq!(
+        disgrafs_admin(&s, &["user", "quota", "alice", "none"]),
+        "alice: 1000 B used of no limit"
+    );
+    // The stored contents are exactly those of the records kept (bob's and alice's last).
+    assert_eq!(s.stored_blobs(), 2);
+}
+
+/// Every name, tag and id of alice's below contains this: bob's answers must not.
+const ALICES: &str = "zq-alice-only";
+
+#[test]
+fn another_users_token_reaches_nothing_of_theirs_on_any_route() {
+    let s = Server::start_with(&["--workers", "0"]);
+    let alice = http_with(Some(&user_token(&s, "alice")));
+    let bob = http_with(Some(&user_token(&s, "bob")));
+    // Bob listens from the start: nothing of alice's may reach his event stream.
+    let bobs_events = events_of(&bob, &s);
+    let json = |r: reqwest::blocking::RequestBuilder| -> serde_json::Value {
+        let r = r.send().unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.json().unwrap()
+    };
+    let file = json(
+        alice
+            .put(format!(
+                "{}/api/files?name={ALICES}.md&folder={ALICES}-folder",
+                s.url
+            ))
+            .body(format!("{ALICES} content")),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tag = format!("{ALICES}-tag");
+    json(
+        alice
+            .post(format!("{}/api/files/{file}/tags", s.url))
+            .json(&serde_json::json!({ "tags": [tag] })),
+    );
+    let share = json(
+        alice
+            .post(format!("{}/api/shares", s.url))
+            .json(&serde_json::json!({ "file": file })),
+    );
+    let (share_id, link) = (
+        share["id"].to_string().trim_matches('"').to_owned(),
+        share["url"].as_str().unwrap().to_owned(),
+    );
+    let r = alice
+        .post(format!("{}/api/uploads", s.url))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "10")
+        .header("Upload-Metadata", "filename enEtYWxpY2Utb25seS5wYXJ0")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let upload = r.headers()["location"].to_str().unwrap().to_owned();
+    let upload_id = upload.rsplit('/').next().unwrap().to_owned();
+    let theirs = [file.as_str(), share_id.as_str(), upload_id.as_str()];
+
+    let routes = documented_routes(&s, |path, _| {
+        if path.starts_with("/api/shares") {
+            share_id.clone()
+        } else if path.starts_with("/api/uploads") {
+            upload_id.clone()
+        } else {
+            file.clone()
+        }
+    });
+    let mut probes: Vec<(reqwest::Method, String)> = routes
+        .into_iter()
+        .filter(|(_, p)| {
+            // A link is its own credential; the stream is read below; a logout ends bob's own
+            // credential; the credential-taking routes are bob's own business.
+            !p.starts_with("/s/") && p != "/api/events" && !p.starts_with("/api/auth/")
+        })
+        .collect();
+    // The same routes asked about alice's names.
+    for q in [
+        format!("/api/files?q={ALICES}"),
+        format!("/api/files?q=tag:{tag}"),
+        format!("/api/files?q=text:{ALICES}"),
+        format!("/api/graph?q=tag:{tag}"),
+        format!("/api/graph?around=f:{file},t:{tag}"),
+        format!("/api/tags?prefix={ALICES}"),
+        "/api/tags/cooccurrence".to_owned(),
+    ] {
+        probes.push((reqwest::Method::GET, q));
+    }
+    for (m, path) in probes {
+        let mut req = bob
+            .request(m.clone(), format!("{}{path}", s.url))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", "0");
+        req = if m == reqwest::Method::PATCH {
+            req.header("Content-Type", "application/offset+octet-stream")
+                .body("bob's byte")
+        } else if path.ends_with("/tags") {
+            req.json(&serde_json::json!({ "tags": [tag, "bobs"] }))
+        } else if path.ends_with("/group") {
+            req.json(&serde_json::json!({ "group": null }))
+        } else if path == "/api/shares" && m == reqwest::Method::POST {
+            req.json(&serde_json::json!({ "file": file }))
+        } else {
+            req
+        };
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().unwrap();
+        let what = format!("bob's {m} {path}: {status} {body}");
+        assert!(!body.contains(ALICES), "{what}");
+        let about_theirs = theirs.iter().any(|id| path.contains(id))
+            || (path == "/api/shares" && m == reqwest::Method::POST);
+        if about_theirs && !path.starts_with("/api/graph") {
+            assert_eq!(status, 404, "{what}");
+        }
+        if path == "/api/retag" {
+            assert_eq!(status, 403, "{what}");
+        }
+    }
+    // WebDAV: no listing names alice's things; her file's paths are not found.
+    let propfind = |dir: &str| {
+        let r = bob
+            .request(
+                reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+                format!("{}{dir}", s.url),
+            )
+            .header("Depth", "1")
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    for dir in ["/dav/files/", "/dav/tags/", "/dav/recent/"] {
+        let (status, body) = propfind(dir);
+        assert!(!body.contains(ALICES), "PROPFIND {dir}: {status} {body}");
+    }
+    // A tag's or a query's directory is its expression (any name is one), so it echoes the name
+    // asked: it answers as for a tag no one has, with nothing in it.
+    for dir in [format!("/dav/tags/{tag}/"), format!("/dav/query/tag:{tag}/")] {
+        let (status, body) = propfind(&dir);
+        let (never_status, never) = propfind(&dir.replace(ALICES, "never-seen"));
+        assert_eq!(status, never_status, "PROPFIND {dir}: {body}");
+        let entries = |b: &str| b.matches("<D:response>").count();
+        assert_eq!(entries(&body), entries(&never), "PROPFIND {dir}: {body}");
+        assert!(entries(&body) <= 1, "PROPFIND {dir}: {body}");
+    }
+    // Her file's path answers every method as a path no one has.
+    const LOCKINFO: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    const PROPPATCH: &str = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x"><D:set><D:prop><Z:p>v</Z:p></D:prop></D:set></D:propertyupdate>"#;
+    for m in ["GET", "HEAD", "DELETE", "PROPPATCH", "LOCK", "MOVE", "COPY", "PUT"] {
+        let status = |path: &str| {
+            let mut req = bob
+                .request(
+                    reqwest::Method::from_bytes(m.as_bytes()).unwrap(),
+                    format!("{}/dav/files/{path}", s.url),
+                )
+                .header("Destination", format!("{}/dav/files/stolen.md", s.url));
+            req = match m {
+                "LOCK" => req.body(LOCKINFO),
+                "PROPPATCH" => req.body(PROPPATCH),
+                "PUT" => req.body("bob's"),
+                _ => req,
+            };
+            req.send().unwrap().status().as_u16()
+        };
+        let theirs = status(&format!("{ALICES}-folder/{ALICES}.md"));
+        assert_eq!(
+            theirs,
+            status("never-seen-folder/never-seen.md"),
+            "{m} of alice's path"
+        );
+        assert!(!(200..300).contains(&theirs), "{m} of alice's path: {theirs}");
+    }
+
+    // Alice's things are as she left them.
+    let rec = json(alice.get(format!("{}/api/files/{file}", s.url)));
+    let tags: Vec<&str> = rec["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        tags.contains(&tag.as_str()) && !tags.contains(&"bobs"),
+        "{rec}"
+    );
+    let r = s
+        .http_anon()
+        .get(format!("{}{link}/files/{file}", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.text().unwrap(), format!("{ALICES} content"));
+    let r = alice
+        .head(format!("{}{upload}", s.url))
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["upload-offset"], "0", "no byte of bob's landed");
+
+    // Bob's stream: his own upload comes, and nothing of alice's came before it.
+    let mine = json(
+        bob.put(format!("{}/api/files?name=bobs-marker.txt", s.url))
+            .body("bob"),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (kind, data) in bobs_events {
+        assert!(
+            !data.contains(ALICES) && !data.contains(&file),
+            "bob's stream: {kind} {data}"
+        );
+        if event_file(&data) == mine {
+            break;
+        }
+    }
 }

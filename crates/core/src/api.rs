@@ -170,6 +170,12 @@ pub struct LinkBody {
 pub struct Whoami {
     pub user: String,
     pub scope: crate::auth::Scope,
+    /// Bytes the user's files hold (each file its size, copies included).
+    #[serde(default)]
+    pub used: u64,
+    /// Bytes the user's files may hold; none: no limit. An upload beyond it is 507.
+    #[serde(default)]
+    pub quota: Option<u64>,
 }
 
 /// `POST /api/auth/token`: a new API token, shown this once (only its hash is kept).

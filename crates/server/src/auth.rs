@@ -42,6 +42,10 @@ const OPEN_PATHS: [&str; 4] = [
     "/api/openapi.json",
 ];
 
+/// Paths whose work reaches every user's files: only an admin may ask for it (re-tagging every
+/// content costs the whole store's tagging time).
+const ADMIN_PATHS: [&str; 1] = ["/api/retag"];
+
 /// Methods that change nothing: `read` is enough.
 fn reads(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || method.as_str() == "PROPFIND"
@@ -55,13 +59,15 @@ pub fn needed_scope(method: &Method, path: &str, metrics_public: bool) -> Option
     if share_link || OPEN_PATHS.contains(&path) || (metrics_public && path == "/metrics") {
         return None;
     }
-    Some(if path.starts_with("/api/admin/") {
-        Scope::Admin
-    } else if reads(method) {
-        Scope::Read
-    } else {
-        Scope::Write
-    })
+    Some(
+        if path.starts_with("/api/admin/") || ADMIN_PATHS.contains(&path) {
+            Scope::Admin
+        } else if reads(method) {
+            Scope::Read
+        } else {
+            Scope::Write
+        },
+    )
 }
 
 /// The secret a request presents, and how.
@@ -285,6 +291,8 @@ async fn start_session(state: &AppState, user: &str) -> ApiResult<Response> {
     let body = Whoami {
         user: user.to_owned(),
         scope: s.scope,
+        used: u.usage.used,
+        quota: u.usage.quota,
     };
     Ok((
         session_cookies(Some(&s.secret), state.config.tls.is_some()),
@@ -339,11 +347,17 @@ pub(crate) async fn logout(
 
 /// Who the request's credential is.
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", responses((status = 200, body = Whoami)))]
-pub(crate) async fn me(Extension(who): Extension<Principal>) -> Json<Whoami> {
-    Json(Whoami {
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Json<Whoami>> {
+    let usage = state.store.room(Some(who.user_id)).await?;
+    Ok(Json(Whoami {
         user: who.user,
         scope: who.scope,
-    })
+        used: usage.used,
+        quota: usage.quota,
+    }))
 }
 
 /// A new API token for a user's name and password (`disgrafs login`), shown this once.

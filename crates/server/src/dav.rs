@@ -422,7 +422,10 @@ impl GraphFs {
             };
             Box::pin(self.move_folder(&child(from)?, &child(to)?)).await?;
         }
-        store.remove_folder(from).await.map_err(fs_err)
+        store
+            .remove_folder(&self.viewer(), from)
+            .await
+            .map_err(fs_err)
     }
 }
 
@@ -472,7 +475,7 @@ impl DavFileSystem for GraphFs {
                 // A LOCK of an unmapped URL opens it without writing (RFC 4918 7.3): the empty
                 // file exists at once, and a PUT that follows replaces it.
                 let none = futures::stream::empty::<Result<Bytes, std::io::Error>>();
-                let staged = upload::stage(&self.state, none, Some(0))
+                let staged = upload::stage(&self.state, &self.who, none, Some(0), 0)
                     .await
                     .map_err(fs_err)?;
                 let empty =
@@ -566,9 +569,13 @@ impl DavFileSystem for GraphFs {
                     if !self.store_folder_exists(&parent).await? {
                         return Err(FsError::NotFound);
                     }
-                    if self.find(&View::Folder(parent), last).await?.is_some() {
+                    if self.find(&View::Folder(parent), last).await?.is_some()
+                        || self.store_folder_exists(&folder).await?
+                    {
                         return Err(FsError::Exists);
                     }
+                    // A folder only others made (which this user does not see) is made theirs
+                    // too: the answer is the same as for a new one.
                     if self
                         .state
                         .store
@@ -593,16 +600,18 @@ impl DavFileSystem for GraphFs {
             self.carry_props(path, None, false);
             match self.locate(path).await? {
                 Loc::Dir(View::Folder(f)) if !f.is_root() => {
-                    let store = &self.state.store;
+                    // Not empty to the user: refused. Others' files (which the user does not
+                    // see) keep the folder for them, and tell the user nothing.
+                    let (store, who) = (&self.state.store, self.viewer());
                     if !store
-                        .entries(&Viewer::All, EntryScope::Folder(&f), None, false, 1)
+                        .entries(&who, EntryScope::Folder(&f), None, false, 1)
                         .await
                         .map_err(fs_err)?
                         .is_empty()
                     {
                         return Err(FsError::Forbidden);
                     }
-                    store.remove_folder(&f).await.map_err(fs_err)
+                    store.remove_folder(&who, &f).await.map_err(fs_err)
                 }
                 // Its files were untagged one by one already; the tag is gone with them.
                 Loc::Dir(View::Tags(_)) => Ok(()),
@@ -1060,8 +1069,8 @@ impl Writer {
     ) -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let body = tokio_stream::wrappers::ReceiverStream::new(rx);
-        let st = state.clone();
-        let task = tokio::spawn(async move { upload::stage(&st, body, expected).await });
+        let (st, by) = (state.clone(), who.clone());
+        let task = tokio::spawn(async move { upload::stage(&st, &by, body, expected, 0).await });
         Writer {
             state,
             who,

@@ -23,6 +23,8 @@ pub enum Cause {
     NotFound,
     TooLarge,
     StorageFull,
+    /// The user's quota has no room for the upload (`disgrafs admin user quota`).
+    OverQuota,
     /// No credential, or one that is unknown, revoked or expired.
     Unauthorized,
     /// A credential whose scope is too small, or a cookie write without its CSRF proof.
@@ -59,7 +61,7 @@ impl Cause {
             Cause::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             Cause::NotFound => StatusCode::NOT_FOUND,
             Cause::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Cause::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+            Cause::StorageFull | Cause::OverQuota => StatusCode::INSUFFICIENT_STORAGE,
             Cause::Unauthorized => StatusCode::UNAUTHORIZED,
             Cause::Forbidden | Cause::CrossOrigin => StatusCode::FORBIDDEN,
             Cause::MisdirectedHost => StatusCode::MISDIRECTED_REQUEST,
@@ -85,7 +87,7 @@ impl Cause {
         match self {
             Cause::NotFound | Cause::NoRoute => FsError::NotFound,
             Cause::TooLarge => FsError::TooLarge,
-            Cause::StorageFull => FsError::InsufficientStorage,
+            Cause::StorageFull | Cause::OverQuota => FsError::InsufficientStorage,
             Cause::Invalid
             | Cause::CrossOrigin
             | Cause::Unauthorized
@@ -107,6 +109,7 @@ impl Cause {
             Cause::NotFound => "not_found",
             Cause::TooLarge => "too_large",
             Cause::StorageFull => "storage_full",
+            Cause::OverQuota => "over_quota",
             Cause::Unauthorized => "unauthorized",
             Cause::Forbidden => "forbidden",
             Cause::CrossOrigin => "cross_origin",
@@ -225,6 +228,7 @@ impl From<StoreError> for ApiError {
             StoreError::Full(m) => {
                 ApiError::new(Cause::StorageFull, format!("storage is full: {m}"))
             }
+            StoreError::OverQuota(m) => ApiError::new(Cause::OverQuota, m),
             StoreError::Busy(m) => ApiError::new(Cause::Busy, m),
             StoreError::TooMany(m) => ApiError::new(Cause::RateLimited, m),
             StoreError::Locked(m) => ApiError::new(Cause::Locked, m),

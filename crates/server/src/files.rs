@@ -176,7 +176,7 @@ pub(crate) async fn upload_raw(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let staged = upload::stage(&state, body.into_data_stream(), expected).await?;
+    let staged = upload::stage(&state, &who, body.into_data_stream(), expected, 0).await?;
     let rec = upload::publish(&state, &who, staged, &folder, &name).await?;
     Ok((StatusCode::CREATED, Json(rec)))
 }
@@ -213,20 +213,16 @@ pub(crate) async fn upload_multipart(
         };
         let (folder, name) = FolderPath::split_file_path(raw.as_str())
             .map_err(|e| ApiError::from(e).context(&format!("'{}'", raw.escape_debug())))?;
-        let mut blob = upload::stage(&state, field, None).await.map_err(|e| {
-            if e.cause() == Cause::BadRequest {
-                e.context("malformed multipart body")
-            } else {
-                e
-            }
-        })?;
+        let mut blob = upload::stage(&state, &who, field, None, total)
+            .await
+            .map_err(|e| {
+                if e.cause() == Cause::BadRequest {
+                    e.context("malformed multipart body")
+                } else {
+                    e
+                }
+            })?;
         total += blob.size;
-        if total > state.config.max_upload {
-            return Err(ApiError::too_large(format!(
-                "upload exceeds the limit of {} bytes",
-                state.config.max_upload
-            )));
-        }
         // Typed now, so the head need not wait in memory for the other parts.
         let detected = disgrafs_tagger::detect(&blob.head, &name);
         blob.head = Vec::new();
@@ -376,8 +372,10 @@ pub(crate) struct RetagParams {
     all: Option<bool>,
 }
 
-/// Queues automatic tagging again. User tags are never touched.
-#[utoipa::path(post, path = "/api/retag", tag = "tags", params(RetagParams), responses((status = 202, body = RetagQueued)))]
+/// Queues automatic tagging again, of every user's contents (so an admin token's alone). User
+/// tags are never touched.
+#[utoipa::path(post, path = "/api/retag", tag = "tags", params(RetagParams),
+    responses((status = 202, body = RetagQueued), (status = 403, description = "not an admin token", body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn retag(
     State(state): State<AppState>,
     Query(p): Query<RetagParams>,

@@ -143,7 +143,8 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
     responses((status = 201, description = "Location of the new upload (also on a failed creation-with-upload, to resume)"),
         (status = 400, body = disgrafs_core::api::ErrorBody), (status = 412, description = "missing or unsupported Tus-Resumable", body = disgrafs_core::api::ErrorBody),
         (status = 413, body = disgrafs_core::api::ErrorBody), (status = 422, body = disgrafs_core::api::ErrorBody),
-        (status = 503, description = "too many uploads in progress", body = disgrafs_core::api::ErrorBody)))]
+        (status = 503, description = "too many uploads in progress", body = disgrafs_core::api::ErrorBody),
+        (status = 507, description = "over the user's quota", body = disgrafs_core::api::ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -170,12 +171,7 @@ async fn create_inner(
     }
     let length = header_u64(headers, UPLOAD_LENGTH)?
         .ok_or_else(|| ApiError::bad_request("missing Upload-Length header"))?;
-    if length > state.config.max_upload {
-        return Err(ApiError::too_large(format!(
-            "upload of {length} bytes exceeds the limit of {} bytes",
-            state.config.max_upload
-        )));
-    }
+    upload::Allowance::of(state, who, 0).await?.check(length)?;
     let raw_meta = headers
         .get("upload-metadata")
         .and_then(|v| v.to_str().ok())

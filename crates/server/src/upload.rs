@@ -4,21 +4,53 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use bytes::Bytes;
 use disgrafs_core::{FileName, FileRecord, FolderPath};
-use disgrafs_store::{Principal, StagedBlob};
+use disgrafs_store::{Principal, StagedBlob, Usage};
 use futures::{Stream, StreamExt};
 
-/// Streams `body` to a staging file, refusing more than `max_upload` bytes and, when the
-/// length is announced, any other length. Nothing of a failed body remains on disk.
+/// What one request may still upload: the server's `max_upload` (413 beyond) and its user's
+/// quota (507 beyond), less the `prior` bytes the request staged already.
+pub(crate) struct Allowance {
+    max: u64,
+    usage: Usage,
+    prior: u64,
+}
+
+impl Allowance {
+    pub(crate) async fn of(state: &AppState, who: &Principal, prior: u64) -> ApiResult<Self> {
+        Ok(Allowance {
+            max: state.config.max_upload,
+            usage: state.store.room(Some(who.user_id)).await?,
+            prior,
+        })
+    }
+
+    /// Whether `n` more bytes may come.
+    pub(crate) fn check(&self, n: u64) -> ApiResult<()> {
+        let total = self.prior.saturating_add(n);
+        if total > self.max {
+            return Err(ApiError::too_large(format!(
+                "upload of {total} bytes exceeds the limit of {} bytes",
+                self.max
+            )));
+        }
+        Ok(self.usage.admit(total)?)
+    }
+}
+
+/// Streams `body` to a staging file, within `who`'s [`Allowance`] (besides the `prior` bytes
+/// their request staged already) and, when the length is announced, refusing any other length.
+/// A length announced over the allowance is refused before a byte is read. Nothing of a failed
+/// body remains on disk.
 pub(crate) async fn stage<E: std::fmt::Display>(
     state: &AppState,
+    who: &Principal,
     body: impl Stream<Item = Result<Bytes, E>>,
     expected: Option<u64>,
+    prior: u64,
 ) -> ApiResult<StagedBlob> {
-    let max = state.config.max_upload;
-    if let Some(n) = expected.filter(|n| *n > max) {
-        return Err(ApiError::too_large(format!(
-            "upload of {n} bytes exceeds the limit of {max} bytes"
-        )));
+    let allowed = Allowance::of(state, who, prior).await?;
+    if let Some(n) = expected {
+        allowed.check(n)?;
     }
     let mut body = std::pin::pin!(body);
     // A staging holds a blocking writer thread: take one only once bytes arrive, and only
@@ -32,11 +64,7 @@ pub(crate) async fn stage<E: std::fmt::Display>(
     let mut staging = state.store.stage().await?;
     let mut chunk = first;
     while let Some(c) = chunk {
-        if staging.size() + c.len() as u64 > max {
-            return Err(ApiError::too_large(format!(
-                "upload exceeds the limit of {max} bytes"
-            )));
-        }
+        allowed.check(staging.size() + c.len() as u64)?;
         staging.write(c).await?;
         chunk = next_chunk(&mut body).await?;
     }

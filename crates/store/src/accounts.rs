@@ -5,7 +5,9 @@
 //! hash: the slow one (argon2) is for passwords, which people choose.
 
 use crate::StoreError;
-use crate::meta::{CredentialKind, CredentialRow, MetaStore, NewCredential, UserRow, Viewer};
+use crate::meta::{
+    CredentialKind, CredentialRow, MetaStore, NewCredential, Usage, UserRow, Viewer,
+};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
@@ -201,6 +203,19 @@ impl Accounts {
 
     pub async fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
         self.meta.user(name).await
+    }
+
+    /// Sets (or, with `None`, removes) the bytes a user's records may hold. A quota below what
+    /// they hold already refuses new records until enough are deleted; nothing is removed.
+    pub async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<Usage, StoreError> {
+        if !self.meta.set_quota(name, quota).await? {
+            return Err(StoreError::NotFound(format!("user {name}")));
+        }
+        self.meta
+            .user(name)
+            .await?
+            .map(|u| u.usage)
+            .ok_or_else(|| StoreError::NotFound(format!("user {name}")))
     }
 
     /// Makes a credential for `user`; its scope may not exceed the user's role.

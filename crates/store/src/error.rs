@@ -13,6 +13,9 @@ pub enum StoreError {
     Query(#[from] QueryError),
     #[error("storage is full: {0}")]
     Full(String),
+    /// A user's quota (`meta::Usage`) has no room for a new record.
+    #[error("{0}")]
+    OverQuota(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error("i/o error: {0}")]

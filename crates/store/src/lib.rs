@@ -219,10 +219,13 @@ impl Store {
         kind: FileKind,
         owner: Option<i64>,
     ) -> Result<FileRecord, StoreError> {
-        let _guard = self.locks.lock(&staged.hash).await;
+        // Refused before the content is committed; the insert checks again, atomically.
+        self.room(owner).await?.admit(staged.size)?;
+        let guard = self.locks.lock(&staged.hash).await;
         let (hash, size) = (staged.hash.clone(), staged.size);
         self.blobs.commit(staged).await?;
-        self.meta
+        let inserted = self
+            .meta
             .insert_file(NewFile {
                 name,
                 folder: folder.clone(),
@@ -232,7 +235,24 @@ impl Store {
                 kind,
                 owner,
             })
-            .await
+            .await;
+        drop(guard);
+        if inserted.is_err() && !self.shared {
+            // The content just committed goes now if no record uses it, rather than at the
+            // next start-up's sweep. Only where this process is the store's one user: another
+            // node's upload of the same content may be between its commit and its record.
+            self.remove_orphan(&hash).await.ok();
+        }
+        inserted
+    }
+
+    /// What `owner`'s records hold and may hold ([`Usage`]); no limit for none (an internal
+    /// caller's records) or a user that is not there.
+    pub async fn room(&self, owner: Option<i64>) -> Result<Usage, StoreError> {
+        Ok(match owner {
+            Some(u) => self.meta.usage(u).await?.unwrap_or_default(),
+            None => Usage::default(),
+        })
     }
 
     /// A second record of a file's content under another folder and name (no bytes copied),
@@ -550,8 +570,8 @@ impl Store {
         self.meta.make_folder(who, path).await
     }
 
-    pub async fn remove_folder(&self, path: &FolderPath) -> Result<(), StoreError> {
-        self.meta.remove_folder(path).await
+    pub async fn remove_folder(&self, who: &Viewer, path: &FolderPath) -> Result<(), StoreError> {
+        self.meta.remove_folder(who, path).await
     }
 
     pub async fn entries(

@@ -18,6 +18,36 @@ pub struct UserRow {
     pub name: String,
     pub password: Option<String>,
     pub role: Scope,
+    pub usage: Usage,
+}
+
+/// The bytes a user's file records hold, and their quota. Every record counts its size, a copy
+/// (which shares content) as much as an upload: the quota bounds what a user may make the
+/// server keep, so it cannot depend on what others uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub used: u64,
+    /// None: no limit.
+    pub quota: Option<u64>,
+}
+
+impl Usage {
+    /// The bytes that still fit; none: no limit.
+    pub fn room(&self) -> Option<u64> {
+        self.quota.map(|q| q.saturating_sub(self.used))
+    }
+
+    /// Whether `size` more bytes fit, or why not: the one rule of quotas.
+    pub fn admit(&self, size: u64) -> Result<(), StoreError> {
+        match self.room() {
+            Some(room) if size > room => Err(StoreError::OverQuota(format!(
+                "{size} more bytes exceed the quota: {} of {} bytes used",
+                self.used,
+                self.quota.unwrap_or_default()
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// How a credential is used.
@@ -446,8 +476,10 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn folder_exists(&self, who: &Viewer, path: &FolderPath) -> Result<bool, StoreError>;
     /// Makes a folder and its ancestors; false when it existed already.
     async fn make_folder(&self, who: &Viewer, path: &FolderPath) -> Result<bool, StoreError>;
-    /// Removes a folder and the folders inside it; files inside keep their folder path.
-    async fn remove_folder(&self, path: &FolderPath) -> Result<(), StoreError>;
+    /// Removes a folder and the folders inside it; files inside keep their folder path. A
+    /// user's removal of a folder that holds others' files or folders (at any depth) only ends
+    /// the user's claim to it: it stays for them.
+    async fn remove_folder(&self, who: &Viewer, path: &FolderPath) -> Result<(), StoreError>;
     /// The entries of the files in `scope` that `who` sees (only those whose lower-cased name
     /// starts with `name_prefix`, when given), oldest record first (newest first with
     /// `newest_first`), at most `limit`.
@@ -538,6 +570,10 @@ pub trait MetaStore: Send + Sync + 'static {
         role: Scope,
     ) -> Result<Option<i64>, StoreError>;
     async fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError>;
+    /// What a user's records hold and may hold; none when there is no such user.
+    async fn usage(&self, user_id: i64) -> Result<Option<Usage>, StoreError>;
+    /// Sets (or, with `None`, removes) a user's quota in bytes; false when there is no such user.
+    async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<bool, StoreError>;
     async fn user_count(&self) -> Result<u64, StoreError>;
     /// Sets (or, with `None`, removes) a user's password hash; false when there is no such user.
     async fn set_password(&self, name: &str, password: Option<&str>) -> Result<bool, StoreError>;

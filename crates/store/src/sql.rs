@@ -118,14 +118,22 @@ pub(crate) fn file_visible(who: &Viewer, f: &str) -> String {
     }
 }
 
+/// The condition that the folder path in column `col` is `folder` (a column or bound value) or
+/// inside it at any depth.
+pub(crate) fn in_folder(col: &str, folder: &str) -> String {
+    format!("({col} = {folder} OR substr({col}, 1, length({folder}) + 1) = {folder} || '/')")
+}
+
 /// The condition that the folder row aliased `fo` is shown to `who`: every folder to a viewer
-/// who sees everything; else a folder it made, or one holding a file it sees at any depth.
+/// who sees everything; else a folder it claims (made, or uploaded into), or one holding a
+/// file it sees at any depth.
 pub(crate) fn folder_shown(who: &Viewer, fo: &str) -> String {
     match who {
         Viewer::All => "TRUE".into(),
         Viewer::User(u) => format!(
-            "({fo}.owner = {u} OR EXISTS (SELECT 1 FROM files f WHERE (f.folder = {fo}.path \
-             OR substr(f.folder, 1, length({fo}.path) + 1) = {fo}.path || '/') AND {}))",
+            "(EXISTS (SELECT 1 FROM folder_claims c WHERE c.user_id = {u} AND c.path = {fo}.path) \
+             OR EXISTS (SELECT 1 FROM files f WHERE {} AND {}))",
+            in_folder("f.folder", &format!("{fo}.path")),
             file_visible(who, "f")
         ),
     }

@@ -389,20 +389,59 @@ macro_rules! impl_meta {
                     } else {
                         format!("{parent}/{folder}")
                     };
-                    made = sqlx::query(
-                        "INSERT INTO folders (path, parent, created, owner) VALUES ($1, $2, $3, $4) ON CONFLICT (path) DO NOTHING",
+                    let new_row = sqlx::query(
+                        "INSERT INTO folders (path, parent, created) VALUES ($1, $2, $3) ON CONFLICT (path) DO NOTHING",
                     )
                     .bind(&here)
                     .bind(&parent)
                     .bind(now)
-                    .bind(owner)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()
                         > 0;
+                    made = match owner {
+                        Some(u) => {
+                            sqlx::query(
+                                "INSERT INTO folder_claims (path, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                            )
+                            .bind(&here)
+                            .bind(u)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                                > 0
+                        }
+                        None => new_row,
+                    };
                     parent = here;
                 }
                 Ok(made)
+            }
+
+            /// Counts `size` more bytes to `owner`'s records, or refuses them over the quota
+            /// ([`Usage::admit`]). The user's row is locked to the end of `tx`, so two uploads
+            /// of one user cannot both take the last room.
+            async fn charge(
+                tx: &mut <$db as Database>::Connection,
+                owner: i64,
+                size: u64,
+            ) -> Result<(), StoreError> {
+                let lock = <$db as Dialect>::FOR_UPDATE;
+                let row: Option<(i64, Option<i64>)> = sqlx::query_as(&format!(
+                    "SELECT used, quota FROM users WHERE id = $1{lock}"
+                ))
+                .bind(owner)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = row {
+                    usage_of(row).admit(size)?;
+                    sqlx::query("UPDATE users SET used = used + $2 WHERE id = $1")
+                        .bind(owner)
+                        .bind(size as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Ok(())
             }
 
             /// Marks contents' tagging failed (their jobs failed for good).
@@ -432,6 +471,9 @@ macro_rules! impl_meta {
                 let id = uuid::Uuid::now_v7().to_string();
                 let now = now_ms();
                 let mut tx = self.begin_write().await?;
+                if let Some(owner) = new.owner {
+                    Self::charge(&mut tx, owner, new.size).await?;
+                }
                 let (refs, tagging): (i64, String) = sqlx::query_as(
                     "INSERT INTO blobs (hash, size, mime, kind, refs, created) VALUES ($1, $2, $3, $4, 1, $5)
                      ON CONFLICT (hash) DO UPDATE SET refs = blobs.refs + 1 RETURNING refs, tagging",
@@ -501,12 +543,22 @@ macro_rules! impl_meta {
                 let mut tx = self.begin_write().await?;
                 Self::count_edges(&mut tx, ONE_FILE, id, -1).await?;
                 let mine = sql::writable(who, "files");
-                let hash: String =
-                    sqlx::query_scalar(&format!("DELETE FROM files WHERE id = $1 AND {mine} RETURNING hash"))
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?;
+                let (hash, size, owner): (String, i64, Option<i64>) = sqlx::query_as(&format!(
+                    "DELETE FROM files WHERE id = $1 AND {mine} RETURNING hash, size, owner"
+                ))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?;
+                if let Some(owner) = owner {
+                    sqlx::query(
+                        "UPDATE users SET used = CASE WHEN used > $2 THEN used - $2 ELSE 0 END WHERE id = $1",
+                    )
+                    .bind(owner)
+                    .bind(size)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 let refs: i64 = sqlx::query_scalar(
                     "UPDATE blobs SET refs = refs - 1 WHERE hash = $1 RETURNING refs",
                 )
@@ -680,15 +732,29 @@ macro_rules! impl_meta {
                 Ok(made)
             }
 
-            async fn remove_folder(&self, path: &FolderPath) -> Result<(), StoreError> {
+            async fn remove_folder(&self, who: &Viewer, path: &FolderPath) -> Result<(), StoreError> {
                 if path.is_root() {
                     return Ok(());
                 }
-                let mut tx = self.begin_write().await?;
-                let mut qb = QueryBuilder::<$db>::new("DELETE FROM folders WHERE path = ");
-                qb.push_bind(path.as_str().to_owned()).push(" OR ");
-                <$db as Dialect>::push_starts_with(&mut qb, "path", format!("{}/", path.as_str()));
-                qb.build().execute(&mut *tx).await?;
+                let (p, mut tx) = (path.as_str().to_owned(), self.begin_write().await?);
+                // The remover's claims go (every claim, for a viewer of everything); then the
+                // rows inside that no other claim and no file (at any depth) keeps.
+                let mine = sql::owned_by(who, "user_id");
+                let under = sql::in_folder("path", "CAST($1 AS TEXT)");
+                sqlx::query(&format!("DELETE FROM folder_claims WHERE {mine} AND {under}"))
+                    .bind(&p)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(&format!(
+                    "DELETE FROM folders WHERE {} AND NOT EXISTS (SELECT 1 FROM folder_claims c WHERE {}) \
+                     AND NOT EXISTS (SELECT 1 FROM files f WHERE {})",
+                    sql::in_folder("folders.path", "CAST($1 AS TEXT)"),
+                    sql::in_folder("c.path", "folders.path"),
+                    sql::in_folder("f.folder", "folders.path"),
+                ))
+                .bind(&p)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1404,21 +1470,43 @@ macro_rules! impl_meta {
             }
 
             async fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
-                let row: Option<(i64, String, Option<String>, String)> = sqlx::query_as(
-                    "SELECT id, name, password, role FROM users WHERE name = $1",
-                )
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|(id, name, password, role)| {
+                #[allow(clippy::type_complexity, reason = "one row's columns")]
+                let row: Option<(i64, String, Option<String>, String, i64, Option<i64>)> =
+                    sqlx::query_as(
+                        "SELECT id, name, password, role, used, quota FROM users WHERE name = $1",
+                    )
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|(id, name, password, role, used, quota)| {
                     Ok(UserRow {
                         id,
                         name,
                         password,
                         role: scope_of(&role)?,
+                        usage: usage_of((used, quota)),
                     })
                 })
                 .transpose()
+            }
+
+            async fn usage(&self, user_id: i64) -> Result<Option<Usage>, StoreError> {
+                let row: Option<(i64, Option<i64>)> =
+                    sqlx::query_as("SELECT used, quota FROM users WHERE id = $1")
+                        .bind(user_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(usage_of))
+            }
+
+            async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<bool, StoreError> {
+                let quota = quota.map(|q| i64::try_from(q).unwrap_or(i64::MAX));
+                let n = sqlx::query("UPDATE users SET quota = $2 WHERE name = $1")
+                    .bind(name)
+                    .bind(quota)
+                    .execute(&self.write)
+                    .await?;
+                Ok(n.rows_affected() == 1)
             }
 
             async fn user_count(&self) -> Result<u64, StoreError> {
@@ -1689,3 +1777,11 @@ use std::collections::HashMap;
 
 impl_meta!(Sqlite);
 impl_meta!(Postgres);
+
+/// A user row's `used` and `quota` columns.
+fn usage_of((used, quota): (i64, Option<i64>)) -> Usage {
+    Usage {
+        used: used.max(0) as u64,
+        quota: quota.map(|q| q.max(0) as u64),
+    }
+}

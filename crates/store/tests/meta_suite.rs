@@ -1629,7 +1629,7 @@ async fn folders_contract(db: Db) {
         m.subfolders(&Viewer::All, &root).await.unwrap(),
         strings(&["Docs", "Empty"])
     );
-    m.remove_folder(&FolderPath::new("Empty").unwrap())
+    m.remove_folder(&Viewer::All, &FolderPath::new("Empty").unwrap())
         .await
         .unwrap();
     assert!(
@@ -2041,9 +2041,25 @@ async fn ownership_contract(db: Db) {
     assert!(m.folder_exists(&all, &made).await.unwrap());
     assert_eq!(m.subfolders(&b, &root).await.unwrap(), vec!["Bobs"]);
     assert_eq!(m.subfolders(&a, &root).await.unwrap(), vec!["Vault"]);
-    m.remove_folder(&FolderPath::new("Bobs").unwrap())
+    m.remove_folder(&b, &FolderPath::new("Bobs").unwrap())
         .await
         .unwrap();
+    assert!(
+        !m.folder_exists(&all, &made).await.unwrap(),
+        "bob's own, removed"
+    );
+    // A user may make a folder another made too (which tells nothing of theirs); removing it
+    // ends only the user's claim, and what was only theirs.
+    let inner = FolderPath::new("Vault/Inner").unwrap();
+    assert!(m.make_folder(&b, &inner).await.unwrap());
+    assert!(m.folder_exists(&b, &vault).await.unwrap());
+    assert!(!m.make_folder(&b, &vault).await.unwrap(), "bob's already");
+    m.remove_folder(&b, &vault).await.unwrap();
+    assert!(m.folder_exists(&a, &vault).await.unwrap());
+    assert!(!m.folder_exists(&b, &vault).await.unwrap());
+    assert!(!m.folder_exists(&all, &inner).await.unwrap(), "only bob's");
+    assert!(m.make_folder(&b, &vault).await.unwrap(), "bob's again");
+    m.remove_folder(&b, &vault).await.unwrap();
     let in_vault = |who: Viewer| {
         let vault = &vault;
         async move {
@@ -2193,6 +2209,85 @@ async fn shares_contract(db: Db) {
     assert!(m.shares(&Viewer::All).await.unwrap().is_empty());
 }
 
+async fn quotas_contract(db: Db) {
+    let m = db.m.as_ref();
+    use disgrafs_core::auth::Scope;
+    let alice = user(m, "alice", Scope::Write).await;
+    let bob = user(m, "bob", Scope::Write).await;
+    let usage = |u: i64| async move { m.usage(u).await.unwrap().unwrap() };
+    assert_eq!(
+        usage(alice).await,
+        Usage::default(),
+        "no limit, nothing used"
+    );
+    assert_eq!(m.usage(9_999).await.unwrap(), None);
+    assert!(m.set_quota("alice", Some(100)).await.unwrap());
+    assert!(!m.set_quota("nobody", Some(100)).await.unwrap());
+    let (a, b) = (name("a.bin"), name("b.bin"));
+    let put = |n: &'static str, hash: String, size: u64, owner: i64| async move {
+        let file = name(n);
+        m.insert_file(NewFile {
+            owner: Some(owner),
+            ..sized(&file, &hash, size, "application/octet-stream")
+        })
+        .await
+    };
+    let first = put("a.bin", h(1), 60, alice).await.unwrap();
+    assert_eq!(
+        usage(alice).await,
+        Usage {
+            used: 60,
+            quota: Some(100)
+        }
+    );
+    // Over the quota: refused, and nothing of it recorded.
+    let r = put("b.bin", h(2), 41, alice).await;
+    assert!(matches!(r, Err(StoreError::OverQuota(_))), "{r:?}");
+    assert_eq!(usage(alice).await.used, 60);
+    assert!(
+        !m.blob_known(&h(2)).await.unwrap(),
+        "no content row of a refusal"
+    );
+    // What fits exactly is taken; a copy of shared content counts again.
+    put("b.bin", h(2), 40, alice).await.unwrap();
+    assert_eq!(usage(alice).await.room(), Some(0));
+    assert!(matches!(
+        put("c.bin", h(1), 60, alice).await,
+        Err(StoreError::OverQuota(_))
+    ));
+    // Another user's files count to them alone.
+    put("a.bin", h(1), 60, bob).await.unwrap();
+    assert_eq!(
+        usage(bob).await,
+        Usage {
+            used: 60,
+            quota: None
+        }
+    );
+    assert_eq!(usage(alice).await.used, 100);
+    // A deletion gives the room back; a lower quota refuses, never removes.
+    m.delete_file(&Viewer::User(alice), &first.id)
+        .await
+        .unwrap();
+    assert_eq!(usage(alice).await.used, 40);
+    assert!(m.set_quota("alice", Some(10)).await.unwrap());
+    assert_eq!(usage(alice).await.room(), Some(0));
+    assert!(matches!(
+        put("d.bin", h(3), 1, alice).await,
+        Err(StoreError::OverQuota(_))
+    ));
+    assert!(m.set_quota("alice", None).await.unwrap());
+    put("d.bin", h(3), 1 << 40, alice).await.unwrap();
+    assert_eq!(
+        m.user("alice").await.unwrap().unwrap().usage.used,
+        40 + (1 << 40)
+    );
+    // Records of no one (internal callers) count to no one.
+    m.insert_file(new(&a, &h(4))).await.unwrap();
+    m.insert_file(new(&b, &h(5))).await.unwrap();
+    assert_eq!(usage(bob).await.used, 60);
+}
+
 /// Each contract, as a test per adapter.
 macro_rules! contracts {
     ($adapter:ident, $open:ident: $($contract:ident),* $(,)?) => {
@@ -2215,7 +2310,8 @@ macro_rules! every_contract {
             graph_contract, cooccurrence_contract, jobs_contract, retries_contract,
             poison_contract, concurrent_claims_contract, recovery_contract, text_contract,
             folders_contract, uploads_contract, budget_contract, consistency_contract,
-            counts_contract, accounts_contract, ownership_contract, shares_contract);)*
+            counts_contract, accounts_contract, ownership_contract, shares_contract,
+            quotas_contract);)*
     };
 }
 

@@ -336,15 +336,18 @@ impl Server {
     }
 }
 
-/// A blocking HTTP client that sends `token`, if any.
 /// `/api/events` as it comes: each event's kind and its data (JSON text). The subscription is in
 /// place when this returns; the iterator ends with the stream.
 pub fn events(s: &Server) -> impl Iterator<Item = (String, String)> {
-    let resp = s
-        .http()
-        .get(format!("{}/api/events", s.url))
-        .send()
-        .unwrap();
+    events_of(&s.http(), s)
+}
+
+/// [`events`] as the client `c` sees them.
+pub fn events_of(
+    c: &reqwest::blocking::Client,
+    s: &Server,
+) -> impl Iterator<Item = (String, String)> + use<> {
+    let resp = c.get(format!("{}/api/events", s.url)).send().unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut lines = BufReader::new(resp).lines();
     let mut kind = String::new();
@@ -366,6 +369,40 @@ pub fn event_file(data: &str) -> String {
     v["id"].as_str().unwrap_or_default().to_owned()
 }
 
+/// The routes the OpenAPI document lists (so a new route cannot escape a test that walks them),
+/// with their methods; each path parameter filled by `fill(path, parameter)`.
+pub fn documented_routes(
+    s: &Server,
+    fill: impl Fn(&str, &str) -> String,
+) -> Vec<(reqwest::Method, String)> {
+    let doc: serde_json::Value = s
+        .http_anon()
+        .get(format!("{}/api/openapi.json", s.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let filled: String = path
+            .split('/')
+            .map(
+                |seg| match seg.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some(param) => fill(path, param),
+                    None => seg.to_owned(),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("/");
+        for m in item.as_object().unwrap().keys() {
+            out.push((m.to_uppercase().parse().unwrap(), filled.clone()));
+        }
+    }
+    assert!(out.len() > 20, "the document lists the routes: {out:?}");
+    out
+}
+
+/// A blocking HTTP client that sends `token`, if any.
 pub fn http_with(token: Option<&str>) -> reqwest::blocking::Client {
     client_builder(token).build().unwrap()
 }
