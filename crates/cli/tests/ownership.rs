@@ -811,7 +811,10 @@ fn another_users_token_reaches_nothing_of_theirs_on_any_route() {
     }
     // A tag's or a query's directory is its expression (any name is one), so it echoes the name
     // asked: it answers as for a tag no one has, with nothing in it.
-    for dir in [format!("/dav/tags/{tag}/"), format!("/dav/query/tag:{tag}/")] {
+    for dir in [
+        format!("/dav/tags/{tag}/"),
+        format!("/dav/query/tag:{tag}/"),
+    ] {
         let (status, body) = propfind(&dir);
         let (never_status, never) = propfind(&dir.replace(ALICES, "never-seen"));
         assert_eq!(status, never_status, "PROPFIND {dir}: {body}");
@@ -822,7 +825,16 @@ fn another_users_token_reaches_nothing_of_theirs_on_any_route() {
     // Her file's path answers every method as a path no one has.
     const LOCKINFO: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
     const PROPPATCH: &str = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x"><D:set><D:prop><Z:p>v</Z:p></D:prop></D:set></D:propertyupdate>"#;
-    for m in ["GET", "HEAD", "DELETE", "PROPPATCH", "LOCK", "MOVE", "COPY", "PUT"] {
+    for m in [
+        "GET",
+        "HEAD",
+        "DELETE",
+        "PROPPATCH",
+        "LOCK",
+        "MOVE",
+        "COPY",
+        "PUT",
+    ] {
         let status = |path: &str| {
             let mut req = bob
                 .request(
@@ -844,7 +856,10 @@ fn another_users_token_reaches_nothing_of_theirs_on_any_route() {
             status("never-seen-folder/never-seen.md"),
             "{m} of alice's path"
         );
-        assert!(!(200..300).contains(&theirs), "{m} of alice's path: {theirs}");
+        assert!(
+            !(200..300).contains(&theirs),
+            "{m} of alice's path: {theirs}"
+        );
     }
 
     // Alice's things are as she left them.

@@ -237,6 +237,77 @@ async fn serialize(resp: Response, head: bool, close: bool, max_body: u64) -> Ve
 mod tests {
     use super::*;
 
+    /// The status and body of the fast path's answer to one GET with a bearer token.
+    async fn get(http: &FastHttp, path: &str, token: &str) -> (u16, Vec<u8>) {
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\n\r\n");
+        match http.step(req.as_bytes()).await {
+            Step::Respond {
+                status, response, ..
+            } => {
+                let at = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                (status, response[at + 4..].to_vec())
+            }
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_user_is_served_only_what_they_may_see() {
+        use disgrafs_core::auth::Scope;
+        use disgrafs_store::CredentialKind;
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::open(Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let accounts = state.store.accounts();
+        let mut tokens = Vec::new();
+        for user in ["alice", "bob"] {
+            accounts.add_user(user, None, Scope::Write).await.unwrap();
+            let t = accounts
+                .issue(user, CredentialKind::Api, Scope::Write, None)
+                .await
+                .unwrap();
+            tokens.push(t.secret);
+        }
+        let alice_id = accounts.user("alice").await.unwrap().unwrap().id;
+        let mut staging = state.store.stage().await.unwrap();
+        staging
+            .write(bytes::Bytes::from_static(b"alice's words"))
+            .await
+            .unwrap();
+        let rec = state
+            .store
+            .put(
+                staging.finish().await.unwrap(),
+                &disgrafs_core::FolderPath::default(),
+                &disgrafs_core::FileName::new("words.txt").unwrap(),
+                "text/plain",
+                disgrafs_core::FileKind::Document,
+                Some(alice_id),
+            )
+            .await
+            .unwrap();
+        let http = FastHttp::open(dir.path(), 1 << 20).await.unwrap();
+        let (alice, bob) = (&tokens[0], &tokens[1]);
+        let content = format!("/api/files/{}/content", rec.id);
+        let record = format!("/api/files/{}", rec.id);
+        assert_eq!(
+            get(&http, &content, alice).await,
+            (200, b"alice's words".to_vec())
+        );
+        for path in [&content, &record] {
+            let (status, body) = get(&http, path, bob).await;
+            assert_eq!(status, 404, "{path}");
+            let body = String::from_utf8(body).unwrap();
+            assert!(!body.contains("words"), "{body}");
+        }
+        assert_eq!(get(&http, &record, alice).await.0, 200);
+    }
+
     #[tokio::test]
     async fn framing_refusals() {
         let dir = tempfile::tempdir().unwrap();
