@@ -759,6 +759,13 @@ fn another_users_token_reaches_nothing_of_theirs_on_any_route() {
         format!("/api/graph?around=f:{file},t:{tag}"),
         format!("/api/tags?prefix={ALICES}"),
         "/api/tags/cooccurrence".to_owned(),
+        // SQL-shaped queries and prefixes: values, never SQL.
+        "/api/files?q=name:%22x%27%20OR%20%271%27%3D%271%22".to_owned(),
+        "/api/files?q=tag:%22%27)%20OR%201%3D1%20--%22".to_owned(),
+        "/api/files?q=text:%22%27%20OR%20owner%20IS%20NOT%20NULL%20--%22".to_owned(),
+        "/api/tags?prefix=%25%27%20OR%201%3D1%20--".to_owned(),
+        "/api/tags?prefix=%25".to_owned(),
+        "/api/graph?q=tag:%22%27%20UNION%20SELECT%20name%20FROM%20files%20--%22".to_owned(),
     ] {
         probes.push((reqwest::Method::GET, q));
     }
@@ -784,7 +791,7 @@ fn another_users_token_reaches_nothing_of_theirs_on_any_route() {
         let body = r.text().unwrap();
         let what = format!("bob's {m} {path}: {status} {body}");
         assert!(!body.contains(ALICES), "{what}");
-        let about_theirs = theirs.iter().any(|id| path.contains(id))
+        let about_theirs = path.split(['/', '?']).any(|seg| theirs.contains(&seg))
             || (path == "/api/shares" && m == reqwest::Method::POST);
         if about_theirs && !path.starts_with("/api/graph") {
             assert_eq!(status, 404, "{what}");
@@ -895,6 +902,31 @@ fn another_users_token_reaches_nothing_of_theirs_on_any_route() {
         .as_str()
         .unwrap()
         .to_owned();
+    // SQL-shaped tags on his own file are names like any other, read back as sent.
+    let shaped = ["x' or '1'='1", "'; drop table files; --"];
+    let rec = json(
+        bob.post(format!("{}/api/files/{mine}/tags", s.url))
+            .json(&serde_json::json!({ "tags": shaped })),
+    );
+    for t in shaped {
+        assert!(
+            rec["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["name"] == t),
+            "{t}: {rec}"
+        );
+    }
+    let v = json(
+        bob.get(format!("{}/api/files", s.url))
+            .query(&[("q", format!("tag:\"{}\"", shaped[1]))]),
+    );
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(
+        json(alice.get(format!("{}/api/files/{file}", s.url)))["id"],
+        file
+    );
     for (kind, data) in bobs_events {
         assert!(
             !data.contains(ALICES) && !data.contains(&file),
