@@ -65,6 +65,11 @@ struct Mount {
 
 impl Mount {
     fn start(server: &Server) -> Self {
+        Mount::start_as(server, &server.token)
+    }
+
+    /// A mount with `token`'s credential: it sees what that token's user may see.
+    fn start_as(server: &Server, token: &str) -> Self {
         require_fuse();
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("mnt");
@@ -74,6 +79,7 @@ impl Mount {
             .arg(&dir)
             .args(["--server", &server.url, "--auto-unmount", "--timeout", "5"])
             .env("DISGRAFS_LOG", "warn")
+            .env("DISGRAFS_TOKEN", token)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         // SAFETY: prctl is async-signal-safe and only sets this child's parent-death signal.
@@ -255,6 +261,60 @@ fn shell_commands_see_the_layout() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 404, "rm in files/ deletes");
+}
+
+#[test]
+fn a_mount_sees_only_what_its_user_may_see() {
+    let s = Server::start_with(&["--workers", "0"]);
+    let token = |user: &str| {
+        let out = s
+            .cmd()
+            .args(["admin", "token", "--create", "--scope", "write", "--user", user])
+            .arg("--data-dir")
+            .arg(&s.data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (alice, bob) = (token("alice"), token("bob"));
+    let put = |t: &str, name: &str, folder: &str, body: &str| {
+        let r = http_with(Some(t))
+            .put(format!("{}/api/files?name={name}&folder={folder}", s.url))
+            .body(body.to_owned())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    };
+    put(&alice, "plan.md", "vault", "alice's plan\n");
+    put(&bob, "notes.md", "desk", "bob's notes\n");
+    let m = Mount::start_as(&s, &bob);
+    assert_eq!(lines(&m.ok("find files -type f")), ["files/desk/notes.md"]);
+    assert_eq!(lines(&m.ok("ls tags")), ["desk"]);
+    assert_eq!(m.ok("ls recent"), "notes.md\n");
+    assert_eq!(m.ok("grep -r plan . || true"), "");
+    for path in ["files/vault/plan.md", "tags/vault/plan.md", "query/vault/plan.md"] {
+        let e = m.sh(&format!("cat {path}"));
+        assert!(!e.status.success(), "{path} is not bob's to read");
+    }
+    // Bob's writes are his: a file he copies in is his, alice's stays out of his reach.
+    m.ok("cp files/desk/notes.md files/desk/copy.md");
+    let e = m.sh("rm files/vault/plan.md");
+    assert!(!e.status.success());
+    let listed: serde_json::Value = http_with(Some(&alice))
+        .get(format!("{}/api/files", s.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(listed["total"], 1, "alice sees her one file: {listed}");
+    let listed: serde_json::Value = http_with(Some(&bob))
+        .get(format!("{}/api/files", s.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(listed["total"], 2, "bob's two: {listed}");
 }
 
 #[test]

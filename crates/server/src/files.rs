@@ -1,7 +1,7 @@
 //! File records: upload (raw `PUT`, multipart `POST`), list and search, read, delete, tags,
 //! neighbours.
 
-use crate::error::{ApiError, ApiResult, Cause};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, Query};
 use crate::multipart::Multipart;
 use crate::{AppState, download, limits, upload};
@@ -213,15 +213,9 @@ pub(crate) async fn upload_multipart(
         };
         let (folder, name) = FolderPath::split_file_path(raw.as_str())
             .map_err(|e| ApiError::from(e).context(&format!("'{}'", raw.escape_debug())))?;
-        let mut blob = upload::stage(&state, &who, field, None, total)
-            .await
-            .map_err(|e| {
-                if e.cause() == Cause::BadRequest {
-                    e.context("malformed multipart body")
-                } else {
-                    e
-                }
-            })?;
+        // A part's read error is the multipart body's refusal (a bound the guard saw: 413).
+        let part = futures::TryStreamExt::map_err(field, crate::multipart::refusal);
+        let mut blob = upload::stage(&state, &who, part, None, total).await?;
         total += blob.size;
         // Typed now, so the head need not wait in memory for the other parts.
         let detected = disgrafs_tagger::detect(&blob.head, &name);

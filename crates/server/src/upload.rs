@@ -41,7 +41,7 @@ impl Allowance {
 /// their request staged already) and, when the length is announced, refusing any other length.
 /// A length announced over the allowance is refused before a byte is read. Nothing of a failed
 /// body remains on disk.
-pub(crate) async fn stage<E: std::fmt::Display>(
+pub(crate) async fn stage<E: BodyError>(
     state: &AppState,
     who: &Principal,
     body: impl Stream<Item = Result<Bytes, E>>,
@@ -77,13 +77,37 @@ pub(crate) async fn stage<E: std::fmt::Display>(
     Ok(staging.finish().await?)
 }
 
-async fn next_chunk<E: std::fmt::Display>(
+async fn next_chunk<E: BodyError>(
     body: &mut std::pin::Pin<&mut impl Stream<Item = Result<Bytes, E>>>,
 ) -> ApiResult<Option<Bytes>> {
     match body.next().await {
         None => Ok(None),
         Some(Ok(c)) => Ok(Some(c)),
-        Some(Err(e)) => Err(ApiError::bad_request(format!("upload interrupted: {e}"))),
+        Some(Err(e)) => Err(e.refusal()),
+    }
+}
+
+/// How an upload body's read error becomes the upload's refusal: a broken connection is a bad
+/// request; a refusal made while reading (a multipart part over a bound) stays what it is.
+pub(crate) trait BodyError {
+    fn refusal(self) -> ApiError;
+}
+
+impl BodyError for axum::Error {
+    fn refusal(self) -> ApiError {
+        ApiError::bad_request(format!("upload interrupted: {self}"))
+    }
+}
+
+impl BodyError for std::io::Error {
+    fn refusal(self) -> ApiError {
+        ApiError::bad_request(format!("upload interrupted: {self}"))
+    }
+}
+
+impl BodyError for ApiError {
+    fn refusal(self) -> ApiError {
+        self
     }
 }
 
