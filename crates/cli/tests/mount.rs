@@ -269,12 +269,18 @@ fn a_mount_sees_only_what_its_user_may_see() {
     let token = |user: &str| {
         let out = s
             .cmd()
-            .args(["admin", "token", "--create", "--scope", "write", "--user", user])
+            .args([
+                "admin", "token", "--create", "--scope", "write", "--user", user,
+            ])
             .arg("--data-dir")
             .arg(&s.data)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
     let (alice, bob) = (token("alice"), token("bob"));
@@ -293,7 +299,11 @@ fn a_mount_sees_only_what_its_user_may_see() {
     assert_eq!(lines(&m.ok("ls tags")), ["desk"]);
     assert_eq!(m.ok("ls recent"), "notes.md\n");
     assert_eq!(m.ok("grep -r plan . || true"), "");
-    for path in ["files/vault/plan.md", "tags/vault/plan.md", "query/vault/plan.md"] {
+    for path in [
+        "files/vault/plan.md",
+        "tags/vault/plan.md",
+        "query/vault/plan.md",
+    ] {
         let e = m.sh(&format!("cat {path}"));
         assert!(!e.status.success(), "{path} is not bob's to read");
     }
