@@ -872,6 +872,14 @@ const QUESTION_BUDGET_S: f64 = 60.0;
 const MARKER: &str = "bench-query-corpus";
 
 /// The `p`-quantile (nearest rank) of `v`, in milliseconds.
+/// Whether an answer was a store's refusal of a query over its budget.
+fn over_budget(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<disgrafs_store::StoreError>(),
+        Some(disgrafs_store::StoreError::TooCostly(_))
+    )
+}
+
 fn quantile(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
@@ -997,6 +1005,9 @@ pub async fn compare(
     };
     for (qi, question) in first.iter().enumerate() {
         let (mut ours, mut floor) = (Vec::new(), Vec::new());
+        // Asks a store refused over its query budget, per side: the question is then asked no
+        // more, and its row says so instead of a latency.
+        let mut refused = [0u32; 2];
         let started = Instant::now();
         for (rep, m) in mixes.iter().enumerate() {
             if rep >= MIN_REPS && started.elapsed().as_secs_f64() > QUESTION_BUDGET_S {
@@ -1005,16 +1016,40 @@ pub async fn compare(
             let q = &m[qi];
             for side in [rep % 2, 1 - rep % 2] {
                 let t = Instant::now();
-                if side == 0 {
-                    cand.ask(q).await?;
-                    ours.push(t.elapsed().as_secs_f64() * 1e3);
+                let (answerer, times) = if side == 0 {
+                    (&cand, &mut ours)
                 } else {
-                    base.ask(q).await?;
-                    floor.push(t.elapsed().as_secs_f64() * 1e3);
+                    (&base, &mut floor)
+                };
+                match answerer.ask(q).await {
+                    Ok(_) => times.push(t.elapsed().as_secs_f64() * 1e3),
+                    Err(e) if over_budget(&e) => refused[side] += 1,
+                    Err(e) => return Err(e),
                 }
+            }
+            if refused != [0, 0] {
+                break;
             }
         }
         let label = question.label();
+        if refused != [0, 0] {
+            rows.push(
+                BenchRow::new(
+                    format!("{label}: refused over the query budget"),
+                    "asks",
+                    Better::Lower,
+                    (base_name, Some(f64::from(refused[1]))),
+                    (cand_name, f64::from(refused[0])),
+                )
+                .with_note(format!(
+                    "{note}; the stores' default budget (SQLite: {} virtual-machine steps, \
+                     PostgreSQL: statement_timeout {} s)",
+                    disgrafs_store::QueryBudget::default().sqlite_steps,
+                    disgrafs_store::QueryBudget::default().pg_timeout.as_secs()
+                )),
+            );
+            continue;
+        }
         for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
             rows.push(
                 BenchRow::new(

@@ -120,11 +120,14 @@ impl From<RecordRow> for FileRecord {
     }
 }
 
-/// The columns an [`EntryRow`] reads; `{ENTRY_COLUMNS} WHERE ...` selects entries (the join
-/// is there for the query forms that read the content's columns).
-pub(crate) const ENTRY_COLUMNS: &str = "f.id, f.name, f.folder, f.size, f.hash, f.created, f.modified FROM files f JOIN blobs b ON b.hash = f.hash";
+/// The columns an [`EntryRow`] reads, in its fields' order, of a relation of `files` rows.
+pub(crate) const ENTRY_COLUMNS: [&str; 7] = [
+    "id", "name", "folder", "size", "hash", "created", "modified",
+];
 
-#[derive(sqlx::FromRow)]
+/// An entry as a row of [`ENTRY_COLUMNS`], or as the JSON array of them
+/// ([`crate::sql::Dialect::json_rows`]).
+#[derive(serde::Deserialize)]
 pub(crate) struct EntryRow {
     id: String,
     name: String,

@@ -222,6 +222,10 @@ pub(crate) trait Dialect: Database {
     /// `snippet` is text around the match, [`HIT_START`] and [`HIT_END`] around each matched
     /// word.
     fn push_snippets(qb: &mut QueryBuilder<'_, Self>, query: String, hashes: &[String]);
+    /// An aggregate over a relation's rows: one JSON text, an array of `[fields…]` arrays in
+    /// `order` (`[]` for no rows). A listing of 100,000 rows then crosses the driver once
+    /// (sqlx-sqlite hands each row over a channel from its worker thread, a wake-up per row).
+    fn json_rows(fields: &str, order: &str) -> String;
 }
 
 /// Words in a snippet: enough to show a match in context on one line.
@@ -297,6 +301,9 @@ impl Dialect for Sqlite {
         push_list(qb, hashes);
         qb.push(")");
     }
+    fn json_rows(fields: &str, order: &str) -> String {
+        format!("COALESCE(json_group_array(json_array({fields}) ORDER BY {order}), '[]')")
+    }
 }
 
 impl Dialect for Postgres {
@@ -361,6 +368,11 @@ impl Dialect for Postgres {
         push_list(qb, hashes);
         qb.push(")");
     }
+    fn json_rows(fields: &str, order: &str) -> String {
+        format!(
+            "CAST(COALESCE(json_agg(json_build_array({fields}) ORDER BY {order}), '[]') AS TEXT)"
+        )
+    }
 }
 
 /// The least string after every string that starts with `prefix`, in code point order: the
@@ -420,6 +432,16 @@ pub(crate) fn push_expr<DB: Dialect>(
             qb.push(")");
         }
         Expr::Pred(p) => push_pred(qb, p, visible),
+    }
+}
+
+/// Whether a query reads the content's columns (`b.`, a join of `blobs b` on the file's hash).
+pub(crate) fn reads_blobs(e: &Expr) -> bool {
+    match e {
+        Expr::All => false,
+        Expr::And(parts) | Expr::Or(parts) => parts.iter().any(reads_blobs),
+        Expr::Not(inner) => reads_blobs(inner),
+        Expr::Pred(p) => matches!(p, Predicate::Kind(_) | Predicate::Mime { .. }),
     }
 }
 

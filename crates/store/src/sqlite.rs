@@ -34,6 +34,9 @@ impl SqlMeta<Sqlite> {
             // FULL: a transaction that returned is on disk, even across a power cut.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Sorts and temporary indexes (a listing of 100,000 files sorts as many rows) in
+            // memory, not spilled to a temporary file.
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(10));
         let write = SqlitePoolOptions::new()
             .max_connections(1)

@@ -767,7 +767,21 @@ macro_rules! impl_meta {
                 newest_first: bool,
                 limit: u32,
             ) -> Result<Vec<FileEntry>, StoreError> {
-                let mut qb = QueryBuilder::<$db>::new(format!("SELECT {ENTRY_COLUMNS} WHERE "));
+                let dir = if newest_first { "DESC" } else { "ASC" };
+                let fields = |t: &str| ENTRY_COLUMNS.map(|c| format!("{t}.{c}")).join(", ");
+                let rows = <$db as Dialect>::json_rows(
+                    &fields("x"),
+                    &format!("x.created {dir}, x.id {dir}"),
+                );
+                // The content's columns only for a query that reads them.
+                let blobs = match scope {
+                    EntryScope::Query(q) if sql::reads_blobs(q) => " JOIN blobs b ON b.hash = f.hash",
+                    _ => "",
+                };
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "SELECT {rows} FROM (SELECT {} FROM files f{blobs} WHERE ",
+                    fields("f")
+                ));
                 // A folder's listing reads the folder's rows (a folder is not a query's
                 // predicate); a query's goes through the query pool and its budget.
                 let pool = match scope {
@@ -786,13 +800,15 @@ macro_rules! impl_meta {
                     qb.push(" AND ");
                     <$db as Dialect>::push_starts_with(&mut qb, "f.name_lower", prefix.to_owned());
                 }
-                let dir = if newest_first { "DESC" } else { "ASC" };
                 qb.push(format!(
                     " AND {} ORDER BY f.created {dir}, f.id {dir} LIMIT ",
                     sql::file_visible(who, "f")
                 ))
-                .push_bind(limit as i64);
-                let rows: Vec<EntryRow> = qb.build_query_as().fetch_all(pool).await?;
+                .push_bind(limit as i64)
+                .push(") x");
+                let json: String = qb.build_query_scalar().fetch_one(pool).await?;
+                let rows: Vec<EntryRow> = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Db(format!("a listing's rows: {e}")))?;
                 Ok(rows.into_iter().map(FileEntry::from).collect())
             }
 
