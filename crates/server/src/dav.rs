@@ -22,9 +22,10 @@ use crate::error::ApiError;
 use crate::{AppState, upload};
 use axum::Router;
 use axum::extract::Request;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::any;
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use dav_server::davpath::DavPath;
 use dav_server::fs::{
     DavDirEntry, DavFile, DavFileSystem, DavMetaData, DavProp, FsError, FsFuture, FsResult,
@@ -93,6 +94,9 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
                 .map(str::to_owned);
             if let Some(mime) = mime {
                 crate::download::stored_file_policy(resp.headers_mut(), &mime);
+            }
+            if resp.status() == StatusCode::MULTI_STATUS {
+                return resp.map(coalesced).into_response();
             }
             resp.into_response()
         }
@@ -819,6 +823,36 @@ impl GraphFs {
         }
     }
 }
+
+/// Items of a multistatus gathered into writes. dav-server sends each `D:response` of a
+/// PROPFIND as a body frame of its own: a listing of 100,000 files would be 100,000 socket writes
+/// (and as many reads for the client). Every item that is ready goes into one frame, up to
+/// [`COALESCED_ITEMS`]; a body that fails ends with the bytes before the error, then the error.
+fn coalesced(body: dav_server::body::Body) -> axum::body::Body {
+    let frames = body.ready_chunks(COALESCED_ITEMS).flat_map(|items| {
+        let mut out = Vec::with_capacity(1);
+        let mut run = BytesMut::new();
+        for item in items {
+            match item {
+                Ok(b) => run.extend_from_slice(&b),
+                Err(e) => {
+                    if !run.is_empty() {
+                        out.push(Ok(std::mem::take(&mut run).freeze()));
+                    }
+                    out.push(Err(e));
+                }
+            }
+        }
+        if !run.is_empty() {
+            out.push(Ok(run.freeze()));
+        }
+        futures::stream::iter(out)
+    });
+    axum::body::Body::from_stream(frames)
+}
+
+/// At most this many of dav-server's frames in one (a response element is a few hundred bytes).
+const COALESCED_ITEMS: usize = 256;
 
 fn without_value(mut p: DavProp) -> DavProp {
     p.xml = None;

@@ -152,6 +152,22 @@ impl From<EntryRow> for FileEntry {
     }
 }
 
+/// The entries of [`crate::sql::Dialect::json_rows`] over [`ENTRY_COLUMNS`], in the order of
+/// the query that chose them (by date, then id; newest first or oldest first). The aggregate
+/// keeps no order: sorting 100,000 entries here costs less than a second sort in the database.
+pub(crate) fn entries_from_json(
+    json: &str,
+    newest_first: bool,
+) -> Result<Vec<FileEntry>, StoreError> {
+    let mut rows: Vec<EntryRow> =
+        serde_json::from_str(json).map_err(|e| StoreError::Db(format!("a listing's rows: {e}")))?;
+    rows.sort_unstable_by(|a, b| {
+        let order = (a.created, &a.id).cmp(&(b.created, &b.id));
+        if newest_first { order.reverse() } else { order }
+    });
+    Ok(rows.into_iter().map(FileEntry::from).collect())
+}
+
 /// The columns an [`EdgeRow`] reads, over `{visible} e JOIN tags t`.
 pub(crate) const EDGE_COLUMNS: &str = "e.file_id, t.name, e.kind, e.extractor, e.weight";
 

@@ -222,10 +222,10 @@ pub(crate) trait Dialect: Database {
     /// `snippet` is text around the match, [`HIT_START`] and [`HIT_END`] around each matched
     /// word.
     fn push_snippets(qb: &mut QueryBuilder<'_, Self>, query: String, hashes: &[String]);
-    /// An aggregate over a relation's rows: one JSON text, an array of `[fields…]` arrays in
-    /// `order` (`[]` for no rows). A listing of 100,000 rows then crosses the driver once
-    /// (sqlx-sqlite hands each row over a channel from its worker thread, a wake-up per row).
-    fn json_rows(fields: &str, order: &str) -> String;
+    /// An aggregate over a relation's rows: one JSON text, an array of `[fields…]` arrays in no
+    /// particular order (`[]` for no rows). A listing of 100,000 rows then crosses the driver
+    /// once (sqlx-sqlite hands each row over a channel from its worker thread, a wake-up per row).
+    fn json_rows(fields: &str) -> String;
 }
 
 /// Words in a snippet: enough to show a match in context on one line.
@@ -301,8 +301,8 @@ impl Dialect for Sqlite {
         push_list(qb, hashes);
         qb.push(")");
     }
-    fn json_rows(fields: &str, order: &str) -> String {
-        format!("COALESCE(json_group_array(json_array({fields}) ORDER BY {order}), '[]')")
+    fn json_rows(fields: &str) -> String {
+        format!("COALESCE(json_group_array(json_array({fields})), '[]')")
     }
 }
 
@@ -368,10 +368,8 @@ impl Dialect for Postgres {
         push_list(qb, hashes);
         qb.push(")");
     }
-    fn json_rows(fields: &str, order: &str) -> String {
-        format!(
-            "CAST(COALESCE(json_agg(json_build_array({fields}) ORDER BY {order}), '[]') AS TEXT)"
-        )
+    fn json_rows(fields: &str) -> String {
+        format!("CAST(COALESCE(json_agg(json_build_array({fields})), '[]') AS TEXT)")
     }
 }
 

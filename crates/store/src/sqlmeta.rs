@@ -769,10 +769,7 @@ macro_rules! impl_meta {
             ) -> Result<Vec<FileEntry>, StoreError> {
                 let dir = if newest_first { "DESC" } else { "ASC" };
                 let fields = |t: &str| ENTRY_COLUMNS.map(|c| format!("{t}.{c}")).join(", ");
-                let rows = <$db as Dialect>::json_rows(
-                    &fields("x"),
-                    &format!("x.created {dir}, x.id {dir}"),
-                );
+                let rows = <$db as Dialect>::json_rows(&fields("x"));
                 // The content's columns only for a query that reads them.
                 let blobs = match scope {
                     EntryScope::Query(q) if sql::reads_blobs(q) => " JOIN blobs b ON b.hash = f.hash",
@@ -807,9 +804,7 @@ macro_rules! impl_meta {
                 .push_bind(limit as i64)
                 .push(") x");
                 let json: String = qb.build_query_scalar().fetch_one(pool).await?;
-                let rows: Vec<EntryRow> = serde_json::from_str(&json)
-                    .map_err(|e| StoreError::Db(format!("a listing's rows: {e}")))?;
-                Ok(rows.into_iter().map(FileEntry::from).collect())
+                crate::assemble::entries_from_json(&json, newest_first)
             }
 
             async fn move_file(
