@@ -184,7 +184,7 @@ async fn measure(
         warm_ls.push(ms);
 
         let t = Instant::now();
-        let entries = client.dav_list(&dir_path).await?;
+        let entries = client.dav_propfind(&dir_path).await?;
         dav.push(t.elapsed().as_secs_f64() * 1e3);
         ensure!(
             entries.len() as u64 == n,

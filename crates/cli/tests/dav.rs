@@ -20,14 +20,39 @@ fn dav(s: &Server, method: &str, path: &str) -> RequestBuilder {
 }
 
 /// The decoded hrefs of a PROPFIND (depth 1) of `path`, relative to it, sorted; the directory
-/// itself left out.
+/// itself left out. The directory's JSON listing (what `disgrafs mount` reads) names the same
+/// entries.
 fn ls(s: &Server, path: &str) -> Vec<String> {
     let r = dav(s, "PROPFIND", path)
         .header("Depth", "1")
         .send()
         .unwrap();
     assert_eq!(r.status(), 207, "PROPFIND {path}");
-    hrefs(r, path)
+    let listed = hrefs(r, path);
+    assert_eq!(json_ls(s, path), listed, "the JSON listing of {path}");
+    listed
+}
+
+/// The JSON listing of the directory `path`: names, a directory's with a trailing `/`, sorted.
+fn json_ls(s: &Server, path: &str) -> Vec<String> {
+    let r = dav(s, "GET", path)
+        .header("Accept", disgrafs_core::api::DIR_LISTING_TYPE)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "the JSON listing of {path}");
+    let entries: Vec<disgrafs_core::api::DirEntry> = r.json().unwrap();
+    let mut names: Vec<String> = entries
+        .into_iter()
+        .map(|e| {
+            if e.dir {
+                format!("{}/", e.name)
+            } else {
+                e.name
+            }
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 fn hrefs(r: Response, path: &str) -> Vec<String> {
@@ -117,6 +142,26 @@ fn layout() {
         404
     );
     assert_eq!(get(&s, "/files/nope.txt").0, 404);
+
+    // The JSON listing: sizes and dates as the records have them; a file or a missing
+    // directory is a JSON 404.
+    let r = dav(&s, "GET", "/files/Project/docs/")
+        .header("Accept", "text/html, application/json;q=0.9")
+        .send()
+        .unwrap();
+    let entries: Vec<disgrafs_core::api::DirEntry> = r.json().unwrap();
+    let rec = s.get_json(&format!("/api/files/{}", a["id"].as_str().unwrap()));
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].size, rec["size"].as_u64().unwrap());
+    assert!(entries[0].modified() > std::time::SystemTime::UNIX_EPOCH);
+    for path in ["/files/Project/README.md/", "/files/nope/", "/query/(((/"] {
+        let r = dav(&s, "GET", path)
+            .header("Accept", disgrafs_core::api::DIR_LISTING_TYPE)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(r.json::<serde_json::Value>().unwrap()["code"], "not_found");
+    }
 }
 
 #[test]

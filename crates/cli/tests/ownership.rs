@@ -812,9 +812,32 @@ fn another_users_token_reaches_nothing_of_theirs_on_any_route() {
             .unwrap();
         (r.status().as_u16(), r.text().unwrap())
     };
+    // The same directories' JSON listings (what a mount reads).
+    let json_listing = |dir: &str| {
+        let r = bob
+            .get(format!("{}{dir}", s.url))
+            .header("Accept", disgrafs_core::api::DIR_LISTING_TYPE)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
     for dir in ["/dav/files/", "/dav/tags/", "/dav/recent/"] {
         let (status, body) = propfind(dir);
         assert!(!body.contains(ALICES), "PROPFIND {dir}: {status} {body}");
+        let (status, body) = json_listing(dir);
+        assert!(
+            !body.contains(ALICES),
+            "JSON listing {dir}: {status} {body}"
+        );
+    }
+    for dir in [
+        format!("/dav/files/{ALICES}-folder/"),
+        format!("/dav/tags/{tag}/"),
+        format!("/dav/query/tag:{tag}/"),
+    ] {
+        let theirs = json_listing(&dir);
+        let never = json_listing(&dir.replace(ALICES, "never-seen"));
+        assert_eq!(theirs, never, "JSON listing {dir}");
     }
     // A tag's or a query's directory is its expression (any name is one), so it echoes the name
     // asked: it answers as for a tag no one has, with nothing in it.

@@ -5,6 +5,7 @@
 //! there does, is decided by the server alone.
 
 use crate::{Client, ClientError, Result};
+use disgrafs_core::api;
 use futures::{Stream, StreamExt};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use reqwest::{Method, StatusCode, header};
@@ -60,8 +61,31 @@ impl Client {
         url
     }
 
-    /// The entries of the directory `path` (PROPFIND, depth 1), the directory itself left out.
+    /// The entries of the directory `path`, from its JSON listing (the entries a PROPFIND of
+    /// depth 1 gives, without the XML).
     pub async fn dav_list(&self, path: &str) -> Result<Vec<DavEntry>> {
+        let resp = self
+            .send(
+                self.http
+                    .get(self.dav_url(path, true))
+                    .header(header::ACCEPT, api::DIR_LISTING_TYPE),
+            )
+            .await?;
+        let entries: Vec<api::DirEntry> = resp.json().await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| DavEntry {
+                modified: Some(e.modified()),
+                name: e.name,
+                dir: e.dir,
+                size: e.size,
+            })
+            .collect())
+    }
+
+    /// The entries of the directory `path` (PROPFIND, depth 1), the directory itself left out:
+    /// what any WebDAV client reads.
+    pub async fn dav_propfind(&self, path: &str) -> Result<Vec<DavEntry>> {
         let url = self.dav_url(path, true);
         let resp = self
             .send(

@@ -4,6 +4,7 @@
 
 use crate::{CoOccurrence, FileRecord, Related, TagCount};
 use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime};
 
 /// Response header carrying the id of the file a request stored (tus: the last PATCH, or a HEAD
 /// of a finished upload).
@@ -162,6 +163,48 @@ pub struct LoginBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkBody {
     pub code: String,
+}
+
+/// Media type of a directory's listing as JSON: `GET /dav/DIR/` with this `Accept` answers a
+/// `Vec<DirEntry>` instead of the download of a collection, the entries of a PROPFIND of depth 1
+/// without their XML (what `disgrafs mount` reads: a listing of 100,000 files is a few
+/// megabytes of JSON, not thirty of multistatus).
+pub const DIR_LISTING_TYPE: &str = "application/json";
+
+/// One entry of a directory of the WebDAV view, as its JSON listing has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirEntry {
+    /// Its name in the directory (as in the WebDAV view: unique, safe for a file system).
+    pub name: String,
+    pub dir: bool,
+    pub size: u64,
+    /// Last modified, milliseconds since the Unix epoch.
+    pub modified_ms: i64,
+}
+
+impl DirEntry {
+    pub fn new(name: String, dir: bool, size: u64, modified: SystemTime) -> Self {
+        let modified_ms = match modified.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+        };
+        DirEntry {
+            name,
+            dir,
+            size,
+            modified_ms,
+        }
+    }
+
+    /// [`Self::modified_ms`] as a time.
+    pub fn modified(&self) -> SystemTime {
+        let ms = Duration::from_millis(self.modified_ms.unsigned_abs());
+        if self.modified_ms >= 0 {
+            SystemTime::UNIX_EPOCH + ms
+        } else {
+            SystemTime::UNIX_EPOCH - ms
+        }
+    }
 }
 
 /// `GET /api/auth/me` and the answer of a login: who the credential is and what it may do.

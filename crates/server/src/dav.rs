@@ -18,7 +18,7 @@
 //! system wrapped so that a lock ends at its timeout ([`ExpiringLs`]): locks do not survive a
 //! restart, and neither do dead properties (PROPPATCH), which are kept in memory too.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 use crate::{AppState, upload};
 use axum::Router;
 use axum::extract::Request;
@@ -38,7 +38,7 @@ use disgrafs_core::fsname::{
     class_prefix, name_class, name_from_fs, name_to_fs, tag_from_fs, tag_to_fs, unique_names,
 };
 use disgrafs_core::query::{self, Expr, Predicate};
-use disgrafs_core::{FileName, FileRecord, FolderPath, normalize_tag};
+use disgrafs_core::{FileName, FileRecord, FolderPath, api, normalize_tag};
 use disgrafs_store::{EntryScope, FileEntry, Principal, Viewer};
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
@@ -79,6 +79,9 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             let Some(fs) = fs else {
                 return ApiError::internal("WebDAV request without a credential").into_response();
             };
+            if let Some(dir) = json_listing_of(&req) {
+                return fs.json_listing(dir).await.into_response();
+            }
             let config = DavConfig::new().filesystem(Box::new(fs));
             // dav-server panics on some malformed `If` headers (an index past the end in its
             // parser): that request gets a 400, and the connection and the server stay.
@@ -264,6 +267,66 @@ impl GraphFs {
                 .collect()),
             _ => Ok(Vec::new()),
         }
+    }
+
+    /// The entries of the directory at `path`: its subdirectories, then its files (what a
+    /// PROPFIND of depth 1 and the JSON listing both list).
+    async fn dir_entries(&self, path: &DavPath) -> FsResult<Vec<Entry>> {
+        let dirs: Vec<String>;
+        let mut files = Vec::new();
+        match self.locate(path).await? {
+            Loc::Root => dirs = SECTIONS.iter().map(|s| s.to_string()).collect(),
+            Loc::Section("tags") => {
+                dirs = self
+                    .state
+                    .store
+                    .tags(&self.viewer(), "", MAX_TAG_DIRS)
+                    .await
+                    .map_err(fs_err)?
+                    .iter()
+                    .map(|t| tag_to_fs(&t.name))
+                    .collect()
+            }
+            Loc::Section(_) => dirs = Vec::new(),
+            Loc::Dir(view) => {
+                let (d, named) = self.named(&view, None).await?;
+                dirs = d;
+                files = named
+                    .into_iter()
+                    .map(|(name, rec)| Entry {
+                        name,
+                        meta: Meta::file(&rec),
+                    })
+                    .collect();
+            }
+            Loc::Entry(..) => return Err(FsError::Forbidden),
+        }
+        let now = SystemTime::now();
+        let mut all: Vec<Entry> = dirs
+            .into_iter()
+            .map(|name| Entry {
+                name,
+                meta: Meta::dir(now),
+            })
+            .collect();
+        all.append(&mut files);
+        Ok(all)
+    }
+
+    /// The JSON listing of the directory at `dir` (a path under `/dav`, percent-encoded, with
+    /// its trailing `/`): [`api::DirEntry`]s, or a JSON error.
+    async fn json_listing(&self, dir: &str) -> Result<axum::Json<Vec<api::DirEntry>>, ApiError> {
+        let path = DavPath::new(dir).map_err(|_| ApiError::bad_request("a malformed path"))?;
+        let entries = self.dir_entries(&path).await.map_err(|e| match e {
+            FsError::NotFound | FsError::Forbidden => ApiError::not_found("no such directory"),
+            _ => ApiError::new(Cause::Unavailable, "the store did not answer"),
+        })?;
+        Ok(axum::Json(
+            entries
+                .into_iter()
+                .map(|e| api::DirEntry::new(e.name, e.meta.dir, e.meta.len, e.meta.modified))
+                .collect(),
+        ))
     }
 
     /// A view's files, oldest first (the order their names are made unique in): names, sizes
@@ -505,46 +568,11 @@ impl DavFileSystem for GraphFs {
         _meta: ReadDirMeta,
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         async move {
-            let dirs: Vec<String>;
-            let mut entries: Vec<Box<dyn DavDirEntry>> = Vec::new();
-            match self.locate(path).await? {
-                Loc::Root => dirs = SECTIONS.iter().map(|s| s.to_string()).collect(),
-                Loc::Section("tags") => {
-                    dirs = self
-                        .state
-                        .store
-                        .tags(&self.viewer(), "", MAX_TAG_DIRS)
-                        .await
-                        .map_err(fs_err)?
-                        .iter()
-                        .map(|t| tag_to_fs(&t.name))
-                        .collect()
-                }
-                Loc::Section(_) => dirs = Vec::new(),
-                Loc::Dir(view) => {
-                    let (d, named) = self.named(&view, None).await?;
-                    dirs = d;
-                    for (name, rec) in named {
-                        entries.push(Box::new(Entry {
-                            name,
-                            meta: Meta::file(&rec),
-                        }));
-                    }
-                }
-                Loc::Entry(..) => return Err(FsError::Forbidden),
-            }
-            let now = SystemTime::now();
-            let mut all: Vec<Box<dyn DavDirEntry>> = dirs
+            let all = self.dir_entries(path).await?;
+            let all = all
                 .into_iter()
-                .map(|name| {
-                    Box::new(Entry {
-                        name,
-                        meta: Meta::dir(now),
-                    }) as Box<dyn DavDirEntry>
-                })
-                .collect();
-            all.append(&mut entries);
-            Ok(Box::pin(futures::stream::iter(all.into_iter().map(Ok))) as FsStream<_>)
+                .map(|e| Ok(Box::new(e) as Box<dyn DavDirEntry>));
+            Ok(Box::pin(futures::stream::iter(all)) as FsStream<_>)
         }
         .boxed()
     }
@@ -822,6 +850,21 @@ impl GraphFs {
             }
         }
     }
+}
+
+/// The directory a request asks to list as JSON (its path under `/dav`): a GET of a path with a
+/// trailing `/` that accepts [`api::DIR_LISTING_TYPE`].
+fn json_listing_of(req: &Request) -> Option<&str> {
+    let accepts = req
+        .headers()
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.split(';').next().unwrap_or_default().trim() == api::DIR_LISTING_TYPE);
+    let path = req.uri().path();
+    let dir = path.strip_prefix("/dav").filter(|d| d.ends_with('/'))?;
+    (req.method() == axum::http::Method::GET && accepts).then_some(dir)
 }
 
 /// Items of a multistatus gathered into writes. dav-server sends each `D:response` of a
