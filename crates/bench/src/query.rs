@@ -871,7 +871,6 @@ const QUESTION_BUDGET_S: f64 = 60.0;
 /// What a kept corpus directory records: its size and seed.
 const MARKER: &str = "bench-query-corpus";
 
-/// The `p`-quantile (nearest rank) of `v`, in milliseconds.
 /// Whether an answer was a store's refusal of a query over its budget.
 fn over_budget(e: &anyhow::Error) -> bool {
     matches!(
@@ -880,6 +879,7 @@ fn over_budget(e: &anyhow::Error) -> bool {
     )
 }
 
+/// The `p`-quantile (nearest rank) of `v`, in milliseconds.
 fn quantile(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));

@@ -17,12 +17,12 @@ mod serve;
 mod worker;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 
 /// mimalloc rather than glibc's allocator: a server's many small, short-lived allocations (a
 /// listing's 100,000 entries, each request's headers) cost it less, across threads.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::path::PathBuf;
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
 

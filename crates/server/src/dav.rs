@@ -855,16 +855,21 @@ impl GraphFs {
 /// The directory a request asks to list as JSON (its path under `/dav`): a GET of a path with a
 /// trailing `/` that accepts [`api::DIR_LISTING_TYPE`].
 fn json_listing_of(req: &Request) -> Option<&str> {
-    let accepts = req
-        .headers()
+    if req.method() != axum::http::Method::GET {
+        return None;
+    }
+    let dir = req
+        .uri()
+        .path()
+        .strip_prefix("/dav")
+        .filter(|d| d.ends_with('/'))?;
+    req.headers()
         .get_all(axum::http::header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.split(';').next().unwrap_or_default().trim() == api::DIR_LISTING_TYPE);
-    let path = req.uri().path();
-    let dir = path.strip_prefix("/dav").filter(|d| d.ends_with('/'))?;
-    (req.method() == axum::http::Method::GET && accepts).then_some(dir)
+        .any(|t| t.split(';').next().unwrap_or_default().trim() == api::DIR_LISTING_TYPE)
+        .then_some(dir)
 }
 
 /// Items of a multistatus gathered into writes. dav-server sends each `D:response` of a
